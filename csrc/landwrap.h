@@ -1,0 +1,62 @@
+/* landwrap.h: the C interface cffi binds (read by landwrap/_build.py into
+ * ffi.cdef, so it must stay within what cdef parses: no #include, no macros
+ * with expressions).  The C is kept to system calls and the async-signal-safe
+ * child side of a spawn; all policy lives in Python. */
+
+/* Landlock system calls; each returns -1 and sets errno on failure. */
+int lw_landlock_abi(void);
+int lw_create_ruleset(uint64_t handled_fs, uint64_t handled_net,
+                      uint64_t scoped, size_t attr_size);
+int lw_add_path_rule(int ruleset_fd, uint64_t allowed, int parent_fd);
+int lw_add_net_rule(int ruleset_fd, uint64_t allowed, uint64_t port);
+int lw_restrict_self(int ruleset_fd, uint32_t flags);
+int lw_no_new_privs(void);
+
+/* Spawn flags. */
+#define LW_SET_UID 1
+#define LW_SET_GID 2
+#define LW_CLEAR_GROUPS 4
+#define LW_PDEATHSIG 8
+#define LW_NEW_SESSION 16
+#define LW_UNBLOCK_SIGNALS 32
+#define LW_RESTORE_SIGPIPE 64
+#define LW_CLOSE_FDS 128
+
+/* Stages a child can fail at, reported through the error pipe. */
+#define LW_STAGE_DUP 1
+#define LW_STAGE_CHDIR 2
+#define LW_STAGE_FDS 3
+#define LW_STAGE_SETSID 4
+#define LW_STAGE_SETGROUPS 5
+#define LW_STAGE_SETGID 6
+#define LW_STAGE_SETUID 7
+#define LW_STAGE_PDEATHSIG 8
+#define LW_STAGE_NO_NEW_PRIVS 9
+#define LW_STAGE_RESTRICT 10
+#define LW_STAGE_EXEC 11
+
+struct lw_spawn {
+    const char *path;          /* resolved program path */
+    char *const *argv;         /* NULL-terminated */
+    char *const *envp;         /* NULL-terminated */
+    const char *cwd;           /* NULL: stay */
+    int stdio[3];              /* -1: inherit */
+    const int *keep_fds;       /* sorted, made inheritable in the child */
+    int n_keep;
+    int ruleset_fd;            /* -1: no Landlock domain */
+    uint32_t restrict_flags;
+    int errpipe;               /* write end, close-on-exec */
+    int flags;                 /* LW_* */
+    unsigned int uid, gid;
+    int parent_pid;            /* for LW_PDEATHSIG */
+};
+
+struct lw_error {
+    int stage;
+    int err;
+};
+
+/* Fork (vfork when safe), set up and exec in the child.  Returns the child's
+ * pid, or -1 with errno when no child was created.  A child that fails
+ * writes a struct lw_error to errpipe and exits with status 125. */
+int lw_spawn(const struct lw_spawn *s);

@@ -1,0 +1,166 @@
+"""_sys.py: the one module that touches the compiled cffi library.
+
+Every call is checked right here: ``-1`` plus ``ffi.errno`` becomes an
+``OSError`` with the errno and, where there is one, the path.  Above this
+module, landwrap speaks Python.  No policy here.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._lwcffi import ffi, lib
+
+_UNSET = object()
+_kernel_abi = _UNSET
+
+
+def _oserror(filename=None) -> OSError:
+    err = ffi.errno
+    return OSError(err, os.strerror(err), filename) if filename else OSError(err, os.strerror(err))
+
+
+def kernel_abi() -> int:
+    """The kernel's Landlock ABI, or ``-errno`` (``-ENOSYS``: not built in,
+    ``-EOPNOTSUPP``: disabled at boot).  Cached for the process."""
+    global _kernel_abi
+    if _kernel_abi is _UNSET:
+        v = lib.lw_landlock_abi()
+        _kernel_abi = v if v >= 0 else -ffi.errno
+    return _kernel_abi
+
+
+def create_ruleset(fs: int, net: int, scoped: int, size: int) -> int:
+    fd = lib.lw_create_ruleset(fs, net, scoped, size)
+    if fd < 0:
+        raise _oserror()
+    return fd
+
+
+def add_path_rule(ruleset_fd: int, allowed: int, parent_fd: int, path: str) -> None:
+    if lib.lw_add_path_rule(ruleset_fd, allowed, parent_fd) < 0:
+        raise _oserror(path)
+
+
+def add_net_rule(ruleset_fd: int, allowed: int, port: int) -> None:
+    if lib.lw_add_net_rule(ruleset_fd, allowed, port) < 0:
+        raise _oserror()
+
+
+def no_new_privs() -> None:
+    if lib.lw_no_new_privs() < 0:
+        raise _oserror()
+
+
+def restrict_self(ruleset_fd: int, flags: int) -> None:
+    if lib.lw_restrict_self(ruleset_fd, flags) < 0:
+        raise _oserror()
+
+
+# Spawn -------------------------------------------------------------------
+
+STAGES = {
+    lib.LW_STAGE_DUP: "redirecting standard streams",
+    lib.LW_STAGE_CHDIR: "changing directory",
+    lib.LW_STAGE_FDS: "closing inherited file descriptors",
+    lib.LW_STAGE_SETSID: "starting a new session",
+    lib.LW_STAGE_SETGROUPS: "dropping supplementary groups",
+    lib.LW_STAGE_SETGID: "changing group",
+    lib.LW_STAGE_SETUID: "changing user",
+    lib.LW_STAGE_PDEATHSIG: "tying the child to the launcher",
+    lib.LW_STAGE_NO_NEW_PRIVS: "setting no_new_privs",
+    lib.LW_STAGE_RESTRICT: "enforcing the Landlock ruleset",
+    lib.LW_STAGE_EXEC: "exec",
+}
+STAGE_EXEC = lib.LW_STAGE_EXEC
+STAGE_RESTRICT = lib.LW_STAGE_RESTRICT
+STAGE_CHDIR = lib.LW_STAGE_CHDIR
+
+F_SET_UID = lib.LW_SET_UID
+F_SET_GID = lib.LW_SET_GID
+F_CLEAR_GROUPS = lib.LW_CLEAR_GROUPS
+F_PDEATHSIG = lib.LW_PDEATHSIG
+F_NEW_SESSION = lib.LW_NEW_SESSION
+F_UNBLOCK_SIGNALS = lib.LW_UNBLOCK_SIGNALS
+F_RESTORE_SIGPIPE = lib.LW_RESTORE_SIGPIPE
+F_CLOSE_FDS = lib.LW_CLOSE_FDS
+
+_ERR_SIZE = ffi.sizeof("struct lw_error")
+MAX_KEEP_FDS = 64
+
+
+def cstrings(items) -> tuple:
+    """A NULL-terminated ``char *[]`` and the buffers it points into (keep
+    both alive for the call)."""
+    bufs = [ffi.from_buffer(b if b.endswith(b"\0") else b + b"\0") for b in items]
+    arr = ffi.new("char *[]", len(bufs) + 1)
+    for i, b in enumerate(bufs):
+        arr[i] = ffi.cast("char *", b)
+    return arr, bufs
+
+
+class SpawnArgs:
+    """Everything the child needs, encoded once in the parent.
+
+    ``argv`` and ``envp`` are lists of bytes; building this object does all
+    the allocation, so that :func:`spawn` itself only forks."""
+
+    __slots__ = ("_s", "_keep")
+
+    def __init__(self, path: bytes, argv, envp, *, cwd: bytes | None = None,
+                 stdio=(-1, -1, -1), keep_fds=(), ruleset_fd=-1,
+                 restrict_flags=0, flags=0, uid=0, gid=0):
+        if len(keep_fds) > MAX_KEEP_FDS:
+            raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
+        s = ffi.new("struct lw_spawn *")
+        keep = [ffi.new("char[]", path)]
+        a, ab = cstrings(argv)
+        e, eb = cstrings(envp)
+        keep += [a, ab, e, eb]
+        s.path = keep[0]
+        s.argv = a
+        s.envp = e
+        if cwd is not None:
+            c = ffi.new("char[]", cwd)
+            keep.append(c)
+            s.cwd = c
+        s.stdio = list(stdio)
+        fds = ffi.new("int[]", sorted(keep_fds) or [0])
+        keep.append(fds)
+        s.keep_fds = fds
+        s.n_keep = len(keep_fds)
+        s.ruleset_fd = ruleset_fd
+        s.restrict_flags = restrict_flags
+        s.flags = flags
+        s.uid = uid
+        s.gid = gid
+        self._s = s
+        self._keep = keep
+
+
+def spawn(args: SpawnArgs, errpipe_w: int, parent_pid: int) -> int:
+    """Start the child; returns its pid.  The caller owns *errpipe_w* (close
+    it after this returns, then :func:`read_child_error`)."""
+    s = args._s
+    s.errpipe = errpipe_w
+    s.parent_pid = parent_pid
+    pid = lib.lw_spawn(s)
+    if pid < 0:
+        raise _oserror()
+    return pid
+
+
+def read_child_error(errpipe_r: int):
+    """``(stage, errno)`` reported by a child that failed, or ``None`` when
+    the child reached its target (the pipe closed on exec)."""
+    data = b""
+    while True:
+        chunk = os.read(errpipe_r, _ERR_SIZE)
+        if not chunk:
+            break
+        data += chunk
+    if len(data) < _ERR_SIZE:
+        return None
+    rec = ffi.new("struct lw_error *")
+    ffi.memmove(rec, data, _ERR_SIZE)
+    return rec.stage, rec.err

@@ -1,0 +1,130 @@
+"""options.py: the options of `landwrap run`, defined once.
+
+The click command (``cli``) is generated from :data:`RUN_OPTIONS`, and so is
+the fast parser :func:`parse_run` that `landwrap run` uses to start without
+importing click (click alone costs more than a whole interpreter start).  The
+fast parser handles the ordinary forms and returns ``None`` for anything
+else (``--help``, an unknown option, a bad value), which then goes to click
+for its usual messages.  Never import click here.
+"""
+
+from __future__ import annotations
+
+FLAG, COUNT, VALUE, MULTI = "flag", "count", "value", "multi"
+
+# (declarations, dest, kind, type, metavar, help)
+RUN_OPTIONS = (
+    (("-p", "--profile"), "profile", MULTI, str, "NAME|PATH",
+     "Use a profile (a name from the profile path, or a file). Repeatable; later ones add to earlier."),
+    (("--no-profile",), "no_profile", FLAG, None, None,
+     "Start from an empty sandbox instead of a profile: nothing is allowed but what the options add."),
+    (("--ro",), "ro", MULTI, str, "PATH", "Allow reading files and listing directories beneath PATH."),
+    (("--rox",), "rox", MULTI, str, "PATH", "Like --ro, and executing files beneath PATH."),
+    (("--rw",), "rw", MULTI, str, "PATH",
+     "Like --ro, and writing, creating, removing, renaming and truncating beneath PATH (no execute)."),
+    (("--rwx",), "rwx", MULTI, str, "PATH", "Like --rw, and executing."),
+    (("--ignore-missing",), "ignore_missing", FLAG, None, None,
+     "Skip --ro/--rox/--rw/--rwx paths that do not exist instead of failing."),
+    (("--bind-tcp",), "bind_tcp", MULTI, str, "PORT|LOW-HIGH", "Allow binding TCP sockets to these ports."),
+    (("--connect-tcp",), "connect_tcp", MULTI, str, "PORT|LOW-HIGH", "Allow TCP connections to these ports."),
+    (("--unrestricted-fs", "--unrestricted-filesystem"), "unrestricted_fs", FLAG, None, None,
+     "Do not restrict filesystem access."),
+    (("--unrestricted-net", "--unrestricted-network"), "unrestricted_net", FLAG, None, None,
+     "Do not restrict network access."),
+    (("--unrestricted-scope", "--unrestricted-scoped"), "unrestricted_scope", FLAG, None, None,
+     "Do not isolate signals and abstract unix sockets."),
+    (("--best-effort",), "best_effort", FLAG, None, None,
+     "Run even if the kernel cannot enforce everything asked for; print what was dropped."),
+    (("--abi",), "abi", VALUE, int, "N",
+     "Use at most Landlock ABI N (1-10), as on an older kernel."),
+    (("--clean-env",), "clean_env", FLAG, None, None,
+     "Pass only PATH, HOME, USER, LOGNAME, LANG, LC_*, TERM, TZ and TMPDIR to the command."),
+    (("--env",), "env", MULTI, str, "NAME[=VALUE]",
+     "Set NAME to VALUE, or pass NAME from the current environment."),
+    (("--keep-fd",), "keep_fd", MULTI, int, "FD",
+     "Pass this open file descriptor to the command (others above 2 are closed)."),
+    (("--user",), "user", VALUE, str, "USER|UID", "As root: run the command as this user."),
+    (("--group",), "group", VALUE, str, "GROUP|GID", "As root: run the command with this group."),
+    (("--dry-run",), "dry_run", FLAG, None, None,
+     "Print the resolved sandbox and what the kernel will enforce, then exit."),
+    (("--json",), "json", FLAG, None, None, "With --dry-run: print it as JSON."),
+    (("-v", "--verbose"), "verbose", COUNT, None, None,
+     "Say which profiles and rules are used, and what was skipped."),
+    (("-q", "--quiet"), "quiet", FLAG, None, None,
+     "Do not warn about restrictions this kernel cannot enforce."),
+)
+
+_BY_NAME = {}
+for _opt in RUN_OPTIONS:
+    for _decl in _opt[0]:
+        _BY_NAME[_decl] = _opt
+del _opt, _decl
+
+
+def defaults() -> dict:
+    out = {}
+    for _, dest, kind, *_ in RUN_OPTIONS:
+        out[dest] = [] if kind == MULTI else 0 if kind == COUNT else None if kind == VALUE else False
+    return out
+
+
+def parse_run(args) -> dict | None:
+    """Parse `landwrap run` arguments the way click would, or return None
+    so that click handles them (help, errors, unusual forms)."""
+    opts = defaults()
+    i, n = 0, len(args)
+    while i < n:
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        if not a.startswith("-") or a == "-":
+            break
+        name, eq, value = a.partition("=")
+        opt = _BY_NAME.get(name)
+        if opt is None:
+            if a.startswith("--") or len(a) < 2:
+                return None
+            # -vv / -qv style bundles of flags
+            for ch in a[1:]:
+                o = _BY_NAME.get("-" + ch)
+                if o is None or o[2] not in (FLAG, COUNT):
+                    return None
+                _store(opts, o, None)
+            i += 1
+            continue
+        _, dest, kind, typ, _, _ = opt
+        if kind in (FLAG, COUNT):
+            if eq:
+                return None
+            _store(opts, opt, None)
+            i += 1
+            continue
+        if not eq:
+            if i + 1 >= n:
+                return None
+            value = args[i + 1]
+            i += 1
+        i += 1
+        try:
+            value = typ(value)
+        except ValueError:
+            return None
+        _store(opts, opt, value)
+    command = list(args[i:])
+    if not command:
+        return None
+    opts["command"] = command
+    return opts
+
+
+def _store(opts, opt, value):
+    dest, kind = opt[1], opt[2]
+    if kind == FLAG:
+        opts[dest] = True
+    elif kind == COUNT:
+        opts[dest] += 1
+    elif kind == MULTI:
+        opts[dest].append(value)
+    else:
+        opts[dest] = value

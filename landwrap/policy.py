@@ -1,0 +1,72 @@
+"""policy.py: turn `landwrap run` options into a :class:`Ruleset`.
+
+Knows the meaning of --ro/--rox/--rw/--rwx, the port options and the
+--unrestricted-* switches.  Pure: no system calls (paths are checked when the
+ruleset is resolved).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .ruleset import Ruleset
+
+#: ``--ro`` etc.: option name -> access set.
+PATH_OPTIONS = ("ro", "rox", "rw", "rwx")
+PORT_OPTIONS = {"bind_tcp": "bind_tcp", "connect_tcp": "connect_tcp"}
+
+
+def apply_options(rs: Ruleset, opts: dict) -> Ruleset:
+    """Add the command line's allowances and switches to *rs*."""
+    required = not opts.get("ignore_missing")
+    for access in PATH_OPTIONS:
+        for path in opts.get(access) or ():
+            rs.allow(path, access, origin=f"--{access} {path}", required=required)
+    for key, right in PORT_OPTIONS.items():
+        for spec in opts.get(key) or ():
+            rs.allow_port(spec, right, origin=f"--{key.replace('_', '-')} {spec}")
+    if opts.get("unrestricted_fs"):
+        rs.fs = False
+    if opts.get("unrestricted_net"):
+        rs.net = False
+    if opts.get("unrestricted_scope"):
+        rs.scopes = 0
+        rs.need["scoped"] = 0
+    if opts.get("best_effort"):
+        rs.compat = "best-effort"
+    if opts.get("abi") is not None:
+        rs.abi = opts["abi"]
+    return rs
+
+
+#: The built-in base: what ordinary programs need to start, nothing else.
+BASE_RULES = (
+    ("rox", ("/usr", "/bin", "/sbin", "/lib*", "/etc", "/opt")),
+    ("ro", ("/proc", "/sys", "/dev/urandom", "/dev/random")),
+    ("rw", ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty")),
+)
+
+
+def _glob_root(stem: str) -> list:
+    """``/stem*`` without the glob module (kept off the start-up path)."""
+    try:
+        names = os.listdir("/")
+    except OSError:  # e.g. inside a sandbox that cannot list /
+        names = [stem + s for s in ("", "32", "64", "x32")]
+    return sorted("/" + n for n in names if n.startswith(stem))
+
+
+def base_ruleset() -> Ruleset:
+    """The built-in default sandbox: read+execute the system, read /proc and
+    /sys, the harmless devices; no TCP; scopes on.  Paths missing on this
+    machine are skipped."""
+    rs = Ruleset()
+    for access, paths in BASE_RULES:
+        for p in paths:
+            if p.endswith("*"):
+                matches = _glob_root(p[1:-1])
+            else:
+                matches = (p,)
+            for m in matches:
+                rs.allow(m, access, origin="built-in default", required=False)
+    return rs

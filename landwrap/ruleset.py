@@ -1,0 +1,479 @@
+"""ruleset.py: the sandbox model and its life cycle.
+
+:class:`Ruleset` is what was asked for: which kinds of access to restrict,
+which paths and ports to allow, and which of it is an explicit requirement.
+:meth:`Ruleset.resolve` fits it to the running kernel (through ``compat``),
+resolves and merges the paths, and returns a :class:`Plan`: exactly what the
+kernel will be given, what was dropped and why.  :meth:`Plan.ruleset_fd`
+builds the kernel ruleset once; it can then be enforced on the calling thread
+or handed to spawned children any number of times.
+
+Pure except for path resolution (stat/open O_PATH) and, in ``Plan``, the
+Landlock system calls through ``_sys``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import compat
+from .errors import (LandlockUnavailable, PathError, RulesetError,
+                     UnsupportedFeature, UsageError)
+
+STRICT = "strict"
+BEST_EFFORT = "best-effort"
+
+FULLY = "fully"
+PARTIALLY = "partially"
+NOT_ENFORCED = "not"
+
+
+def parse_access(access) -> tuple:
+    """``(bits, explicit)`` for an access spec: a shorthand (``"ro"``,
+    ``"rox"``, ``"rw"``, ``"rwx"``: whatever of it the kernel has), or an
+    iterable of kernel right names (each one required), or an int."""
+    if isinstance(access, int):
+        return access, True
+    if isinstance(access, str):
+        if access in compat.ACCESS_SETS:
+            return compat.access_bits(access), False
+        access = (access,)
+    value = 0
+    for name in access:
+        entry = compat.FS_RIGHTS.get(name)
+        if entry is None:
+            raise UsageError(
+                f"unknown filesystem right {name!r}",
+                "known rights: " + ", ".join(compat.FS_RIGHTS))
+        value |= entry[0]
+    return value, True
+
+
+def parse_ports(spec) -> tuple:
+    """``(low, high)`` from ``443``, ``"443"`` or ``"8000-8080"``; anything
+    outside 0..65535 is refused, never wrapped."""
+    if isinstance(spec, bool):
+        raise UsageError(f"bad port {spec!r}: expected a number 0-65535 or LOW-HIGH")
+    if isinstance(spec, int):
+        lo = hi = spec
+    else:
+        text = str(spec).strip()
+        lo_s, sep, hi_s = text.partition("-")
+        try:
+            if not lo_s.isdigit() or (sep and not hi_s.isdigit()):
+                raise ValueError
+            lo = int(lo_s)
+            hi = int(hi_s) if sep else lo
+        except ValueError:
+            raise UsageError(
+                f"bad port {spec!r}: expected a number 0-65535 or LOW-HIGH") from None
+    if not (0 <= lo <= 65535 and 0 <= hi <= 65535):
+        raise UsageError(f"bad port {spec!r}: ports are 0-65535")
+    if lo > hi:
+        raise UsageError(f"bad port range {spec!r}: {lo} is above {hi}")
+    return lo, hi
+
+
+class PathRule:
+    __slots__ = ("path", "access", "origin", "required")
+
+    def __init__(self, path, access, origin, required):
+        self.path, self.access, self.origin, self.required = path, access, origin, required
+
+
+class Ruleset:
+    """A sandbox request, built up rule by rule.
+
+    By default everything the kernel can restrict is restricted (filesystem,
+    network, scopes) and nothing is allowed; :meth:`allow` and
+    :meth:`allow_port` add exceptions.  Restrictions the kernel lacks are
+    dropped with a warning unless they were asked for explicitly (a port
+    rule needs TCP control, an exact right name needs that right), in which
+    case strict mode refuses to run.
+    """
+
+    def __init__(self, *, fs: bool = True, net: bool = True, scope: bool = True):
+        self.fs = fs
+        self.net = net
+        self.scopes = compat.SCOPE_ALL if scope is True else (scope or 0)
+        self.need = {"fs": 0, "net": 0, "scoped": 0, "flags": 0}
+        self.restrict_flags = 0
+        self.paths: list = []
+        self.ports: list = []   # (lo, hi, bits, origin)
+        self.sources: list = []  # profile files used, in order
+        self.compat = STRICT
+        self.abi = None
+
+    # building ---------------------------------------------------------
+    def allow(self, path, access="ro", *, origin: str | None = None,
+              required: bool = True) -> "Ruleset":
+        """Allow *access* beneath *path* (a directory) or on it (a file).
+
+        *required*: a missing path is an error at :meth:`resolve` time;
+        otherwise it is skipped (it could only have granted access)."""
+        bits, explicit = parse_access(access)
+        if explicit:
+            self.need["fs"] |= bits
+        p = os.fspath(path)
+        if isinstance(p, bytes):
+            p = os.fsdecode(p)
+        if "\0" in p:
+            raise PathError(f"path contains a NUL byte: {p!r}")
+        if not p:
+            raise PathError("empty path")
+        self.paths.append(PathRule(p, bits, origin or p, required))
+        return self
+
+    def allow_port(self, port, access, *, origin: str | None = None) -> "Ruleset":
+        """Allow network *access* (``"bind_tcp"``, ``"connect_tcp"``,
+        ``"bind_udp"``, ``"connect_send_udp"`` or a list of them) on a port
+        or ``"LOW-HIGH"`` range.  Network control for that protocol becomes
+        a requirement."""
+        if isinstance(access, str):
+            access = (access,)
+        bits = 0
+        for name in access:
+            if name not in compat.NET_RIGHTS:
+                raise UsageError(f"unknown network right {name!r}",
+                                 "known rights: " + ", ".join(compat.NET_RIGHTS))
+            bits |= compat.NET_RIGHTS[name][0]
+        lo, hi = parse_ports(port)
+        for proto in (compat.NET_TCP, compat.NET_UDP):
+            if bits & proto:
+                self.need["net"] |= proto
+        self.ports.append((lo, hi, bits, origin or str(port)))
+        return self
+
+    def allow_tcp(self, port, *, bind: bool = False, connect: bool = True,
+                  origin: str | None = None) -> "Ruleset":
+        access = [n for n, on in (("bind_tcp", bind), ("connect_tcp", connect)) if on]
+        if not access:
+            raise UsageError("allow_tcp: neither bind nor connect asked for")
+        return self.allow_port(port, access, origin=origin)
+
+    def require_scopes(self, bits: int) -> None:
+        """Scope restrictions asked for explicitly (e.g. by a profile)."""
+        self.scopes |= bits
+        self.need["scoped"] |= bits
+
+    def request_flags(self, bits: int) -> None:
+        """landlock_restrict_self() flags that must be honoured."""
+        self.restrict_flags |= bits
+        self.need["flags"] |= bits
+
+    def merge(self, other: "Ruleset") -> "Ruleset":
+        """Union of allowances: the result allows what either allows."""
+        self.fs = self.fs and other.fs
+        self.net = self.net and other.net
+        self.scopes &= other.scopes
+        for k, v in other.need.items():
+            self.need[k] |= v
+        self.restrict_flags |= other.restrict_flags
+        self.paths += other.paths
+        self.ports += other.ports
+        self.sources += [s for s in other.sources if s not in self.sources]
+        return self
+
+    # resolution -------------------------------------------------------
+    def resolve(self, *, compat_mode: str | None = None, abi: int | None = None,
+                kernel_abi: int | None = None) -> "Plan":
+        """Fit this request to the kernel and return the :class:`Plan`.
+
+        Raises :class:`LandlockUnavailable` or :class:`UnsupportedFeature`
+        when strict mode cannot enforce what was asked, and
+        :class:`PathError` for a required path that does not exist."""
+        mode = compat_mode or self.compat
+        if mode not in (STRICT, BEST_EFFORT):
+            raise UsageError(f"unknown compatibility mode {mode!r} "
+                             "(expected 'strict' or 'best-effort')")
+        cap = abi if abi is not None else self.abi
+        if cap is not None and not 1 <= cap <= compat.LATEST_ABI:
+            raise UsageError(f"bad ABI {cap}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
+        if kernel_abi is None:
+            from . import _sys
+            kernel_abi = _sys.kernel_abi()
+        plan = Plan(self, mode, kernel_abi)
+        want = {
+            "fs": compat.FS_ALL if self.fs else 0,
+            "net": compat.NET_ALL if self.net else 0,
+            "scoped": self.scopes,
+            "flags": self.restrict_flags,
+        }
+        need = dict(self.need)
+        if self.fs:
+            need["fs"] |= compat.FS_ABI1  # Landlock itself
+        refer_wanted = any(r.access & compat.REFER for r in self.paths)
+        anything = any(want.values())
+        if kernel_abi < 0:
+            err = LandlockUnavailable(-kernel_abi)
+            if mode == STRICT and anything:
+                raise err
+            plan.abi = 0
+            plan.unavailable = err
+            if anything:
+                plan.dropped.append("the whole sandbox: " + err.message)
+            plan.status = NOT_ENFORCED
+            plan._resolve_paths(self.paths, 0)
+            return plan
+        plan.abi = compat.effective_abi(kernel_abi, cap)
+        d = compat.downgrade(plan.abi, want, need, refer_wanted)
+        if d.missing and mode == STRICT:
+            raise UnsupportedFeature(plan.abi, min(kernel_abi, compat.LATEST_ABI),
+                                     d.missing, d.needed_abi)
+        for _, _, desc in d.missing + d.dropped:
+            plan.dropped.append(desc)
+        if d.refer_lost:
+            plan.dropped.append(
+                "refer (" + compat.since(compat.FS_RIGHTS["refer"][1]) + "): renaming "
+                "or linking across directories fails with EXDEV inside the sandbox")
+        plan.fs, plan.net, plan.scoped, plan.flags = d.fs, d.net, d.scoped, d.flags
+        plan.explicit_missing = d.missing
+        plan._resolve_paths(self.paths, d.fs)
+        plan._resolve_ports(self.ports, d.net)
+        if not d.fs and (d.net or d.scoped) and compat.REFER & compat.mask(compat.FS_RIGHTS, plan.abi):
+            # A Landlock layer always denies reparenting (refer) unless it
+            # handles it; keep the filesystem unrestricted by handling refer
+            # and allowing it everywhere.
+            plan.fs = compat.REFER
+            plan.rules.insert(0, Rule("/", True, compat.REFER,
+                                      ["unrestricted filesystem"]))
+        if not (plan.fs or plan.net or plan.scoped):
+            plan.status = NOT_ENFORCED
+        elif plan.dropped:
+            plan.status = PARTIALLY
+        else:
+            plan.status = FULLY
+        return plan
+
+
+class Rule:
+    __slots__ = ("path", "is_dir", "access", "origins")
+
+    def __init__(self, path, is_dir, access, origins):
+        self.path, self.is_dir, self.access, self.origins = path, is_dir, access, origins
+
+
+def _real(path: str):
+    """(realpath, stat) of an existing path, following symlinks; raises
+    OSError.  One open + fstat + readlink instead of realpath's walk."""
+    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            real = ""
+    finally:
+        os.close(fd)
+    if not real.startswith("/") or real.endswith(" (deleted)"):
+        real = os.path.realpath(path)
+    return real, st
+
+
+class Plan:
+    """The sandbox as the kernel will get it (see :meth:`Ruleset.resolve`).
+
+    ``status`` is ``"fully"``, ``"partially"`` or ``"not"``; ``dropped``
+    says what the kernel cannot enforce; ``skipped`` lists optional paths
+    that do not exist; ``redundant`` lists rules merged away."""
+
+    def __init__(self, request: Ruleset, mode: str, kernel_abi: int):
+        self.request = request
+        self.mode = mode
+        self.kernel_abi = kernel_abi
+        self.abi = 0
+        self.fs = self.net = self.scoped = self.flags = 0
+        self.rules: list = []
+        self.ports: list = []   # (port, bits, origins)
+        self.dropped: list = []
+        self.explicit_missing: list = []
+        self.skipped: list = []   # (path, origin, reason)
+        self.redundant: list = []  # (path, origin, covered_by)
+        self.status = NOT_ENFORCED
+        self.unavailable = None
+        self._fd = -1
+
+    def _resolve_paths(self, rules, handled: int) -> None:
+        merged: dict = {}
+        for r in rules:
+            try:
+                real, st = _real(r.path)
+            except OSError as e:
+                reason = os.strerror(e.errno) if e.errno else str(e)
+                if r.required:
+                    hint = None
+                    if r.origin and r.origin.startswith("--"):
+                        hint = "create it first, or pass --ignore-missing to skip it"
+                    raise PathError(f"{r.origin}: {r.path}: {reason}", hint) from None
+                self.skipped.append((r.path, r.origin, reason))
+                continue
+            is_dir = (st.st_mode & 0o170000) == 0o040000
+            access = r.access & handled
+            if not is_dir:
+                access &= compat.FS_FILE
+            entry = merged.get(real)
+            if entry is None:
+                merged[real] = Rule(real, is_dir, access, [r.origin])
+            else:
+                entry.access |= access
+                if r.origin not in entry.origins:
+                    entry.origins.append(r.origin)
+        if not handled:
+            return
+        kept: dict = {}
+        for real in sorted(merged):
+            rule = merged[real]
+            if not rule.access:
+                self.redundant.append((real, rule.origins[0], None))
+                continue
+            covered = 0
+            parent = real
+            cover = None
+            while parent != "/":
+                parent = parent.rpartition("/")[0] or "/"
+                k = kept.get(parent)
+                if k is not None:
+                    covered |= k.access
+                    cover = cover or k.path
+            if rule.access & ~covered:
+                kept[real] = rule
+            else:
+                self.redundant.append((real, rule.origins[0], cover))
+        self.rules = list(kept.values())
+
+    def _resolve_ports(self, ports, handled: int) -> None:
+        if not handled:
+            return
+        merged: dict = {}
+        for lo, hi, bits, origin in ports:
+            bits &= handled
+            if not bits:
+                continue
+            for port in range(lo, hi + 1):
+                e = merged.get(port)
+                if e is None:
+                    merged[port] = [bits, [origin]]
+                else:
+                    e[0] |= bits
+                    if origin not in e[1]:
+                        e[1].append(origin)
+        self.ports = [(p, e[0], e[1]) for p, e in sorted(merged.items())]
+
+    # questions ---------------------------------------------------------
+    def rules_for(self, path: str) -> list:
+        """The rules that apply to *path* (itself or an ancestor)."""
+        real = os.path.realpath(path)
+        return [r for r in self.rules
+                if r.path == real or (r.is_dir and (
+                    r.path == "/" or real.startswith(r.path + "/")))]
+
+    def allows(self, path: str, bits: int) -> int:
+        """The part of filesystem access *bits* this plan allows on *path*;
+        rights the ruleset does not handle are allowed everywhere."""
+        granted = compat.FS_ALL & ~self.fs
+        for r in self.rules_for(path):
+            granted |= r.access
+        return bits & granted
+
+    # kernel -----------------------------------------------------------
+    @property
+    def enforces_anything(self) -> bool:
+        return bool(self.fs or self.net or self.scoped)
+
+    def ruleset_fd(self) -> int:
+        """The kernel ruleset (built on first use, then reused), or -1 when
+        there is nothing for Landlock to enforce.  Paths are opened now:
+        rules bind to the inodes that exist at this moment."""
+        if self._fd >= 0 or not self.enforces_anything:
+            return self._fd
+        from . import _sys
+        size = (compat.ATTR_SIZE_SCOPED if self.scoped else
+                compat.ATTR_SIZE_NET if self.net else compat.ATTR_SIZE_FS)
+        try:
+            fd = _sys.create_ruleset(self.fs, self.net, self.scoped, size)
+        except OSError as e:
+            raise RulesetError(f"failed to create a ruleset: {e.strerror}") from None
+        try:
+            for rule in self.rules:
+                try:
+                    pfd = os.open(rule.path, os.O_PATH | os.O_CLOEXEC)
+                except OSError as e:
+                    raise RulesetError(
+                        f"failed to open {rule.path} for a rule: {e.strerror}") from None
+                try:
+                    _sys.add_path_rule(fd, rule.access, pfd, rule.path)
+                except OSError as e:
+                    raise RulesetError(
+                        f"failed to add a rule for {rule.path}: {e.strerror}") from None
+                finally:
+                    os.close(pfd)
+            for port, bits, _ in self.ports:
+                try:
+                    _sys.add_net_rule(fd, bits, port)
+                except OSError as e:
+                    raise RulesetError(
+                        f"failed to add a rule for port {port}: {e.strerror}") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # reporting --------------------------------------------------------
+    def summary_line(self) -> str:
+        if self.status == NOT_ENFORCED:
+            return "not enforced"
+        return f"{self.status} enforced (Landlock ABI {self.abi})"
+
+    def warning(self) -> str | None:
+        """One line naming what this kernel cannot enforce, or None."""
+        if not self.dropped:
+            return None
+        where = f"Landlock ABI {self.abi}" if self.abi else "this kernel"
+        return f"{where} cannot enforce: " + "; ".join(self.dropped)
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "mode": self.mode,
+            "abi": self.abi,
+            "kernel_abi": self.kernel_abi if self.kernel_abi >= 0 else None,
+            "handled_access_fs": compat.names(compat.FS_RIGHTS, self.fs),
+            "handled_access_net": compat.names(compat.NET_RIGHTS, self.net),
+            "scoped": compat.names(compat.SCOPES, self.scoped),
+            "restrict_flags": compat.names(compat.RESTRICT_FLAGS, self.flags),
+            "rules": [{"path": r.path, "type": "dir" if r.is_dir else "file",
+                       "access": compat.names(compat.FS_RIGHTS, r.access),
+                       "short": short_access(r.access, self.fs, r.is_dir),
+                       "from": r.origins} for r in self.rules],
+            "ports": [{"port": p, "access": compat.names(compat.NET_RIGHTS, b),
+                       "from": o} for p, b, o in self.ports],
+            "dropped": list(self.dropped),
+            "skipped": [{"path": p, "from": o, "reason": why} for p, o, why in self.skipped],
+            "merged": [{"path": p, "from": o, "covered_by": c}
+                       for p, o, c in self.redundant],
+            "profiles": list(self.request.sources),
+        }
+
+
+def short_access(bits: int, handled: int, is_dir: bool = True) -> str:
+    """``ro``/``rox``/``rw``/``rwx`` when *bits* is exactly such a set (as far
+    as the kernel handles it), else the right names joined by ``,``."""
+    for name in ("rwx", "rw", "rox", "ro"):
+        want = compat.access_bits(name) & handled
+        if not is_dir:
+            want &= compat.FS_FILE
+        if bits == want:
+            return name
+    return ",".join(compat.names(compat.FS_RIGHTS, bits))

@@ -1,0 +1,82 @@
+"""runcmd.py: the body of `landwrap run`, shared by the fast entry point and
+the click command.  Takes the parsed options (see ``options``), builds and
+resolves the sandbox, reports, and launches.  Returns the exit status.
+"""
+
+from __future__ import annotations
+
+from . import compat, launcher, policy, report, spawn
+from .errors import EXIT_ERROR, LandwrapError, UsageError
+
+
+def build_ruleset(opts: dict):
+    """The requested sandbox, before the kernel is asked anything."""
+    if opts.get("profile") and opts.get("no_profile"):
+        raise UsageError("--profile and --no-profile cannot be combined")
+    from .ruleset import Ruleset
+
+    if opts.get("no_profile"):
+        rs = Ruleset()
+    else:
+        from . import profile
+
+        rs = profile.for_command(opts.get("profile") or (),
+                                 opts["command"][0] if opts.get("command") else None)
+    policy.apply_options(rs, opts)
+    return rs
+
+
+def main(opts: dict) -> int:
+    try:
+        return _run(opts)
+    except LandwrapError as e:
+        report.error(e)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:
+        report.error(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
+        return EXIT_ERROR
+
+
+def _run(opts: dict) -> int:
+    if opts.get("json") and not opts.get("dry_run"):
+        raise UsageError("--json only goes with --dry-run")
+    if opts.get("abi") is not None and not 1 <= opts["abi"] <= compat.LATEST_ABI:
+        raise UsageError(f"--abi {opts['abi']}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
+    argv = opts["command"]
+    rs = build_ruleset(opts)
+    plan = rs.resolve()
+    env = launcher.build_env(bool(opts.get("clean_env")), opts.get("env") or ())
+    keep = launcher.check_keep_fds(opts.get("keep_fd") or ())
+    uflags, uid, gid = launcher.resolve_user(opts.get("user"), opts.get("group"), env)
+    if opts.get("dry_run"):
+        try:
+            path = spawn.find_program(argv[0], env.get("PATH"))
+        except LandwrapError as e:
+            path = None
+            missing = e
+        if opts.get("json"):
+            import json
+
+            d = plan.to_dict()
+            d["command"] = argv
+            d["program"] = path
+            print(json.dumps(d, indent=2))
+        else:
+            print(report.format_plan(plan, path or f"{argv[0]} (not found)", argv), end="")
+        if path is None:
+            report.error(missing)
+            return missing.exit_code
+        return 0
+    path = spawn.find_program(argv[0], env.get("PATH"))
+    if opts.get("verbose"):
+        report.info(f"running {path} in the sandbox below")
+        import sys
+
+        sys.stderr.write(report.format_plan(plan, path, argv))
+    elif not opts.get("quiet"):
+        for line in report.plan_warnings(plan):
+            report.warn(line)
+    return launcher.run(plan, argv, env, keep_fds=keep, user_flags=uflags,
+                        uid=uid, gid=gid, path=path)
