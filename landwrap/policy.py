@@ -7,8 +7,6 @@ ruleset is resolved).
 
 from __future__ import annotations
 
-import os
-
 from .ruleset import Ruleset
 
 #: ``--ro`` etc.: option name -> access set.
@@ -38,35 +36,3 @@ def apply_options(rs: Ruleset, opts: dict) -> Ruleset:
         rs.abi = opts["abi"]
     return rs
 
-
-#: The built-in base: what ordinary programs need to start, nothing else.
-BASE_RULES = (
-    ("rox", ("/usr", "/bin", "/sbin", "/lib*", "/etc", "/opt")),
-    ("ro", ("/proc", "/sys", "/dev/urandom", "/dev/random")),
-    ("rw", ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty")),
-)
-
-
-def _glob_root(stem: str) -> list:
-    """``/stem*`` without the glob module (kept off the start-up path)."""
-    try:
-        names = os.listdir("/")
-    except OSError:  # e.g. inside a sandbox that cannot list /
-        names = [stem + s for s in ("", "32", "64", "x32")]
-    return sorted("/" + n for n in names if n.startswith(stem))
-
-
-def base_ruleset() -> Ruleset:
-    """The built-in default sandbox: read+execute the system, read /proc and
-    /sys, the harmless devices; no TCP; scopes on.  Paths missing on this
-    machine are skipped."""
-    rs = Ruleset()
-    for access, paths in BASE_RULES:
-        for p in paths:
-            if p.endswith("*"):
-                matches = _glob_root(p[1:-1])
-            else:
-                matches = (p,)
-            for m in matches:
-                rs.allow(m, access, origin="built-in default", required=False)
-    return rs

@@ -1,12 +1,660 @@
-"""profile.py: profiles -> Ruleset (placeholder until the profile issue)."""
+"""profile.py: TOML profiles -> :class:`Ruleset`.
+
+Finds profiles on the profile path, loads them (through a parse cache, so
+that the ordinary `landwrap run` does not pay for the TOML parser), checks
+every key and value, expands variables and globs, follows ``extends`` and
+merges everything into one Ruleset plus the environment settings.
+
+Errors are :class:`ProfileError` with ``FILE:LINE: key: message``.  Pure
+apart from reading profile files and the cache; paths are only checked for
+existence when the ruleset is resolved.
+"""
 
 from __future__ import annotations
 
-from .errors import UsageError
-from .policy import base_ruleset
+import os
+import sys
+
+from . import compat
+from .errors import LandwrapError, ProfileError
+from .ruleset import Ruleset, parse_ports
+
+SUFFIX = ".toml"
+LOCAL_SUFFIX = ".local.toml"
+MAX_DEPTH = 32
+MAX_ITEMS = 100_000
+
+#: Where the shipped profiles live: inside the installed package, or at the
+#: top of the source tree (editable installs, running from a checkout).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_PROFILES = os.path.join(_HERE, "profiles")
+if not os.path.isdir(PACKAGE_PROFILES):
+    PACKAGE_PROFILES = os.path.join(os.path.dirname(_HERE), "profiles")
+
+TOP_KEYS = {"description", "extends", "compat", "abi", "filesystem", "network",
+            "scope", "env", "vars"}
+FS_KEYS = {"ro", "rox", "rw", "rwx", "rule", "unrestricted"}
+RULE_KEYS = {"path", "access", "required"}
+NET_KEYS = {"bind_tcp", "connect_tcp", "bind_udp", "connect_udp", "unrestricted"}
+NET_RIGHT = {"bind_tcp": "bind_tcp", "connect_tcp": "connect_tcp",
+             "bind_udp": "bind_udp", "connect_udp": "connect_send_udp"}
+SCOPE_KEYS = {"signal", "abstract_unix_socket"}
+ENV_KEYS = {"clean", "pass", "set"}
+BUILTIN_VARS = ("HOME", "CWD", "TMPDIR", "UID", "USER", "XDG_CONFIG_HOME",
+                "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+                "XDG_RUNTIME_DIR", "PROFILE_DIR")
 
 
-def for_command(profiles, command):
-    if profiles:
-        raise UsageError("profiles are not supported yet")
-    return base_ruleset()
+# finding ---------------------------------------------------------------
+
+def search_path(environ=None) -> list:
+    """The directories searched for profiles, in order."""
+    env = os.environ if environ is None else environ
+    dirs = [d for d in env.get("LANDWRAP_PROFILE_PATH", "").split(":") if d]
+    config = env.get("XDG_CONFIG_HOME") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".config")
+    dirs += [os.path.join(config, "landwrap", "profiles"), "/etc/landwrap/profiles",
+             PACKAGE_PROFILES]
+    return dirs
+
+
+def is_path(spec: str) -> bool:
+    return "/" in spec or spec.endswith((SUFFIX, ".json"))
+
+
+def find(name: str, dirs=None) -> str | None:
+    """The first NAME.toml on the profile path, or None."""
+    for d in dirs if dirs is not None else search_path():
+        p = os.path.join(d, name + SUFFIX)
+        if os.path.isfile(p):
+            return p
+    return None
+
+
+def find_locals(name: str, dirs=None) -> list:
+    """Every NAME.local.toml on the profile path (site additions)."""
+    out = []
+    for d in dirs if dirs is not None else search_path():
+        p = os.path.join(d, name + LOCAL_SUFFIX)
+        if os.path.isfile(p):
+            out.append(p)
+    return out
+
+
+def list_profiles(dirs=None) -> list:
+    """[(name, path, description, shadowed_paths)] of every profile found."""
+    seen: dict = {}
+    for d in dirs if dirs is not None else search_path():
+        try:
+            entries = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for f in entries:
+            if not f.endswith(SUFFIX) or f.endswith(LOCAL_SUFFIX):
+                continue
+            name = f[:-len(SUFFIX)]
+            path = os.path.join(d, f)
+            if name in seen:
+                seen[name][3].append(path)
+                continue
+            try:
+                desc = load_document(path).get("description", "")
+            except ProfileError as e:
+                desc = f"(invalid: {e.detail})"
+            seen[name] = [name, path, desc if isinstance(desc, str) else "", []]
+    return [tuple(v) for _, v in sorted(seen.items())]
+
+
+# loading ---------------------------------------------------------------
+
+def _cache_dir():
+    d = os.environ.get("LANDWRAP_CACHE_DIR")
+    if d is not None:
+        return d or None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.environ.get("HOME") or "/nonexistent", ".cache")
+    return os.path.join(base, "landwrap")
+
+
+def _owned_by_me(st) -> bool:
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def load_document(path: str) -> dict:
+    """The parsed TOML (or JSON) document at *path*.
+
+    Parsed documents are cached (marshal, keyed by file identity and mtime)
+    in ``$XDG_CACHE_HOME/landwrap``; a cache entry is used only when it and
+    its directory belong to the current user and are not writable by others.
+    """
+    try:
+        st = os.stat(path)
+        if (st.st_mode & 0o170000) != 0o100000:
+            raise ProfileError("not a regular file", path)
+    except OSError as e:
+        raise ProfileError(e.strerror or str(e), path) from None
+    cache = _cache_dir()
+    key = None
+    if cache:
+        key = os.path.join(cache, "%x-%x-%x-%x.%s.marshal" % (
+            st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size,
+            __import__("landwrap").__version__))
+        doc = _cache_read(cache, key)
+        if doc is not None:
+            return doc
+    doc = _parse(path)
+    if key:
+        _cache_write(cache, key, doc)
+    return doc
+
+
+def _cache_read(cache, key):
+    import marshal
+
+    try:
+        fd = os.open(key, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not _owned_by_me(os.fstat(fd)) or not _owned_by_me(os.stat(cache)):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            doc = marshal.load(f)
+        return doc if isinstance(doc, dict) else None
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def _cache_write(cache, key, doc):
+    import marshal
+
+    try:
+        data = marshal.dumps(doc)
+    except ValueError:  # e.g. a datetime value: it will fail validation anyway
+        return
+    try:
+        os.makedirs(cache, mode=0o700, exist_ok=True)
+        tmp = f"{key}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, key)
+    except OSError:
+        pass
+
+
+def _parse(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ProfileError(e.strerror or str(e), path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ProfileError("not valid UTF-8", path, line) from None
+    if path.endswith(".json"):
+        import json
+
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise ProfileError(f"invalid JSON: {e.msg}", path, getattr(e, "lineno", None)) from None
+    else:
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            msg = str(e)
+            line = None
+            if "(at line " in msg:
+                msg, _, where = msg.rpartition(" (at line ")
+                try:
+                    line = int(where.split(",")[0])
+                except ValueError:
+                    pass
+            elif msg.endswith("(at end of document)"):
+                line = text.count("\n") + 1
+                msg = msg[:-len(" (at end of document)")]
+            raise ProfileError(f"invalid TOML: {msg}", path, line) from None
+        except RecursionError:
+            raise ProfileError("invalid TOML: nested too deeply", path) from None
+    if not isinstance(doc, dict):
+        raise ProfileError("the document must be a table/object", path)
+    return doc
+
+
+def line_of(path: str, table: str | None, key: str | None, index: int | None = None):
+    """Best-effort line number of *key* in *table* (dotted, ``None`` for the
+    top level) of the TOML file at *path*; for an array of tables, *index*
+    picks the entry.  Only used on the error path."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().split("\n")
+    except OSError:
+        return None
+    current = ""
+    seen = -1
+    header_line = None
+    for n, raw in enumerate(lines, 1):
+        s = raw.strip()
+        if s.startswith("["):
+            name = s.strip("[]").split("#")[0].strip().strip("[]").strip()
+            name = name.replace('"', "").replace("'", "").replace(" ", "")
+            current = name
+            if table is not None and name == table:
+                seen += 1
+                if index is None or seen == index:
+                    header_line = n
+                    if key is None:
+                        return n
+            continue
+        if key is None:
+            continue
+        in_table = (table is None and current == "") or (
+            table is not None and current == table and (index is None or seen == index))
+        k = s.split("=", 1)[0].strip().strip('"').strip("'")
+        if "=" in s and (k == key or k.endswith("." + key)) and (
+                in_table or (table and k == f"{table.split('.')[-1]}.{key}")):
+            return n
+    return header_line
+
+
+# validation and expansion ----------------------------------------------
+
+class _Ctx:
+    """Where we are, for error messages, and the variables in scope."""
+
+    def __init__(self, path: str, variables: dict):
+        self.path = path
+        self.vars = variables
+
+    def fail(self, key: str, message: str, table=None, index=None, line_key=None):
+        raise ProfileError(message, self.path,
+                           line_of(self.path, table, line_key or key.rsplit(".", 1)[-1], index),
+                           key)
+
+
+def builtin_vars(profile_dir: str, environ=None) -> dict:
+    env = os.environ if environ is None else environ
+    home = env.get("HOME") or os.path.expanduser("~")
+    uid = os.getuid()
+    try:
+        user = env.get("USER") or __import__("pwd").getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = "/nonexistent"
+    return {
+        "HOME": home,
+        "CWD": cwd,
+        "TMPDIR": env.get("TMPDIR") or "/tmp",
+        "UID": str(uid),
+        "USER": user,
+        "XDG_CONFIG_HOME": env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+        "XDG_CACHE_HOME": env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"),
+        "XDG_DATA_HOME": env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"),
+        "XDG_STATE_HOME": env.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state"),
+        "XDG_RUNTIME_DIR": env.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}",
+        "PROFILE_DIR": profile_dir,
+    }
+
+
+def expand(text: str, variables: dict) -> str:
+    """``~`` at the start and ``${NAME}``; an unknown name raises KeyError,
+    a malformed reference ValueError."""
+    if text == "~" or text.startswith("~/"):
+        text = "${HOME}" + text[1:]
+    if "$" not in text:
+        return text
+    out = []
+    i = 0
+    while True:
+        j = text.find("$", i)
+        if j < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:j])
+        if text.startswith("$$", j):
+            out.append("$")
+            i = j + 2
+            continue
+        if not text.startswith("${", j):
+            raise ValueError("'$' must start a ${NAME} reference (write $$ for a '$')")
+        k = text.find("}", j)
+        if k < 0:
+            raise ValueError("unterminated ${")
+        name = text[j + 2:k]
+        if name not in variables:
+            raise KeyError(name)
+        out.append(variables[name])
+        i = k + 1
+    return "".join(out)
+
+
+def _type_name(v) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+            list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def _expect(ctx, key, value, typ, table=None, index=None):
+    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+        want = {str: "a string", bool: "a boolean", int: "an integer", list: "an array",
+                dict: "a table"}[typ]
+        ctx.fail(key, f"expected {want}, got {_type_name(value)}", table, index)
+    return value
+
+
+def _list(ctx, key, value, table=None, index=None):
+    if isinstance(value, (str, int, dict)) and not isinstance(value, bool):
+        value = [value]
+    _expect(ctx, key, value, list, table, index)
+    if len(value) > MAX_ITEMS:
+        ctx.fail(key, f"too many entries ({len(value)}; at most {MAX_ITEMS})", table, index)
+    return value
+
+
+def _unknown(ctx, table: str | None, got: dict, known: set, index=None):
+    for k in got:
+        if k not in known:
+            where = f"{table}.{k}" if table else k
+            ctx.fail(where, f"unknown key (expected one of: {', '.join(sorted(known))})",
+                     table, index, line_key=k)
+
+
+def _path(ctx, key, raw, table=None, index=None) -> str:
+    if not isinstance(raw, str):
+        ctx.fail(key, f"expected a path string, got {_type_name(raw)}", table, index)
+    if "\0" in raw:
+        ctx.fail(key, "path contains a NUL byte", table, index)
+    try:
+        p = expand(raw, ctx.vars)
+    except KeyError as e:
+        ctx.fail(key, f"unknown variable ${{{e.args[0]}}} in {raw!r} (known: "
+                 + ", ".join(sorted(ctx.vars)) + ")", table, index)
+    except ValueError as e:
+        ctx.fail(key, f"{e} in {raw!r}", table, index)
+    if not p:
+        ctx.fail(key, "empty path", table, index)
+    if not p.startswith("/"):
+        # relative paths are relative to the profile's directory
+        p = os.path.join(ctx.vars["PROFILE_DIR"], p)
+    return os.path.normpath(p) if "/./" in p or "/../" in p or p.endswith(("/.", "/..")) \
+        else p.rstrip("/") or "/"
+
+
+def _is_glob(p: str) -> bool:
+    return any(c in p for c in "*?[")
+
+
+class Profile:
+    """A resolved profile: the sandbox (``ruleset``) and the environment
+    settings, with ``sources`` listing every file used, in order."""
+
+    def __init__(self):
+        self.ruleset = Ruleset()
+        self.env_clean = False
+        self.env_pass: list = []
+        self.env_set: dict = {}
+        self.description = ""
+        self.skipped_globs: list = []
+        self.unscoped = 0  # scopes some profile lifted (scope.X = false)
+
+    @property
+    def sources(self) -> list:
+        return self.ruleset.sources
+
+    def env_settings(self) -> list:
+        """The [env] table as --env style settings."""
+        return list(self.env_pass) + [f"{k}={v}" for k, v in self.env_set.items()]
+
+
+def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
+    """Validate *doc* and add its allowances to *prof* (not its extends)."""
+    pdir = os.path.dirname(os.path.abspath(path))
+    variables = builtin_vars(pdir, environ)
+    ctx = _Ctx(path, variables)
+    _unknown(ctx, None, doc, TOP_KEYS)
+    rs = prof.ruleset
+
+    raw_vars = doc.get("vars", {})
+    _expect(ctx, "vars", raw_vars, dict, "vars")
+    for name, value in raw_vars.items():
+        key = f"vars.{name}"
+        if name in BUILTIN_VARS:
+            ctx.fail(key, f"cannot redefine the built-in variable ${{{name}}}", "vars")
+        if not name.replace("_", "a").isalnum():
+            ctx.fail(key, "variable names are letters, digits and _", "vars")
+        _expect(ctx, key, value, str, "vars")
+        try:
+            variables[name] = expand(value, variables)
+        except KeyError as e:
+            ctx.fail(key, f"unknown variable ${{{e.args[0]}}}", "vars")
+        except ValueError as e:
+            ctx.fail(key, str(e), "vars")
+
+    if "description" in doc:
+        prof.description = _expect(ctx, "description", doc["description"], str)
+    if "compat" in doc:
+        c = _expect(ctx, "compat", doc["compat"], str)
+        if c not in ("strict", "best-effort"):
+            ctx.fail("compat", f"expected 'strict' or 'best-effort', got {c!r}")
+        rs.compat = c
+    if "abi" in doc:
+        a = _expect(ctx, "abi", doc["abi"], int)
+        if not 1 <= a <= compat.LATEST_ABI:
+            ctx.fail("abi", f"expected an ABI from 1 to {compat.LATEST_ABI}, got {a}")
+        rs.abi = a
+
+    fs = doc.get("filesystem", {})
+    _expect(ctx, "filesystem", fs, dict, "filesystem")
+    _unknown(ctx, "filesystem", fs, FS_KEYS)
+    for access in ("ro", "rox", "rw", "rwx"):
+        key = f"filesystem.{access}"
+        for item in _list(ctx, key, fs.get(access, []), "filesystem"):
+            required = False
+            if isinstance(item, dict):
+                _unknown(ctx, "filesystem", item, {"path", "required"})
+                if "path" not in item:
+                    ctx.fail(key, "an entry table needs a 'path'", "filesystem")
+                required = _expect(ctx, key, item.get("required", False), bool, "filesystem")
+                item = item["path"]
+            p = _path(ctx, key, item, "filesystem")
+            _allow(prof, ctx, key, p, access, required, "filesystem", None)
+    rules = fs.get("rule", [])
+    if isinstance(rules, dict):
+        rules = [rules]
+    _list(ctx, "filesystem.rule", rules, "filesystem")
+    for i, rule in enumerate(rules):
+        key = f"filesystem.rule[{i}]"
+        table = "filesystem.rule"
+        _expect(ctx, key, rule, dict, table, i)
+        _unknown(ctx, table, rule, RULE_KEYS, i)
+        if "path" not in rule or "access" not in rule:
+            ctx.fail(key, "a rule needs 'path' and 'access'", table, i)
+        p = _path(ctx, key + ".path", rule["path"], table, i)
+        acc = _list(ctx, key + ".access", rule["access"], table, i)
+        if not acc:
+            ctx.fail(key + ".access", "empty access list", table, i)
+        for a in acc:
+            if not isinstance(a, str) or (a not in compat.FS_RIGHTS and a not in compat.ACCESS_SETS):
+                ctx.fail(key + ".access", f"unknown right {a!r} (known: "
+                         + ", ".join(list(compat.FS_RIGHTS) + list(compat.ACCESS_SETS)) + ")",
+                         table, i)
+        names = [n for a in acc for n in (compat.ACCESS_SETS.get(a) or (a,))]
+        exact = [a for a in acc if a in compat.FS_RIGHTS]
+        required = _expect(ctx, key + ".required", rule.get("required", False), bool, table, i)
+        bits = compat.bits(compat.FS_RIGHTS, names)
+        _allow(prof, ctx, key, p, bits, required, table, i,
+               exact=compat.bits(compat.FS_RIGHTS, exact))
+    if "unrestricted" in fs and _expect(ctx, "filesystem.unrestricted", fs["unrestricted"],
+                                        bool, "filesystem"):
+        rs.fs = False
+
+    net = doc.get("network", {})
+    _expect(ctx, "network", net, dict, "network")
+    _unknown(ctx, "network", net, NET_KEYS)
+    for k, right in NET_RIGHT.items():
+        key = f"network.{k}"
+        for spec in _list(ctx, key, net.get(k, []), "network"):
+            if isinstance(spec, bool) or not isinstance(spec, (int, str)):
+                ctx.fail(key, f"expected a port or \"LOW-HIGH\", got {_type_name(spec)}", "network")
+            try:
+                parse_ports(spec)
+            except LandwrapError as e:
+                ctx.fail(key, e.message, "network")
+            rs.allow_port(spec, right, origin=f"{path}: {key}",
+                          required=right in ("bind_tcp", "connect_tcp"))
+    if "unrestricted" in net and _expect(ctx, "network.unrestricted", net["unrestricted"],
+                                         bool, "network"):
+        rs.net = False
+
+    scope = doc.get("scope", {})
+    _expect(ctx, "scope", scope, dict, "scope")
+    _unknown(ctx, "scope", scope, SCOPE_KEYS)
+    for k in SCOPE_KEYS:
+        if k in scope:
+            bit = compat.SCOPES[k][0]
+            if _expect(ctx, f"scope.{k}", scope[k], bool, "scope"):
+                rs.require_scopes(bit)
+            else:
+                prof.unscoped |= bit
+
+    env = doc.get("env", {})
+    _expect(ctx, "env", env, dict, "env")
+    _unknown(ctx, "env", env, ENV_KEYS)
+    if "clean" in env and _expect(ctx, "env.clean", env["clean"], bool, "env"):
+        prof.env_clean = True
+    for name in _list(ctx, "env.pass", env.get("pass", []), "env"):
+        if not isinstance(name, str) or not name or "=" in name or "\0" in name:
+            ctx.fail("env.pass", f"bad variable name {name!r}", "env")
+        if name not in prof.env_pass:
+            prof.env_pass.append(name)
+    sets = env.get("set", {})
+    _expect(ctx, "env.set", sets, dict, "env")
+    for name, value in sets.items():
+        if not name or "=" in name or "\0" in name:
+            ctx.fail("env.set", f"bad variable name {name!r}", "env")
+        _expect(ctx, f"env.set.{name}", value, str, "env")
+        try:
+            prof.env_set[name] = expand(value, variables) if "$" in value else value
+        except (KeyError, ValueError) as e:
+            ctx.fail(f"env.set.{name}", f"bad value: {e}", "env")
+
+
+def _allow(prof, ctx, key, p, access, required, table, index, exact=0):
+    origin = f"{ctx.path}: {key}"
+    rs = prof.ruleset
+    if _is_glob(p):
+        import glob
+
+        matches = sorted(glob.glob(p, recursive=True))
+        if not matches:
+            if required:
+                ctx.fail(key, f"{p!r} matches nothing (and the rule is required)", table, index)
+            prof.skipped_globs.append((p, origin))
+            return
+    else:
+        matches = (p,)
+    for m in matches:
+        rs.allow(m, access, origin=origin, required=required, need=exact)
+
+
+# composition -----------------------------------------------------------
+
+def _locate(spec: str, base_dir: str | None, dirs) -> str:
+    if is_path(spec):
+        p = os.path.expanduser(spec)
+        if not os.path.isabs(p) and base_dir is not None:
+            p = os.path.join(base_dir, p)
+        return os.path.abspath(p)
+    if not spec or spec.startswith(".") or "\0" in spec:
+        raise ProfileError(f"bad profile name {spec!r}")
+    found = find(spec, dirs)
+    if found is None:
+        raise ProfileError(f"no profile named {spec!r} on the profile path",
+                           hint="`landwrap profile list` shows them; searched: "
+                           + ", ".join(dirs))
+    return found
+
+
+def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -> None:
+    path = _locate(spec, base_dir, dirs)
+    real = os.path.realpath(path)
+    if real in chain:
+        cycle = " -> ".join(chain[chain.index(real):] + [real])
+        raise ProfileError(f"extends cycle: {cycle}", path, line_of(path, None, "extends"),
+                           "extends")
+    if len(chain) >= MAX_DEPTH:
+        raise ProfileError(f"extends chain deeper than {MAX_DEPTH}", path,
+                           line_of(path, None, "extends"), "extends")
+    doc = load_document(path)
+    if _is_landlockconfig(doc):
+        from . import llconfig
+
+        llconfig.apply(prof, doc, path)
+        prof.ruleset.sources.append(path)
+        return
+    parents = doc.get("extends", [])
+    ctx = _Ctx(path, {})
+    parents = _list(ctx, "extends", parents)
+    for parent in parents:
+        if not isinstance(parent, str):
+            ctx.fail("extends", f"expected profile names or paths, got {_type_name(parent)}")
+        try:
+            _load_into(prof, parent, os.path.dirname(path), dirs, chain + [real], environ)
+        except ProfileError as e:
+            if e.file is None:  # not found: say who asked
+                raise ProfileError(e.detail, path, line_of(path, None, "extends"),
+                                   "extends", e.hint) from None
+            raise
+    _apply_document(prof, doc, path, environ)
+    if path not in prof.ruleset.sources:
+        prof.ruleset.sources.append(path)
+    if not is_path(spec):
+        for local in find_locals(spec, dirs):
+            if local not in prof.ruleset.sources:
+                _apply_document(prof, load_document(local), local, environ)
+                prof.ruleset.sources.append(local)
+
+
+def _is_landlockconfig(doc: dict) -> bool:
+    return any(k in doc for k in ("ruleset", "path_beneath", "net_port"))
+
+
+def load(specs, *, dirs=None, environ=None) -> Profile:
+    """Resolve profile names/paths (later ones add to earlier) into one
+    :class:`Profile`.  Raises ProfileError."""
+    dirs = search_path(environ) if dirs is None else dirs
+    prof = Profile()
+    for spec in specs:
+        _load_into(prof, spec, None, dirs, [], environ)
+    rs = prof.ruleset
+    if prof.unscoped:
+        rs.scopes &= ~prof.unscoped
+        rs.need["scoped"] &= ~prof.unscoped
+    return prof
+
+
+def default_for(command: str | None, dirs=None) -> str:
+    """The profile `landwrap run COMMAND` uses without -p: the one named
+    after the command's basename, else ``default``."""
+    if command:
+        name = os.path.basename(command)
+        if name and not name.startswith(".") and find(name, dirs if dirs is not None
+                                                      else search_path()):
+            return name
+    return "default"
+
+
+def for_command(profiles, command) -> Profile:
+    specs = list(profiles) or [default_for(command)]
+    return load(specs)

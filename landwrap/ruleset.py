@@ -29,14 +29,17 @@ NOT_ENFORCED = "not"
 
 
 def parse_access(access) -> tuple:
-    """``(bits, explicit)`` for an access spec: a shorthand (``"ro"``,
-    ``"rox"``, ``"rw"``, ``"rwx"``: whatever of it the kernel has), or an
-    iterable of kernel right names (each one required), or an int."""
-    if isinstance(access, int):
-        return access, True
+    """``(bits, required_bits)`` for an access spec: a shorthand (``"ro"``,
+    ``"rox"``, ``"rw"``, ``"rwx"``: whatever of it the kernel has, nothing
+    required), or an iterable of kernel right names or an int (each right
+    required: strict mode refuses a kernel that lacks one)."""
+    if isinstance(access, int) and not isinstance(access, bool):
+        if access & ~compat.FS_ALL:
+            raise UsageError(f"unknown filesystem right bits {access & ~compat.FS_ALL:#x}")
+        return access, access
     if isinstance(access, str):
         if access in compat.ACCESS_SETS:
-            return compat.access_bits(access), False
+            return compat.access_bits(access), 0
         access = (access,)
     value = 0
     for name in access:
@@ -46,7 +49,7 @@ def parse_access(access) -> tuple:
                 f"unknown filesystem right {name!r}",
                 "known rights: " + ", ".join(compat.FS_RIGHTS))
         value |= entry[0]
-    return value, True
+    return value, value
 
 
 def parse_ports(spec) -> tuple:
@@ -106,14 +109,16 @@ class Ruleset:
 
     # building ---------------------------------------------------------
     def allow(self, path, access="ro", *, origin: str | None = None,
-              required: bool = True) -> "Ruleset":
+              required: bool = True, need: int | None = None) -> "Ruleset":
         """Allow *access* beneath *path* (a directory) or on it (a file).
 
-        *required*: a missing path is an error at :meth:`resolve` time;
-        otherwise it is skipped (it could only have granted access)."""
-        bits, explicit = parse_access(access)
-        if explicit:
-            self.need["fs"] |= bits
+        *access* is ``"ro"``, ``"rox"``, ``"rw"``, ``"rwx"``, a list of
+        kernel right names (``"read_file"``, ``"make_reg"``...) or their
+        bits.  *required*: a missing path is an error at :meth:`resolve`
+        time; otherwise it is skipped (it could only have granted access).
+        *need* overrides which rights strict mode insists on."""
+        bits, required_bits = parse_access(access)
+        self.need["fs"] |= required_bits if need is None else need
         p = os.fspath(path)
         if isinstance(p, bytes):
             p = os.fsdecode(p)
@@ -124,11 +129,13 @@ class Ruleset:
         self.paths.append(PathRule(p, bits, origin or p, required))
         return self
 
-    def allow_port(self, port, access, *, origin: str | None = None) -> "Ruleset":
+    def allow_port(self, port, access, *, origin: str | None = None,
+                   required: bool = True) -> "Ruleset":
         """Allow network *access* (``"bind_tcp"``, ``"connect_tcp"``,
         ``"bind_udp"``, ``"connect_send_udp"`` or a list of them) on a port
-        or ``"LOW-HIGH"`` range.  Network control for that protocol becomes
-        a requirement."""
+        or ``"LOW-HIGH"`` range.  With *required*, control of that protocol
+        becomes a requirement: strict mode refuses a kernel without it
+        (rather than silently allowing every port)."""
         if isinstance(access, str):
             access = (access,)
         bits = 0
@@ -138,9 +145,10 @@ class Ruleset:
                                  "known rights: " + ", ".join(compat.NET_RIGHTS))
             bits |= compat.NET_RIGHTS[name][0]
         lo, hi = parse_ports(port)
-        for proto in (compat.NET_TCP, compat.NET_UDP):
-            if bits & proto:
-                self.need["net"] |= proto
+        if required:
+            for proto in (compat.NET_TCP, compat.NET_UDP):
+                if bits & proto:
+                    self.need["net"] |= proto
         self.ports.append((lo, hi, bits, origin or str(port)))
         return self
 

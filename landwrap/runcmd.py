@@ -5,25 +5,26 @@ resolves the sandbox, reports, and launches.  Returns the exit status.
 
 from __future__ import annotations
 
+import os
+
 from . import compat, launcher, policy, report, spawn
 from .errors import EXIT_ERROR, LandwrapError, UsageError
 
 
-def build_ruleset(opts: dict):
-    """The requested sandbox, before the kernel is asked anything."""
+def build_profile(opts: dict):
+    """The requested sandbox (a profile.Profile), before the kernel is asked
+    anything: the profiles (or none), then the command line on top."""
     if opts.get("profile") and opts.get("no_profile"):
         raise UsageError("--profile and --no-profile cannot be combined")
-    from .ruleset import Ruleset
+    from . import profile
 
     if opts.get("no_profile"):
-        rs = Ruleset()
+        prof = profile.Profile()
     else:
-        from . import profile
-
-        rs = profile.for_command(opts.get("profile") or (),
-                                 opts["command"][0] if opts.get("command") else None)
-    policy.apply_options(rs, opts)
-    return rs
+        prof = profile.for_command(opts.get("profile") or (),
+                                   opts["command"][0] if opts.get("command") else None)
+    policy.apply_options(prof.ruleset, opts)
+    return prof
 
 
 def main(opts: dict) -> int:
@@ -37,6 +38,12 @@ def main(opts: dict) -> int:
     except OSError as e:
         report.error(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
         return EXIT_ERROR
+    except Exception as e:  # never a traceback for the user; fail closed
+        if os.environ.get("LANDWRAP_DEBUG"):
+            raise
+        report.error(f"internal error: {type(e).__name__}: {e}")
+        report.info("nothing was run; set LANDWRAP_DEBUG=1 for a traceback and please report it")
+        return EXIT_ERROR
 
 
 def _run(opts: dict) -> int:
@@ -45,9 +52,10 @@ def _run(opts: dict) -> int:
     if opts.get("abi") is not None and not 1 <= opts["abi"] <= compat.LATEST_ABI:
         raise UsageError(f"--abi {opts['abi']}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
     argv = opts["command"]
-    rs = build_ruleset(opts)
-    plan = rs.resolve()
-    env = launcher.build_env(bool(opts.get("clean_env")), opts.get("env") or ())
+    prof = build_profile(opts)
+    plan = prof.ruleset.resolve()
+    env = launcher.build_env(bool(opts.get("clean_env")) or prof.env_clean,
+                             prof.env_settings() + list(opts.get("env") or ()))
     keep = launcher.check_keep_fds(opts.get("keep_fd") or ())
     uflags, uid, gid = launcher.resolve_user(opts.get("user"), opts.get("group"), env)
     if opts.get("dry_run"):

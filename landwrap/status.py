@@ -31,7 +31,7 @@ def status(abi: int | None = None) -> dict:
     from .profile import for_command
 
     try:
-        plan = for_command((), None).resolve(abi=abi)
+        plan = for_command((), None).ruleset.resolve(abi=abi)
         out["default"] = {"status": plan.status, "dropped": plan.dropped,
                           "rules": len(plan.rules),
                           "handled_access_fs": compat.names(compat.FS_RIGHTS, plan.fs),
