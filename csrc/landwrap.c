@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <stdio.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -34,6 +36,16 @@
 #ifndef __NR_close_range
 #define __NR_close_range 436
 #endif
+#ifndef __NR_openat2
+#define __NR_openat2 437
+#endif
+#define LW_RESOLVE_NO_SYMLINKS 0x04
+
+struct lw_open_how {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
 
 #define LW_CREATE_RULESET_VERSION 1U
 #define LW_RULE_PATH_BENEATH 1
@@ -97,6 +109,81 @@ int lw_restrict_self(int ruleset_fd, uint32_t flags)
 int lw_no_new_privs(void)
 {
     return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+/* O_PATH open that refuses any symbolic link on the way (openat2, Linux
+ * 5.6+; every Landlock kernel has it).  ELOOP: the path has a link. */
+static int open_no_symlinks(const char *path)
+{
+    struct lw_open_how how = {O_PATH | O_CLOEXEC, 0, LW_RESOLVE_NO_SYMLINKS};
+
+    return (int)syscall(__NR_openat2, AT_FDCWD, path, &how, sizeof(how));
+}
+
+int lw_resolve_paths(const char *paths, int n, struct lw_pathinfo *out,
+                     char *realbuf, int realcap)
+{
+    const char *p = paths;
+    int used = 0;
+
+    for (int i = 0; i < n; i++, p += strlen(p) + 1) {
+        struct stat st;
+        int fd = open_no_symlinks(p);
+
+        out[i].err = 0;
+        out[i].real_off = -1;
+        out[i].real_len = 0;
+        if (fd < 0 && (errno == ELOOP || errno == ENOSYS || errno == EXDEV)) {
+            /* a symlink on the way: follow it, and ask for the real path */
+            fd = open(p, O_PATH | O_CLOEXEC);
+            if (fd >= 0) {
+                char link[64];
+                ssize_t len = -1;
+                snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+                if (used < realcap)
+                    len = readlink(link, realbuf + used, (size_t)(realcap - used));
+                if (len > 0 && len < realcap - used) {
+                    out[i].real_off = used;
+                    out[i].real_len = (int)len;
+                    used += (int)len;
+                } else {
+                    out[i].real_off = -2;
+                }
+            }
+        }
+        if (fd < 0) {
+            out[i].err = errno;
+            continue;
+        }
+        if (fstat(fd, &st) < 0)
+            out[i].err = errno;
+        else
+            out[i].mode = st.st_mode;
+        close(fd);
+    }
+    return 0;
+}
+
+int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed,
+                      int n, int *failed)
+{
+    const char *p = paths;
+
+    for (int i = 0; i < n; i++, p += strlen(p) + 1) {
+        int fd = open_no_symlinks(p), err;
+        if (fd < 0 && errno == ENOSYS)
+            fd = open(p, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 || lw_add_path_rule(ruleset_fd, allowed[i], fd) < 0) {
+            err = errno;
+            if (fd >= 0)
+                close(fd);
+            *failed = i;
+            errno = err;
+            return -1;
+        }
+        close(fd);
+    }
+    return 0;
 }
 
 /* ---- child side ------------------------------------------------------ */

@@ -57,6 +57,45 @@ def restrict_self(ruleset_fd: int, flags: int) -> None:
         raise _oserror()
 
 
+def resolve_paths(paths) -> list:
+    """``[(err, mode, real)]`` for each absolute path in *paths* (str):
+    ``err`` 0 or an errno, ``mode`` its st_mode, ``real`` its real path
+    when it differs from the lexically normalized one, else None.  One
+    call into C for the whole list."""
+    n = len(paths)
+    if not n:
+        return []
+    blob = b"\0".join(os.fsencode(p) for p in paths) + b"\0"
+    out = ffi.new("struct lw_pathinfo[]", n)
+    cap = 64 * 1024
+    realbuf = ffi.new("char[]", cap)
+    lib.lw_resolve_paths(blob, n, out, realbuf, cap)
+    res = []
+    for i in range(n):
+        o = out[i]
+        if o.err:
+            res.append((o.err, 0, None))
+        elif o.real_off == -1:
+            res.append((0, o.mode, None))
+        elif o.real_off == -2:
+            res.append((0, o.mode, os.path.realpath(paths[i])))
+        else:
+            res.append((0, o.mode, os.fsdecode(ffi.unpack(realbuf + o.real_off, o.real_len))))
+    return res
+
+
+def add_path_rules(ruleset_fd: int, paths, allowed) -> None:
+    """Add a rule per (real, symlink-free) path; OSError names the path."""
+    n = len(paths)
+    if not n:
+        return
+    blob = b"\0".join(os.fsencode(p) for p in paths) + b"\0"
+    bits = ffi.new("uint64_t[]", list(allowed))
+    failed = ffi.new("int *")
+    if lib.lw_add_path_rules(ruleset_fd, blob, bits, n, failed) < 0:
+        raise _oserror(paths[failed[0]])
+
+
 # Spawn -------------------------------------------------------------------
 
 STAGES = {

@@ -371,6 +371,9 @@ def _unknown(ctx, table: str | None, got: dict, known: set, index=None):
 
 
 def _path(ctx, key, raw, table=None, index=None) -> str:
+    if (type(raw) is str and raw[:1] == "/" and "$" not in raw and "\0" not in raw
+            and "/." not in raw and "//" not in raw):
+        return raw.rstrip("/") or "/" if raw[-1] == "/" else raw  # the common case
     if not isinstance(raw, str):
         ctx.fail(key, f"expected a path string, got {_type_name(raw)}", table, index)
     if "\0" in raw:
@@ -392,7 +395,7 @@ def _path(ctx, key, raw, table=None, index=None) -> str:
 
 
 def _is_glob(p: str) -> bool:
-    return any(c in p for c in "*?[")
+    return "*" in p or "?" in p or "[" in p
 
 
 class Profile:
@@ -459,8 +462,16 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
     _unknown(ctx, "filesystem", fs, FS_KEYS)
     for access in ("ro", "rox", "rw", "rwx"):
         key = f"filesystem.{access}"
+        plain = []  # optional, glob-free paths: added in one go
         for item in _list(ctx, key, fs.get(access, []), "filesystem"):
             required = False
+            if type(item) is str:
+                p = _path(ctx, key, item, "filesystem")
+                if not _is_glob(p):
+                    plain.append(p)
+                    continue
+                _allow(prof, ctx, key, p, access, False, "filesystem", None)
+                continue
             if isinstance(item, dict):
                 _unknown(ctx, "filesystem", item, {"path", "required"})
                 if "path" not in item:
@@ -469,6 +480,7 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
                 item = item["path"]
             p = _path(ctx, key, item, "filesystem")
             _allow(prof, ctx, key, p, access, required, "filesystem", None)
+        rs.allow_paths(plain, access, origin=f"{path}: {key}", required=False)
     rules = fs.get("rule", [])
     if isinstance(rules, dict):
         rules = [rules]

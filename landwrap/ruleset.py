@@ -129,6 +129,21 @@ class Ruleset:
         self.paths.append(PathRule(p, bits, origin or p, required))
         return self
 
+    def allow_paths(self, paths, access="ro", *, origin: str, required: bool = True,
+                    need: int | None = None) -> "Ruleset":
+        """:meth:`allow` for many paths with the same access and origin."""
+        bits, required_bits = parse_access(access)
+        self.need["fs"] |= required_bits if need is None else need
+        for p in paths:
+            if type(p) is not str:
+                p = os.fspath(p)
+                if isinstance(p, bytes):
+                    p = os.fsdecode(p)
+            if not p or "\0" in p:
+                raise PathError(f"bad path {p!r}: empty or contains a NUL byte")
+            self.paths.append(PathRule(p, bits, origin, required))
+        return self
+
     def allow_port(self, port, access, *, origin: str | None = None,
                    required: bool = True) -> "Ruleset":
         """Allow network *access* (``"bind_tcp"``, ``"connect_tcp"``,
@@ -261,21 +276,15 @@ class Rule:
         self.path, self.is_dir, self.access, self.origins = path, is_dir, access, origins
 
 
-def _real(path: str):
-    """(realpath, stat) of an existing path, following symlinks; raises
-    OSError.  One open + fstat + readlink instead of realpath's walk."""
-    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        try:
-            real = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            real = ""
-    finally:
-        os.close(fd)
-    if not real.startswith("/") or real.endswith(" (deleted)"):
-        real = os.path.realpath(path)
-    return real, st
+def _lexical(path: str) -> str:
+    """Absolute, lexically normalized *path* (cheap when it already is)."""
+    if not path.startswith("/"):
+        return os.path.abspath(path)
+    if "//" in path or "/." in path or (path.endswith("/") and path != "/"):
+        path = os.path.normpath(path)
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+    return path
 
 
 class Plan:
@@ -302,20 +311,23 @@ class Plan:
         self._fd = -1
 
     def _resolve_paths(self, rules, handled: int) -> None:
+        from . import _sys
+
+        lexical = [_lexical(r.path) for r in rules]
+        infos = _sys.resolve_paths(lexical)
         merged: dict = {}
-        for r in rules:
-            try:
-                real, st = _real(r.path)
-            except OSError as e:
-                reason = os.strerror(e.errno) if e.errno else str(e)
+        for r, lex, (err, mode, real) in zip(rules, lexical, infos):
+            if err:
+                reason = os.strerror(err)
                 if r.required:
                     hint = None
                     if r.origin and r.origin.startswith("--"):
                         hint = "create it first, or pass --ignore-missing to skip it"
-                    raise PathError(f"{r.origin}: {r.path}: {reason}", hint) from None
+                    raise PathError(f"{r.origin}: {r.path}: {reason}", hint)
                 self.skipped.append((r.path, r.origin, reason))
                 continue
-            is_dir = (st.st_mode & 0o170000) == 0o040000
+            real = real or lex
+            is_dir = (mode & 0o170000) == 0o040000
             access = r.access & handled
             if not is_dir:
                 access &= compat.FS_FILE
@@ -328,25 +340,37 @@ class Plan:
                     entry.origins.append(r.origin)
         if not handled:
             return
+        # Drop rules whose rights their ancestors' rules already grant.
+        # Sorted order puts every directory before what is beneath it, so the
+        # coverage of a directory is final when it is first looked up.
         kept: dict = {}
+        cover: dict = {"/": (0, None)}   # dir -> (rights granted beneath, by)
+
+        def covered(d):
+            c = cover.get(d)
+            if c is None:
+                parent = d.rpartition("/")[0] or "/"
+                bits, by = covered(parent)
+                k = kept.get(d)
+                if k is not None:
+                    bits, by = bits | k.access, by or k.path
+                c = cover[d] = (bits, by)
+            return c
+
         for real in sorted(merged):
             rule = merged[real]
             if not rule.access:
                 self.redundant.append((real, rule.origins[0], None))
                 continue
-            covered = 0
-            parent = real
-            cover = None
-            while parent != "/":
-                parent = parent.rpartition("/")[0] or "/"
-                k = kept.get(parent)
-                if k is not None:
-                    covered |= k.access
-                    cover = cover or k.path
-            if rule.access & ~covered:
+            if real == "/":
+                kept[real] = rule
+                cover["/"] = (rule.access, "/")
+                continue
+            bits, by = covered(real.rpartition("/")[0] or "/")
+            if rule.access & ~bits:
                 kept[real] = rule
             else:
-                self.redundant.append((real, rule.origins[0], cover))
+                self.redundant.append((real, rule.origins[0], by))
         self.rules = list(kept.values())
 
     def _resolve_ports(self, ports, handled: int) -> None:
@@ -402,19 +426,13 @@ class Plan:
         except OSError as e:
             raise RulesetError(f"failed to create a ruleset: {e.strerror}") from None
         try:
-            for rule in self.rules:
-                try:
-                    pfd = os.open(rule.path, os.O_PATH | os.O_CLOEXEC)
-                except OSError as e:
-                    raise RulesetError(
-                        f"failed to open {rule.path} for a rule: {e.strerror}") from None
-                try:
-                    _sys.add_path_rule(fd, rule.access, pfd, rule.path)
-                except OSError as e:
-                    raise RulesetError(
-                        f"failed to add a rule for {rule.path}: {e.strerror}") from None
-                finally:
-                    os.close(pfd)
+            try:
+                _sys.add_path_rules(fd, [r.path for r in self.rules],
+                                    [r.access for r in self.rules])
+            except OSError as e:
+                raise RulesetError(f"failed to add a rule for {e.filename}: {e.strerror}",
+                                   "the path may have changed (or become a symlink) since "
+                                   "it was resolved; run again") from None
             for port, bits, _ in self.ports:
                 try:
                     _sys.add_net_rule(fd, bits, port)
