@@ -24,6 +24,8 @@ def find_program(name: str, path_env: str | None) -> str:
     if "/" in name:
         if not os.path.exists(name):
             raise CommandNotFound(f"{name}: command not found (no such file)", name)
+        if os.path.isdir(name):
+            raise CommandNotExecutable(f"{name}: is a directory", name, 21)
         return name
     if not name:
         raise CommandNotFound("empty command name", name)
@@ -167,7 +169,8 @@ def child_error(plan, path: str, cwd, stage: int, err: int) -> Exception:
                 return CommandNotFound(f"{path}: interpreter {interp} not found", path)
             return CommandNotFound(f"{path}: command not found ({text})", path)
         if err in (1, 13):  # EPERM, EACCES
-            if os.access(path, os.X_OK) and plan is not None and plan.fs:
+            if (os.access(path, os.X_OK) and os.path.isfile(path)
+                    and plan is not None and plan.fs):
                 msg, hint = exec_denied_hint(plan, path)
                 return CommandNotExecutable(msg, path, err, hint, denied_by_sandbox=True)
             return CommandNotExecutable(f"{path}: cannot execute: {text}", path, err)
