@@ -123,9 +123,11 @@ def _owned_by_me(st) -> bool:
 def load_document(path: str) -> dict:
     """The parsed TOML (or JSON) document at *path*.
 
-    Parsed documents are cached (marshal, keyed by file identity and mtime)
-    in ``$XDG_CACHE_HOME/landwrap``; a cache entry is used only when it and
-    its directory belong to the current user and are not writable by others.
+    Parsed documents are cached (marshal, keyed by file identity and mtime,
+    holding the file's bytes, which must match: timestamps are too coarse to
+    tell every change) in ``$XDG_CACHE_HOME/landwrap``; a cache entry is
+    used only when it and its directory belong to the current user and are
+    not writable by others.
     """
     try:
         st = os.stat(path)
@@ -134,18 +136,26 @@ def load_document(path: str) -> dict:
     except OSError as e:
         raise ProfileError(e.strerror or str(e), path) from None
     cache = _cache_dir()
-    key = None
-    if cache:
-        key = os.path.join(cache, "%x-%x-%x-%x.%s.marshal" % (
-            st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size,
-            __import__("landwrap").__version__))
-        doc = _cache_read(cache, key)
-        if doc is not None:
-            return doc
-    doc = _parse(path)
-    if key:
-        _cache_write(cache, key, doc)
+    if not cache:
+        return _parse(path)
+    raw = _read(path)
+    key = os.path.join(cache, "%x-%x-%x-%x.%s.marshal" % (
+        st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size,
+        __import__("landwrap").__version__))
+    hit = _cache_read(cache, key)
+    if hit is not None and hit[0] == raw:
+        return hit[1]
+    doc = _parse(path, raw)
+    _cache_write(cache, key, (raw, doc))
     return doc
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ProfileError(e.strerror or str(e), path) from None
 
 
 def _cache_read(cache, key):
@@ -160,7 +170,10 @@ def _cache_read(cache, key):
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
             doc = marshal.load(f)
-        return doc if isinstance(doc, dict) else None
+        if (type(doc) is tuple and len(doc) == 2 and type(doc[0]) is bytes
+                and type(doc[1]) is dict):
+            return doc
+        return None
     except (OSError, EOFError, ValueError, TypeError):
         return None
     finally:
@@ -185,12 +198,9 @@ def _cache_write(cache, key, doc):
         pass
 
 
-def _parse(path: str) -> dict:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise ProfileError(e.strerror or str(e), path) from None
+def _parse(path: str, raw: bytes | None = None) -> dict:
+    if raw is None:
+        raw = _read(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -201,8 +211,18 @@ def _parse(path: str) -> dict:
 
         try:
             doc = json.loads(text)
-        except ValueError as e:
-            raise ProfileError(f"invalid JSON: {e.msg}", path, getattr(e, "lineno", None)) from None
+        except ValueError as e:  # JSONDecodeError, or an integer too long to convert
+            raise ProfileError(f"invalid JSON: {getattr(e, 'msg', e)}", path,
+                               getattr(e, "lineno", None)) from None
+        except RecursionError:
+            raise ProfileError("invalid JSON: nested too deeply", path) from None
+        try:  # JSON, unlike TOML, can carry lone surrogates (\ud800): no path or name
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProfileError("invalid JSON: a \\uXXXX escape is a lone surrogate, "
+                               "not a character", path) from None
+        except (ValueError, RecursionError):
+            pass
     else:
         if sys.version_info >= (3, 11):
             import tomllib
@@ -225,6 +245,8 @@ def _parse(path: str) -> dict:
             raise ProfileError(f"invalid TOML: {msg}", path, line) from None
         except RecursionError:
             raise ProfileError("invalid TOML: nested too deeply", path) from None
+        except ValueError as e:  # e.g. an integer too long to convert
+            raise ProfileError(f"invalid TOML: {e}", path) from None
     if not isinstance(doc, dict):
         raise ProfileError("the document must be a table/object", path)
     return doc
@@ -276,9 +298,17 @@ class _Ctx:
         self.vars = variables
 
     def fail(self, key: str, message: str, table=None, index=None, line_key=None):
-        raise ProfileError(message, self.path,
+        raise ProfileError(printable(message), self.path,
                            line_of(self.path, table, line_key or key.rsplit(".", 1)[-1], index),
-                           key)
+                           printable(key))
+
+
+def printable(text: str) -> str:
+    """*text* with control characters escaped: an error stays one line
+    whatever key or value a document holds."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def builtin_vars(profile_dir: str, environ=None) -> dict:
@@ -387,6 +417,8 @@ def _path(ctx, key, raw, table=None, index=None) -> str:
         ctx.fail(key, f"{e} in {raw!r}", table, index)
     if not p:
         ctx.fail(key, "empty path", table, index)
+    if "\0" in p:  # through a variable
+        ctx.fail(key, f"path {p!r} contains a NUL byte", table, index)
     if not p.startswith("/"):
         # relative paths are relative to the profile's directory
         p = os.path.join(ctx.vars["PROFILE_DIR"], p)
@@ -410,6 +442,7 @@ class Profile:
         self.description = ""
         self.skipped_globs: list = []
         self.unscoped = 0  # scopes some profile lifted (scope.X = false)
+        self.applied: set = set()  # real paths of the files applied (extends dedup)
 
     @property
     def sources(self) -> list:
@@ -484,7 +517,7 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
     rules = fs.get("rule", [])
     if isinstance(rules, dict):
         rules = [rules]
-    _list(ctx, "filesystem.rule", rules, "filesystem")
+    rules = _list(ctx, "filesystem.rule", rules, "filesystem")
     for i, rule in enumerate(rules):
         key = f"filesystem.rule[{i}]"
         table = "filesystem.rule"
@@ -556,6 +589,8 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         if not name or "=" in name or "\0" in name:
             ctx.fail("env.set", f"bad variable name {name!r}", "env")
         _expect(ctx, f"env.set.{name}", value, str, "env")
+        if "\0" in value:
+            ctx.fail(f"env.set.{name}", "the value contains a NUL byte", "env")
         try:
             prof.env_set[name] = expand(value, variables) if "$" in value else value
         except (KeyError, ValueError) as e:
@@ -584,6 +619,8 @@ def _allow(prof, ctx, key, p, access, required, table, index, exact=0):
 
 def _locate(spec: str, base_dir: str | None, dirs) -> str:
     if is_path(spec):
+        if "\0" in spec:
+            raise ProfileError(f"bad profile path {spec!r}: it contains a NUL byte")
         p = os.path.expanduser(spec)
         if not os.path.isabs(p) and base_dir is not None:
             p = os.path.join(base_dir, p)
@@ -608,6 +645,9 @@ def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -
     if len(chain) >= MAX_DEPTH:
         raise ProfileError(f"extends chain deeper than {MAX_DEPTH}", path,
                            line_of(path, None, "extends"), "extends")
+    if real in prof.applied:
+        return  # reached again through another extends: a union, once is enough
+    prof.applied.add(real)
     doc = load_document(path)
     if _is_landlockconfig(doc):
         from . import llconfig
@@ -639,7 +679,9 @@ def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -
 
 
 def _is_landlockconfig(doc: dict) -> bool:
-    return any(k in doc for k in ("ruleset", "path_beneath", "net_port"))
+    # TOML and JSON (camelCase) spellings; see llconfig.is_landlockconfig
+    return any(k in doc for k in ("ruleset", "path_beneath", "net_port", "variable",
+                                  "pathBeneath", "netPort"))
 
 
 def load(specs, *, dirs=None, environ=None) -> Profile:
