@@ -89,11 +89,15 @@ def check_keep_fds(fds) -> list:
 
 
 def run(plan, argv, env, *, keep_fds=(), user_flags=0, uid=0, gid=0, path=None,
-        on_exit=None) -> int:
+        on_start=None, stdio=(-1, -1, -1)) -> int:
     """Run *argv* in *plan*'s sandbox and wait for it; returns the exit
     status for `landwrap run` (the target's, or 128+N for signal N).
 
-    Raises a LandwrapError subclass when the target could not be started."""
+    *on_start* is called with the target's pid once it runs (before the
+    launcher waits for it; signals are blocked in the calling thread then).
+    *stdio* are file descriptors for the target's stdin/stdout/stderr
+    (-1: inherit).  Raises a LandwrapError subclass when the target could
+    not be started."""
     if path is None:
         path = spawn.find_program(argv[0], env.get("PATH"))
     waitset = set(FORWARDED) | {signal.SIGCHLD}
@@ -102,12 +106,12 @@ def run(plan, argv, env, *, keep_fds=(), user_flags=0, uid=0, gid=0, path=None,
     old = signal.pthread_sigmask(signal.SIG_BLOCK, waitset)
     try:
         pid = spawn.start(
-            plan, path, argv, env, keep_fds=keep_fds,
+            plan, path, argv, env, keep_fds=keep_fds, stdio=stdio,
             flags=(user_flags | _sys.F_PDEATHSIG | _sys.F_UNBLOCK_SIGNALS
                    | _sys.F_RESTORE_SIGPIPE | _sys.F_CLOSE_FDS),
             uid=uid, gid=gid)
-        if on_exit is not None:
-            on_exit(pid)
+        if on_start is not None:
+            on_start(pid)
         status = _wait_forwarding(pid, waitset)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -45,6 +45,9 @@ RUN_OPTIONS = (
      "Pass this open file descriptor to the command (others above 2 are closed)."),
     (("--user",), "user", VALUE, str, "USER|UID", "As root: run the command as this user."),
     (("--group",), "group", VALUE, str, "GROUP|GID", "As root: run the command with this group."),
+    (("--log-denials",), "log_denials", FLAG, None, None,
+     "Have the kernel log what the sandbox denies (Landlock ABI 7) and, as root, print each "
+     "denial with the option that would allow it when the command ends."),
     (("--dry-run",), "dry_run", FLAG, None, None,
      "Print the resolved sandbox and what the kernel will enforce, then exit."),
     (("--json",), "json", FLAG, None, None, "With --dry-run: print it as JSON."),

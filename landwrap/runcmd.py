@@ -53,7 +53,12 @@ def _run(opts: dict) -> int:
         raise UsageError(f"--abi {opts['abi']}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
     argv = opts["command"]
     prof = build_profile(opts)
-    plan = prof.ruleset.resolve()
+    if opts.get("log_denials"):
+        from . import denials
+
+        plan = denials.resolve_logged(prof.ruleset)
+    else:
+        plan = prof.ruleset.resolve()
     env = launcher.build_env(bool(opts.get("clean_env")) or prof.env_clean,
                              prof.env_settings() + list(opts.get("env") or ()))
     keep = launcher.check_keep_fds(opts.get("keep_fd") or ())
@@ -86,5 +91,8 @@ def _run(opts: dict) -> int:
     elif not opts.get("quiet"):
         for line in report.plan_warnings(plan):
             report.warn(line)
+    if opts.get("log_denials"):
+        return denials.run_logged(plan, argv, env, keep_fds=keep, user_flags=uflags,
+                                  uid=uid, gid=gid, path=path)
     return launcher.run(plan, argv, env, keep_fds=keep, user_flags=uflags,
                         uid=uid, gid=gid, path=path)
