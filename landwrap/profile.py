@@ -673,9 +673,8 @@ def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -
         prof.ruleset.sources.append(path)
     if not is_path(spec):
         for local in find_locals(spec, dirs):
-            if local not in prof.ruleset.sources:
-                _apply_document(prof, load_document(local), local, environ)
-                prof.ruleset.sources.append(local)
+            # a local file is a profile of its own: its extends are followed
+            _load_into(prof, local, None, dirs, chain + [real], environ)
 
 
 def _is_landlockconfig(doc: dict) -> bool:

@@ -59,6 +59,7 @@ def _run(opts: dict) -> int:
         plan = denials.resolve_logged(prof.ruleset)
     else:
         plan = prof.ruleset.resolve()
+    plan.skipped += [(p, origin, "the glob matches nothing") for p, origin in prof.skipped_globs]
     env = launcher.build_env(bool(opts.get("clean_env")) or prof.env_clean,
                              prof.env_settings() + list(opts.get("env") or ()))
     keep = launcher.check_keep_fds(opts.get("keep_fd") or ())

@@ -325,3 +325,11 @@ def test_python_dash_m_and_console_script_agree():
         pytest.skip("console script not installed next to this interpreter")
     r = subprocess.run([exe, "run", "-q", "--", "sh", "-c", "exit 5"])
     assert r.returncode == 5
+
+
+def test_dry_run_lists_globs_that_match_nothing(tmp_path):
+    prof = tmp_path / "p.toml"
+    prof.write_text(f'[filesystem]\nro = ["{tmp_path}/nothing-*"]\n')
+    r = lw("run", "--dry-run", "-p", prof, "--", "true")
+    assert r.returncode == 0, r.stderr
+    assert f"{tmp_path}/nothing-*" in r.stdout and "matches nothing" in r.stdout

@@ -556,3 +556,15 @@ def test_access_groups():
     assert llconfig.group_bits("net", "all", 4) == compat.NET_TCP
     assert llconfig.group_bits("scope", "all", 6) == compat.SCOPE_ALL
     assert llconfig.group_bits("net", "read_write", 6) is None
+
+
+def test_local_file_extends_are_followed(tmp_path):
+    d = tmp_path / "profiles"
+    write(d / "app.toml", '[filesystem]\nro = ["/a"]\n')
+    write(d / "block.toml", '[filesystem]\nro = ["/from-block"]\n')
+    write(d / "app.local.toml", 'extends = ["block"]\n[filesystem]\nro = ["/local"]\n')
+    prof = profile.load(["app"], dirs=[str(d)])
+    assert set(rule_paths(prof)) == {"/a", "/from-block", "/local"}
+    write(d / "app.local.toml", 'extends = ["no-such-block"]\n')
+    with pytest.raises(ProfileError, match="no-such-block"):
+        profile.load(["app"], dirs=[str(d)])
