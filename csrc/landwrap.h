@@ -81,3 +81,49 @@ struct lw_error {
  * pid, or -1 with errno when no child was created.  A child that fails
  * writes a struct lw_error to errpipe and exits with status 125. */
 int lw_spawn(const struct lw_spawn *s);
+
+/* ---- threads.c: restricting every thread (before TSYNC) -------------- */
+
+#define LW_MAX_THREADS 16384
+
+/* State of a thread in a round. */
+#define LW_T_SENT 1    /* signalled, not answered yet */
+#define LW_T_BUSY 2    /* its handler is restricting it */
+#define LW_T_DONE 3    /* answered: err is 0 or the errno of the failure */
+#define LW_T_GONE 4    /* exited before answering */
+#define LW_T_LOST 5    /* could not be signalled: err says why */
+
+struct lw_thread {
+    int tid;
+    int state;
+    int err;
+};
+
+/* 1 when nobody handles or ignores signal sig, else 0; -1 with errno. */
+int lw_signal_is_free(int sig);
+
+/* Restrict every thread of the process but the caller with ruleset_fd and
+ * flags, through signal sig (which must be free).  task_fd and status_fd
+ * are /proc/self/task and /proc/self/status, opened by the caller.  Returns
+ * the number of threads signalled (their records copied to out, at most
+ * out_cap) and sets *outcome to 0, ETIMEDOUT, ENOSPC or the errno that
+ * stopped the round, and *escapes to the number of times held threads had
+ * to be let go to break a stall; returns -1 with errno (EBUSY: signal in
+ * use, EALREADY: a round is running) when no round took place. */
+int lw_restrict_threads(int ruleset_fd, uint32_t flags, int sig,
+                        int task_fd, int status_fd, int timeout_ms,
+                        struct lw_thread *out, int out_cap, int *outcome,
+                        int *escapes);
+
+/* A thread's name and blocked signals (SigBlk), from /proc/self/task. */
+struct lw_thread_mask {
+    int tid;
+    int readable;        /* 0: its status could not be read */
+    uint64_t blocked;
+    char name[16];
+};
+
+/* Read every thread's record through task_fd (/proc/self/task) into out;
+ * returns how many, or -1 with errno.  One call, so that a process whose
+ * threads fight over the GIL pays for it once. */
+int lw_thread_masks(int task_fd, struct lw_thread_mask *out, int cap);

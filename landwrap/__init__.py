@@ -6,3 +6,55 @@ on first use, so that `landwrap run` starts fast.
 """
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # sandboxing this process, or a child
+    "restrict", "run", "Popen", "Ruleset", "Plan", "Enforcement",
+    # the kernel
+    "abi", "status",
+    # errors
+    "LandwrapError", "LandlockUnavailable", "UnsupportedFeature", "PathError",
+    "RulesetError", "EnforcementError", "ProfileError", "UsageError", "SpawnError",
+    "CommandNotFound", "CommandNotExecutable",
+    # subprocess's, for convenience
+    "PIPE", "DEVNULL", "STDOUT", "CompletedProcess", "CalledProcessError",
+    "TimeoutExpired",
+]
+
+#: Where each public name lives; imported on first use (PEP 562).
+_LAZY = {
+    "restrict": "api", "run": "api", "Popen": "api", "Enforcement": "api", "abi": "api",
+    "status": "api",
+    "PIPE": "api", "DEVNULL": "api", "STDOUT": "api", "CompletedProcess": "api",
+    "CalledProcessError": "api", "TimeoutExpired": "api",
+    "Ruleset": "ruleset", "Plan": "ruleset",
+    "LandwrapError": "errors", "LandlockUnavailable": "errors",
+    "UnsupportedFeature": "errors", "PathError": "errors", "RulesetError": "errors",
+    "EnforcementError": "errors", "ProfileError": "errors", "UsageError": "errors",
+    "SpawnError": "errors", "CommandNotFound": "errors", "CommandNotExecutable": "errors",
+}
+
+
+def __getattr__(name):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(__import__(f"{__name__}.{mod}", fromlist=[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
+                            CompletedProcess, TimeoutExpired)
+
+    from .api import Enforcement, Popen, abi, restrict, run, status
+    from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError,
+                         LandlockUnavailable, LandwrapError, PathError, ProfileError,
+                         RulesetError, SpawnError, UnsupportedFeature, UsageError)
+    from .ruleset import Plan, Ruleset

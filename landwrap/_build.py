@@ -1,6 +1,7 @@
 """_build.py: the cffi builder (API, out-of-line mode), named in setup.py's
 ``cffi_modules``.  Declarations come from csrc/landwrap.h, code from
-csrc/landwrap.c; no C lives in Python strings beyond the include."""
+csrc/landwrap.c and csrc/threads.c; no C lives in Python strings beyond
+the include."""
 
 import os
 
@@ -15,7 +16,8 @@ with open(os.path.join(_CSRC, "landwrap.h"), encoding="utf-8") as f:
 ffibuilder.set_source(
     "landwrap._lwcffi",
     '#include <stdint.h>\n#include <stddef.h>\n#include "landwrap.h"\n',
-    sources=[os.path.relpath(os.path.join(_CSRC, "landwrap.c"))],
+    sources=[os.path.relpath(os.path.join(_CSRC, name))
+             for name in ("landwrap.c", "threads.c")],
     include_dirs=[os.path.relpath(_CSRC)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )

@@ -131,11 +131,16 @@ MAX_KEEP_FDS = 64
 def cstrings(items) -> tuple:
     """A NULL-terminated ``char *[]`` and the buffers it points into (keep
     both alive for the call)."""
-    bufs = [ffi.from_buffer(b if b.endswith(b"\0") else b + b"\0") for b in items]
-    arr = ffi.new("char *[]", len(bufs) + 1)
-    for i, b in enumerate(bufs):
-        arr[i] = ffi.cast("char *", b)
-    return arr, bufs
+    # One buffer for all the strings: a third of the cost of one each,
+    # which matters for a spawn's environment.
+    blob = ffi.from_buffer(b"\0".join(items) + b"\0")
+    arr = ffi.new("char *[]", len(items) + 1)
+    base = ffi.cast("char *", blob)
+    off = 0
+    for i, b in enumerate(items):
+        arr[i] = base + off
+        off += len(b) + 1
+    return arr, blob
 
 
 class SpawnArgs:
@@ -203,3 +208,57 @@ def read_child_error(errpipe_r: int):
     rec = ffi.new("struct lw_error *")
     ffi.memmove(rec, data, _ERR_SIZE)
     return rec.stage, rec.err
+
+
+# Threads (csrc/threads.c) ------------------------------------------------
+
+MAX_THREADS = lib.LW_MAX_THREADS
+T_SENT = lib.LW_T_SENT
+T_BUSY = lib.LW_T_BUSY
+T_DONE = lib.LW_T_DONE
+T_GONE = lib.LW_T_GONE
+T_LOST = lib.LW_T_LOST
+
+
+def signal_is_free(sig: int) -> bool:
+    """True when signal *sig* has neither a handler nor SIG_IGN (checked
+    with sigaction, so handlers installed from C count too)."""
+    r = lib.lw_signal_is_free(sig)
+    if r < 0:
+        raise _oserror()
+    return bool(r)
+
+
+def restrict_threads(ruleset_fd: int, flags: int, sig: int, task_fd: int,
+                     status_fd: int, timeout_ms: int) -> tuple:
+    """Restrict every other thread through signal *sig*: ``(outcome,
+    [(tid, state, errno), ...], escapes)`` where *outcome* is 0 when every
+    thread of the process was accounted for, else an errno (ETIMEDOUT,
+    ENOSPC...), and *escapes* counts the stalls broken by letting the held
+    threads go.  Raises OSError when no round could start (EBUSY: the
+    signal is in use)."""
+    out = ffi.new("struct lw_thread[]", MAX_THREADS)
+    outcome = ffi.new("int *")
+    escapes = ffi.new("int *")
+    n = lib.lw_restrict_threads(ruleset_fd, flags, sig, task_fd, status_fd,
+                                timeout_ms, out, MAX_THREADS, outcome, escapes)
+    if n < 0:
+        raise _oserror()
+    return outcome[0], [(out[i].tid, out[i].state, out[i].err)
+                        for i in range(min(n, MAX_THREADS))], escapes[0]
+
+
+def thread_masks(task_fd: int) -> list:
+    """``[(tid, name, blocked_mask, readable), ...]`` for every thread,
+    read in one call through *task_fd* (/proc/self/task)."""
+    cap = 256
+    while True:
+        out = ffi.new("struct lw_thread_mask[]", cap)
+        n = lib.lw_thread_masks(task_fd, out, cap)
+        if n < 0:
+            raise _oserror()
+        if n < cap or cap >= MAX_THREADS:
+            break
+        cap = min(cap * 8, MAX_THREADS)
+    return [(out[i].tid, ffi.string(out[i].name).decode(errors="replace"),
+             out[i].blocked, bool(out[i].readable)) for i in range(n)]

@@ -135,7 +135,7 @@ def run(**kw):
               help="Show what landwrap would use when capped to ABI N.")
 def status(as_json, abi):
     """Show the kernel's Landlock support and what `landwrap run` enforces here."""
-    from .status import format_status, status as get_status
+    from .kernel import format_status, status as get_status
 
     try:
         st = get_status(abi)

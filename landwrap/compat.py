@@ -130,6 +130,16 @@ def since(abi: int) -> str:
     return f"ABI {abi}, Linux {KERNEL[abi]}"
 
 
+#: landlock_restrict_self() flag that restricts every thread of the process.
+TSYNC = RESTRICT_FLAGS["tsync"][0]
+
+
+def has_tsync(abi: int) -> bool:
+    """Whether landlock_restrict_self() can restrict all threads at once
+    (TSYNC).  Below that, each thread has to restrict itself."""
+    return abi >= RESTRICT_FLAGS["tsync"][1]
+
+
 # Features as users see them in `landwrap status` and in messages: name,
 # description, the table and bits it covers.
 FEATURES = (

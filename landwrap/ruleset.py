@@ -63,7 +63,8 @@ def parse_ports(spec) -> tuple:
         text = str(spec).strip()
         lo_s, sep, hi_s = text.partition("-")
         try:
-            if not lo_s.isdigit() or (sep and not hi_s.isdigit()):
+            if not (lo_s.isascii() and lo_s.isdigit()) or (
+                    sep and not (hi_s.isascii() and hi_s.isdigit())):
                 raise ValueError
             lo = int(lo_s)
             hi = int(hi_s) if sep else lo
@@ -196,6 +197,44 @@ class Ruleset:
         self.ports += other.ports
         self.sources += [s for s in other.sources if s not in self.sources]
         return self
+
+    @classmethod
+    def from_profile(cls, *profiles) -> "Ruleset":
+        """The sandbox of one or more profiles: names on the profile path
+        or files, later ones adding to earlier (as ``landwrap run -p``).
+        Raises ProfileError.  A profile's ``[env]`` table is not part of a
+        Ruleset (``landwrap.run(profile=...)`` applies it)."""
+        if not profiles:
+            raise UsageError("from_profile: give at least one profile name or path")
+        from .profile import load
+
+        return load([os.fsdecode(os.fspath(p)) for p in profiles]).ruleset
+
+    # use ----------------------------------------------------------------
+    def plan(self) -> "Plan":
+        """:meth:`resolve`, done once and reused while this request is
+        unchanged (adding a rule or changing a switch makes a new plan), so
+        that many spawns share one kernel ruleset.  Paths are resolved, and
+        rules bound to their inodes, on first use."""
+        key = (self.fs, self.net, self.scopes, tuple(self.need.values()),
+               self.restrict_flags, len(self.paths), len(self.ports),
+               self.compat, self.abi)
+        cached = getattr(self, "_plan", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        plan = self.resolve()
+        self._plan = (key, plan)
+        return plan
+
+    def restrict(self, *, compat: str | None = None, abi: int | None = None):
+        """Enforce this sandbox on every thread of the calling process,
+        irreversibly; returns a ``landwrap.Enforcement``.  See
+        ``landwrap.restrict`` for what the kernel does."""
+        from .api import enforce
+
+        if compat is None and abi is None:
+            return enforce(self.plan())
+        return enforce(self.resolve(compat_mode=compat, abi=abi))
 
     # resolution -------------------------------------------------------
     def resolve(self, *, compat_mode: str | None = None, abi: int | None = None,

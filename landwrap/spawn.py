@@ -105,6 +105,8 @@ def exec_denied_hint(plan, path: str) -> tuple:
 
 
 def encode_env(env) -> list:
+    if env is os.environ:  # already valid, and bytes in os.environb
+        return [k + b"=" + v for k, v in os.environb.items()]
     out = []
     for k, v in env.items():
         k = os.fsencode(k)

@@ -1,5 +1,5 @@
-"""status.py: what this kernel offers and what landwrap will enforce here.
-Used by `landwrap status` and ``landwrap.status()``."""
+"""kernel.py: what this kernel offers and what landwrap will enforce here.
+Used by `landwrap status` and ``landwrap.status()``; reads, never restricts."""
 
 from __future__ import annotations
 

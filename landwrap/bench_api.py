@@ -1,0 +1,141 @@
+"""bench_api.py: how fast the Python API is on this machine (not a test).
+
+    python -m landwrap.bench_api [-n 500] [--cli-n 100] [--threads 50] [--restrict-n 20]
+
+Prints medians and ratios, all measured in the same run:
+
+- a sandboxed spawn, ``landwrap.run(["/bin/true"], ruleset=prebuilt)``,
+  against a plain ``subprocess.run(["/bin/true"])`` (interleaved, so that
+  drift in machine load hits both alike), and against calling a CLI sandbox
+  from Python, ``subprocess.run(["landwrap", "run", "--", "/bin/true"])``:
+  what any launcher-based sandbox costs, a whole extra process start;
+- ``restrict()`` in a process with N threads, each sample in a fresh
+  interpreter (restricting is irreversible).
+
+Asserts nothing; performance figures belong here, not in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+_RESTRICT_CHILD = """
+import json, sys, threading, time
+import landwrap
+n, prebuilt = int(sys.argv[1]), sys.argv[2] == "1"
+go = threading.Event()
+ts = [threading.Thread(target=go.wait) for _ in range(n - 1)]
+for t in ts:
+    t.start()
+ro = sorted({sys.prefix, sys.base_prefix})
+landwrap.Enforcement  # import the API now: not part of the time
+if prebuilt:
+    rs = landwrap.Ruleset.from_profile("default")
+    for p in ro:
+        rs.allow(p, "rox")
+    rs.plan().ruleset_fd()
+    t0 = time.perf_counter()
+    enf = rs.restrict()
+else:
+    t0 = time.perf_counter()
+    enf = landwrap.restrict(ro=ro)
+dt = time.perf_counter() - t0
+go.set()
+for t in ts:
+    t.join()
+print(json.dumps([dt, enf.threads, enf.method]))
+"""
+
+
+def _median_ms(xs) -> float:
+    return statistics.median(xs) * 1000
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bench_spawn(n: int, cli_n: int) -> list:
+    """[(label, median_ms, iterations)] for the spawn comparison."""
+    import landwrap
+
+    rs = landwrap.Ruleset.from_profile("default")
+    landwrap.run(["/bin/true"], ruleset=rs, check=True)  # builds the ruleset once
+    for _ in range(20):  # warm up both paths
+        subprocess.run(["/bin/true"])
+        landwrap.run(["/bin/true"], ruleset=rs)
+    plain, sandboxed = [], []
+    for _ in range(n):
+        plain.append(_timed(lambda: subprocess.run(["/bin/true"])))
+        sandboxed.append(_timed(lambda: landwrap.run(["/bin/true"], ruleset=rs)))
+    rows = [('subprocess.run(["/bin/true"])', _median_ms(plain), n),
+            ('landwrap.run(["/bin/true"], ruleset=prebuilt)', _median_ms(sandboxed), n)]
+    script = shutil.which("landwrap", path=os.path.dirname(sys.executable))
+    clis = []
+    if script:
+        clis.append(('subprocess.run(["landwrap", "run", "--", "/bin/true"])',
+                     [script, "run", "-q", "--", "/bin/true"]))
+    clis.append(('subprocess.run([python, "-m", "landwrap", "run", ...])',
+                 [sys.executable, "-m", "landwrap", "run", "-q", "--", "/bin/true"]))
+    for label, argv in clis:
+        subprocess.run(argv, check=True)
+        xs = [_timed(lambda: subprocess.run(argv)) for _ in range(cli_n)]
+        rows.append((label, _median_ms(xs), cli_n))
+    return rows
+
+
+def bench_restrict(threads: int, samples: int) -> list:
+    """[(label, median_ms, samples)] for restrict() with *threads* threads
+    (the caller included), each sample in a new interpreter."""
+    rows = []
+    for label, n, prebuilt in (
+            (f"landwrap.restrict(), {threads} threads (profile + rules + threads)", threads, "0"),
+            (f"Ruleset.restrict(), prebuilt, {threads} threads (threads only)", threads, "1"),
+            ("Ruleset.restrict(), prebuilt, 1 thread", 1, "1")):
+        xs, method = [], None
+        for _ in range(samples):
+            r = subprocess.run([sys.executable, "-c", _RESTRICT_CHILD, str(n), prebuilt],
+                               capture_output=True, text=True, check=True)
+            dt, count, method = json.loads(r.stdout)
+            if count != n:
+                raise SystemExit(f"restrict() reported {count} threads, expected {n}")
+            xs.append(dt)
+        rows.append((f"{label} [{method}]", _median_ms(xs), samples))
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m landwrap.bench_api", description=__doc__.split("\n")[0])
+    ap.add_argument("-n", type=int, default=500, help="spawns of each kind (default 500)")
+    ap.add_argument("--cli-n", type=int, default=100, help="spawns through the CLI (default 100)")
+    ap.add_argument("--threads", type=int, default=50, help="threads for restrict() (default 50)")
+    ap.add_argument("--restrict-n", type=int, default=20, help="restrict() samples (default 20)")
+    a = ap.parse_args(argv)
+    import landwrap
+
+    print(f"landwrap {landwrap.__version__}: Linux {platform.release()}, Landlock ABI "
+          f"{landwrap.abi()}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
+    spawn = bench_spawn(a.n, a.cli_n)
+    base = spawn[0][1]
+    w = 72
+    print(f"\n{'spawn /bin/true (medians, interleaved)':<{w + 2}} {'ms':>8} {'ratio':>7} {'runs':>5}")
+    for label, ms, runs in spawn:
+        print(f"  {label:<{w}} {ms:8.3f} {ms / base:6.2f}x {runs:5d}")
+    print(f"\n{'restrict() (medians, each in a new process)':<{w + 2}} {'ms':>8} {'':>7} {'runs':>5}")
+    for label, ms, runs in bench_restrict(a.threads, a.restrict_n):
+        print(f"  {label:<{w}} {ms:8.3f} {'':>7} {runs:5d}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
