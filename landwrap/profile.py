@@ -194,6 +194,16 @@ def _cache_write(cache, key, doc):
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, key)
+        # Older entries for the same file (it was edited) are dead: drop them,
+        # so the cache holds one entry per profile file.
+        name = os.path.basename(key)
+        prefix = name[:name.index("-", name.index("-") + 1) + 1]  # "dev-ino-"
+        for old in os.listdir(cache):
+            if old.startswith(prefix) and old != name:
+                try:
+                    os.unlink(os.path.join(cache, old))
+                except OSError:
+                    pass
     except OSError:
         pass
 

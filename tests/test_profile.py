@@ -568,3 +568,14 @@ def test_local_file_extends_are_followed(tmp_path):
     write(d / "app.local.toml", 'extends = ["no-such-block"]\n')
     with pytest.raises(ProfileError, match="no-such-block"):
         profile.load(["app"], dirs=[str(d)])
+
+
+def test_cache_keeps_one_entry_per_profile_file(tmp_path):
+    p = write(tmp_path / "p.toml", '[filesystem]\nro = ["/a"]\n')
+    load(p)
+    cache = tmp_path / "cache"
+    assert len(os.listdir(cache)) == 1
+    for i in range(3):  # edits: a new size each time
+        write(p, '[filesystem]\nro = ["/a%s"]\n' % ("x" * (i + 1)))
+        assert set(rule_paths(load(p))) == {"/a" + "x" * (i + 1)}
+    assert len(os.listdir(cache)) == 1
