@@ -18,6 +18,7 @@ import os
 import sys
 
 from . import compat, report
+from .profile import toml_str
 
 #: The restrict_self() flag that makes the kernel log the denials of the
 #: exec'd program and of its children (not only of the launcher's child).
@@ -86,20 +87,6 @@ def fs_option(rights, path: str) -> str | None:
         parent = os.path.dirname(path)
         return f"--rox {quote(parent if is_program_dir(parent) else path)}"
     return f"--ro {quote(path)}"
-
-
-def toml_str(text: str) -> str:
-    """*text* as a TOML basic string."""
-    out = ['"']
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def profile_line(option: str, rights=()) -> str:

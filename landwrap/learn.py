@@ -43,6 +43,7 @@ import sys
 
 from . import compat, denials as dn, report
 from .errors import CommandNotFound, LandwrapError, UsageError
+from .profile import toml_str
 
 DEFAULT_ROUNDS = 8
 COLLAPSE = 3
@@ -194,7 +195,7 @@ class Candidate:
     # output ----------------------------------------------------------------
     def render(self, header=()) -> str:
         """The candidate as a commented TOML profile."""
-        q = dn.toml_str
+        q = toml_str
         out = [f"# {_clean(h)}" if h else "#" for h in header]
         out.append(f"description = {q('Learned by landwrap learn')}")
         out.append("extends = [" + ", ".join(q(b) for b in self.base) + "]")

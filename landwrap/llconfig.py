@@ -33,7 +33,7 @@ import os
 
 from . import compat
 from .errors import ProfileError
-from .profile import line_of, printable
+from .profile import line_of, printable, toml_str
 
 #: Key names as TOML writes them -> as JSON writes them.
 _CAMEL = {
@@ -467,19 +467,9 @@ def _into(profile, path, handled, need, root, rules, ports) -> None:
 # writing ---------------------------------------------------------------
 
 def _toml_str(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if 0xD800 <= o <= 0xDFFF:
-            raise ProfileError(f"cannot export {s!r}: the path is not valid UTF-8")
-        if ch == '"' or ch == "\\":
-            out.append("\\" + ch)
-        elif o < 0x20 or o == 0x7F:
-            out.append("\\u%04x" % o)
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in s):
+        raise ProfileError(f"cannot export {s!r}: the path is not valid UTF-8")
+    return toml_str(s)
 
 
 def _comment(text: str) -> str:

@@ -298,6 +298,20 @@ def line_of(path: str, table: str | None, key: str | None, index: int | None = N
     return header_line
 
 
+def toml_str(text: str) -> str:
+    """*text* as a TOML basic string (for writing profiles)."""
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append("\\u%04x" % ord(ch))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
 # validation and expansion ----------------------------------------------
 
 class _Ctx:

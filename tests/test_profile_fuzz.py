@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from landwrap import compat, llconfig, profile
+from landwrap.profile import toml_str
 from landwrap.errors import ProfileError
 from landwrap.ruleset import parse_ports
 
@@ -67,18 +68,6 @@ def tree():
 
 
 # serializing ---------------------------------------------------------------
-
-def toml_str(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append("\\u%04x" % ord(ch))
-        else:
-            out.append(ch)
-    return "".join(out) + '"'
-
 
 def toml_key(k: str) -> str:
     if k and all(c.isascii() and (c.isalnum() or c in "-_") for c in k):
