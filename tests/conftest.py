@@ -23,6 +23,21 @@ for _p in sorted({sys.prefix, sys.base_prefix,
     PY_ROX += ["--rox", _p]
 
 
+def _audit_reason():
+    """Why the kernel's denial records cannot be read here, or None."""
+    if os.geteuid() != 0:
+        return "not root: reading audit records needs CAP_AUDIT_READ/CAP_AUDIT_CONTROL"
+    if KERNEL_ABI < 7:
+        return f"kernel Landlock ABI {KERNEL_ABI} has no denial logging (needs ABI 7)"
+    from landwrap import audit
+
+    why = audit.availability()
+    return f"audit netlink unavailable: {why}" if why else None
+
+
+needs_audit = pytest.mark.skipif(_audit_reason() is not None, reason=_audit_reason() or "")
+
+
 def pytest_sessionstart(session):
     if REQUIRE and KERNEL_ABI < 0:
         pytest.exit(f"LANDWRAP_REQUIRE_LANDLOCK=1 but Landlock is unavailable "

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import KERNEL_ABI, lw
+from conftest import KERNEL_ABI, lw, needs_audit
 from landwrap import audit, denials
 
 # Records as this machine's kernel (Linux 6.18, Landlock ABI 7) sent them
@@ -162,17 +162,6 @@ def test_unavailable_reasons_are_one_actionable_line():
 
 # the real kernel -----------------------------------------------------------
 
-def _audit_reason():
-    if os.geteuid() != 0:
-        return "not root: reading audit records needs CAP_AUDIT_READ/CAP_AUDIT_CONTROL"
-    if KERNEL_ABI < 7:
-        return f"kernel Landlock ABI {KERNEL_ABI} has no denial logging (needs ABI 7)"
-    why = audit.availability()
-    return f"audit netlink unavailable: {why}" if why else None
-
-
-needs_audit = pytest.mark.skipif(_audit_reason() is not None,
-                                 reason=_audit_reason() or "")
 
 
 @pytest.fixture

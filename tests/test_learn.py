@@ -12,8 +12,8 @@ import threading
 
 import pytest
 
-from conftest import KERNEL_ABI, lw
-from landwrap import audit, learn, profile
+from conftest import lw, needs_audit
+from landwrap import learn, profile
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -21,16 +21,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def _audit_reason():
-    if os.geteuid() != 0:
-        return "not root: reading audit records needs CAP_AUDIT_READ/CAP_AUDIT_CONTROL"
-    if KERNEL_ABI < 7:
-        return f"kernel Landlock ABI {KERNEL_ABI} has no denial logging (needs ABI 7)"
-    why = audit.availability()
-    return f"audit netlink unavailable: {why}" if why else None
-
-
-needs_audit = pytest.mark.skipif(_audit_reason() is not None, reason=_audit_reason() or "")
 
 
 def need(program):
