@@ -168,13 +168,7 @@ def _why_fs(plan, ans: Answer, path: str, access) -> None:
         bit = compat.FS_RIGHTS[right][0]
         if not plan.fs & bit:
             c.allowed = True
-            if not plan.request.fs:
-                c.why = "the filesystem is not restricted by this profile"
-            elif plan.abi == 0:
-                c.why = "Landlock is not available here: nothing is enforced"
-            else:
-                c.why = (f"Landlock ABI {plan.abi} cannot restrict {right} "
-                         f"(needs {compat.since(compat.FS_RIGHTS[right][1])})")
+            c.why = _unhandled(plan, plan.request.fs, "filesystem", right, compat.FS_RIGHTS)
         else:
             for rule in plan.rules_for(where):
                 if rule.access & bit:
@@ -196,6 +190,16 @@ def _why_fs(plan, ans: Answer, path: str, access) -> None:
             ans.profile_line = denials.profile_line(opt, denied)
 
 
+def _unhandled(plan, restricted: bool, what: str, right: str, table: dict) -> str:
+    """Why *right*, which the plan does not handle, is allowed."""
+    if not restricted:
+        return f"the {what} is not restricted by this profile"
+    if plan.abi == 0:
+        return "Landlock is not available here: nothing is enforced"
+    return (f"Landlock ABI {plan.abi} cannot restrict {right} "
+            f"(needs {compat.since(table[right][1])})")
+
+
 def _why_net(plan, ans: Answer, proto: str, port: int, access) -> None:
     for word in access:
         right = NET_WORDS[proto].get(word) or (word if word in compat.NET_RIGHTS else None)
@@ -206,13 +210,7 @@ def _why_net(plan, ans: Answer, proto: str, port: int, access) -> None:
         bit = compat.NET_RIGHTS[right][0]
         if not plan.net & bit:
             c.allowed = True
-            if not plan.request.net:
-                c.why = "the network is not restricted by this profile"
-            elif plan.abi == 0:
-                c.why = "Landlock is not available here: nothing is enforced"
-            else:
-                c.why = (f"Landlock ABI {plan.abi} cannot restrict {right} "
-                         f"(needs {compat.since(compat.NET_RIGHTS[right][1])})")
+            c.why = _unhandled(plan, plan.request.net, "network", right, compat.NET_RIGHTS)
         else:
             for p, bits, origins in plan.ports:
                 if p == port and bits & bit:
