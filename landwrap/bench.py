@@ -136,8 +136,7 @@ def bench_files(count: int, rounds: int) -> dict:
 
 
 def bench_profile(paths: int, n_start: int) -> dict:
-    from . import profile, _sys
-    from .ruleset import Ruleset
+    from . import profile
 
     with tempfile.TemporaryDirectory(prefix="landwrap-bench-") as d:
         files = []
@@ -168,7 +167,7 @@ def bench_profile(paths: int, n_start: int) -> dict:
                 b = time.perf_counter()
                 plan = prof.ruleset.resolve()
                 c = time.perf_counter()
-                fd = plan.ruleset_fd()
+                plan.ruleset_fd()
                 e = time.perf_counter()
                 times["load"].append(b - a)
                 times["resolve"].append(c - b)

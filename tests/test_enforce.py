@@ -5,7 +5,6 @@ EACCES/EPERM (or EXDEV where Landlock documents it)."""
 import os
 import shutil
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
