@@ -17,6 +17,7 @@ import sys
 
 from . import compat
 from .errors import LandwrapError, ProfileError
+from .safetext import printable
 from .ruleset import Ruleset, parse_ports
 
 SUFFIX = ".toml"
@@ -325,14 +326,6 @@ class _Ctx:
         raise ProfileError(printable(message), self.path,
                            line_of(self.path, table, line_key or key.rsplit(".", 1)[-1], index),
                            printable(key))
-
-
-def printable(text: str) -> str:
-    """*text* with control characters escaped: an error stays one line
-    whatever key or value a document holds."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def builtin_vars(profile_dir: str, environ=None) -> dict:
