@@ -237,3 +237,34 @@ def downgrade(abi: int, want: dict, need: dict, refer_allowed: bool) -> Downgrad
     if refer_allowed and not d.fs & REFER and want.get("fs", 0):
         d.refer_lost = True
     return d
+
+
+# The security model, by kernel hook: for each class of operation a
+# sandboxed program might attempt, what stops it.  (operation, mechanism,
+# abi): *mechanism* is "landlock" (needs *abi*), "seccomp" (landwrap's
+# companion filter, installed beside Landlock), "capabilities" (the
+# capability drop of root sandboxes), "launcher" (`landwrap run` itself) or
+# None (nothing landwrap adds: the operation stays possible).  Rendered by
+# `landwrap status` for the running kernel, and in the README and
+# landwrap(1) (tests/test_security_model.py keeps them in step).
+SECURITY_MODEL = (
+    ("open, read, write, create, remove files; execve", "landlock", 1),
+    ("ptrace, /proc/PID/{mem,root,cwd} of processes outside", "landlock", 1),
+    ("mount, umount, pivot_root", "landlock", 1),
+    ("rename or link across directories (refer)", "landlock", 2),
+    ("truncate", "landlock", 3),
+    ("TCP bind and connect", "landlock", 4),
+    ("ioctl on device files", "landlock", 5),
+    ("abstract unix sockets outside", "landlock", 6),
+    ("signals to processes outside", "landlock", 6),
+    ("pathname unix sockets (D-Bus, docker.sock)", "landlock", 9),
+    ("UDP bind, connect and send", "landlock", 10),
+    ("terminal input injection (TIOCSTI, TIOCLINUX)", "seccomp", None),
+    ("Multipath TCP sockets (bypass the TCP rules)", "seccomp", None),
+    ("prlimit, setpriority, sched_*, ioprio_set on other processes", "seccomp", None),
+    ("root's privileges (mknod, raw sockets, bpf, sethostname...)", "capabilities", None),
+    ("processes left running after the command exits", "launcher", None),
+    ("/proc/PID/environ and maps of same-user processes", None, None),
+    ("code run without execve (LD_PRELOAD, ld.so PROG, mmap PROT_EXEC)", None, None),
+    ("file descriptors inherited from the caller", None, None),
+)

@@ -76,6 +76,27 @@ class UnsupportedFeature(LandwrapError):
         )
 
 
+class NothingEnforced(LandwrapError):
+    """Strict mode: the sandbox asked for restrictions, but none of them
+    exists at this ABI, so Landlock would enforce nothing at all.
+
+    ``dropped`` lists ``(kind, bits, description)`` of what was asked for;
+    ``abi`` is the ABI in use.
+    """
+
+    def __init__(self, abi: int, kernel_abi: int, dropped: list):
+        self.abi = abi
+        self.dropped = dropped
+        what = "; ".join(desc for _, _, desc in dropped) or "nothing it handles"
+        cap = "" if abi == kernel_abi else f" (capped with --abi {abi})"
+        super().__init__(
+            f"refusing to run NOT SANDBOXED: Landlock ABI {abi}{cap} can enforce none of "
+            f"the restrictions asked for ({what})",
+            "run on a newer kernel, restrict something this kernel handles, or pass "
+            "--best-effort to run without a sandbox",
+        )
+
+
 class PathError(LandwrapError):
     """A path given for a rule is missing or unusable."""
 

@@ -28,6 +28,8 @@ def status(abi: int | None = None) -> dict:
     for name, desc, need, kernel, ok in compat.features(out["abi"]):
         out["features"].append({"name": name, "description": desc, "abi": need,
                                 "kernel": kernel, "supported": ok})
+    out["security"] = security_model(out["abi"])
+    out["lsm"] = active_lsms()
     from .profile import for_command
 
     try:
@@ -40,6 +42,52 @@ def status(abi: int | None = None) -> dict:
     except LandwrapError as e:
         out["default"] = {"status": "refused", "error": e.message}
     return out
+
+
+_MECHANISMS = {
+    "seccomp": "seccomp companion filter",
+    "capabilities": "capability drop (root)",
+    "launcher": "landwrap run (kills what is left)",
+}
+
+
+def security_model(abi: int) -> list:
+    """compat.SECURITY_MODEL for a kernel at *abi*: each operation with the
+    mechanism that covers it here (``covered`` False where nothing does)."""
+    seccomp = _has_seccomp()
+    rows = []
+    for op, mech, need in compat.SECURITY_MODEL:
+        if mech == "landlock":
+            covered = 0 < need <= abi
+            by = f"Landlock ABI {need} (Linux {compat.KERNEL[need]})"
+            if not covered:
+                by += " - not on this kernel"
+        elif mech is None:
+            covered, by = False, "nothing (out of Landlock's reach)"
+        else:
+            covered = seccomp if mech == "seccomp" else True
+            by = _MECHANISMS[mech] + ("" if covered else " - seccomp unavailable")
+        rows.append({"operation": op, "mechanism": mech, "abi": need,
+                     "covered": covered, "by": by})
+    return rows
+
+
+def _has_seccomp() -> bool:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            return b"\nSeccomp:" in f.read()
+    except OSError:
+        return False
+
+
+def active_lsms() -> list | None:
+    """The kernel's active LSM stack, or None when securityfs cannot be read
+    (it is not mounted at /sys/kernel/security, or not readable)."""
+    try:
+        with open("/sys/kernel/security/lsm", encoding="ascii") as f:
+            return [x for x in f.read().strip().split(",") if x]
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def format_status(st: dict) -> str:
@@ -68,4 +116,12 @@ def format_status(st: dict) -> str:
                      f"scopes: {', '.join(d['scoped']) or 'none'}")
         for x in d["dropped"]:
             lines.append(f"  not enforced: {x}")
+    lines.append("Security model here (what stops each operation):")
+    for row in st["security"]:
+        mark = "yes" if row["covered"] else "no "
+        lines.append(f"  {mark}  {row['operation']:<66} {row['by']}")
+    lsm = st["lsm"]
+    lines.append("Active LSMs:    " + (",".join(lsm) if lsm is not None else
+                 "unknown (securityfs not mounted at /sys/kernel/security)")
+                 + "  (AppArmor, SELinux and others may confine the command too)")
     return "\n".join(lines) + "\n"

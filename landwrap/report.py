@@ -29,15 +29,26 @@ def info(msg: str) -> None:
 
 def plan_warnings(plan) -> list:
     """The warning lines a run prints for *plan* (empty when the kernel
-    enforces everything)."""
-    if not plan.dropped:
+    enforces everything).  ``-q`` hides these, but never
+    :func:`unsandboxed_warning`."""
+    if not plan.dropped or not plan.enforces_anything:
         return []
     if plan.mode == "best-effort" and plan.explicit_missing:
         return ["best-effort: running without what was asked for but is "
                 "unsupported; " + plan.warning()]
-    if plan.abi == 0:
-        return ["NOT SANDBOXED: " + plan.warning()]
     return [plan.warning()]
+
+
+def unsandboxed_warning(plan) -> str | None:
+    """The line a run always prints when Landlock will enforce nothing at
+    all (the user lifted every restriction, or best-effort on a kernel that
+    has none of what was asked), else None."""
+    if plan.enforces_anything:
+        return None
+    if plan.dropped:
+        return "NOT SANDBOXED: " + plan.warning()
+    return ("NOT SANDBOXED: every Landlock restriction was lifted "
+            "(--unrestricted-fs, --unrestricted-net and --unrestricted-scope, or the profile)")
 
 
 def _names(table, bits) -> str:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 
 from . import compat
-from .errors import (LandlockUnavailable, PathError, RulesetError,
-                     UnsupportedFeature, UsageError)
+from .errors import (LandlockUnavailable, NothingEnforced, PathError,
+                     RulesetError, UnsupportedFeature, UsageError)
 
 STRICT = "strict"
 BEST_EFFORT = "best-effort"
@@ -292,15 +292,17 @@ class Ruleset:
         plan.explicit_missing = d.missing
         plan._resolve_paths(self.paths, d.fs)
         plan._resolve_ports(self.ports, d.net)
-        if not d.fs and (d.net or d.scoped) and compat.REFER & compat.mask(compat.FS_RIGHTS, plan.abi):
-            # A Landlock layer always denies reparenting (refer) unless it
-            # handles it; keep the filesystem unrestricted by handling refer
-            # and allowing it everywhere.
-            plan.fs = compat.REFER
-            plan.rules.insert(0, Rule("/", True, compat.REFER,
-                                      ["unrestricted filesystem"]))
+        # A layer that handles no filesystem right leaves the filesystem
+        # alone entirely: rename/link across directories and mount work in
+        # it (checked on Linux 6.18).  Only a layer that handles some
+        # filesystem right but not refer denies reparenting, so an
+        # unrestricted filesystem handles nothing at all.
         if not (plan.fs or plan.net or plan.scoped):
             plan.status = NOT_ENFORCED
+            if anything and mode == STRICT:
+                # Everything asked for was implicit and this kernel has
+                # none of it: running would mean no sandbox at all.
+                raise NothingEnforced(plan.abi, kernel_abi, d.dropped)
         elif plan.dropped:
             plan.status = PARTIALLY
         else:

@@ -92,6 +92,9 @@ def _run(opts: dict) -> int:
     elif not opts.get("quiet"):
         for line in report.plan_warnings(plan):
             report.warn(line)
+    unsandboxed = report.unsandboxed_warning(plan)
+    if unsandboxed:
+        report.warn(unsandboxed)
     if opts.get("log_denials"):
         return denials.run_logged(plan, argv, env, keep_fds=keep, user_flags=uflags,
                                   uid=uid, gid=gid, path=path)

@@ -103,10 +103,11 @@ def test_no_landlock_strict_raises_best_effort_reports_not_enforced():
     assert plan.status == "not" and plan.dropped
 
 
-def test_unrestricted_fs_still_allows_refer_everywhere():
+def test_unrestricted_fs_handles_no_filesystem_right():
+    # A layer that handles no filesystem right allows rename/link across
+    # directories and mount (pitfall 12); handling refer would deny mount.
     plan = plan_of(Ruleset(fs=False))
-    assert plan.fs == compat.REFER
-    assert [(r.path, r.access) for r in plan.rules] == [("/", compat.REFER)]
+    assert plan.fs == 0 and plan.rules == []
     assert plan.net and plan.scoped
 
 
