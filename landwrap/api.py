@@ -62,7 +62,9 @@ class Enforcement:
     ``status`` is ``"fully"`` (everything asked for), ``"partially"``
     (best-effort mode dropped something this kernel cannot enforce; see
     ``dropped``) or ``"not"`` (nothing: best-effort on a kernel without
-    Landlock, or nothing was restricted).  ``abi`` is the Landlock ABI
+    Landlock, or nothing was restricted).  ``unenforceable`` lists the
+    implicit restrictions this kernel lacks (UDP below ABI 10, say): they
+    were not asked for, so they do not make the status ``"partially"``.  ``abi`` is the Landlock ABI
     used, ``kernel_abi`` the kernel's (None without Landlock).
     ``threads`` is the number of threads restricted, ``method`` how they
     were reached (``"tsync"``: by the kernel, ``"signal"``: each thread
@@ -71,7 +73,8 @@ class Enforcement:
     A false ``Enforcement`` is one that enforced nothing.
     """
 
-    __slots__ = ("status", "abi", "kernel_abi", "dropped", "threads", "method", "plan")
+    __slots__ = ("status", "abi", "kernel_abi", "dropped", "unenforceable", "threads",
+                 "method", "plan")
 
     def __init__(self, plan: Plan, result: threads.ThreadsResult | None):
         self.plan = plan
@@ -79,6 +82,7 @@ class Enforcement:
         self.abi = plan.abi
         self.kernel_abi = plan.kernel_abi if plan.kernel_abi >= 0 else None
         self.dropped = list(plan.dropped)
+        self.unenforceable = list(plan.unenforceable)
         self.threads = result.threads if result is not None else 0
         self.method = result.method if result is not None else None
 

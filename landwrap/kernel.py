@@ -35,6 +35,7 @@ def status(abi: int | None = None) -> dict:
     try:
         plan = for_command((), None).ruleset.resolve(abi=abi)
         out["default"] = {"status": plan.status, "dropped": plan.dropped,
+                          "unenforceable": plan.unenforceable,
                           "rules": len(plan.rules),
                           "handled_access_fs": compat.names(compat.FS_RIGHTS, plan.fs),
                           "handled_access_net": compat.names(compat.NET_RIGHTS, plan.net),
@@ -114,7 +115,7 @@ def format_status(st: dict) -> str:
         lines.append(f"  {d['status']} enforced; {d['rules']} path rules; "
                      f"network: {', '.join(d['handled_access_net']) or 'not restricted'}; "
                      f"scopes: {', '.join(d['scoped']) or 'none'}")
-        for x in d["dropped"]:
+        for x in d["dropped"] + d["unenforceable"]:
             lines.append(f"  not enforced: {x}")
     lines.append("Security model here (what stops each operation):")
     for row in st["security"]:

@@ -45,8 +45,10 @@ def unsandboxed_warning(plan) -> str | None:
     has none of what was asked), else None."""
     if plan.enforces_anything:
         return None
-    if plan.dropped:
-        return "NOT SANDBOXED: " + plan.warning()
+    lost = plan.dropped + plan.unenforceable
+    if lost:
+        where = f"Landlock ABI {plan.abi}" if plan.abi else "this kernel"
+        return f"NOT SANDBOXED: {where} cannot enforce: " + "; ".join(lost)
     return ("NOT SANDBOXED: every Landlock restriction was lifted "
             "(--unrestricted-fs, --unrestricted-net and --unrestricted-scope, or the profile)")
 
@@ -100,6 +102,11 @@ def format_plan(plan, program=None, argv=None) -> str:
     if plan.dropped:
         out.append("Not enforced by this kernel:")
         for d in plan.dropped:
+            out.append(f"  {d}")
+    if plan.unenforceable:
+        out.append("Implicit restrictions this kernel lacks (not asked for; see "
+                   "`landwrap status`):")
+        for d in plan.unenforceable:
             out.append(f"  {d}")
     return "\n".join(out) + "\n"
 

@@ -282,8 +282,12 @@ class Ruleset:
         if d.missing and mode == STRICT:
             raise UnsupportedFeature(plan.abi, min(kernel_abi, compat.LATEST_ABI),
                                      d.missing, d.needed_abi)
-        for _, _, desc in d.missing + d.dropped:
-            plan.dropped.append(desc)
+        # What was asked for explicitly and is not enforced (best-effort
+        # only: strict refused above) makes the run "partially" enforced;
+        # implicit restrictions this kernel lacks (UDP below ABI 10, say)
+        # are listed apart and do not.
+        plan.dropped += [desc for _, _, desc in d.missing]
+        plan.unenforceable += [desc for _, _, desc in d.dropped]
         if d.refer_lost:
             plan.dropped.append(
                 "refer (" + compat.since(compat.FS_RIGHTS["refer"][1]) + "): renaming "
@@ -332,7 +336,9 @@ class Plan:
     """The sandbox as the kernel will get it (see :meth:`Ruleset.resolve`).
 
     ``status`` is ``"fully"``, ``"partially"`` or ``"not"``; ``dropped``
-    says what the kernel cannot enforce; ``skipped`` lists optional paths
+    says what was asked for and is not enforced (best-effort mode);
+    ``unenforceable`` lists implicit restrictions this kernel lacks (not
+    asked for, so they do not make the status "partially"); ``skipped`` lists optional paths
     that do not exist; ``redundant`` lists rules merged away."""
 
     def __init__(self, request: Ruleset, mode: str, kernel_abi: int):
@@ -344,6 +350,7 @@ class Plan:
         self.rules: list = []
         self.ports: list = []   # (port, bits, origins)
         self.dropped: list = []
+        self.unenforceable: list = []
         self.explicit_missing: list = []
         self.skipped: list = []   # (path, origin, reason)
         self.redundant: list = []  # (path, origin, covered_by)
@@ -527,6 +534,7 @@ class Plan:
             "ports": [{"port": p, "access": compat.names(compat.NET_RIGHTS, b),
                        "from": o} for p, b, o in self.ports],
             "dropped": list(self.dropped),
+            "unenforceable": list(self.unenforceable),
             "skipped": [{"path": p, "from": o, "reason": why} for p, o, why in self.skipped],
             "merged": [{"path": p, "from": o, "covered_by": c}
                        for p, o, c in self.redundant],
