@@ -54,7 +54,7 @@ RUN_OPTIONS = (
     (("-v", "--verbose"), "verbose", COUNT, None, None,
      "Say which profiles and rules are used, and what was skipped."),
     (("-q", "--quiet"), "quiet", FLAG, None, None,
-     "Do not warn about restrictions this kernel cannot enforce."),
+     "Do not print warnings (a NOT SANDBOXED warning is always printed)."),
 )
 
 _BY_NAME = {}
