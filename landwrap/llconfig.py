@@ -446,6 +446,7 @@ def _into(profile, path, handled, need, root, rules, ports) -> None:
         if free:
             rs.allow("/", free, origin=f"{path}: filesystem rights it does not handle",
                      required=False, need=0)
+            rs.unhandled_fs |= free
         rs.need["fs"] |= need["fs"]
     net = handled["net"]
     if not net:

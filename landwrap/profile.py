@@ -524,13 +524,13 @@ def user_environ(pw) -> dict:
     """The variables landwrap reads (HOME, USER, XDG directories) as they
     are for the user of the ``pwd`` entry *pw* (``--user``): that user's
     home and the XDG defaults under it, never the caller's."""
-    return {"HOME": pw.pw_dir, "USER": pw.pw_name, "LANDWRAP_UID": str(pw.pw_uid)}
+    return {"HOME": pw.pw_dir, "USER": pw.pw_name, "=uid": str(pw.pw_uid)}
 
 
 def builtin_vars(profile_dir: str, environ=None) -> dict:
     env = os.environ if environ is None else environ
     home = env.get("HOME") or os.path.expanduser("~")
-    uid = int(env["LANDWRAP_UID"]) if "LANDWRAP_UID" in env else os.getuid()
+    uid = int(env["=uid"]) if "=uid" in env else os.getuid()
     try:
         user = env.get("USER") or __import__("pwd").getpwuid(uid).pw_name
     except KeyError:

@@ -118,6 +118,9 @@ class Ruleset:
         #: Directories no rule may grant writing in, above or beneath (landwrap's
         #: own state: profiles, configuration, cache); see profile.protect.
         self.protected: list = []
+        #: Filesystem rights a document leaves unhandled (landlockconfig): its
+        #: rule on / for them stands for "not restricted", like --unrestricted-fs.
+        self.unhandled_fs = 0
 
     # building ---------------------------------------------------------
     def allow(self, path, access="ro", *, origin: str | None = None,
@@ -467,7 +470,8 @@ class Plan:
             for p in {os.path.abspath(d), os.path.realpath(d)}:
                 state.append((p, d))
         for rule in merged.values():
-            if not rule.access & FS_WRITE:
+            free = self.request.unhandled_fs if rule.path == "/" else 0
+            if not rule.access & FS_WRITE & ~free:
                 continue
             top = rule.path.rstrip("/") + "/"
             for p, d in state:
@@ -488,7 +492,9 @@ class Plan:
             return
         from .safetext import printable
 
-        writable = [r for r in merged.values() if r.is_dir and r.access & FS_RELINK]
+        free = self.request.unhandled_fs
+        writable = [r for r in merged.values() if r.is_dir and r.access & FS_RELINK
+                    & ~(free if r.path == "/" else 0)]
 
         def can_change(d):
             return any(w.path == "/" or d == w.path or d.startswith(w.path + "/")
