@@ -27,7 +27,7 @@ MAX_ITEMS = 100_000
 #: Bounds on hostile input, checked while expanding (never after).
 MAX_VALUE = 65_536      # characters of one expanded variable or path
 MAX_MATCHES = 100_000   # paths one glob may match
-MAX_RULES = 1_000_000   # path rules of one sandbox, all files together
+MAX_RULES = 200_000     # path rules of one sandbox, all files together
 #: Where a profile named NAME applies by default (no ``programs`` key):
 #: NAME in one of these directories, compared by real path.
 SYSTEM_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
@@ -37,8 +37,13 @@ SYSTEM_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
 #: top of the source tree (editable installs, running from a checkout).
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_PROFILES = os.path.join(_HERE, "profiles")
+_CHECKOUT_PROFILES = None
 if not os.path.isdir(PACKAGE_PROFILES):
     PACKAGE_PROFILES = os.path.join(os.path.dirname(_HERE), "profiles")
+    # A source checkout's profiles are the developer's working files, like
+    # the rest of the checkout: not protected as landwrap state (an
+    # installed package's are).
+    _CHECKOUT_PROFILES = PACKAGE_PROFILES
 
 TOP_KEYS = {"description", "extends", "compat", "abi", "filesystem", "network",
             "scope", "env", "vars", "programs"}
@@ -216,7 +221,7 @@ def state_dirs(environ=None) -> list:
     directory, the configuration and the cache.  No sandbox may be granted
     write access to (or above, or in) any of them: what is there decides
     the next sandbox."""
-    out = [d for d in search_path(environ) if d]
+    out = [d for d in search_path(environ) if d and d != _CHECKOUT_PROFILES]
     out.append(config_dir(environ))
     cache = _cache_dir(environ)
     if cache:
@@ -744,6 +749,8 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
             if _cwd_refused(prof, ctx, key, item, p, "filesystem", None):
                 continue
             _allow(prof, ctx, key, p, access, required, "filesystem", None)
+        if len(rs.paths) + len(plain) > MAX_RULES:
+            ctx.fail(key, f"more than {MAX_RULES} path rules in all", "filesystem")
         rs.allow_paths(plain, access, origin=f"{path}: {key}", required=False)
     rules = fs.get("rule", [])
     if isinstance(rules, dict):
@@ -885,6 +892,7 @@ def _cwd_refused(prof, ctx, key, raw, p, table, index) -> bool:
         f"${{CWD}} is {printable(real)}, {why}: refusing to grant it", ctx.path, line,
         printable(key), "run from the project directory, or pass --rw DIR (or --ro DIR) "
         "yourself")
+    err.path = real
     prof.cwd_refused.append(err)
     return True
 

@@ -522,17 +522,16 @@ class Plan:
         if not handled:
             return
         starts: dict = {}
-        for lo, hi, bits, origin in ports:
+        for n, (lo, hi, bits, origin) in enumerate(ports):
             bits &= handled
             if bits:
-                starts.setdefault(lo, []).append((hi, bits, origin))
+                starts.setdefault(lo, []).append((hi, n, bits, origin))
         if not starts:
             return
         import heapq
 
         out = []
-        active: list = []  # heap of (hi, seq, bits, origin)
-        seq = 0
+        active: list = []  # heap of (hi, input order, bits, origin)
         bounds = sorted(starts)
         i = 0
         port = bounds[0]
@@ -540,9 +539,8 @@ class Plan:
             if not active:
                 port = max(port, bounds[i])
             while i < len(bounds) and bounds[i] <= port:
-                for hi, bits, origin in starts[bounds[i]]:
-                    heapq.heappush(active, (hi, seq, bits, origin))
-                    seq += 1
+                for entry in starts[bounds[i]]:
+                    heapq.heappush(active, entry)
                 i += 1
             # the segment [port, end] has a constant set of ranges
             end = min(active[0][0], bounds[i] - 1 if i < len(bounds) else 65535)

@@ -41,7 +41,10 @@ def build_profile(opts: dict):
         rs.compat = "strict"
     elif rs.compat != "strict" and not opts.get("best_effort"):
         _check_command_line_strictly(opts, rs.abi)
+    explicit = {os.path.realpath(p) for a in policy.PATH_OPTIONS for p in opts.get(a) or ()}
     for err in prof.cwd_refused:
+        if err.path in explicit:
+            continue  # the user granted it (or chose less) on the command line
         if rs.compat == "strict":
             raise err
         report.warn(f"best-effort: left out {err.message}")
