@@ -5,6 +5,13 @@ that the ordinary `landwrap run` does not pay for the TOML parser), checks
 every key and value, expands variables and globs, follows ``extends`` and
 merges everything into one Ruleset plus the environment settings.
 
+Nothing here may trust a file another user (or a sandbox) could have
+written: profile files and every directory above them must belong to root
+or the invoking user and be writable by nobody else (:func:`untrusted`),
+and cache entries carry a MAC keyed by a secret only the user can read.
+Input is bounded while it is expanded (variables, globs, rule counts), and
+every string from a profile is escaped before it reaches a terminal.
+
 Errors are :class:`ProfileError` with ``FILE:LINE: key: message``.  Pure
 apart from reading profile files and the cache; paths are only checked for
 existence when the ruleset is resolved.
@@ -124,7 +131,12 @@ def untrusted(path: str, uids=None) -> str | None:
         return f"owned by uid {st.st_uid}, not by root or uid {os.getuid()}"
     if st.st_mode & 0o022:
         return f"writable by group or others (mode {st.st_mode & 0o7777:04o})"
-    d = os.path.dirname(real)
+    return _untrusted_dirs(os.path.dirname(real), uids)
+
+
+def _untrusted_dirs(d: str, uids) -> str | None:
+    """Why directory *d* (real, absolute) or one above it could be changed
+    by someone else, or None."""
     while True:
         key = (d, uids)
         verdict = _dir_verdicts.get(key)
@@ -375,12 +387,16 @@ def _cache_write(cache, key, raw, doc):
     except ValueError:  # e.g. a datetime value: it will fail validation anyway
         return
     try:
-        try:
-            os.mkdir(cache, 0o700)
-        except FileExistsError:
-            pass
-        except FileNotFoundError:
-            os.makedirs(cache, mode=0o700, exist_ok=True)
+        if not os.path.isdir(cache):
+            # create it only in a directory nobody else controls: never in
+            # another user's (root under sudo -E, su without -)
+            parent = os.path.dirname(os.path.abspath(cache))
+            if _untrusted_dirs(os.path.realpath(parent), (0, os.getuid(), os.geteuid())):
+                return
+            try:
+                os.mkdir(cache, 0o700)
+            except FileExistsError:
+                pass
         if not _cache_trusted(cache):
             return
         secret = _cache_key(cache, True)

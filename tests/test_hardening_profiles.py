@@ -208,6 +208,11 @@ def test_root_never_writes_its_cache_into_a_directory_it_does_not_own(home, tmp_
     r = lw("run", "-q", "--", "true", env=env)
     assert r.returncode == 0, r.stderr
     assert os.listdir(cache) == []
+    # nor creates its cache directory in one
+    env["LANDWRAP_CACHE_DIR"] = str(cache / "landwrap")
+    r = lw("run", "-q", "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(cache) == []
 
 
 # 4. profiles attach to executables ------------------------------------------
