@@ -86,6 +86,16 @@ def parse_ports(spec) -> tuple:
     return lo, hi
 
 
+class ProtectedStateError(PathError):
+    """A rule would let the sandbox write in (or above, or beneath)
+    landwrap's own state directory ``directory``; ``path`` is the rule's
+    real path, ``origins`` where the rule comes from."""
+
+    def __init__(self, message: str, hint: str, *, path: str, directory: str, origins: list):
+        super().__init__(message, hint)
+        self.path, self.directory, self.origins = path, directory, list(origins)
+
+
 class PathRule:
     __slots__ = ("path", "access", "origin", "required")
 
@@ -477,12 +487,14 @@ class Plan:
             for p, d in state:
                 if p == rule.path or (rule.is_dir and p.startswith(top)) \
                         or rule.path.startswith(p + "/"):
-                    raise PathError(
+                    raise ProtectedStateError(
                         f"{printable(', '.join(rule.origins))}: {printable(rule.path)} would "
                         f"let the sandbox write in landwrap's own directory "
                         f"{printable(d)} (profiles, configuration or cache decide the "
                         "next sandbox)",
-                        "grant a narrower directory, or read-only access")
+                        "grant a narrower directory, or read-only access (landwrap cannot "
+                        "yet hide a directory inside a grant, so --best-effort refuses too)",
+                        path=rule.path, directory=p, origins=rule.origins)
 
     def _check_moved(self, merged: dict, moved: list) -> None:
         """A rule reached through a symlink that sits in a directory this
