@@ -75,12 +75,17 @@ def _check_command_line_strictly(opts: dict, abi) -> None:
     from .ruleset import Ruleset
 
     cli = Ruleset()
+    cli.abi = abi
     cli.fs = any(opts.get(a) for a in policy.PATH_OPTIONS)
     cli.need["fs"] = 0
     explicit = {k: v for k, v in opts.items() if k in policy.PORT_OPTIONS}
     policy.apply_options(cli, explicit)
-    if cli.fs or cli.need["net"]:
-        cli.resolve(compat_mode="strict", abi=abi)
+    if opts.get("log_denials"):
+        from . import denials
+
+        denials.resolve_logged(cli)  # refuses a kernel without denial logging
+    elif cli.fs or cli.need["net"]:
+        cli.resolve(compat_mode="strict")
 
 
 def main(opts: dict) -> int:

@@ -116,6 +116,18 @@ def test_rw_over_landwraps_own_state_is_refused(home, grant):
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.usefixtures("landlock")
+def test_learned_profile_granting_the_cache_is_refused(home, tmp_path):
+    """What `learn` wrote after a program created one file in ~/.cache: a
+    profile granting ~/.cache read-write.  It never runs."""
+    h, env = home
+    learned = tmp_path / "learned.toml"
+    learned.write_text(f'extends = ["default"]\n[filesystem]\nrw = ["{h}/.cache"]\n')
+    r = lw("run", "-q", "-p", learned, "--", "true", env=env)
+    assert r.returncode == 125
+    assert f"{learned}: filesystem.rw" in r.stderr and "landwrap's own directory" in r.stderr
+
+
 def test_state_dirs_cover_profiles_config_and_cache(home):
     h, env = home
     dirs = profile.state_dirs(env)
@@ -307,6 +319,9 @@ def test_extended_best_effort_profile_cannot_relax_connect_tcp(home, tmp_path):
     assert r.returncode == 125 and "signal" in r.stderr
     r = lw("run", "--strict", "--best-effort", "--", "true", env=env)
     assert r.returncode == 125
+    # --log-denials is explicit too: not silently dropped at the profile's abi 3
+    r = lw("run", "-q", "--log-denials", "-p", tmp_path / "app.toml", "--", "true", env=env)
+    assert r.returncode == 125 and "--log-denials" in r.stderr, r.stderr
 
 
 # 10. --user ----------------------------------------------------------------
