@@ -337,6 +337,11 @@ def test_user_resolves_variables_for_that_user(home, tmp_path):
     paths = [s["path"] for s in d["skipped"]] + [x["path"] for x in d["rules"]]
     assert f"{target.pw_dir}/x" in paths and f"{target.pw_dir}/.cache/y" in paths, paths
     assert not any(x.startswith(str(h)) for x in paths)
+    # and that user's landwrap state is protected as well as the caller's
+    prof = profile.load([str(p)], dirs=profile.search_path(env),
+                        environ=profile.user_environ(target))
+    assert f"{target.pw_dir}/.cache/landwrap" in prof.ruleset.protected
+    assert f"{target.pw_dir}/.config/landwrap/profiles" in prof.ruleset.protected
 
 
 # 11. output escaping --------------------------------------------------------
