@@ -14,7 +14,6 @@ import marshal
 import os
 import pwd
 import shutil
-import stat
 import subprocess
 import sys
 import textwrap
