@@ -53,6 +53,7 @@ SECTION_KEYS = {
 #: The highest ABI the format's "abi" accepts (an i32 in the reference code).
 MAX_ABI = 2**31 - 1
 MAX_ITEMS = 100_000
+MAX_RULES = 200_000  # path rules of one document, checked before expanding
 
 _FS = compat.FS_RIGHTS
 _READ_EXEC = compat.bits(_FS, ("execute", "read_file", "read_dir"))
@@ -250,9 +251,12 @@ def _access(d: _Doc, kind: str, value, abi, section, index, key) -> tuple:
     return bits, named
 
 
-def _template(d: _Doc, raw: str, variables: dict, section, index, key) -> list:
+def _template(d: _Doc, raw: str, variables: dict, section, index, key,
+              budget: int = MAX_ITEMS) -> list:
     """Every path a parent template stands for: ``${name}`` takes each value
-    of the variable, ``$$`` is a ``$``, any other ``$`` is itself."""
+    of the variable, ``$$`` is a ``$``, any other ``$`` is itself.  At most
+    *budget* paths (the rules the document may still have): the count is
+    known before anything is expanded."""
     parts: list = []
     text: list = []
     i, n = 0, len(raw)
@@ -284,10 +288,13 @@ def _template(d: _Doc, raw: str, variables: dict, section, index, key) -> list:
     if text or not parts:
         parts.append(("".join(text),))
     total = 1
+    limit = min(MAX_ITEMS, budget)
     for p in parts:
         total *= len(p)
-        if total > MAX_ITEMS:
-            d.fail(f"{raw!r} expands to more than {MAX_ITEMS} paths", section, index, key)
+        if total > limit:
+            d.fail(f"{raw!r} expands to more than {limit} paths"
+                   + (f" (the document may have {MAX_RULES} path rules in all)"
+                      if limit < MAX_ITEMS else ""), section, index, key)
     if total == 0:
         return []
     import itertools
@@ -369,13 +376,12 @@ def apply(profile, doc: dict, path: str) -> None:
         handled["fs"] |= b  # as the reference: rules complete the handled rights
         origin = f"{path}: {d.where('path_beneath', i)}"
         for raw in _strings(d, pb["parent"], "path_beneath", i, "parent"):
-            for p in _template(d, raw, variables, "path_beneath", i, "parent"):
+            for p in _template(d, raw, variables, "path_beneath", i, "parent",
+                               MAX_RULES - len(rules)):
                 p = _path(d, p, "path_beneath", i, "parent")
                 if p == "/":
                     root |= b
                 rules.append((p, b, named, origin))
-        if len(rules) > MAX_ITEMS * 10:
-            d.fail(f"more than {MAX_ITEMS * 10} path rules", "path_beneath", i)
 
     ports = []  # (port, names, required, origin)
     for i, np_ in enumerate(_entries(d, "net_port")):
@@ -446,6 +452,7 @@ def _into(profile, path, handled, need, root, rules, ports) -> None:
         if free:
             rs.allow("/", free, origin=f"{path}: filesystem rights it does not handle",
                      required=False, need=0)
+            rs.unhandled_fs |= free
         rs.need["fs"] |= need["fs"]
     net = handled["net"]
     if not net:

@@ -35,6 +35,9 @@ RUN_OPTIONS = (
      "Do not isolate signals and abstract unix sockets."),
     (("--best-effort",), "best_effort", FLAG, None, None,
      "Run even if the kernel cannot enforce everything asked for; print what was dropped."),
+    (("--strict",), "strict", FLAG, None, None,
+     "Enforce everything strictly, whatever compat a profile declares (the default for "
+     "what the command line asks for)."),
     (("--abi",), "abi", VALUE, int, "N",
      "Use at most Landlock ABI N (1-10), as on an older kernel."),
     (("--clean-env",), "clean_env", FLAG, None, None,

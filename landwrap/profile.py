@@ -5,6 +5,13 @@ that the ordinary `landwrap run` does not pay for the TOML parser), checks
 every key and value, expands variables and globs, follows ``extends`` and
 merges everything into one Ruleset plus the environment settings.
 
+Nothing here may trust a file another user (or a sandbox) could have
+written: profile files and every directory above them must belong to root
+or the invoking user and be writable by nobody else (:func:`untrusted`),
+and cache entries carry a MAC keyed by a secret only the user can read.
+Input is bounded while it is expanded (variables, globs, rule counts), and
+every string from a profile is escaped before it reaches a terminal.
+
 Errors are :class:`ProfileError` with ``FILE:LINE: key: message``.  Pure
 apart from reading profile files and the cache; paths are only checked for
 existence when the ruleset is resolved.
@@ -24,16 +31,29 @@ SUFFIX = ".toml"
 LOCAL_SUFFIX = ".local.toml"
 MAX_DEPTH = 32
 MAX_ITEMS = 100_000
+#: Bounds on hostile input, checked while expanding (never after).
+MAX_VALUE = 65_536      # characters of one expanded variable or path
+MAX_MATCHES = 100_000   # paths one glob may match
+MAX_RULES = 200_000     # path rules of one sandbox, all files together
+#: Where a profile named NAME applies by default (no ``programs`` key):
+#: NAME in one of these directories, compared by real path.
+SYSTEM_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
+                   "/sbin", "/bin")
 
 #: Where the shipped profiles live: inside the installed package, or at the
 #: top of the source tree (editable installs, running from a checkout).
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_PROFILES = os.path.join(_HERE, "profiles")
+_CHECKOUT_PROFILES = None
 if not os.path.isdir(PACKAGE_PROFILES):
     PACKAGE_PROFILES = os.path.join(os.path.dirname(_HERE), "profiles")
+    # A source checkout's profiles are the developer's working files, like
+    # the rest of the checkout: not protected as landwrap state (an
+    # installed package's are).
+    _CHECKOUT_PROFILES = PACKAGE_PROFILES
 
 TOP_KEYS = {"description", "extends", "compat", "abi", "filesystem", "network",
-            "scope", "env", "vars"}
+            "scope", "env", "vars", "programs"}
 FS_KEYS = {"ro", "rox", "rw", "rwx", "rule", "unrestricted"}
 RULE_KEYS = {"path", "access", "required"}
 NET_KEYS = {"bind_tcp", "connect_tcp", "bind_udp", "connect_udp", "unrestricted"}
@@ -64,22 +84,104 @@ def is_path(spec: str) -> bool:
 
 
 def find(name: str, dirs=None) -> str | None:
-    """The first NAME.toml on the profile path, or None."""
+    """The first trusted NAME.toml on the profile path, or None (untrusted
+    ones are skipped with a warning, see :func:`untrusted`)."""
     for d in dirs if dirs is not None else search_path():
         p = os.path.join(d, name + SUFFIX)
-        if os.path.isfile(p):
+        if os.path.isfile(p) and _usable(p):
             return p
     return None
 
 
 def find_locals(name: str, dirs=None) -> list:
-    """Every NAME.local.toml on the profile path (site additions)."""
+    """Every trusted NAME.local.toml on the profile path (site additions)."""
     out = []
     for d in dirs if dirs is not None else search_path():
         p = os.path.join(d, name + LOCAL_SUFFIX)
-        if os.path.isfile(p):
+        if os.path.isfile(p) and _usable(p):
             out.append(p)
     return out
+
+
+# trust -------------------------------------------------------------------
+
+_dir_verdicts: dict = {}
+_warned: set = set()
+
+
+def _owner_ok(st, uids) -> bool:
+    return st.st_uid in uids
+
+
+def untrusted(path: str, uids=None) -> str | None:
+    """Why the file at *path* must not be used as policy, or None.
+
+    As sshd's StrictModes: the file (its real path) and every directory
+    above it must be owned by root or by the invoking user and not be
+    writable by group or others.  A root-owned directory with the sticky
+    bit (``/tmp``) is accepted above it: others cannot rename or remove
+    what they do not own there, and what they create is theirs."""
+    uids = uids or (0, os.getuid())
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError as e:
+        return e.strerror or str(e)
+    if not _owner_ok(st, uids):
+        return f"owned by uid {st.st_uid}, not by root or uid {os.getuid()}"
+    if st.st_mode & 0o022:
+        return f"writable by group or others (mode {st.st_mode & 0o7777:04o})"
+    return _untrusted_dirs(os.path.dirname(real), uids)
+
+
+def _untrusted_dirs(d: str, uids) -> str | None:
+    """Why directory *d* (real, absolute) or one above it could be changed
+    by someone else, or None."""
+    while True:
+        key = (d, uids)
+        verdict = _dir_verdicts.get(key)
+        if verdict is None:
+            try:
+                dst = os.stat(d)
+            except OSError as e:
+                verdict = f"{d}: {e.strerror}"
+            else:
+                if not _owner_ok(dst, uids):
+                    verdict = f"directory {d} is owned by uid {dst.st_uid}"
+                elif dst.st_mode & 0o022 and not (dst.st_mode & 0o1000 and dst.st_uid == 0):
+                    verdict = (f"directory {d} is writable by group or others "
+                               f"(mode {dst.st_mode & 0o7777:04o})")
+                else:
+                    verdict = ""
+            _dir_verdicts[key] = verdict
+        if verdict:
+            return verdict
+        if d == "/":
+            return None
+        d = os.path.dirname(d)
+
+
+def warn_once(message: str) -> None:
+    """One ``landwrap: warning:`` line on stderr, once per process."""
+    if message not in _warned:
+        _warned.add(message)
+        sys.stderr.write(f"landwrap: warning: {message}\n")
+
+
+def _usable(path: str) -> bool:
+    why = untrusted(path)
+    if why is None:
+        return True
+    warn_once(f"skipping {printable(path)}: {printable(why)}")
+    return False
+
+
+def _require_trusted(path: str) -> None:
+    why = untrusted(path)
+    if why is not None:
+        raise ProfileError(f"not trusted: {printable(why)}", printable(path),
+                           hint="a profile must belong to root or to you and not be "
+                           "writable by others, nor any directory above it")
 
 
 def list_profiles(dirs=None) -> list:
@@ -95,6 +197,8 @@ def list_profiles(dirs=None) -> list:
                 continue
             name = f[:-len(SUFFIX)]
             path = os.path.join(d, f)
+            if not _usable(path):
+                continue
             if name in seen:
                 seen[name][3].append(path)
                 continue
@@ -108,27 +212,114 @@ def list_profiles(dirs=None) -> list:
 
 # loading ---------------------------------------------------------------
 
-def _cache_dir():
-    d = os.environ.get("LANDWRAP_CACHE_DIR")
+def _cache_dir(environ=None):
+    env = os.environ if environ is None else environ
+    d = env.get("LANDWRAP_CACHE_DIR")
     if d is not None:
         return d or None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-        os.environ.get("HOME") or "/nonexistent", ".cache")
+    base = env.get("XDG_CACHE_HOME") or os.path.join(
+        env.get("HOME") or "/nonexistent", ".cache")
     return os.path.join(base, "landwrap")
 
 
-def _owned_by_me(st) -> bool:
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+def config_dir(environ=None) -> str:
+    env = os.environ if environ is None else environ
+    return os.path.join(env.get("XDG_CONFIG_HOME") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".config"), "landwrap")
+
+
+def state_dirs(environ=None) -> list:
+    """landwrap's own state for the user of *environ*: every profile
+    directory, the configuration and the cache.  No sandbox may be granted
+    write access to (or above, or in) any of them: what is there decides
+    the next sandbox."""
+    out = [d for d in search_path(environ) if d and d != _CHECKOUT_PROFILES]
+    out.append(config_dir(environ))
+    cache = _cache_dir(environ)
+    if cache:
+        out.append(cache)
+    seen = []
+    for d in out:
+        d = os.path.abspath(d)
+        if d not in seen:
+            seen.append(d)
+    return seen
+
+
+#: The cache key: 32 random bytes in the cache directory, mode 0600.
+KEY_NAME = "key"
+
+
+def _cache_key(cache: str, create: bool):
+    """The secret that authenticates cache entries, or None.  landwrap's
+    state directories are never writable from a sandbox, and the key file
+    is readable by its owner only."""
+    path = os.path.join(cache, KEY_NAME)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if not create:
+            return None
+        key = os.urandom(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return None
+        try:
+            os.write(fd, key)
+        finally:
+            os.close(fd)
+        return key
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077 or not (
+                st.st_mode & 0o170000) == 0o100000:
+            return None
+        key = os.read(fd, 64)
+        return key if len(key) == 32 else None
+    finally:
+        os.close(fd)
+
+
+def _mac(key: bytes, raw: bytes, body: bytes) -> bytes:
+    try:
+        from _blake2 import blake2b  # the C module: hashlib would cost ~7 ms to import
+    except ImportError:  # pragma: no cover
+        from hashlib import blake2b
+    h = blake2b(key=key, digest_size=32)
+    h.update(len(raw).to_bytes(8, "little"))
+    h.update(raw)
+    h.update(body)
+    return h.digest()
+
+
+def _cache_trusted(cache: str) -> bool:
+    """The cache directory is ours (owned by the effective user: root never
+    uses or writes a cache in a directory it does not own) and nobody else
+    can change it or anything above it."""
+    try:
+        st = os.lstat(cache)
+    except OSError:
+        return False
+    if (st.st_mode & 0o170000) != 0o040000 or st.st_uid != os.geteuid() \
+            or st.st_mode & 0o022:
+        return False
+    return untrusted(cache, (0, os.getuid(), os.geteuid())) is None
 
 
 def load_document(path: str) -> dict:
     """The parsed TOML (or JSON) document at *path*.
 
-    Parsed documents are cached (marshal, keyed by file identity and mtime,
-    holding the file's bytes, which must match: timestamps are too coarse to
-    tell every change) in ``$XDG_CACHE_HOME/landwrap``; a cache entry is
-    used only when it and its directory belong to the current user and are
-    not writable by others.
+    Parsed documents are cached in ``$XDG_CACHE_HOME/landwrap`` (marshal,
+    keyed by file identity and mtime).  An entry holds the file's bytes,
+    which must match, and a MAC over them and the parsed document, keyed
+    by a secret only the user can read: a sandbox that can write some
+    cache directory still cannot forge an entry.  The cache directory is
+    used only when it belongs to the effective user and nothing above it
+    is writable by others.
     """
     try:
         st = os.stat(path)
@@ -143,11 +334,11 @@ def load_document(path: str) -> dict:
     key = os.path.join(cache, "%x-%x-%x-%x.%s.marshal" % (
         st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size,
         __import__("landwrap").__version__))
-    hit = _cache_read(cache, key)
-    if hit is not None and hit[0] == raw:
-        return hit[1]
+    hit = _cache_read(cache, key, raw)
+    if hit is not None:
+        return hit
     doc = _parse(path, raw)
-    _cache_write(cache, key, (raw, doc))
+    _cache_write(cache, key, raw, doc)
     return doc
 
 
@@ -159,7 +350,7 @@ def _read(path: str) -> bytes:
         raise ProfileError(e.strerror or str(e), path) from None
 
 
-def _cache_read(cache, key):
+def _cache_read(cache, key, raw):
     import marshal
 
     try:
@@ -167,33 +358,55 @@ def _cache_read(cache, key):
     except OSError:
         return None
     try:
-        if not _owned_by_me(os.fstat(fd)) or not _owned_by_me(os.stat(cache)):
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not _cache_trusted(cache):
+            return None
+        secret = _cache_key(cache, False)
+        if secret is None:
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
-            doc = marshal.load(f)
-        if (type(doc) is tuple and len(doc) == 2 and type(doc[0]) is bytes
-                and type(doc[1]) is dict):
-            return doc
-        return None
+            entry = f.read()
+        mac, body = entry[:32], entry[32:]
+        from _operator import _compare_digest  # hmac.compare_digest, without hmac
+
+        if len(mac) != 32 or not _compare_digest(mac, _mac(secret, raw, body)):
+            return None
+        doc = marshal.loads(body)
+        return doc if type(doc) is dict else None
     except (OSError, EOFError, ValueError, TypeError):
         return None
     finally:
         os.close(fd)
 
 
-def _cache_write(cache, key, doc):
+def _cache_write(cache, key, raw, doc):
     import marshal
 
     try:
-        data = marshal.dumps(doc)
+        body = marshal.dumps(doc)
     except ValueError:  # e.g. a datetime value: it will fail validation anyway
         return
     try:
-        os.makedirs(cache, mode=0o700, exist_ok=True)
+        if not os.path.isdir(cache):
+            # create it only in a directory nobody else controls: never in
+            # another user's (root under sudo -E, su without -)
+            parent = os.path.dirname(os.path.abspath(cache))
+            if _untrusted_dirs(os.path.realpath(parent), (0, os.getuid(), os.geteuid())):
+                return
+            try:
+                os.mkdir(cache, 0o700)
+            except FileExistsError:
+                pass
+        if not _cache_trusted(cache):
+            return
+        secret = _cache_key(cache, True)
+        if secret is None:
+            return
         tmp = f"{key}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            f.write(_mac(secret, raw, body) + body)
         os.replace(tmp, key)
         # Older entries for the same file (it was edited) are dead: drop them,
         # so the cache holds one entry per profile file.
@@ -328,10 +541,17 @@ class _Ctx:
                            printable(key))
 
 
+def user_environ(pw) -> dict:
+    """The variables landwrap reads (HOME, USER, XDG directories) as they
+    are for the user of the ``pwd`` entry *pw* (``--user``): that user's
+    home and the XDG defaults under it, never the caller's."""
+    return {"HOME": pw.pw_dir, "USER": pw.pw_name, "=uid": str(pw.pw_uid)}
+
+
 def builtin_vars(profile_dir: str, environ=None) -> dict:
     env = os.environ if environ is None else environ
     home = env.get("HOME") or os.path.expanduser("~")
-    uid = os.getuid()
+    uid = int(env["=uid"]) if "=uid" in env else os.getuid()
     try:
         user = env.get("USER") or __import__("pwd").getpwuid(uid).pw_name
     except KeyError:
@@ -363,7 +583,7 @@ def expand(text: str, variables: dict) -> str:
     if "$" not in text:
         return text
     out = []
-    i = 0
+    i = size = 0
     while True:
         j = text.find("$", i)
         if j < 0:
@@ -383,6 +603,9 @@ def expand(text: str, variables: dict) -> str:
         if name not in variables:
             raise KeyError(name)
         out.append(variables[name])
+        size += len(variables[name]) + (j - i)
+        if size > MAX_VALUE:
+            raise ValueError(f"expands to more than {MAX_VALUE} characters")
         i = k + 1
     return "".join(out)
 
@@ -460,6 +683,12 @@ class Profile:
         self.skipped_globs: list = []
         self.unscoped = 0  # scopes some profile lifted (scope.X = false)
         self.applied: set = set()  # real paths of the files applied (extends dedup)
+        #: ${CWD} rules left out because the directory is /, $HOME or above
+        #: it: (ProfileError, expanded path); `landwrap run` refuses them in
+        #: strict mode and warns in best-effort.
+        self.cwd_refused: list = []
+        #: Why this profile was chosen (automatic selection), for reports.
+        self.why = ""
 
     @property
     def sources(self) -> list:
@@ -496,6 +725,8 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
 
     if "description" in doc:
         prof.description = _expect(ctx, "description", doc["description"], str)
+    if "programs" in doc:
+        programs(doc, path)
     if "compat" in doc:
         c = _expect(ctx, "compat", doc["compat"], str)
         if c not in ("strict", "best-effort"):
@@ -517,6 +748,8 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
             required = False
             if type(item) is str:
                 p = _path(ctx, key, item, "filesystem")
+                if _cwd_refused(prof, ctx, key, item, p, "filesystem", None):
+                    continue
                 if not _is_glob(p):
                     plain.append(p)
                     continue
@@ -529,7 +762,11 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
                 required = _expect(ctx, key, item.get("required", False), bool, "filesystem")
                 item = item["path"]
             p = _path(ctx, key, item, "filesystem")
+            if _cwd_refused(prof, ctx, key, item, p, "filesystem", None):
+                continue
             _allow(prof, ctx, key, p, access, required, "filesystem", None)
+        if len(rs.paths) + len(plain) > MAX_RULES:
+            ctx.fail(key, f"more than {MAX_RULES} path rules in all", "filesystem")
         rs.allow_paths(plain, access, origin=f"{path}: {key}", required=False)
     rules = fs.get("rule", [])
     if isinstance(rules, dict):
@@ -543,6 +780,8 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         if "path" not in rule or "access" not in rule:
             ctx.fail(key, "a rule needs 'path' and 'access'", table, i)
         p = _path(ctx, key + ".path", rule["path"], table, i)
+        if _cwd_refused(prof, ctx, key + ".path", rule["path"], p, table, i):
+            continue
         acc = _list(ctx, key + ".access", rule["access"], table, i)
         if not acc:
             ctx.fail(key + ".access", "empty access list", table, i)
@@ -614,13 +853,27 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
             ctx.fail(f"env.set.{name}", f"bad value: {e}", "env")
 
 
+def _collapse_globstars(p: str) -> str:
+    """``/**/**/`` matches what ``/**/`` matches, once; repeated, it makes
+    glob walk the tree once per extra ``**`` and yield each match again."""
+    while "/**/**" in p:
+        p = p.replace("/**/**", "/**")
+    return p
+
+
 def _allow(prof, ctx, key, p, access, required, table, index, exact=0):
     origin = f"{ctx.path}: {key}"
     rs = prof.ruleset
     if _is_glob(p):
         import glob
 
-        matches = sorted(glob.glob(p, recursive=True))
+        p = _collapse_globstars(p)
+        matches = []
+        for m in glob.iglob(p, recursive=True):
+            matches.append(m)
+            if len(matches) > MAX_MATCHES:
+                ctx.fail(key, f"{p!r} matches more than {MAX_MATCHES} paths", table, index)
+        matches = sorted(set(matches))
         if not matches:
             if required:
                 ctx.fail(key, f"{p!r} matches nothing (and the rule is required)", table, index)
@@ -628,8 +881,53 @@ def _allow(prof, ctx, key, p, access, required, table, index, exact=0):
             return
     else:
         matches = (p,)
+    if len(rs.paths) + len(matches) > MAX_RULES:
+        ctx.fail(key, f"more than {MAX_RULES} path rules in all", table, index)
     for m in matches:
         rs.allow(m, access, origin=origin, required=required, need=exact)
+
+
+def _cwd_refused(prof, ctx, key, raw, p, table, index) -> bool:
+    """A rule using ${CWD} that would grant /, $HOME or a directory above
+    $HOME is left out (and recorded): started from such a directory, a
+    project-directory profile would open the whole home or system."""
+    if type(raw) is not str or "${CWD}" not in raw:
+        return False
+    home = os.path.realpath(ctx.vars.get("HOME") or "/")
+    real = os.path.realpath(p)
+    if real == "/":
+        why = "/"
+    elif real == home:
+        why = "your home directory"
+    elif home.startswith(real.rstrip("/") + "/"):
+        why = "a directory above your home directory"
+    else:
+        return False
+    line = line_of(ctx.path, table, key.rsplit(".", 1)[-1], index)
+    err = ProfileError(
+        f"${{CWD}} is {printable(real)}, {why}: refusing to grant it", ctx.path, line,
+        printable(key), "run from the project directory, or pass --rw DIR (or --ro DIR) "
+        "yourself")
+    err.path = real
+    prof.cwd_refused.append(err)
+    return True
+
+
+def programs(doc: dict, path: str, name: str | None = None) -> list:
+    """The executables a profile is for: its ``programs`` key, or NAME in
+    each of :data:`SYSTEM_BIN_DIRS` (NAME from the file name)."""
+    if "programs" not in doc:
+        if name is None:
+            name = os.path.basename(path)
+            name = name[:-len(SUFFIX)] if name.endswith(SUFFIX) else name
+        return [os.path.join(d, name) for d in SYSTEM_BIN_DIRS]
+    ctx = _Ctx(path, {})
+    out = []
+    for p in _list(ctx, "programs", doc["programs"]):
+        if type(p) is not str or not p.startswith("/") or "\0" in p:
+            ctx.fail("programs", f"expected absolute paths of executables, got {p!r}")
+        out.append(p)
+    return out
 
 
 # composition -----------------------------------------------------------
@@ -654,6 +952,8 @@ def _locate(spec: str, base_dir: str | None, dirs) -> str:
 
 def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -> None:
     path = _locate(spec, base_dir, dirs)
+    if is_path(spec):
+        _require_trusted(path)
     real = os.path.realpath(path)
     if real in chain:
         cycle = " -> ".join(chain[chain.index(real):] + [real])
@@ -705,6 +1005,7 @@ def load(specs, *, dirs=None, environ=None) -> Profile:
     :class:`Profile`.  Raises ProfileError."""
     dirs = search_path(environ) if dirs is None else dirs
     prof = Profile()
+    protect(prof.ruleset, environ)
     for spec in specs:
         _load_into(prof, spec, None, dirs, [], environ)
     rs = prof.ruleset
@@ -714,17 +1015,57 @@ def load(specs, *, dirs=None, environ=None) -> Profile:
     return prof
 
 
+def protect(rs: Ruleset, environ=None) -> None:
+    """Mark landwrap's own state directories (for the user of *environ*,
+    and for the caller) as never writable from *rs*'s sandbox."""
+    for d in state_dirs(environ) + (state_dirs() if environ is not None else []):
+        if d not in rs.protected:
+            rs.protected.append(d)
+
+
+def choose(command: str | None, dirs=None, path_env=None) -> tuple:
+    """(profile name, why) for `landwrap run COMMAND` without -p.
+
+    The profile named after the command's basename, if the command is one
+    of the executables that profile is for (its ``programs``, compared by
+    real path); otherwise ``default``.  A copy of ``cat`` named ``gpg`` in
+    a download directory is not gpg."""
+    if not command:
+        return "default", "no command"
+    name = os.path.basename(command)
+    if not name or name.startswith("."):
+        return "default", f"no profile is named after {printable(command)}"
+    found = find(name, dirs if dirs is not None else search_path())
+    if not found:
+        return "default", f"no profile named {printable(name)}"
+    from .spawn import find_program
+
+    try:
+        prog = find_program(command, os.environ.get("PATH") if path_env is None else path_env)
+    except Exception:  # not found: the run will say so
+        return "default", f"{printable(command)} was not found"
+    real = os.path.realpath(prog)
+    wanted = programs(load_document(found), found, name)
+    for p in wanted:
+        if os.path.realpath(p) == real:
+            return name, (f"{printable(prog)} is {printable(p)}, one of the programs "
+                          f"{printable(found)} is for")
+    return "default", (f"{printable(prog)} (real path {printable(real)}) is not one of the "
+                       f"programs {printable(found)} is for")
+
+
 def default_for(command: str | None, dirs=None) -> str:
-    """The profile `landwrap run COMMAND` uses without -p: the one named
-    after the command's basename, else ``default``."""
-    if command:
-        name = os.path.basename(command)
-        if name and not name.startswith(".") and find(name, dirs if dirs is not None
-                                                      else search_path()):
-            return name
-    return "default"
+    """The profile `landwrap run COMMAND` uses without -p (see :func:`choose`)."""
+    return choose(command, dirs)[0]
 
 
-def for_command(profiles, command) -> Profile:
-    specs = list(profiles) or [default_for(command)]
-    return load(specs)
+def for_command(profiles, command, *, dirs=None, environ=None) -> Profile:
+    why = ""
+    specs = list(profiles)
+    if not specs:
+        name, why = choose(command, dirs)
+        specs = [name]
+        why = f"{name}: {why}"
+    prof = load(specs, dirs=dirs, environ=environ)
+    prof.why = why or "chosen with -p"
+    return prof

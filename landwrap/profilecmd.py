@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from . import compat, profile
+from .safetext import printable
 from .errors import LandlockUnavailable, LandwrapError, ProfileError, UnsupportedFeature
 
 #: Where a profile directory sits on the profile path, for `profile list`.
@@ -63,12 +64,12 @@ def format_list(rows: list) -> str:
     wn, wf = max(wn, 4), max(wf, 4)
     out = [f"{'NAME':<{wn}}  {'FROM':<{wf}}  DESCRIPTION"]
     for r in rows:
-        desc = r["description"] or ""
+        desc = printable(r["description"] or "")
         if r["local"]:
             desc += f"  (+{len(r['local'])} .local.toml)"
-        out.append(f"{r['name']:<{wn}}  {r['from']:<{wf}}  {desc}".rstrip())
+        out.append(f"{printable(r['name']):<{wn}}  {r['from']:<{wf}}  {desc}".rstrip())
         for s in r["shadowed"]:
-            out.append(f"{'':<{wn}}  {s['from']:<{wf}}  shadowed: {s['path']}")
+            out.append(f"{'':<{wn}}  {s['from']:<{wf}}  shadowed: {printable(s['path'])}")
     return "\n".join(out) + "\n"
 
 
@@ -103,9 +104,10 @@ def show_written(spec: str, dirs=None) -> str:
                 raw = f.read()
         except OSError as e:
             raise ProfileError(e.strerror or str(e), p) from None
-        text = raw.decode("utf-8", errors="replace")
+        text = "\n".join(printable(line).replace("\\t", "\t")
+                         for line in raw.decode("utf-8", errors="replace").split("\n"))
         if locals_:
-            texts.append(f"# ==> {p}" + (" (merged on top)" if i else "") + "\n")
+            texts.append(f"# ==> {printable(p)}" + (" (merged on top)" if i else "") + "\n")
         texts.append(text if text.endswith("\n") or not text else text + "\n")
     return "".join(texts)
 
@@ -160,10 +162,13 @@ def resolved(spec: str, *, abi: int | None = None, dirs=None) -> dict:
     for lo, hi, bits, origin in rs.ports:
         ports.append({"ports": str(lo) if lo == hi else f"{lo}-{hi}",
                       "access": compat.names(compat.NET_RIGHTS, bits), "from": origin})
+    main = None if profile.is_path(spec) else profile.find(spec, dirs)
     return {
         "profile": spec,
         "files": list(prof.sources),
         "description": prof.description,
+        "programs": ([] if main is None
+                     else profile.programs(profile.load_document(main), main, spec)),
         "compat": rs.compat,
         "abi": rs.abi,
         "filesystem": {
@@ -188,10 +193,14 @@ def _short(bits: int) -> str:
 
 
 def format_resolved(view: dict) -> str:
-    out = [f"Profile: {view['profile']}"]
-    out.append("Files: " + (" -> ".join(view["files"]) or "(none)"))
+    p_ = printable
+    out = [f"Profile: {p_(view['profile'])}"]
+    out.append("Files: " + (" -> ".join(map(p_, view["files"])) or "(none)"))
     if view["description"]:
-        out.append(f"Description: {view['description']}")
+        out.append(f"Description: {p_(view['description'])}")
+    if view.get("programs"):
+        out.append("Chosen automatically for: " + ", ".join(map(p_, view["programs"]))
+                   + " (by real path; anything else gets `default` unless -p names it)")
     plan = view["plan"]
     cap = f"abi cap {view['abi']}" if view["abi"] else "no abi cap"
     kabi = plan["kernel_abi"]
@@ -199,7 +208,7 @@ def format_resolved(view: dict) -> str:
                f"ABI {plan['abi']}" + (f" (kernel ABI {kabi})" if kabi is not None
                                        else " (no Landlock in this kernel)"))
     if view["note"]:
-        out.append(f"Note: {view['note']}")
+        out.append(f"Note: {p_(view['note'])}")
     fs = view["filesystem"]
     out.append("Filesystem: " + ("restricted" if fs["restricted"] else "not restricted"))
     if fs["paths"]:
@@ -216,13 +225,14 @@ def format_resolved(view: dict) -> str:
             elif p["status"] == "missing":
                 why.append(p["reason"] + (", required" if p["required"] else ""))
             status = p["status"] + (f" ({', '.join(why)})" if why else "")
-            out.append(f"  {p['short']:<{wa}}  {p['path']:<{wp}}  {status}    # {p['from']}")
+            out.append(f"  {p['short']:<{wa}}  {p_(p['path']):<{wp}}  {p_(status)}    "
+                       f"# {p_(p['from'])}")
     for g in fs["globs_matching_nothing"]:
-        out.append(f"  glob matching nothing: {g['pattern']}    # {g['from']}")
+        out.append(f"  glob matching nothing: {p_(g['pattern'])}    # {p_(g['from'])}")
     net = view["network"]
     out.append("Network: " + ("restricted" if net["restricted"] else "not restricted"))
     for p in net["ports"]:
-        out.append(f"  {', '.join(p['access'])}  {p['ports']}    # {p['from']}")
+        out.append(f"  {', '.join(p['access'])}  {p['ports']}    # {p_(p['from'])}")
     if net["restricted"] and not net["ports"]:
         out.append("  (no port allowed)")
     sc = [n for n, on in view["scope"].items() if on]
@@ -234,7 +244,7 @@ def format_resolved(view: dict) -> str:
     if env["pass"]:
         bits.append("pass " + " ".join(env["pass"]))
     bits += [f"{k}={v}" for k, v in env["set"].items()]
-    out.append("Env: " + ("; ".join(bits) if bits else "inherited"))
+    out.append("Env: " + (p_("; ".join(bits)) if bits else "inherited"))
     if plan["dropped"]:
         out.append("Not enforced by this kernel: " + "; ".join(plan["dropped"]))
     return "\n".join(out) + "\n"
@@ -253,9 +263,9 @@ def check(spec: str, dirs=None) -> list:
         prof = profile.load([spec], dirs=dirs)
         prof.ruleset.resolve(compat_mode="best-effort")
     except LandwrapError as e:
-        lines = [str(e)]
+        lines = [printable(e)]
         if e.hint:
-            lines.append(f"Hint: {e.hint}")
+            lines.append(f"Hint: {printable(e.hint)}")
         return lines
     return []
 

@@ -10,21 +10,22 @@ import sys
 
 from . import compat
 from .ruleset import short_access
+from .safetext import printable
 
 
 def error(e) -> None:
-    sys.stderr.write(f"landwrap: {e}\n")
+    sys.stderr.write(f"landwrap: {printable(e)}\n")
     hint = getattr(e, "hint", None)
     if hint:
-        sys.stderr.write(f"Hint: {hint}\n")
+        sys.stderr.write(f"Hint: {printable(hint)}\n")
 
 
 def warn(msg: str) -> None:
-    sys.stderr.write(f"landwrap: warning: {msg}\n")
+    sys.stderr.write(f"landwrap: warning: {printable(msg)}\n")
 
 
 def info(msg: str) -> None:
-    sys.stderr.write(f"landwrap: {msg}\n")
+    sys.stderr.write(f"landwrap: {printable(msg)}\n")
 
 
 def plan_warnings(plan) -> list:
@@ -57,16 +58,22 @@ def _names(table, bits) -> str:
     return ", ".join(compat.names(table, bits)) or "none"
 
 
-def format_plan(plan, program=None, argv=None) -> str:
-    """The human-readable sandbox, as `--dry-run` prints it."""
+def format_plan(plan, program=None, argv=None, why=None) -> str:
+    """The human-readable sandbox, as `--dry-run` prints it (*why*: why
+    the profile was chosen).  Paths, names and arguments come from users
+    and programs: every one is escaped (safetext.printable)."""
+    p = printable
     out = []
     kabi = plan.kernel_abi
     kernel = f"kernel ABI {kabi}" if kabi >= 0 else "no Landlock in this kernel"
     out.append(f"Sandbox: {plan.summary_line()}  [{kernel}, mode {plan.mode}]")
     if program is not None:
-        out.append(f"Command: {program}" + (" " + " ".join(argv[1:]) if argv and len(argv) > 1 else ""))
+        out.append(f"Command: {p(program)}"
+                   + (" " + " ".join(map(p, argv[1:])) if argv and len(argv) > 1 else ""))
     if plan.request.sources:
-        out.append("Profiles: " + " -> ".join(plan.request.sources))
+        out.append("Profiles: " + " -> ".join(map(p, plan.request.sources)))
+    if why:
+        out.append(f"Chosen: {p(why)}")
     out.append("Filesystem: " + ("restricted; handled rights: " + _names(compat.FS_RIGHTS, plan.fs)
                                  if plan.fs and plan.request.fs else "not restricted"))
     out.append("Network: " + ("restricted; handled rights: " + _names(compat.NET_RIGHTS, plan.net)
@@ -79,35 +86,35 @@ def format_plan(plan, program=None, argv=None) -> str:
         width = max(len(short_access(r.access, plan.fs, r.is_dir)) for r in plan.rules)
         for r in plan.rules:
             acc = short_access(r.access, plan.fs, r.is_dir)
-            out.append(f"  {acc:<{width}}  {r.path}{'' if r.is_dir else ' (file)'}"
-                       f"    # {', '.join(r.origins)}")
+            out.append(f"  {acc:<{width}}  {p(r.path)}{'' if r.is_dir else ' (file)'}"
+                       f"    # {p(', '.join(r.origins))}")
     elif plan.fs:
         out.append("Path rules: none (no filesystem access at all)")
     if plan.net:
         if plan.ports:
             out.append(f"Port rules ({len(plan.ports)}):")
             for port, bits, origins in _port_ranges(plan.ports):
-                out.append(f"  {_names(compat.NET_RIGHTS, bits)}  {port}    # {', '.join(origins)}")
+                out.append(f"  {_names(compat.NET_RIGHTS, bits)}  {port}    # {p(', '.join(origins))}")
         else:
             out.append("Port rules: none (no TCP bind or connect)")
     if plan.redundant:
         out.append(f"Merged away ({len(plan.redundant)}):")
         for path, origin, cover in plan.redundant:
             why = f"covered by {cover}" if cover else "no right this kernel handles"
-            out.append(f"  {path}    # {origin}: {why}")
+            out.append(f"  {p(path)}    # {p(origin)}: {p(why)}")
     if plan.skipped:
         out.append(f"Skipped, missing ({len(plan.skipped)}):")
         for path, origin, reason in plan.skipped:
-            out.append(f"  {path}    # {origin}: {reason}")
+            out.append(f"  {p(path)}    # {p(origin)}: {p(reason)}")
     if plan.dropped:
         out.append("Not enforced by this kernel:")
         for d in plan.dropped:
-            out.append(f"  {d}")
+            out.append(f"  {p(d)}")
     if plan.unenforceable:
         out.append("Implicit restrictions this kernel lacks (not asked for; see "
                    "`landwrap status`):")
         for d in plan.unenforceable:
-            out.append(f"  {d}")
+            out.append(f"  {p(d)}")
     return "\n".join(out) + "\n"
 
 

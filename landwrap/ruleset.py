@@ -23,6 +23,14 @@ from .errors import (LandlockUnavailable, NothingEnforced, PathError,
 STRICT = "strict"
 BEST_EFFORT = "best-effort"
 
+#: Rights that change what a directory holds or what a file says: landwrap's
+#: own state never gets any of them (see Plan._check_protected).  refer
+#: alone changes nothing (moving also needs make_* and remove_*).
+FS_WRITE = compat.FS_ALL & ~compat.bits(compat.FS_RIGHTS, (
+    "execute", "read_file", "read_dir", "ioctl_dev", "resolve_unix", "refer"))
+#: Rights that can replace a directory entry (re-point a symlink).
+FS_RELINK = compat.bits(compat.FS_RIGHTS, ("remove_dir", "remove_file", "make_sym"))
+
 FULLY = "fully"
 PARTIALLY = "partially"
 NOT_ENFORCED = "not"
@@ -78,6 +86,16 @@ def parse_ports(spec) -> tuple:
     return lo, hi
 
 
+class ProtectedStateError(PathError):
+    """A rule would let the sandbox write in (or above, or beneath)
+    landwrap's own state directory ``directory``; ``path`` is the rule's
+    real path, ``origins`` where the rule comes from."""
+
+    def __init__(self, message: str, hint: str, *, path: str, directory: str, origins: list):
+        super().__init__(message, hint)
+        self.path, self.directory, self.origins = path, directory, list(origins)
+
+
 class PathRule:
     __slots__ = ("path", "access", "origin", "required")
 
@@ -107,6 +125,12 @@ class Ruleset:
         self.sources: list = []  # profile files used, in order
         self.compat = STRICT
         self.abi = None
+        #: Directories no rule may grant writing in, above or beneath (landwrap's
+        #: own state: profiles, configuration, cache); see profile.protect.
+        self.protected: list = []
+        #: Filesystem rights a document leaves unhandled (landlockconfig): its
+        #: rule on / for them stands for "not restricted", like --unrestricted-fs.
+        self.unhandled_fs = 0
 
     # building ---------------------------------------------------------
     def allow(self, path, access="ro", *, origin: str | None = None,
@@ -196,6 +220,7 @@ class Ruleset:
         self.paths += other.paths
         self.ports += other.ports
         self.sources += [s for s in other.sources if s not in self.sources]
+        self.protected += [d for d in other.protected if d not in self.protected]
         return self
 
     @classmethod
@@ -314,6 +339,30 @@ class Ruleset:
         return plan
 
 
+def _symlink_on_way(path: str, can_change) -> str | None:
+    """The first symlink on *path* (absolute, lexical) whose directory
+    *can_change* says the sandbox may modify, or None."""
+    import stat
+
+    parts = path.strip("/").split("/")
+    cur = ""
+    for part in parts:
+        parent = cur or "/"
+        cur = f"{cur}/{part}"
+        try:
+            st = os.lstat(cur)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            if can_change(parent):
+                return cur
+            try:
+                cur = os.path.realpath(cur)
+            except OSError:
+                return None
+    return None
+
+
 class Rule:
     __slots__ = ("path", "is_dir", "access", "origins")
 
@@ -364,6 +413,7 @@ class Plan:
         lexical = [_lexical(r.path) for r in rules]
         infos = _sys.resolve_paths(lexical)
         merged: dict = {}
+        moved = []  # (rule, lexical, real): a symlink was followed
         for r, lex, (err, mode, real) in zip(rules, lexical, infos):
             if err:
                 reason = os.strerror(err)
@@ -379,6 +429,8 @@ class Plan:
             access = r.access & handled
             if not is_dir:
                 access &= compat.FS_FILE
+            if real != lex:
+                moved.append((r, lex, real, access))
             entry = merged.get(real)
             if entry is None:
                 merged[real] = Rule(real, is_dir, access, [r.origin])
@@ -388,6 +440,8 @@ class Plan:
                     entry.origins.append(r.origin)
         if not handled:
             return
+        self._check_protected(merged)
+        self._check_moved(merged, moved)
         # Drop rules whose rights their ancestors' rules already grant.
         # Sorted order puts every directory before what is beneath it, so the
         # coverage of a directory is final when it is first looked up.
@@ -421,23 +475,107 @@ class Plan:
                 self.redundant.append((real, rule.origins[0], by))
         self.rules = list(kept.values())
 
+    def _check_protected(self, merged: dict) -> None:
+        """landwrap's own state is never writable from the sandbox: a rule
+        that lets it write in, above or beneath one of ``protected`` is
+        refused in every mode (Landlock cannot carve a directory out of a
+        grant; until a ``hide`` mechanism exists, refusing is the only way)."""
+        if not self.request.protected:
+            return
+        from .safetext import printable
+
+        state = []
+        for d in self.request.protected:
+            for p in {os.path.abspath(d), os.path.realpath(d)}:
+                state.append((p, d))
+        for rule in merged.values():
+            free = self.request.unhandled_fs if rule.path == "/" else 0
+            if not rule.access & FS_WRITE & ~free:
+                continue
+            top = rule.path.rstrip("/") + "/"
+            for p, d in state:
+                if p == rule.path or (rule.is_dir and p.startswith(top)) \
+                        or rule.path.startswith(p + "/"):
+                    raise ProtectedStateError(
+                        f"{printable(', '.join(rule.origins))}: {printable(rule.path)} would "
+                        f"let the sandbox write in landwrap's own directory "
+                        f"{printable(d)} (profiles, configuration or cache decide the "
+                        "next sandbox)",
+                        "grant a narrower directory, or read-only access (landwrap cannot "
+                        "yet hide a directory inside a grant, so --best-effort refuses too)",
+                        path=rule.path, directory=p, origins=rule.origins)
+
+    def _check_moved(self, merged: dict, moved: list) -> None:
+        """A rule reached through a symlink that sits in a directory this
+        same sandbox may change can be re-pointed (say to /) for the next
+        run: refused in strict mode, left out in best-effort."""
+        if not moved:
+            return
+        from .safetext import printable
+
+        free = self.request.unhandled_fs
+        writable = [r for r in merged.values() if r.is_dir and r.access & FS_RELINK
+                    & ~(free if r.path == "/" else 0)]
+
+        def can_change(d):
+            return any(w.path == "/" or d == w.path or d.startswith(w.path + "/")
+                       for w in writable)
+
+        for r, lex, real, access in moved:
+            link = _symlink_on_way(lex, can_change)
+            if link is None:
+                continue
+            msg = (f"{printable(r.origin)}: {printable(r.path)} goes through the symlink "
+                   f"{printable(link)}, in a directory the sandbox can change: a program "
+                   "could re-point the rule")
+            if self.mode == STRICT:
+                raise PathError(msg, f"name the real path ({printable(real)}) instead")
+            entry = merged.get(real)
+            if entry is not None:
+                entry.access &= ~access
+            self.skipped.append((r.path, r.origin, f"through the symlink {link}, which the "
+                                 "sandbox could re-point"))
+
     def _resolve_ports(self, ports, handled: int) -> None:
+        """One kernel rule per port (Landlock has no ranges), computed by
+        sweeping over the ranges' ends: the cost is the number of ports
+        allowed, not ranges × ports."""
         if not handled:
             return
-        merged: dict = {}
-        for lo, hi, bits, origin in ports:
+        starts: dict = {}
+        for n, (lo, hi, bits, origin) in enumerate(ports):
             bits &= handled
-            if not bits:
-                continue
-            for port in range(lo, hi + 1):
-                e = merged.get(port)
-                if e is None:
-                    merged[port] = [bits, [origin]]
-                else:
-                    e[0] |= bits
-                    if origin not in e[1]:
-                        e[1].append(origin)
-        self.ports = [(p, e[0], e[1]) for p, e in sorted(merged.items())]
+            if bits:
+                starts.setdefault(lo, []).append((hi, n, bits, origin))
+        if not starts:
+            return
+        import heapq
+
+        out = []
+        active: list = []  # heap of (hi, input order, bits, origin)
+        bounds = sorted(starts)
+        i = 0
+        port = bounds[0]
+        while i < len(bounds) or active:
+            if not active:
+                port = max(port, bounds[i])
+            while i < len(bounds) and bounds[i] <= port:
+                for entry in starts[bounds[i]]:
+                    heapq.heappush(active, entry)
+                i += 1
+            # the segment [port, end] has a constant set of ranges
+            end = min(active[0][0], bounds[i] - 1 if i < len(bounds) else 65535)
+            bits = 0
+            origins: list = []
+            for _, _, b, o in sorted(active, key=lambda e: e[1]):
+                bits |= b
+                if o not in origins:
+                    origins.append(o)
+            out.extend((p, bits, origins) for p in range(port, end + 1))
+            port = end + 1
+            while active and active[0][0] < port:
+                heapq.heappop(active)
+        self.ports = out
 
     # questions ---------------------------------------------------------
     def rules_for(self, path: str) -> list:

@@ -13,18 +13,79 @@ from .errors import EXIT_ERROR, LandwrapError, UsageError
 
 def build_profile(opts: dict):
     """The requested sandbox (a profile.Profile), before the kernel is asked
-    anything: the profiles (or none), then the command line on top."""
+    anything: the profiles (or none), then the command line on top.
+
+    Profile variables and landwrap's protected state are those of the user
+    the command runs as (``--user``).  What the command line asks for is
+    enforced strictly unless it says ``--best-effort``, whatever ``compat``
+    a profile declares; ``--strict`` makes the whole run strict."""
     if opts.get("profile") and opts.get("no_profile"):
         raise UsageError("--profile and --no-profile cannot be combined")
+    if opts.get("strict") and opts.get("best_effort"):
+        raise UsageError("--strict and --best-effort cannot be combined")
     from . import profile
 
+    environ = _target_environ(opts.get("user"))
     if opts.get("no_profile"):
         prof = profile.Profile()
+        prof.why = "--no-profile"
+        profile.protect(prof.ruleset, environ)
     else:
         prof = profile.for_command(opts.get("profile") or (),
-                                   opts["command"][0] if opts.get("command") else None)
-    policy.apply_options(prof.ruleset, opts)
+                                   opts["command"][0] if opts.get("command") else None,
+                                   dirs=profile.search_path() if environ else None,
+                                   environ=environ)
+    rs = prof.ruleset
+    policy.apply_options(rs, opts)
+    if opts.get("strict"):
+        rs.compat = "strict"
+    elif rs.compat != "strict" and not opts.get("best_effort"):
+        _check_command_line_strictly(opts, rs.abi)
+    explicit = {os.path.realpath(p) for a in policy.PATH_OPTIONS for p in opts.get(a) or ()}
+    for err in prof.cwd_refused:
+        if err.path in explicit:
+            continue  # the user granted it (or chose less) on the command line
+        if rs.compat == "strict":
+            raise err
+        report.warn(f"best-effort: left out {err.message}")
     return prof
+
+
+def _target_environ(user):
+    """The environment profile variables resolve in for ``--user USER``
+    (that user's home and XDG directories), or None for the caller."""
+    if user is None:
+        return None
+    import pwd
+
+    from . import profile
+
+    try:
+        pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+    except KeyError:
+        if not user.isdigit():
+            raise UsageError(f"--user {user}: no such user") from None
+        pw = pwd.struct_passwd((user, "x", int(user), int(user), "", "/nonexistent", ""))
+    return profile.user_environ(pw)
+
+
+def _check_command_line_strictly(opts: dict, abi) -> None:
+    """A profile said ``compat = "best-effort"``: what the command line
+    asked for must still be enforceable (raises UnsupportedFeature)."""
+    from .ruleset import Ruleset
+
+    cli = Ruleset()
+    cli.abi = abi
+    cli.fs = any(opts.get(a) for a in policy.PATH_OPTIONS)
+    cli.need["fs"] = 0
+    explicit = {k: v for k, v in opts.items() if k in policy.PORT_OPTIONS}
+    policy.apply_options(cli, explicit)
+    if opts.get("log_denials"):
+        from . import denials
+
+        denials.resolve_logged(cli)  # refuses a kernel without denial logging
+    elif cli.fs or cli.need["net"]:
+        cli.resolve(compat_mode="strict")
 
 
 def main(opts: dict) -> int:
@@ -76,9 +137,11 @@ def _run(opts: dict) -> int:
             d = plan.to_dict()
             d["command"] = argv
             d["program"] = path
+            d["profile_chosen"] = prof.why
             print(json.dumps(d, indent=2))
         else:
-            print(report.format_plan(plan, path or f"{argv[0]} (not found)", argv), end="")
+            print(report.format_plan(plan, path or f"{argv[0]} (not found)", argv,
+                                     why=prof.why), end="")
         if path is None:
             report.error(missing)
             return missing.exit_code
@@ -88,7 +151,7 @@ def _run(opts: dict) -> int:
         report.info(f"running {path} in the sandbox below")
         import sys
 
-        sys.stderr.write(report.format_plan(plan, path, argv))
+        sys.stderr.write(report.format_plan(plan, path, argv, why=prof.why))
     elif not opts.get("quiet"):
         for line in report.plan_warnings(plan):
             report.warn(line)

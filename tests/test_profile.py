@@ -7,6 +7,7 @@ resolved (stat/open O_PATH), never enforced."""
 import json
 import marshal
 import os
+import shutil
 import textwrap
 
 import pytest
@@ -75,9 +76,14 @@ def test_first_hit_wins_and_locals_merge_from_everywhere(tmp_path, monkeypatch):
 
 
 def test_xdg_config_home_is_searched(tmp_path):
-    write(tmp_path / "config/landwrap/profiles/mine.toml", '[filesystem]\nro = ["/m"]\n')
+    exe = tmp_path / "bin" / "mine"
+    exe.parent.mkdir()
+    shutil.copy("/bin/true", exe)
+    write(tmp_path / "config/landwrap/profiles/mine.toml",
+          f'programs = ["{exe}"]\n[filesystem]\nro = ["/m"]\n')
     assert profile.find("mine") == str(tmp_path / "config/landwrap/profiles/mine.toml")
-    assert profile.default_for("/usr/bin/mine") == "mine"
+    assert profile.default_for(str(exe)) == "mine"
+    assert profile.default_for("/usr/bin/mine") == "default"  # not one of its programs
     assert profile.default_for("/usr/bin/no-such-profile-here") == "default"
     assert profile.default_for(".hidden") == "default"
 
@@ -349,7 +355,14 @@ def test_not_a_regular_file(tmp_path):
 
 def _cache_entries(tmp_path):
     d = tmp_path / "cache"
-    return sorted(d.iterdir()) if d.exists() else []
+    return sorted(e for e in d.iterdir() if e.name != profile.KEY_NAME) if d.exists() else []
+
+
+def _signed(tmp_path, raw, doc):
+    """A cache entry as landwrap itself writes it (with the secret key)."""
+    key = (tmp_path / "cache" / profile.KEY_NAME).read_bytes()
+    body = marshal.dumps(doc)
+    return profile._mac(key, raw, body) + body
 
 
 def test_cache_is_used_only_when_owned_and_private(tmp_path):
@@ -360,10 +373,16 @@ def test_cache_is_used_only_when_owned_and_private(tmp_path):
     raw = open(p, "rb").read()
 
     def poison(mode=0o600, content=raw):
-        """A trusted entry is what gets used: poison it to see."""
-        entry.write_bytes(marshal.dumps((content, {"description": "from cache"})))
+        """A trusted entry is what gets used: replace it to see."""
+        entry.write_bytes(_signed(tmp_path, content, {"description": "from cache"}))
         os.chmod(entry, mode)
 
+    # forged without the key (what a sandbox that can write the cache would
+    # do, in the old format or the new one): ignored
+    entry.write_bytes(marshal.dumps((raw, {"description": "forged"})))
+    assert profile.load_document(p)["description"] == "real"
+    entry.write_bytes(b"\0" * 32 + marshal.dumps({"description": "forged"}))
+    assert profile.load_document(p)["description"] == "real"
     poison()
     assert profile.load_document(p)["description"] == "from cache"
     poison(0o620)  # group-writable: ignored (and replaced)
@@ -574,8 +593,8 @@ def test_cache_keeps_one_entry_per_profile_file(tmp_path):
     p = write(tmp_path / "p.toml", '[filesystem]\nro = ["/a"]\n')
     load(p)
     cache = tmp_path / "cache"
-    assert len(os.listdir(cache)) == 1
+    assert len(_cache_entries(tmp_path)) == 1
     for i in range(3):  # edits: a new size each time
         write(p, '[filesystem]\nro = ["/a%s"]\n' % ("x" * (i + 1)))
         assert set(rule_paths(load(p))) == {"/a" + "x" * (i + 1)}
-    assert len(os.listdir(cache)) == 1
+    assert len(_cache_entries(tmp_path)) == 1

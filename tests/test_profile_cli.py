@@ -427,6 +427,12 @@ def test_every_shipped_profile_exports_and_reads_back_the_same(name, tmp_path, m
     from landwrap.errors import UnsupportedFeature
 
     monkeypatch.setenv("LANDWRAP_CACHE_DIR", str(tmp_path / "cache"))
+    # ${CWD} and ${TMPDIR}: directories of their own, not landwrap's checkout
+    # nor the directory holding its cache (never writable from a sandbox)
+    for d in ("work", "tmp"):
+        (tmp_path / d).mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     prof = profile.load([name], dirs=[profile.PACKAGE_PROFILES])
     try:
         plan = prof.ruleset.resolve()

@@ -130,7 +130,10 @@ def test_library_is_large_enough_and_blocks_exist():
 
 
 @pytest.mark.parametrize("name", shipped())
-def test_profile_loads_and_resolves(name):
+def test_profile_loads_and_resolves(name, tmp_path, monkeypatch):
+    # From a project directory: ${CWD} must not be landwrap's own checkout
+    # (its profiles are never writable from a sandbox).
+    monkeypatch.chdir(tmp_path)
     prof = profile.load([name], dirs=[profile.PACKAGE_PROFILES])
     assert prof.description.strip(), f"{name} has no description"
     assert prof.sources[-1] == os.path.join(profile.PACKAGE_PROFILES, name + ".toml")
@@ -149,7 +152,9 @@ def test_blocks_say_they_are_blocks():
 
 def test_command_basename_selects_its_profile(box):
     for cmd, name in (("/usr/bin/git", "git"), ("curl", "curl"), ("/usr/bin/python3", "python3"),
-                      (".venv/bin/pip", "pip"), ("true", "default")):
+                      # a pip of a venv is not /usr/bin/pip: profiles attach to
+                      # executables, not to names (-p pip selects it)
+                      (".venv/bin/pip", "default"), ("true", "default")):
         r = subprocess.run([sys.executable, "-m", "landwrap", "run", "--dry-run", "--json",
                             "--", cmd], cwd=box.work, env=box.env, capture_output=True,
                            text=True, timeout=60)
@@ -428,7 +433,8 @@ def test_curl_fetches_but_only_from_allowed_ports(box, servers):
     assert other.hits == []
 
 
-def test_curl_profile_allows_only_http_ports(box):
+def test_curl_profile_allows_only_http_ports(box, monkeypatch):
+    monkeypatch.chdir(box.work)
     prof = profile.load(["curl"], dirs=[profile.PACKAGE_PROFILES])
     plan = prof.ruleset.resolve()
     assert [p for p, bits, _ in plan.ports if bits & 2] == [80, 443]
