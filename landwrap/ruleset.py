@@ -162,9 +162,7 @@ class Ruleset:
             bits |= compat.NET_RIGHTS[name][0]
         lo, hi = parse_ports(port)
         if required:
-            for proto in (compat.NET_TCP, compat.NET_UDP):
-                if bits & proto:
-                    self.need["net"] |= proto
+            self.need["net"] |= bits  # errors name only the rights asked for
         self.ports.append((lo, hi, bits, origin or str(port)))
         return self
 
@@ -174,6 +172,17 @@ class Ruleset:
         if not access:
             raise UsageError("allow_tcp: neither bind nor connect asked for")
         return self.allow_port(port, access, origin=origin)
+
+    def allow_udp(self, port, *, bind: bool = False, connect: bool = True,
+                  origin: str | None = None, required: bool = True) -> "Ruleset":
+        """Allow UDP *bind* and/or *connect* (connect and send) on a port
+        or range.  UDP control needs Landlock ABI 10 (Linux 7.2); with
+        ``required=False`` a kernel without it just leaves UDP open (as it
+        would be without any UDP rule) instead of failing strict mode."""
+        access = [n for n, on in (("bind_udp", bind), ("connect_send_udp", connect)) if on]
+        if not access:
+            raise UsageError("allow_udp: neither bind nor connect asked for")
+        return self.allow_port(port, access, origin=origin, required=required)
 
     def require_scopes(self, bits: int) -> None:
         """Scope restrictions asked for explicitly (e.g. by a profile)."""
@@ -220,11 +229,20 @@ class Ruleset:
                self.restrict_flags, len(self.paths), len(self.ports),
                self.compat, self.abi)
         cached = getattr(self, "_plan", None)
-        if cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == key and not cached[1].replaced():
             return cached[1]
         plan = self.resolve()
         self._plan = (key, plan)
         return plan
+
+    def refresh(self) -> "Ruleset":
+        """Forget the plan (and kernel ruleset) :meth:`plan` keeps, so that
+        the next use resolves every path again.  :meth:`plan` already does
+        this by itself when a directory it allowed was replaced (deleted
+        and re-created, or renamed over); call it after replacing an
+        allowed *file*, which is not checked."""
+        self._plan = None
+        return self
 
     def restrict(self, *, compat: str | None = None, abi: int | None = None):
         """Enforce this sandbox on every thread of the calling process,
@@ -282,8 +300,11 @@ class Ruleset:
         if d.missing and mode == STRICT:
             raise UnsupportedFeature(plan.abi, min(kernel_abi, compat.LATEST_ABI),
                                      d.missing, d.needed_abi)
-        for _, _, desc in d.missing + d.dropped:
-            plan.dropped.append(desc)
+        lost: dict = {}  # kind -> bits, asked for or not: one line per kind
+        for key, bits, _ in d.missing + d.dropped:
+            lost[key] = lost.get(key, 0) | bits
+        for key, bits in lost.items():
+            plan.dropped.append(compat.describe(_TABLES[key], bits))
         if d.refer_lost:
             plan.dropped.append(
                 "refer (" + compat.since(compat.FS_RIGHTS["refer"][1]) + "): renaming "
@@ -306,6 +327,10 @@ class Ruleset:
         else:
             plan.status = FULLY
         return plan
+
+
+_TABLES = {"fs": compat.FS_RIGHTS, "net": compat.NET_RIGHTS,
+           "scoped": compat.SCOPES, "flags": compat.RESTRICT_FLAGS}
 
 
 class Rule:
@@ -348,6 +373,7 @@ class Plan:
         self.status = NOT_ENFORCED
         self.unavailable = None
         self._fd = -1
+        self._dirs: list = []  # (path, dev, ino) of directory rules, at build time
 
     def _resolve_paths(self, rules, handled: int) -> None:
         from . import _sys
@@ -362,7 +388,8 @@ class Plan:
                     hint = None
                     if r.origin and r.origin.startswith("--"):
                         hint = "create it first, or pass --ignore-missing to skip it"
-                    raise PathError(f"{r.origin}: {r.path}: {reason}", hint)
+                    raise PathError(f"{r.origin}: {r.path}: {reason}", hint,
+                                    errno=err, path=r.path)
                 self.skipped.append((r.path, r.origin, reason))
                 continue
             real = real or lex
@@ -463,7 +490,9 @@ class Plan:
         try:
             fd = _sys.create_ruleset(self.fs, self.net, self.scoped, size)
         except OSError as e:
-            raise RulesetError(f"failed to create a ruleset: {e.strerror}") from None
+            raise RulesetError(f"failed to create a ruleset: {e.strerror}",
+                               errno=e.errno) from e
+        self._dirs = _identities(r.path for r in self.rules if r.is_dir)
         try:
             try:
                 _sys.add_path_rules(fd, [r.path for r in self.rules],
@@ -471,18 +500,29 @@ class Plan:
             except OSError as e:
                 raise RulesetError(f"failed to add a rule for {e.filename}: {e.strerror}",
                                    "the path may have changed (or become a symlink) since "
-                                   "it was resolved; run again") from None
+                                   "it was resolved; run again",
+                                   errno=e.errno, path=e.filename) from e
             for port, bits, _ in self.ports:
                 try:
                     _sys.add_net_rule(fd, bits, port)
                 except OSError as e:
                     raise RulesetError(
-                        f"failed to add a rule for port {port}: {e.strerror}") from None
+                        f"failed to add a rule for port {port}: {e.strerror}",
+                        errno=e.errno, port=port) from e
         except BaseException:
             os.close(fd)
             raise
         self._fd = fd
         return fd
+
+    def replaced(self) -> list:
+        """The directories of this plan's rules that are no longer the ones
+        the kernel ruleset was built with (deleted, re-created, renamed
+        over): their rules now grant nothing.  One stat per directory rule;
+        empty before the kernel ruleset is built."""
+        if self._fd < 0:
+            return []
+        return [p for p, dev, ino in self._dirs if _identities((p,)) != [(p, dev, ino)]]
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -530,6 +570,18 @@ class Plan:
                        for p, o, c in self.redundant],
             "profiles": list(self.request.sources),
         }
+
+
+def _identities(paths) -> list:
+    """``[(path, st_dev, st_ino)]`` of the *paths* that exist."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        out.append((p, st.st_dev, st.st_ino))
+    return out
 
 
 def short_access(bits: int, handled: int, is_dir: bool = True) -> str:

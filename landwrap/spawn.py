@@ -183,7 +183,7 @@ def child_error(plan, path: str, cwd, stage: int, err: int) -> Exception:
         if err == 7:  # E2BIG
             hint = ("Landlock allows at most 16 nested sandboxes; this process "
                     "is already inside too many")
-        return EnforcementError(f"failed to enforce the sandbox: {text}", hint)
+        return EnforcementError(f"failed to enforce the sandbox: {text}", hint, errno=err)
     if stage == _sys.STAGE_CHDIR:
         return SpawnError(f"cannot change directory to {cwd}: {text}", what, err)
     return SpawnError(f"sandbox setup failed while {what}: {text}", what, err)
