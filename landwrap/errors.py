@@ -153,6 +153,12 @@ class UnsupportedFeature(LandwrapError):
         return super().for_caller(caller)
 
 
+class SandboxWarning(UserWarning):
+    """Something works differently inside the sandbox than the caller may
+    expect (e.g. children started before ``restrict()`` cannot be
+    signalled from it)."""
+
+
 class PathError(LandwrapError):
     """A path given for a rule is missing or unusable."""
 
