@@ -242,10 +242,13 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     execute access to exactly what :func:`python_paths` lists -- the real
     executable (symlinks resolved), ``sys.prefix``, ``sys.base_prefix``,
     ``sys.exec_prefix``, ``sys.base_exec_prefix``, the absolute
-    ``sys.path`` entries that exist (not ``""``, the current directory) and
-    landwrap's own package directory -- so that lazy imports, the standard
+    ``sys.path`` entries that exist (not ``""``, the current directory),
+    landwrap's own package directory and its shipped profiles -- so that
+    lazy imports, the standard
     library and running ``sys.executable`` keep working.  Nothing there is
-    writable.  ``python=False`` grants none of it.
+    writable.  ``python=False`` grants none of it.  Mind that the directory
+    of the script you ran is ``sys.path[0]``: it becomes readable, so keep
+    secrets out of it (or pass ``python=False`` and list what you need).
 
     *multiprocessing* allows what the ``fork``, ``forkserver`` and
     ``spawn`` start methods need: read+write on ``/dev/shm`` (semaphores and
@@ -320,11 +323,13 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
 def python_paths() -> list[str]:
     """What the running interpreter needs to keep working (read and
     execute): its real executable, its prefixes, the absolute ``sys.path``
-    entries that exist and landwrap's own package directory."""
+    entries that exist, landwrap's own package directory and its shipped
+    profiles."""
     out: list[str] = []
     candidates = [os.path.realpath(sys.executable) if sys.executable else "",
                   sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-                  *sys.path, os.path.dirname(os.path.abspath(__file__))]
+                  *sys.path, os.path.dirname(os.path.abspath(__file__)),
+                  _profile.PACKAGE_PROFILES]
     for p in candidates:
         if isinstance(p, str) and p.startswith("/") and p not in out and os.path.exists(p):
             out.append(p)
