@@ -20,7 +20,7 @@ import pytest
 import landwrap
 from landwrap import compat
 
-from conftest import KERNEL_ABI
+from conftest import KERNEL_ABI, alive
 
 pytestmark = pytest.mark.usefixtures("landlock")
 
@@ -313,14 +313,6 @@ DIE = """
 """
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("mode", ["die", "keep", "thread"])
 def test_die_with_parent(mode):
     p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(DIE), mode],
@@ -329,21 +321,21 @@ def test_die_with_parent(mode):
         child = int(p.stdout.readline())
         if mode == "thread":  # the spawning thread is gone: so is its child
             deadline = time.monotonic() + 10
-            while _alive(child) and time.monotonic() < deadline:
+            while alive(child) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert not _alive(child)
+            assert not alive(child)
             return
-        assert _alive(child)
+        assert alive(child)
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while _alive(child) and time.monotonic() < deadline:
+        while alive(child) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _alive(child) == (mode == "keep")
+        assert alive(child) == (mode == "keep")
     finally:
         p.kill()
         p.wait()
-        if mode == "keep" and _alive(child):
+        if mode == "keep" and alive(child):
             os.kill(child, signal.SIGKILL)
 
 

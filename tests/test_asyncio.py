@@ -13,6 +13,8 @@ import pytest
 import landwrap
 import landwrap.asyncio as lwa
 
+from conftest import alive
+
 pytestmark = pytest.mark.usefixtures("landlock")
 
 
@@ -20,14 +22,6 @@ def arun(coro, timeout=30):
     async def bounded():
         return await asyncio.wait_for(coro, timeout)
     return asyncio.run(bounded())
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_module_name_does_not_shadow_the_standard_library():
@@ -103,7 +97,7 @@ def test_timeout_kills_the_child():
         return p, await asyncio.wait_for(p.wait(), 10), time.monotonic() - t0
 
     p, code, _ = arun(main())
-    assert code == -9 and not _alive(p.pid)
+    assert code == -9 and not alive(p.pid)
 
 
 def test_cancelling_the_awaiting_task_kills_the_child():
@@ -111,14 +105,14 @@ def test_cancelling_the_awaiting_task_kills_the_child():
         p = await lwa.create_subprocess_exec("sleep", "30", stdout=lwa.PIPE)
         task = asyncio.ensure_future(p.communicate())
         await asyncio.sleep(0.2)
-        assert _alive(p.pid)
+        assert alive(p.pid)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         return p, await asyncio.wait_for(p.wait(), 10)
 
     p, code = arun(main())
-    assert code == -9 and not _alive(p.pid)
+    assert code == -9 and not alive(p.pid)
 
 
 def test_plain_asyncio_does_not_kill_on_cancel_which_is_why():
@@ -131,7 +125,7 @@ def test_plain_asyncio_does_not_kill_on_cancel_which_is_why():
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        alive = _alive(p.pid)
+        alive = alive(p.pid)
         p.kill()
         await p.wait()
         return alive
