@@ -125,10 +125,10 @@ def test_plain_asyncio_does_not_kill_on_cancel_which_is_why():
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        alive = alive(p.pid)
+        survived = alive(p.pid)
         p.kill()
         await p.wait()
-        return alive
+        return survived
 
     assert arun(main()) is True
 
