@@ -149,7 +149,7 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
     ABI 10 (Linux 7.2); below it they are dropped with a warning (UDP stays
     open, as without them) unless ``compat="strict"`` is given explicitly."""
     if profile is False:
-        prof = _profile.Profile()
+        prof = _profile.Profile()  # type: ignore[no-untyped-call]
     elif profile is None:
         prof = _profile.for_command((), command)
     elif profile is True:
@@ -206,7 +206,7 @@ def _ready(plan: Plan) -> Plan:
     return plan
 
 
-def _plan_of(ruleset) -> Plan:
+def _plan_of(ruleset: object) -> Plan:
     if isinstance(ruleset, Plan):
         return ruleset
     if isinstance(ruleset, Ruleset):
@@ -346,7 +346,7 @@ def _multiprocessing_dirs(rs: Ruleset) -> str:
     # (a forkserver or manager started before): keep it usable.
     from multiprocessing import process as _mpp
 
-    old = _mpp.current_process()._config.get("tempdir")
+    old = _mpp.current_process()._config.get("tempdir")  # type: ignore[attr-defined]
     if old and os.path.isdir(old):
         rs.allow(old, "rw", origin="multiprocessing=True")
     return tmp
@@ -482,10 +482,10 @@ def status(abi: int | None = None) -> KernelStatus:
 
 # spawning ------------------------------------------------------------------
 
-_OS_ERRORS: dict = {}
+_OS_ERRORS: dict[type, type[SpawnError]] = {}
 
 
-def _as_oserror(e: SpawnError, filename) -> SpawnError:
+def _as_oserror(e: SpawnError, filename: Any) -> SpawnError:
     """*e* as an exception that is also the OSError subclass its errno maps
     to (FileNotFoundError for ENOENT...), as subprocess raises."""
     base = type(OSError(e.errno, ""))
@@ -495,13 +495,13 @@ def _as_oserror(e: SpawnError, filename) -> SpawnError:
                    {"__module__": __name__,
                     "__doc__": f"A child failed before its program started ({base.__name__})."})
         _OS_ERRORS[base] = cls
-    new = cls(e.message, e.stage, e.errno, e.hint, exit_code=e.exit_code)
-    new.strerror = os.strerror(e.errno)
-    new.filename = filename
+    new = cls(e.message, e.stage, e.errno or 0, e.hint, exit_code=e.exit_code)
+    new.strerror = os.strerror(e.errno or 0)  # type: ignore[attr-defined]
+    new.filename = filename  # type: ignore[attr-defined]
     return new
 
 
-def _locate(program, env, cwd) -> str:
+def _locate(program: Any, env: Any, cwd: Any) -> str:
     """The file to execute, found as subprocess finds it: a name without
     ``/`` on the PATH of *env* (or of this process), a relative path
     relative to *cwd*."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from asyncio import base_subprocess, streams
+from asyncio import base_subprocess
 from typing import TYPE_CHECKING, Any, Union
 
 from .api import Popen, StrPath, _SandboxOptions
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["create_subprocess_exec", "create_subprocess_shell", "Process"]
+
+#: asyncio's default stream buffer limit (``asyncio.streams._DEFAULT_LIMIT``).
+_LIMIT = 2 ** 16
 
 _File = Union[None, int, Any]
 
@@ -69,7 +72,8 @@ class Process(asyncio.subprocess.Process):
             self._kill_on_cancel()
             raise
 
-    async def communicate(self, input: bytes | None = None) -> tuple[bytes, bytes]:
+    async def communicate(self, input: bytes | bytearray | memoryview | None = None
+                          ) -> tuple[bytes, bytes]:
         try:
             return await super().communicate(input)
         except asyncio.CancelledError:
@@ -136,7 +140,7 @@ async def _spawn(args: Any, shell: bool, stdin: _File, stdout: _File, stderr: _F
 
 async def create_subprocess_exec(program: StrPath | bytes, *args: StrPath | bytes,
                                  stdin: _File = None, stdout: _File = None,
-                                 stderr: _File = None, limit: int = streams._DEFAULT_LIMIT,
+                                 stderr: _File = None, limit: int = _LIMIT,
                                  **kwargs: Unpack[_Options]) -> Process:
     """Start *program* with *args* in a sandbox, like
     :func:`asyncio.create_subprocess_exec`; see the module docstring for
@@ -149,7 +153,7 @@ async def create_subprocess_exec(program: StrPath | bytes, *args: StrPath | byte
 
 async def create_subprocess_shell(cmd: str | bytes, stdin: _File = None,
                                   stdout: _File = None, stderr: _File = None,
-                                  limit: int = streams._DEFAULT_LIMIT,
+                                  limit: int = _LIMIT,
                                   **kwargs: Unpack[_Options]) -> Process:
     """Run the shell command *cmd* (``/bin/sh -c``) in a sandbox, like
     :func:`asyncio.create_subprocess_shell`."""

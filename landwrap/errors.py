@@ -132,7 +132,8 @@ class UnsupportedFeature(LandwrapError):
     hint_template = ("run on a newer kernel, drop the {option} that needs it, or pass "
                      "{0} to run without it")
 
-    def __init__(self, abi: int, kernel_abi: int, missing: list, needed_abi: int):
+    def __init__(self, abi: int, kernel_abi: int, missing: list[tuple[str, int, str]],
+                 needed_abi: int):
         self.abi = abi
         self.kernel_abi = kernel_abi
         self.missing = missing
@@ -185,7 +186,8 @@ class EnforcementError(LandwrapError):
 
     def __init__(self, message: str, hint: str | None = None, *,
                  errno: int | None = None, restricted: bool = False,
-                 threads: dict | None = None, children: list | None = None):
+                 threads: dict[int, str] | None = None,
+                 children: list[tuple[int, str]] | None = None):
         super().__init__(message, hint, errno=errno)
         self.restricted = restricted
         self.threads = dict(threads or {})

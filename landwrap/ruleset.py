@@ -106,7 +106,7 @@ class Ruleset:
         self.ports: list = []   # (lo, hi, bits, origin)
         self.sources: list = []  # profile files used, in order
         self.compat = STRICT
-        self.abi = None
+        self.abi: int | None = None
 
     # building ---------------------------------------------------------
     def allow(self, path, access="ro", *, origin: str | None = None,
