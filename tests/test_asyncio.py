@@ -4,6 +4,7 @@ the child.  Every test bounds its waits, so a hang fails instead of
 blocking the run."""
 
 import asyncio
+import gc
 import os
 import subprocess
 import time
@@ -143,9 +144,11 @@ def test_many_concurrent_children_and_no_leaked_fds():
         return await asyncio.gather(*(one(i) for i in range(50)))
 
     assert arun(main()) == list(range(50))
+    gc.collect()  # earlier tests' garbage may still hold descriptors
     fds = len(os.listdir("/proc/self/fd"))
     assert arun(main()) == list(range(50))
-    assert len(os.listdir("/proc/self/fd")) == fds
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= fds
 
 
 def test_matches_asyncio_on_the_same_commands():
