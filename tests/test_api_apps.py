@@ -428,3 +428,132 @@ def test_ad_hoc_sandboxes_do_not_grow_the_cache(tmp_path):
     entries = sorted(os.listdir(cache)) if cache.exists() else []
     # at most one entry per profile file read (here: default, true/coreutils...)
     assert len(entries) <= 5, entries
+
+
+# the bar: a threaded HTTP service restricted while serving ----------------------------
+
+SERVICE = r'''
+import errno, http.client, http.server, json, logging, os, socket, sqlite3, sys, threading
+import landwrap
+
+DATA = sys.argv[1]
+DB, LOG = os.path.join(DATA, "app.db"), os.path.join(DATA, "app.log")
+log = logging.getLogger("app")
+log.addHandler(logging.FileHandler(LOG))
+log.setLevel(logging.INFO)
+with sqlite3.connect(DB) as db:
+    db.execute("create table if not exists notes (body text)")
+
+
+def probe(fn):
+    try:
+        fn()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def connect(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a connection keeps its thread
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        me = threading.get_ident()
+        if self.path == "/restrict":
+            enf = landwrap.restrict(rw=DATA, bind_tcp=self.server.server_address[1])
+            out = {"status": enf.status, "threads": enf.threads}
+        elif self.path.startswith("/write/"):
+            body = self.path.split("/", 2)[2]
+            with sqlite3.connect(DB) as db:
+                db.execute("insert into notes values (?)", (body,))
+            log.info("wrote %s", body)
+            out = {"wrote": body}
+        elif self.path == "/read":
+            with sqlite3.connect(DB) as db:
+                out = {"notes": [r[0] for r in db.execute("select body from notes")]}
+        elif self.path == "/probe":
+            home = os.environ["HOME"]
+            out = {
+                "bashrc": probe(lambda: open(os.path.join(home, ".bashrc")).read()),
+                "other": probe(lambda: open(sys.argv[2]).read()),
+                "other_port": probe(lambda: connect(int(sys.argv[3]))),
+                "kill_init": probe(lambda: os.kill(1, 0)),
+                "data_new_file": probe(lambda: open(os.path.join(DATA, "new"), "w").close()),
+            }
+        else:
+            out = {}
+        out["thread"] = me
+        body = json.dumps(out).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+'''
+
+
+def test_threaded_http_service_restricted_while_serving(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("secret")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "f").write_text("other")
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "app").mkdir()
+    script = tmp_path / "app" / "service.py"
+    script.write_text(SERVICE)
+    elsewhere = __import__("socket").create_server(("127.0.0.1", 0))
+    env = dict(os.environ, HOME=str(home), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    srv = subprocess.Popen([sys.executable, str(script), str(data), str(other / "f"),
+                            str(elsewhere.getsockname()[1])],
+                           stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        port = int(srv.stdout.readline())
+        import http.client
+
+        def get(conn, path):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            assert resp.status == 200
+            return json.loads(resp.read())
+
+        early = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        before = get(early, "/write/before")  # this connection's thread serves on
+        assert get(early, "/probe")["bashrc"] == "ok"  # not sandboxed yet
+        enf = get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), "/restrict")
+        assert enf["status"] in ("fully", "partially") and enf["threads"] >= 3
+        late = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        results = {}
+        for name, conn in (("before", early), ("after", late)):
+            w = get(conn, f"/write/{name}")
+            r = get(conn, "/read")
+            p = get(conn, "/probe")
+            results[name] = (w["thread"], r["notes"], p)
+        # the old connection is still served by the thread made before restrict()
+        assert results["before"][0] == before["thread"]
+        assert results["after"][0] != before["thread"]
+        for name in ("before", "after"):
+            _, notes, p = results[name]
+            assert "before" in notes and name in notes
+            assert p.pop("thread")
+            assert p == {"bashrc": "EACCES", "other": "EACCES", "other_port": "EACCES",
+                         "kill_init": "EPERM", "data_new_file": "ok"}, name
+        assert (data / "app.log").read_text().splitlines() == [
+            "wrote before", "wrote before", "wrote after"]
+    finally:
+        srv.kill()
+        srv.wait()
+        elsewhere.close()
