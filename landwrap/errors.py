@@ -66,14 +66,18 @@ class LandwrapError(Exception):
 
     def __init__(self, message: str, hint: str | None = None, *,
                  errno: int | None = None, path: str | None = None,
-                 fixes: Sequence[Fix] = ()):
+                 fixes: Sequence[Fix] = (), hint_template: str | None = None):
         super().__init__(message)
         self.message = message
-        self.hint = hint
         self.errno = errno
         self.path = path
         self.fixes = list(fixes)
         self.caller: Caller = "cli"
+        if hint_template is not None:
+            self.hint_template = hint_template
+        self.hint = hint
+        if hint is None and self.hint_template is not None:
+            self.hint = self.hint_for("cli")
 
     def __str__(self) -> str:
         return self.message
@@ -139,7 +143,6 @@ class UnsupportedFeature(LandwrapError):
         self.missing = missing
         self.needed_abi = needed_abi
         super().__init__(self._text("cli"), fixes=[("compat", "best-effort")])
-        self.hint = self.hint_for("cli")
 
     def _text(self, caller: Caller) -> str:
         what = "; ".join(desc for _, _, desc in self.missing)
@@ -243,8 +246,10 @@ class CommandNotExecutable(LandwrapError, PermissionError):
     exit_code = EXIT_CANNOT_EXEC
 
     def __init__(self, message: str, filename: str, err: int,
-                 hint: str | None = None, denied_by_sandbox: bool = False):
-        LandwrapError.__init__(self, message, hint, path=filename)
+                 hint: str | None = None, denied_by_sandbox: bool = False, *,
+                 fixes: Sequence[Fix] = (), hint_template: str | None = None):
+        LandwrapError.__init__(self, message, hint, path=filename, fixes=fixes,
+                               hint_template=hint_template)
         self.errno = err
         self.strerror = message
         self.filename = filename

@@ -557,3 +557,18 @@ def test_threaded_http_service_restricted_while_serving(tmp_path):
         srv.kill()
         srv.wait()
         elsewhere.close()
+
+
+def test_exec_denied_hint_names_arguments_in_the_api_and_options_in_the_cli(tmp_path):
+    prog = tmp_path / "mytrue"
+    prog.write_bytes(open("/bin/true", "rb").read())
+    prog.chmod(0o755)
+    with pytest.raises(landwrap.CommandNotExecutable) as e:
+        landwrap.run([str(prog)])
+    assert e.value.hint == f"allow it with rox={str(tmp_path)!r} (or rox={str(prog)!r})"
+    assert e.value.fixes == [("rox", str(tmp_path)), ("rox", str(prog))]
+    assert e.value.errno == 13 and e.value.path == str(prog)
+    r = subprocess.run([sys.executable, "-m", "landwrap", "run", "--", str(prog)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 126
+    assert f"Hint: allow it with --rox {tmp_path} (or --rox {prog})" in r.stderr
