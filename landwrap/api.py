@@ -308,9 +308,7 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     if multiprocessing:
         tmp = _multiprocessing_dirs(rs)
     try:
-        plan = rs.resolve()
-        _check_children(plan, strict_children)
-        enforcement = enforce(plan)
+        enforcement = enforce(rs.resolve(), strict_children=strict_children)
     except BaseException:
         if tmp is not None:
             os.rmdir(tmp)
@@ -421,14 +419,27 @@ def _check_children(plan: Plan, strict: bool) -> None:
         raise EnforcementError(f"{what}; nothing was restricted", fix, children=kids)
     import warnings
 
-    warnings.warn(f"{what} ({fix})", SandboxWarning, stacklevel=4)
+    warnings.warn(f"{what} ({fix})", SandboxWarning, stacklevel=_caller_level())
 
 
-def enforce(plan: Plan) -> Enforcement:
+def _caller_level() -> int:
+    """The warnings stacklevel of the first frame outside landwrap."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.dirname(os.path.abspath(
+            frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+@_api
+def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
     """Enforce a resolved *plan* on every thread of this process (the
-    engine of :func:`restrict` and :meth:`Ruleset.restrict`)."""
+    engine of :func:`restrict` and :meth:`Ruleset.restrict`); children
+    started before are named as :func:`restrict` says."""
     if not plan.enforces_anything:
         return Enforcement(plan, None)
+    _check_children(plan, strict_children)
     fd = _ready(plan).ruleset_fd()
     return Enforcement(plan, threads.restrict_process(fd, plan.flags, plan.abi))
 

@@ -198,10 +198,10 @@ def test_signals_to_children_from_before_are_denied_which_is_why_it_warns(tmp_pa
     out = py("""
         import errno, json, subprocess, warnings, landwrap
         warnings.simplefilter("ignore")
-        before = subprocess.Popen(["sleep", "30"])
+        before = subprocess.Popen(["sleep", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         landwrap.restrict()
         after = subprocess.Popen(["sleep", "30"])
-        res = {}
+        res = {"pid": before.pid}
         for name, p in (("before", before), ("after", after)):
             try:
                 p.kill()
@@ -213,6 +213,7 @@ def test_signals_to_children_from_before_are_denied_which_is_why_it_warns(tmp_pa
         before.stdout = None
         import os; os._exit(0)  # `before` cannot be killed from here: leave it to init
     """)
+    os.kill(out.pop("pid"), signal.SIGKILL)  # the test process can
     assert out == {"before": "EPERM", "after": "ok"}
 
 
@@ -572,3 +573,21 @@ def test_exec_denied_hint_names_arguments_in_the_api_and_options_in_the_cli(tmp_
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 126
     assert f"Hint: allow it with --rox {tmp_path} (or --rox {prog})" in r.stderr
+
+
+def test_warning_points_at_the_callers_line_for_restrict_and_ruleset_restrict():
+    r = py("""
+        import json, subprocess, warnings, landwrap
+        child = subprocess.Popen(["sleep", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(child.pid)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            landwrap.restrict(scope=True)  # line 7
+            landwrap.Ruleset.from_profile("default").restrict()  # line 8
+        print(json.dumps([[w.lineno, w.category.__name__, str(child.pid) in str(w.message)]
+                          for w in caught]))
+        import os; os._exit(0)
+    """, check=False)
+    pid, res = r.stdout.splitlines()
+    os.kill(int(pid), signal.SIGKILL)
+    assert json.loads(res) == [[7, "SandboxWarning", True], [8, "SandboxWarning", True]]
