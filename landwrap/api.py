@@ -425,7 +425,8 @@ def _check_children(plan: Plan, strict: bool) -> None:
 def _caller_level() -> int:
     """The warnings stacklevel of the first frame outside landwrap."""
     here = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1
+    frame: Any = sys._getframe(1)
+    level = 1
     while frame is not None and os.path.dirname(os.path.abspath(
             frame.f_code.co_filename)) == here:
         frame, level = frame.f_back, level + 1
