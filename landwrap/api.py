@@ -249,6 +249,9 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     writable.  ``python=False`` grants none of it.  Mind that the directory
     of the script you ran is ``sys.path[0]``: it becomes readable, so keep
     secrets out of it (or pass ``python=False`` and list what you need).
+    A ``sys.path`` entry that is ``/``, your home directory or one above
+    it is left out (a script in ``~`` would otherwise open all of ``~``):
+    allow what you need of it with *ro*.
 
     *multiprocessing* allows what the ``fork``, ``forkserver`` and
     ``spawn`` start methods need: read+write on ``/dev/shm`` (semaphores and
@@ -324,14 +327,23 @@ def python_paths() -> list[str]:
     entries that exist, landwrap's own package directory and its shipped
     profiles."""
     out: list[str] = []
-    candidates = [os.path.realpath(sys.executable) if sys.executable else "",
-                  sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-                  *sys.path, os.path.dirname(os.path.abspath(__file__)),
-                  _profile.PACKAGE_PROFILES]
+    prefixes = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    home = os.path.realpath(os.path.expanduser("~"))
+    for p in sys.path:  # a script in $HOME (or /) must not open all of it
+        if isinstance(p, str) and p.startswith("/") and not _covers(p, home):
+            prefixes.append(p)
+    candidates = [os.path.realpath(sys.executable) if sys.executable else "", *prefixes,
+                  os.path.dirname(os.path.abspath(__file__)), _profile.PACKAGE_PROFILES]
     for p in candidates:
-        if isinstance(p, str) and p.startswith("/") and p not in out and os.path.exists(p):
+        if p.startswith("/") and p not in out and os.path.exists(p):
             out.append(p)
     return out
+
+
+def _covers(directory: str, path: str) -> bool:
+    """Whether *path* is *directory* or beneath it (symlinks resolved)."""
+    d = os.path.realpath(directory)
+    return d == "/" or path == d or path.startswith(d + "/")
 
 
 def _multiprocessing_dirs(rs: Ruleset) -> str:

@@ -591,3 +591,37 @@ def test_warning_points_at_the_callers_line_for_restrict_and_ruleset_restrict():
     pid, res = r.stdout.splitlines()
     os.kill(int(pid), signal.SIGKILL)
     assert json.loads(res) == [[7, "SandboxWarning", True], [8, "SandboxWarning", True]]
+
+
+def test_a_script_in_home_does_not_open_home(tmp_path):
+    """python=True allows sys.path entries, but not one that is $HOME: a
+    script run from ~ must not make ~/.ssh readable."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id").write_text("key")
+    (home / "app").mkdir()
+    (home / "app" / "data").write_text("d")
+    script = home / "job.py"
+    script.write_text(textwrap.dedent("""
+        import json, sys, landwrap
+        landwrap.restrict()
+        def probe(p):
+            try:
+                open(p).read()
+                return "ok"
+            except PermissionError:
+                return "EACCES"
+        print(json.dumps([sys.path[0], probe(sys.argv[1]), probe(sys.argv[2])]))
+    """))
+    app = home / "app" / "job2.py"
+    app.write_text(script.read_text())
+    env = dict(os.environ, HOME=str(home), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    for prog, expect_data in ((script, "EACCES"), (app, "ok")):
+        r = subprocess.run([sys.executable, str(prog), str(home / ".ssh" / "id"),
+                            str(home / "app" / "data")],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        path0, key, data = json.loads(r.stdout)
+        assert path0 == str(prog.parent)
+        assert key == "EACCES"  # never ~/.ssh
+        assert data == expect_data  # the script's own directory, when it is not ~
