@@ -557,7 +557,7 @@ def _is_running_python(command: Any, env: Any, cwd: Any) -> bool:
 
 def _sandbox_for(args: Any, executable: Any, shell: bool, env: Any, cwd: Any,
                  profile: ProfileSpec, ruleset: Ruleset | Plan | None,
-                 allow: dict[str, Any], python: bool | None) -> tuple[Plan, Any]:
+                 allow: dict[str, Any], python: bool | None) -> tuple[Plan | None, Any]:
     """``(plan, env)`` for a child: *ruleset* (a Ruleset or Plan), or the
     one built from *profile* and *allow*, whose [env] table is applied,
     with :func:`python_paths` added when *python* says so (None: when
@@ -567,6 +567,8 @@ def _sandbox_for(args: Any, executable: Any, shell: bool, env: Any, cwd: Any,
                  if (_many(v, (str, bytes, os.PathLike, int)) if k in _LISTS else v is not None)]
         if profile is not None or given or python:
             raise UsageError("give either ruleset= or profile=/ro=/rw=/... arguments, not both")
+        if isinstance(ruleset, Ruleset):
+            return None, env  # its plan is taken (and checked) at spawn time
         return _ready(_plan_of(ruleset)), env
     command = executable
     if command is None:
@@ -761,8 +763,10 @@ class Popen(subprocess.Popen[AnyStr]):
         allow = dict(ro=ro, rox=rox, rw=rw, rwx=rwx, bind_tcp=bind_tcp,
                      connect_tcp=connect_tcp, bind_udp=bind_udp, connect_udp=connect_udp,
                      scope=scope, compat=compat, abi=abi)
-        self.plan, env = _sandbox_for(args, executable, shell, env, cwd, profile, ruleset,
-                                      allow, python)
+        plan, env = _sandbox_for(args, executable, shell, env, cwd, profile, ruleset,
+                                 allow, python)
+        if plan is not None:
+            self.plan = plan
         self._lw_ruleset = ruleset if isinstance(ruleset, Ruleset) else None
         self._lw_flags = _sys.F_PDEATHSIG if die_with_parent else 0
         newer: dict[str, Any] = {}  # arguments older Pythons do not know

@@ -522,7 +522,16 @@ class Plan:
         empty before the kernel ruleset is built."""
         if self._fd < 0:
             return []
-        return [p for p, dev, ino in self._dirs if _identities((p,)) != [(p, dev, ino)]]
+        out = []
+        for p, dev, ino in self._dirs:
+            try:
+                st = os.stat(p)
+            except OSError:
+                out.append(p)
+                continue
+            if st.st_ino != ino or st.st_dev != dev:
+                out.append(p)
+        return out
 
     def close(self) -> None:
         if self._fd >= 0:
