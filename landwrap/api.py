@@ -244,9 +244,8 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     ``sys.exec_prefix``, ``sys.base_exec_prefix``, the absolute
     ``sys.path`` entries that exist (not ``""``, the current directory),
     landwrap's own package directory and its shipped profiles -- so that
-    lazy imports, the standard
-    library and running ``sys.executable`` keep working.  Nothing there is
-    writable.  ``python=False`` grants none of it.  Mind that the directory
+    lazy imports, the standard library and running ``sys.executable`` keep
+    working.  Nothing there is writable.  ``python=False`` grants none of it.  Mind that the directory
     of the script you ran is ``sys.path[0]``: it becomes readable, so keep
     secrets out of it (or pass ``python=False`` and list what you need).
     A ``sys.path`` entry that is ``/``, your home directory or one above
