@@ -367,6 +367,13 @@ def test_udp_arguments_soft_below_abi_10_strict_when_asked():
     assert "connect_send_udp" in e.value.message and "bind_udp" not in e.value.message
     rs = landwrap.Ruleset().allow_udp(53)
     assert rs.need["net"] == compat.NET_RIGHTS["connect_send_udp"][0]
+    # the same arguments in run()/Popen
+    with landwrap.Popen(["true"], connect_udp=53, bind_udp=5353, abi=9) as p:
+        assert p.wait(timeout=30) == 0
+    assert any("connect_send_udp" in d for d in p.plan.dropped)
+    with pytest.raises(landwrap.UnsupportedFeature) as e:
+        landwrap.run(["true"], bind_udp=5353, compat="strict", abi=9)
+    assert "bind_udp" in e.value.message and "connect_send_udp" not in e.value.message
 
 
 # errors as data -------------------------------------------------------------------------
