@@ -9,13 +9,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     # sandboxing this process, or a child
-    "restrict", "run", "Popen", "Ruleset", "Plan", "Enforcement",
+    "restrict", "run", "call", "check_call", "check_output", "Popen", "Ruleset", "Plan",
+    "Enforcement", "python_paths",
     # the kernel
     "abi", "status",
     # errors
     "LandwrapError", "LandlockUnavailable", "UnsupportedFeature", "PathError",
     "RulesetError", "EnforcementError", "ProfileError", "UsageError", "SpawnError",
-    "CommandNotFound", "CommandNotExecutable",
+    "CommandNotFound", "CommandNotExecutable", "SandboxWarning",
     # subprocess's, for convenience
     "PIPE", "DEVNULL", "STDOUT", "CompletedProcess", "CalledProcessError",
     "TimeoutExpired",
@@ -24,7 +25,8 @@ __all__ = [
 #: Where each public name lives; imported on first use (PEP 562).
 _LAZY = {
     "restrict": "api", "run": "api", "Popen": "api", "Enforcement": "api", "abi": "api",
-    "status": "api",
+    "status": "api", "call": "api", "check_call": "api", "check_output": "api",
+    "python_paths": "api",
     "PIPE": "api", "DEVNULL": "api", "STDOUT": "api", "CompletedProcess": "api",
     "CalledProcessError": "api", "TimeoutExpired": "api",
     "Ruleset": "ruleset", "Plan": "ruleset",
@@ -32,10 +34,11 @@ _LAZY = {
     "UnsupportedFeature": "errors", "PathError": "errors", "RulesetError": "errors",
     "EnforcementError": "errors", "ProfileError": "errors", "UsageError": "errors",
     "SpawnError": "errors", "CommandNotFound": "errors", "CommandNotExecutable": "errors",
+    "SandboxWarning": "errors",
 }
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -44,7 +47,7 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
@@ -53,8 +56,10 @@ if TYPE_CHECKING:
     from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
                             CompletedProcess, TimeoutExpired)
 
-    from .api import Enforcement, Popen, abi, restrict, run, status
+    from .api import (Enforcement, Popen, abi, call, check_call, check_output,
+                      python_paths, restrict, run, status)
     from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError,
                          LandlockUnavailable, LandwrapError, PathError, ProfileError,
-                         RulesetError, SpawnError, UnsupportedFeature, UsageError)
+                         RulesetError, SandboxWarning, SpawnError, UnsupportedFeature,
+                         UsageError)
     from .ruleset import Plan, Ruleset

@@ -27,31 +27,60 @@ library needs.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import threading
 from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
                         CompletedProcess, SubprocessError, TimeoutExpired)
+from typing import (IO, Any, AnyStr, Callable, Iterable, Literal, Mapping, Optional,
+                    Sequence, TypedDict, TypeVar, Union, overload)
 
 from . import _sys, compat as _compat, profile as _profile, spawn, threads
-from .errors import CommandNotFound, SpawnError, UsageError
+from .errors import (CommandNotFound, EnforcementError, LandwrapError, SandboxWarning,
+                     SpawnError, UsageError)
 from .ruleset import BEST_EFFORT, NOT_ENFORCED, STRICT, Plan, Ruleset
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable, Sequence, Union
+    from typing_extensions import Unpack
 
-    StrPath = Union[str, "os.PathLike[str]"]
-    Paths = Union[StrPath, Iterable[StrPath]]
-    Ports = Union[int, str, Iterable[Union[int, str]]]
-    ProfileSpec = Union[None, bool, StrPath, Sequence[StrPath]]
+StrPath = Union[str, "os.PathLike[str]"]
+Paths = Union[StrPath, Iterable[StrPath]]
+Ports = Union[int, str, Iterable[Union[int, str]]]
+ProfileSpec = Union[None, bool, StrPath, Sequence[StrPath]]
+#: ``compat=``: refuse what the kernel lacks, or enforce what it has.
+Compat = Literal["strict", "best-effort"]
+#: :attr:`Enforcement.status`.
+Status = Literal["fully", "partially", "not"]
+ScopeName = Literal["abstract_unix_socket", "signal"]
+Scope = Union[bool, Iterable[ScopeName], None]
+Cmd = Union[StrPath, bytes, Sequence[Union[StrPath, bytes]]]
+File = Union[None, int, IO[Any]]
+Env = Optional[Mapping[str, str]]
 
-__all__ = ["restrict", "run", "Popen", "abi", "status", "Enforcement",
-           "Ruleset", "Plan", "build_ruleset", "enforce",
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+__all__ = ["restrict", "run", "call", "check_call", "check_output", "Popen", "abi",
+           "status", "Enforcement", "Ruleset", "Plan", "build_ruleset", "enforce",
+           "python_paths",
            # subprocess's, re-exported as landwrap.PIPE etc.
            "PIPE", "DEVNULL", "STDOUT", "CompletedProcess", "CalledProcessError",
            "TimeoutExpired", "SubprocessError"]
+
+
+def _api(fn: _F) -> _F:
+    """Word the hints of the errors *fn* raises for Python callers
+    (``compat='best-effort'``, not ``--best-effort``)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LandwrapError as e:
+            e.for_caller("api")
+            raise
+    return wrapper  # type: ignore[return-value]
 
 
 # what was enforced ---------------------------------------------------------
@@ -76,15 +105,18 @@ class Enforcement:
     __slots__ = ("status", "abi", "kernel_abi", "dropped", "unenforceable", "threads",
                  "method", "plan")
 
+    status: Status
+    method: Literal["tsync", "signal"] | None
+
     def __init__(self, plan: Plan, result: threads.ThreadsResult | None):
         self.plan = plan
-        self.status = plan.status if result is not None else NOT_ENFORCED
+        self.status = plan.status if result is not None else NOT_ENFORCED  # type: ignore[assignment]
         self.abi = plan.abi
         self.kernel_abi = plan.kernel_abi if plan.kernel_abi >= 0 else None
         self.dropped = list(plan.dropped)
         self.unenforceable = list(plan.unenforceable)
         self.threads = result.threads if result is not None else 0
-        self.method = result.method if result is not None else None
+        self.method = result.method if result is not None else None  # type: ignore[assignment]
 
     def __bool__(self) -> bool:
         return self.status != NOT_ENFORCED
@@ -96,7 +128,7 @@ class Enforcement:
 
 # building a ruleset from arguments -------------------------------------------
 
-def _many(value, single) -> tuple:
+def _many(value: Any, single: type | tuple[type, ...]) -> tuple[Any, ...]:
     if value is None:
         return ()
     if isinstance(value, single):
@@ -106,18 +138,22 @@ def _many(value, single) -> tuple:
 
 def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
                   rw: Paths = (), rwx: Paths = (), bind_tcp: Ports = (),
-                  connect_tcp: Ports = (), scope: bool | Iterable[str] | None = None,
-                  compat: str | None = None, abi: int | None = None,
-                  command: str | None = None) -> tuple:
+                  connect_tcp: Ports = (), bind_udp: Ports = (), connect_udp: Ports = (),
+                  scope: Scope = None, compat: Compat | None = None,
+                  abi: int | None = None,
+                  command: str | None = None) -> tuple[Ruleset, _profile.Profile]:
     """``(Ruleset, Profile)`` from the arguments :func:`restrict` and
     :func:`run` take.
 
     *profile*: ``None`` for the profile `landwrap run` would use (the one
     named after *command*, else ``default``), ``False`` to start from an
     empty sandbox, a profile name or file, or a list of them (later ones
-    add to earlier).  Path and port arguments take one item or a list."""
+    add to earlier).  Path and port arguments take one item or a list.
+    UDP rules (*bind_udp*, *connect_udp*: connect and send) need Landlock
+    ABI 10 (Linux 7.2); below it they are dropped with a warning (UDP stays
+    open, as without them) unless ``compat="strict"`` is given explicitly."""
     if profile is False:
-        prof = _profile.Profile()
+        prof = _profile.Profile()  # type: ignore[no-untyped-call]
     elif profile is None:
         prof = _profile.for_command((), command)
     elif profile is True:
@@ -132,6 +168,10 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
     for right, ports in (("bind_tcp", bind_tcp), ("connect_tcp", connect_tcp)):
         for spec in _many(ports, (int, str)):
             rs.allow_port(spec, right, origin=f"{right}={spec}")
+    for arg, right, ports in (("bind_udp", "bind_udp", bind_udp),
+                              ("connect_udp", "connect_send_udp", connect_udp)):
+        for spec in _many(ports, (int, str)):
+            rs.allow_port(spec, right, origin=f"{arg}={spec}", required=compat == STRICT)
     if scope is not None:
         if scope is False:
             rs.scopes = 0
@@ -170,7 +210,7 @@ def _ready(plan: Plan) -> Plan:
     return plan
 
 
-def _plan_of(ruleset) -> Plan:
+def _plan_of(ruleset: object) -> Plan:
     if isinstance(ruleset, Plan):
         return ruleset
     if isinstance(ruleset, Ruleset):
@@ -180,10 +220,13 @@ def _plan_of(ruleset) -> Plan:
 
 # restricting this process ------------------------------------------------------
 
+@_api
 def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
              rw: Paths = (), rwx: Paths = (), bind_tcp: Ports = (),
-             connect_tcp: Ports = (), scope: bool | Iterable[str] | None = None,
-             compat: str | None = None, abi: int | None = None) -> Enforcement:
+             connect_tcp: Ports = (), bind_udp: Ports = (), connect_udp: Ports = (),
+             scope: Scope = None, compat: Compat | None = None, abi: int | None = None,
+             python: bool = True, multiprocessing: bool = False,
+             strict_children: bool = False) -> Enforcement:
     """Sandbox the calling process, every thread of it, for the rest of its life.
 
     The sandbox is *profile* (``None``: the ``default`` profile, which lets
@@ -191,12 +234,44 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     else; ``False``: nothing at all) plus read (*ro*), read+execute (*rox*),
     read+write (*rw*), read+write+execute (*rwx*) access beneath the given
     paths and the TCP ports given to *bind_tcp*/*connect_tcp* (a port or
-    ``"LOW-HIGH"``).  *scope* (``True``/``False`` or scope names) decides
-    whether signals and abstract unix sockets may reach outside the sandbox.
-    *compat* ``"best-effort"`` lets a kernel that lacks something asked for
-    enforce the rest; the default (strict, unless the profile says
+    ``"LOW-HIGH"``), and the UDP ports of *bind_udp*/*connect_udp* (ABI 10;
+    see :func:`build_ruleset`).  *scope* (``True``/``False`` or scope names)
+    decides whether signals and abstract unix sockets may reach outside the
+    sandbox.  *compat* ``"best-effort"`` lets a kernel that lacks something
+    asked for enforce the rest; the default (strict, unless the profile says
     otherwise) raises :class:`UnsupportedFeature` instead.  *abi* caps the
     Landlock ABI used, as on an older kernel.
+
+    *python* (on by default) keeps this interpreter working: read and
+    execute access to exactly what :func:`python_paths` lists -- the real
+    executable (symlinks resolved), ``sys.prefix``, ``sys.base_prefix``,
+    ``sys.exec_prefix``, ``sys.base_exec_prefix``, the absolute
+    ``sys.path`` entries that exist (not ``""``, the current directory),
+    landwrap's own package directory and its shipped profiles -- so that
+    lazy imports, the standard library and running ``sys.executable`` keep
+    working.  Nothing there is writable.  ``python=False`` grants none of it.  Mind that the directory
+    of the script you ran is ``sys.path[0]``: it becomes readable, so keep
+    secrets out of it (or pass ``python=False`` and list what you need).
+    A ``sys.path`` entry that is ``/``, your home directory or one above
+    it is left out (a script in ``~`` would otherwise open all of ``~``):
+    allow what you need of it with *ro*.
+
+    *multiprocessing* allows what the ``fork``, ``forkserver`` and
+    ``spawn`` start methods need: read+write on ``/dev/shm`` (semaphores and
+    shared memory), a private temporary directory created now in
+    ``/dev/shm`` (``landwrap-mp-*``, mode 0700, removed at exit) that
+    becomes ``tempfile.tempdir`` and ``$TMPDIR`` (the forkserver's socket,
+    ``tempfile`` files of the program), and the interpreter as for
+    *python*.  The pool's workers are children, so they are sandboxed too.
+
+    Children started *before* this call are outside the sandbox: with the
+    signal scope on (the default) this process can no longer signal them
+    (``Pool.terminate()``, ``Popen.kill()`` fail with EPERM).  ``restrict``
+    therefore warns (:class:`SandboxWarning`) naming the live child
+    processes; with *strict_children* it raises :class:`EnforcementError`
+    (``children``: ``[(pid, name)]``) before restricting anything.  Start
+    pools after ``restrict``, or pass ``scope=["abstract_unix_socket"]``
+    to keep signals open.
 
     What the kernel does, and what to expect:
 
@@ -220,9 +295,7 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     - Children started from now on inherit the sandbox; processes already
       running do not.
     - Files and sockets already open keep the access they were opened with.
-      Opening anything new -- including Python modules imported lazily
-      later -- needs access: add ``ro=sys.prefix`` when the interpreter
-      lives outside the system directories (a venv in your home).
+      Opening anything new needs access (Python's own files: see *python*).
     - Rules bind to the files that exist now: a path that does not exist
       cannot be allowed (:class:`PathError`); a file deleted and recreated
       later loses its rule.
@@ -233,15 +306,156 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     """
     rs, _ = build_ruleset(profile if profile is not None else "default", ro=ro,
                           rox=rox, rw=rw, rwx=rwx, bind_tcp=bind_tcp,
-                          connect_tcp=connect_tcp, scope=scope, compat=compat, abi=abi)
-    return enforce(rs.resolve())
+                          connect_tcp=connect_tcp, bind_udp=bind_udp,
+                          connect_udp=connect_udp, scope=scope, compat=compat, abi=abi)
+    if python or multiprocessing:
+        rs.allow_paths(python_paths(), "rox", origin="python=True", required=False)
+    tmp = None
+    if multiprocessing:
+        tmp = _multiprocessing_dirs(rs)
+    try:
+        enforcement = enforce(rs.resolve(), strict_children=strict_children)
+    except BaseException:
+        if tmp is not None:
+            os.rmdir(tmp)
+        raise
+    if tmp is not None:
+        _use_tmpdir(tmp)
+    return enforcement
 
 
-def enforce(plan: Plan) -> Enforcement:
+def python_paths() -> list[str]:
+    """What the running interpreter needs to keep working (read and
+    execute): its real executable, its prefixes, the absolute ``sys.path``
+    entries that exist, landwrap's own package directory and its shipped
+    profiles."""
+    out: list[str] = []
+    prefixes = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    home = os.path.realpath(os.path.expanduser("~"))
+    for p in sys.path:  # a script in $HOME (or /) must not open all of it
+        if isinstance(p, str) and p.startswith("/") and not _covers(p, home):
+            prefixes.append(p)
+    candidates = [os.path.realpath(sys.executable) if sys.executable else "", *prefixes,
+                  os.path.dirname(os.path.abspath(__file__)), _profile.PACKAGE_PROFILES]
+    for p in candidates:
+        if p.startswith("/") and p not in out and os.path.exists(p):
+            out.append(p)
+    return out
+
+
+def _covers(directory: str, path: str) -> bool:
+    """Whether *path* is *directory* or beneath it (symlinks resolved)."""
+    d = os.path.realpath(directory)
+    return d == "/" or path == d or path.startswith(d + "/")
+
+
+def _multiprocessing_dirs(rs: Ruleset) -> str:
+    """Allow /dev/shm and a new private temporary directory in it (returned)."""
+    import tempfile
+
+    rs.allow("/dev/shm", "rw", origin="multiprocessing=True")
+    tmp = tempfile.mkdtemp(prefix="landwrap-mp-", dir="/dev/shm")
+    # multiprocessing may already have made its temporary directory
+    # (a forkserver or manager started before): keep it usable.
+    from multiprocessing import process as _mpp
+
+    old = _mpp.current_process()._config.get("tempdir")  # type: ignore[attr-defined]
+    if old and os.path.isdir(old):
+        rs.allow(old, "rw", origin="multiprocessing=True")
+    return tmp
+
+
+def _use_tmpdir(tmp: str) -> None:
+    import atexit
+    import shutil
+    import tempfile
+
+    tempfile.tempdir = tmp
+    os.environ["TMPDIR"] = tmp
+    atexit.register(shutil.rmtree, tmp, True)
+
+
+def live_children() -> list[tuple[int, str]]:
+    """``[(pid, name)]`` of this process's child processes that are still
+    running (zombies left out); empty when /proc cannot be read (an
+    earlier sandbox denies it)."""
+    me = os.getpid()
+    pids: set[int] = set()
+    try:
+        for tid in os.listdir(f"/proc/{me}/task"):
+            with open(f"/proc/{me}/task/{tid}/children") as f:
+                pids.update(int(p) for p in f.read().split())
+    except OSError:  # no CONFIG_PROC_CHILDREN: scan every process
+        pids.clear()
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return []
+        for name in names:
+            if name.isdigit() and _stat_fields(int(name))[1:2] == [str(me)]:
+                pids.add(int(name))
+    out = []
+    for pid in sorted(pids):
+        fields = _stat_fields(pid)
+        if fields and fields[0] not in ("Z", "X"):
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:
+                comm = "?"
+            out.append((pid, comm))
+    return out
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """State, ppid, ... of /proc/PID/stat (after the command name)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    return data[data.rfind(b")") + 2:].decode().split()
+
+
+def _check_children(plan: Plan, strict: bool) -> None:
+    if not plan.scoped & _compat.SCOPES["signal"][0]:
+        return
+    kids = live_children()
+    if not kids:
+        return
+    who = ", ".join(f"{pid} ({name})" for pid, name in kids[:8])
+    if len(kids) > 8:
+        who += f" and {len(kids) - 8} more"
+    what = (f"this process has child processes started before restrict(): {who}; "
+            "with the signal scope on it cannot signal them afterwards")
+    fix = ("start them after restrict(), stop them first, or pass "
+           "scope=['abstract_unix_socket'] to leave signals open")
+    if strict:
+        raise EnforcementError(f"{what}; nothing was restricted", fix, children=kids)
+    import warnings
+
+    warnings.warn(f"{what} ({fix})", SandboxWarning, stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The warnings stacklevel of the first frame outside landwrap."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame: Any = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.dirname(os.path.abspath(
+            frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+@_api
+def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
     """Enforce a resolved *plan* on every thread of this process (the
-    engine of :func:`restrict` and :meth:`Ruleset.restrict`)."""
+    engine of :func:`restrict` and :meth:`Ruleset.restrict`); children
+    started before are named as :func:`restrict` says."""
     if not plan.enforces_anything:
         return Enforcement(plan, None)
+    _check_children(plan, strict_children)
     fd = _ready(plan).ruleset_fd()
     return Enforcement(plan, threads.restrict_process(fd, plan.flags, plan.abi))
 
@@ -256,7 +470,33 @@ def abi() -> int:
     return v if v > 0 else 0
 
 
-def status(abi: int | None = None) -> dict:
+class Feature(TypedDict):
+    """One feature in :func:`status`."""
+    name: str
+    description: str
+    abi: int
+    kernel: str
+    supported: bool
+
+
+class _StatusBase(TypedDict):
+    kernel: str
+    landlock: str
+    kernel_abi: Optional[int]
+    landwrap_latest_abi: int
+    abi: int
+    features: list[Feature]
+    default: dict[str, Any]
+
+
+class KernelStatus(_StatusBase, total=False):
+    """What :func:`status` returns (``error`` and ``hint`` only when
+    Landlock is unavailable)."""
+    error: str
+    hint: Optional[str]
+
+
+def status(abi: int | None = None) -> KernelStatus:
     """What this kernel offers: its release, ``landlock`` (``"enabled"``,
     ``"ENOSYS"``: not built in, ``"EOPNOTSUPP"``: disabled at boot),
     ``kernel_abi``, every ``feature`` with the ABI and Linux release that
@@ -264,15 +504,15 @@ def status(abi: int | None = None) -> dict:
     profile would be enforced.  *abi* caps the ABI, as on an older kernel."""
     from .kernel import status as _status
 
-    return _status(abi)
+    return _status(abi)  # type: ignore[return-value]
 
 
 # spawning ------------------------------------------------------------------
 
-_OS_ERRORS: dict = {}
+_OS_ERRORS: dict[type, type[SpawnError]] = {}
 
 
-def _as_oserror(e: SpawnError, filename) -> SpawnError:
+def _as_oserror(e: SpawnError, filename: Any) -> SpawnError:
     """*e* as an exception that is also the OSError subclass its errno maps
     to (FileNotFoundError for ENOENT...), as subprocess raises."""
     base = type(OSError(e.errno, ""))
@@ -282,13 +522,13 @@ def _as_oserror(e: SpawnError, filename) -> SpawnError:
                    {"__module__": __name__,
                     "__doc__": f"A child failed before its program started ({base.__name__})."})
         _OS_ERRORS[base] = cls
-    new = cls(e.message, e.stage, e.errno, e.hint, exit_code=e.exit_code)
-    new.strerror = os.strerror(e.errno)
-    new.filename = filename
+    new = cls(e.message, e.stage, e.errno or 0, e.hint, exit_code=e.exit_code)
+    new.strerror = os.strerror(e.errno or 0)  # type: ignore[attr-defined]
+    new.filename = filename  # type: ignore[attr-defined]
     return new
 
 
-def _locate(program, env, cwd) -> str:
+def _locate(program: Any, env: Any, cwd: Any) -> str:
     """The file to execute, found as subprocess finds it: a name without
     ``/`` on the PATH of *env* (or of this process), a relative path
     relative to *cwd*."""
@@ -304,17 +544,34 @@ def _locate(program, env, cwd) -> str:
     return os.path.abspath(found) if cwd is not None else found
 
 
-_LISTS = ("ro", "rox", "rw", "rwx", "bind_tcp", "connect_tcp")
+_LISTS = ("ro", "rox", "rw", "rwx", "bind_tcp", "connect_tcp", "bind_udp", "connect_udp")
 
 
-def _sandbox_for(args, executable, shell, env, profile, ruleset, allow: dict) -> tuple:
+def _is_running_python(command: Any, env: Any, cwd: Any) -> bool:
+    """Whether *command* is the interpreter running this code."""
+    if not sys.executable or command is None:
+        return False
+    try:
+        found = _locate(command, env, cwd)
+    except (LandwrapError, OSError, ValueError, TypeError):
+        return False
+    return os.path.realpath(found) == os.path.realpath(sys.executable)
+
+
+def _sandbox_for(args: Any, executable: Any, shell: bool, env: Any, cwd: Any,
+                 profile: ProfileSpec, ruleset: Ruleset | Plan | None,
+                 allow: dict[str, Any], python: bool | None) -> tuple[Plan | None, Any]:
     """``(plan, env)`` for a child: *ruleset* (a Ruleset or Plan), or the
-    one built from *profile* and *allow*, whose [env] table is applied."""
+    one built from *profile* and *allow*, whose [env] table is applied,
+    with :func:`python_paths` added when *python* says so (None: when
+    the program is the running interpreter)."""
     if ruleset is not None:
         given = [k for k, v in allow.items()
                  if (_many(v, (str, bytes, os.PathLike, int)) if k in _LISTS else v is not None)]
-        if profile is not None or given:
+        if profile is not None or given or python:
             raise UsageError("give either ruleset= or profile=/ro=/rw=/... arguments, not both")
+        if isinstance(ruleset, Ruleset):
+            return None, env  # its plan is taken (and checked) at spawn time
         return _ready(_plan_of(ruleset)), env
     command = executable
     if command is None:
@@ -326,6 +583,8 @@ def _sandbox_for(args, executable, shell, env, profile, ruleset, allow: dict) ->
             command = args[0] if args else None
     rs, prof = build_ruleset(profile, command=os.fsdecode(os.fspath(command))
                              if command is not None else None, **allow)
+    if python or (python is None and not shell and _is_running_python(command, env, cwd)):
+        rs.allow_paths(python_paths(), "rox", origin="python=True", required=False)
     plan = _ready(rs.resolve())
     if prof.env_clean or prof.env_settings():
         from .launcher import build_env
@@ -335,19 +594,97 @@ def _sandbox_for(args, executable, shell, env, profile, ruleset, allow: dict) ->
     return plan, env
 
 
-class Popen(subprocess.Popen):
+class _SandboxOptions(TypedDict, total=False):
+    profile: ProfileSpec
+    ruleset: Union[Ruleset, Plan, None]
+    ro: Paths
+    rox: Paths
+    rw: Paths
+    rwx: Paths
+    bind_tcp: Ports
+    connect_tcp: Ports
+    bind_udp: Ports
+    connect_udp: Ports
+    scope: Scope
+    compat: Optional[Compat]
+    abi: Optional[int]
+    python: Optional[bool]
+    die_with_parent: bool
+
+
+class _PopenOptions(_SandboxOptions, total=False):
+    """:class:`Popen`'s keyword arguments other than the text switches."""
+    bufsize: int
+    executable: Optional[StrPath]
+    stdin: File
+    stdout: File
+    stderr: File
+    close_fds: bool
+    shell: bool
+    cwd: Optional[StrPath]
+    env: Env
+    startupinfo: Any
+    creationflags: int
+    restore_signals: bool
+    start_new_session: bool
+    pass_fds: Sequence[int]
+    user: Union[str, int, None]
+    group: Union[str, int, None]
+    extra_groups: Optional[Sequence[Union[str, int]]]
+    umask: int
+    pipesize: int
+    process_group: Optional[int]
+
+
+class _CallOptions(_PopenOptions, total=False):
+    """:func:`call`/:func:`check_call`: everything, text switches included."""
+    timeout: Optional[float]
+    text: Optional[bool]
+    encoding: Optional[str]
+    errors: Optional[str]
+    universal_newlines: Optional[bool]
+
+
+def _no_nul(what: str, value: Any) -> None:
+    """ValueError, as subprocess raises, for a NUL byte in an argument."""
+    if value is None:
+        return
+    v = os.fspath(value)
+    if ("\0" if isinstance(v, str) else b"\0") in v:
+        raise ValueError(f"embedded null byte in {what}")
+
+
+class Popen(subprocess.Popen[AnyStr]):
     """:class:`subprocess.Popen` whose child runs in a Landlock sandbox.
 
     Takes every argument of :class:`subprocess.Popen` (stdin/stdout/stderr,
     cwd, env, pass_fds, text/encoding/errors, start_new_session, user,
     group...) and behaves the same: ``communicate``, ``wait``, ``poll``,
     ``kill``, the context manager, ``pid``, ``returncode`` are CPython's.
+    Like typeshed's, it is generic: ``Popen[str]`` with ``text=True`` (or
+    *encoding*, *errors*, *universal_newlines*), else ``Popen[bytes]``.
     The sandbox is *ruleset* (a :class:`Ruleset` or :class:`Plan`; build it
     once and pass it to many spawns: the kernel ruleset is reused) or the
     one made of *profile* and *ro*/*rox*/*rw*/*rwx*/*bind_tcp*/
-    *connect_tcp*/*scope*/*compat*/*abi* as in :func:`restrict`
-    (``profile=None``: the profile `landwrap run` would pick for the
-    program).  A profile's ``[env]`` table is applied to *env*.
+    *connect_tcp*/*bind_udp*/*connect_udp*/*scope*/*compat*/*abi* as in
+    :func:`restrict` (``profile=None``: the profile `landwrap run` would
+    pick for the program).  A profile's ``[env]`` table is applied to *env*.
+    *python*: ``None`` (the default) adds :func:`python_paths` (read and
+    execute) when the program is the running interpreter
+    (``sys.executable``, even through a venv's symlink), ``True`` always,
+    ``False`` never.
+
+    A :class:`Ruleset` passed as *ruleset* is checked on each spawn: when a
+    directory it allows was replaced since its kernel ruleset was built,
+    the ruleset is rebuilt (see :meth:`Ruleset.refresh`).  A :class:`Plan`
+    is used as it is.
+
+    *die_with_parent* (bubblewrap's name): the child is killed (SIGKILL)
+    when this process dies, even by SIGKILL.  The kernel's parent-death
+    signal (PR_SET_PDEATHSIG) follows the *thread* that spawned the child:
+    a child started from a thread that then exits -- a pool worker retired
+    by its pool -- is killed at that moment.  Spawn such children from a
+    long-lived thread (the main thread, or an event loop's).
 
     The child is started by landwrap's own fork/exec in C, which sets
     no_new_privs and enforces the sandbox between fork and exec; this
@@ -356,46 +693,101 @@ class Popen(subprocess.Popen):
     :class:`CommandNotFound`) when it does not exist, :class:`PermissionError`
     (:class:`CommandNotExecutable`, with ``denied_by_sandbox`` when the
     sandbox is the reason) when it cannot be executed, a FileNotFoundError
-    for a missing *cwd*.  Not supported: *preexec_fn* (unsafe with threads,
-    and it would run outside the sandbox), *umask*, *process_group*, a
-    non-empty *extra_groups*, more than 64 *pass_fds*.
+    for a missing *cwd*, :class:`ValueError` for a NUL byte in an argument,
+    *cwd*, *executable* or the environment.  Not supported: *preexec_fn*
+    (unsafe with threads, and it would run outside the sandbox), *umask*,
+    *process_group*, a non-empty *extra_groups*, more than 64 *pass_fds*.
 
     ``plan`` is the sandbox as given to the kernel.
     """
 
-    def __init__(self, args, bufsize=-1, executable=None, stdin=None, stdout=None,
-                 stderr=None, preexec_fn=None, close_fds=True, shell=False,
-                 cwd=None, env=None, universal_newlines=None, startupinfo=None,
-                 creationflags=0, restore_signals=True, start_new_session=False,
-                 pass_fds=(), *, profile: ProfileSpec = None,
-                 ruleset: Ruleset | Plan | None = None, ro: Paths = (), rox: Paths = (),
-                 rw: Paths = (), rwx: Paths = (), bind_tcp: Ports = (),
-                 connect_tcp: Ports = (), scope: bool | Iterable[str] | None = None,
-                 compat: str | None = None, abi: int | None = None, **kwargs: Any):
+    plan: Plan
+
+    @overload
+    def __init__(self: Popen[str], args: Cmd, *, text: Literal[True],
+                 encoding: str | None = None, errors: str | None = None,
+                 universal_newlines: bool | None = None,
+                 **kwargs: Unpack[_PopenOptions]) -> None: ...
+
+    @overload
+    def __init__(self: Popen[str], args: Cmd, *, text: Literal[False] | None = None,
+                 encoding: str, errors: str | None = None,
+                 universal_newlines: bool | None = None,
+                 **kwargs: Unpack[_PopenOptions]) -> None: ...
+
+    @overload
+    def __init__(self: Popen[str], args: Cmd, *, text: Literal[False] | None = None,
+                 encoding: str | None = None, errors: str | None = None,
+                 universal_newlines: Literal[True],
+                 **kwargs: Unpack[_PopenOptions]) -> None: ...
+
+    @overload
+    def __init__(self: Popen[bytes], args: Cmd, *, text: Literal[False] | None = None,
+                 encoding: None = None, errors: None = None,
+                 universal_newlines: Literal[False] | None = None,
+                 **kwargs: Unpack[_PopenOptions]) -> None: ...
+
+    @overload
+    def __init__(self: Popen[Any], args: Cmd, *, text: bool | None = None,
+                 encoding: str | None = None, errors: str | None = None,
+                 universal_newlines: bool | None = None,
+                 **kwargs: Unpack[_PopenOptions]) -> None: ...
+
+    @_api
+    def __init__(self, args: Cmd, bufsize: int = -1, executable: StrPath | None = None,
+                 stdin: File = None, stdout: File = None, stderr: File = None,
+                 preexec_fn: Callable[[], Any] | None = None, close_fds: bool = True,
+                 shell: bool = False, cwd: StrPath | None = None, env: Env = None,
+                 universal_newlines: bool | None = None, startupinfo: Any = None,
+                 creationflags: int = 0, restore_signals: bool = True,
+                 start_new_session: bool = False, pass_fds: Sequence[int] = (), *,
+                 user: str | int | None = None, group: str | int | None = None,
+                 extra_groups: Sequence[str | int] | None = None,
+                 encoding: str | None = None, errors: str | None = None,
+                 text: bool | None = None, umask: int = -1, pipesize: int = -1,
+                 process_group: int | None = None,
+                 profile: ProfileSpec = None, ruleset: Ruleset | Plan | None = None,
+                 ro: Paths = (), rox: Paths = (), rw: Paths = (), rwx: Paths = (),
+                 bind_tcp: Ports = (), connect_tcp: Ports = (), bind_udp: Ports = (),
+                 connect_udp: Ports = (), scope: Scope = None,
+                 compat: Compat | None = None, abi: int | None = None,
+                 python: bool | None = None, die_with_parent: bool = False) -> None:
         if preexec_fn is not None:
             raise ValueError("landwrap.Popen does not take preexec_fn: it is unsafe in "
                              "threaded programs and would run outside the sandbox")
-        if kwargs.get("umask", -1) >= 0:
+        if umask >= 0:
             raise ValueError("landwrap.Popen does not support umask")
-        if kwargs.get("process_group") is not None:
+        if process_group is not None:
             raise ValueError("landwrap.Popen does not support process_group")
-        if kwargs.get("extra_groups"):
+        if extra_groups:
             raise ValueError("landwrap.Popen supports only extra_groups=[] (drop all)")
         if not isinstance(args, (str, bytes, os.PathLike, list, tuple)):
             args = list(args)
         allow = dict(ro=ro, rox=rox, rw=rw, rwx=rwx, bind_tcp=bind_tcp,
-                     connect_tcp=connect_tcp, scope=scope, compat=compat, abi=abi)
-        self.plan, env = _sandbox_for(args, executable, shell, env, profile, ruleset, allow)
+                     connect_tcp=connect_tcp, bind_udp=bind_udp, connect_udp=connect_udp,
+                     scope=scope, compat=compat, abi=abi)
+        plan, env = _sandbox_for(args, executable, shell, env, cwd, profile, ruleset,
+                                 allow, python)
+        if plan is not None:
+            self.plan = plan
+        self._lw_ruleset = ruleset if isinstance(ruleset, Ruleset) else None
+        self._lw_flags = _sys.F_PDEATHSIG if die_with_parent else 0
+        newer: dict[str, Any] = {}  # arguments older Pythons do not know
+        if pipesize != -1:
+            newer["pipesize"] = pipesize
         super().__init__(args, bufsize, executable, stdin, stdout, stderr, None,
                          close_fds, shell, cwd, env, universal_newlines, startupinfo,
                          creationflags, restore_signals, start_new_session, pass_fds,
-                         **kwargs)
+                         user=user, group=group, extra_groups=extra_groups,
+                         encoding=encoding, errors=errors, text=text, **newer)
 
-    def _execute_child(self, args, executable, preexec_fn, close_fds, pass_fds,
-                       cwd, env, startupinfo, creationflags, shell,
-                       p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite,
-                       restore_signals, gid, gids, uid, umask,
-                       start_new_session, process_group=-1, *more):
+    def _execute_child(self, args: Any, executable: Any, preexec_fn: Any, close_fds: bool,
+                       pass_fds: Any, cwd: Any, env: Any, startupinfo: Any,
+                       creationflags: int, shell: bool, p2cread: int, p2cwrite: int,
+                       c2pread: int, c2pwrite: int, errread: int, errwrite: int,
+                       restore_signals: bool, gid: int | None, gids: Any, uid: int | None,
+                       umask: int, start_new_session: bool, process_group: Any = -1,
+                       *more: Any) -> None:
         if more:
             raise TypeError("landwrap.Popen does not know this Python's subprocess "
                             f"(unexpected arguments {more!r}); please report it")
@@ -415,9 +807,13 @@ class Popen(subprocess.Popen):
                 args[0] = executable
         if executable is None:
             executable = args[0]
+        for a in args:
+            _no_nul("args", a)
+        _no_nul("executable", executable)
+        _no_nul("cwd", cwd)
         sys.audit("subprocess.Popen", executable, args, cwd, env)
 
-        flags = 0
+        flags = self._lw_flags
         if close_fds:
             flags |= _sys.F_CLOSE_FDS
         if restore_signals:
@@ -431,6 +827,8 @@ class Popen(subprocess.Popen):
         if uid is not None:
             flags |= _sys.F_SET_UID
         path = _locate(executable, env, cwd)
+        if self._lw_ruleset is not None:  # rebuilt if an allowed directory was replaced
+            self.plan = _ready(self._lw_ruleset.plan())
         try:
             pid = spawn.start(
                 self.plan, path, args, env if env is not None else os.environ,
@@ -442,7 +840,7 @@ class Popen(subprocess.Popen):
             raise
         except SpawnError as e:
             chdir = e.stage == _sys.STAGES[_sys.STAGE_CHDIR]
-            raise _as_oserror(e, cwd if chdir else executable) from None
+            raise _as_oserror(e, cwd if chdir else executable) from e
         self.pid = pid
         self._child_created = True
         # The child's ends of the pipes (and /dev/null) belong to it now.
@@ -455,32 +853,74 @@ class Popen(subprocess.Popen):
         self._closed_child_pipe_fds = True
 
 
-def run(args, *popenargs, input=None, capture_output: bool = False,
-        timeout: float | None = None, check: bool = False,
-        **kwargs: Any) -> subprocess.CompletedProcess:
+class _RunOptions(_PopenOptions, total=False):
+    input: Union[str, bytes, None]
+    capture_output: bool
+    timeout: Optional[float]
+    check: bool
+
+
+@overload
+def run(args: Cmd, *, text: Literal[True], encoding: str | None = None,
+        errors: str | None = None, universal_newlines: bool | None = None,
+        **kwargs: Unpack[_RunOptions]) -> CompletedProcess[str]: ...
+
+
+@overload
+def run(args: Cmd, *, text: Literal[False] | None = None, encoding: str,
+        errors: str | None = None, universal_newlines: bool | None = None,
+        **kwargs: Unpack[_RunOptions]) -> CompletedProcess[str]: ...
+
+
+@overload
+def run(args: Cmd, *, text: Literal[False] | None = None, encoding: str | None = None,
+        errors: str | None = None, universal_newlines: Literal[True],
+        **kwargs: Unpack[_RunOptions]) -> CompletedProcess[str]: ...
+
+
+@overload
+def run(args: Cmd, *, text: Literal[False] | None = None, encoding: None = None,
+        errors: None = None, universal_newlines: Literal[False] | None = None,
+        **kwargs: Unpack[_RunOptions]) -> CompletedProcess[bytes]: ...
+
+
+@overload
+def run(args: Cmd, *, text: bool | None = None, encoding: str | None = None,
+        errors: str | None = None, universal_newlines: bool | None = None,
+        **kwargs: Unpack[_RunOptions]) -> CompletedProcess[Any]: ...
+
+
+def run(args: Cmd, *, input: str | bytes | None = None, capture_output: bool = False,
+        timeout: float | None = None, check: bool = False, text: bool | None = None,
+        encoding: str | None = None, errors: str | None = None,
+        universal_newlines: bool | None = None,
+        **kwargs: Unpack[_PopenOptions]) -> CompletedProcess[Any]:
     """Run *args* in a sandbox and wait for it, like :func:`subprocess.run`.
 
     Takes :class:`Popen`'s sandbox arguments (*ruleset*, or *profile* with
-    *ro*/*rw*/...) and every argument of :func:`subprocess.run`: *input*,
-    *capture_output*, *timeout* (on expiry the child is killed and
-    :class:`subprocess.TimeoutExpired` raised), *check* (a non-zero exit
-    raises :class:`subprocess.CalledProcessError`), *text*, *cwd*, *env*...
-    Returns a :class:`subprocess.CompletedProcess`.
+    *ro*/*rw*/..., *python*, *die_with_parent*) and every argument of
+    :func:`subprocess.run`: *input*, *capture_output*, *timeout* (on expiry
+    the child is killed and :class:`subprocess.TimeoutExpired` raised),
+    *check* (a non-zero exit raises :class:`subprocess.CalledProcessError`),
+    *text*, *cwd*, *env*...  Returns a :class:`subprocess.CompletedProcess`
+    (``CompletedProcess[str]`` with *text*, else ``[bytes]``).
 
     For many runs, build the sandbox once (``rs = Ruleset.from_profile(...)``)
     and pass ``ruleset=rs``: the paths are resolved and the kernel ruleset is
     built the first time only.
     """
+    opts: dict[str, Any] = dict(kwargs)
     if input is not None:
-        if kwargs.get("stdin") is not None:
+        if opts.get("stdin") is not None:
             raise ValueError("stdin and input arguments may not both be used.")
-        kwargs["stdin"] = PIPE
+        opts["stdin"] = PIPE
     if capture_output:
-        if kwargs.get("stdout") is not None or kwargs.get("stderr") is not None:
+        if opts.get("stdout") is not None or opts.get("stderr") is not None:
             raise ValueError("stdout and stderr arguments may not be used "
                              "with capture_output.")
-        kwargs["stdout"] = kwargs["stderr"] = PIPE
-    with Popen(args, *popenargs, **kwargs) as proc:
+        opts["stdout"] = opts["stderr"] = PIPE
+    with Popen(args, text=text, encoding=encoding, errors=errors,
+               universal_newlines=universal_newlines, **opts) as proc:
         try:
             out, err = proc.communicate(input, timeout=timeout)
         except TimeoutExpired:
@@ -491,6 +931,76 @@ def run(args, *popenargs, input=None, capture_output: bool = False,
             proc.kill()  # __exit__ waits for it
             raise
         code = proc.poll()
+        assert code is not None
         if check and code:
             raise CalledProcessError(code, proc.args, output=out, stderr=err)
     return CompletedProcess(proc.args, code, out, err)
+
+
+def call(args: Cmd, **kwargs: Unpack[_CallOptions]) -> int:
+    """Run *args* in a sandbox and return its exit status (negative: killed
+    by that signal), like :func:`subprocess.call`; on *timeout* the child
+    is killed and :class:`subprocess.TimeoutExpired` raised."""
+    opts: dict[str, Any] = dict(kwargs)
+    timeout = opts.pop("timeout", None)
+    with Popen(args, **opts) as p:
+        try:
+            return p.wait(timeout=timeout)
+        except BaseException:
+            p.kill()  # __exit__ waits for it
+            raise
+
+
+def check_call(args: Cmd, **kwargs: Unpack[_CallOptions]) -> int:
+    """:func:`call`, raising :class:`subprocess.CalledProcessError` on a
+    non-zero exit status, like :func:`subprocess.check_call`; returns 0."""
+    code = call(args, **kwargs)
+    if code:
+        raise CalledProcessError(code, args)
+    return 0
+
+
+@overload
+def check_output(args: Cmd, *, text: Literal[True], encoding: str | None = None,
+                 errors: str | None = None, universal_newlines: bool | None = None,
+                 **kwargs: Unpack[_RunOptions]) -> str: ...
+
+
+@overload
+def check_output(args: Cmd, *, text: Literal[False] | None = None, encoding: str,
+                 errors: str | None = None, universal_newlines: bool | None = None,
+                 **kwargs: Unpack[_RunOptions]) -> str: ...
+
+
+@overload
+def check_output(args: Cmd, *, text: Literal[False] | None = None,
+                 encoding: str | None = None, errors: str | None = None,
+                 universal_newlines: Literal[True],
+                 **kwargs: Unpack[_RunOptions]) -> str: ...
+
+
+@overload
+def check_output(args: Cmd, *, text: Literal[False] | None = None, encoding: None = None,
+                 errors: None = None, universal_newlines: Literal[False] | None = None,
+                 **kwargs: Unpack[_RunOptions]) -> bytes: ...
+
+
+@overload
+def check_output(args: Cmd, *, text: bool | None = None, encoding: str | None = None,
+                 errors: str | None = None, universal_newlines: bool | None = None,
+                 **kwargs: Unpack[_RunOptions]) -> Any: ...
+
+
+def check_output(args: Cmd, **kwargs: Any) -> Any:
+    """The standard output of *args* run in a sandbox, like
+    :func:`subprocess.check_output` (``str`` with *text*, else ``bytes``):
+    a non-zero exit raises :class:`subprocess.CalledProcessError` with the
+    output; takes :func:`run`'s arguments except *stdout* and *check*."""
+    for bad in ("stdout", "check", "capture_output"):
+        if bad in kwargs:
+            raise ValueError(f"{bad} argument not allowed, it will be overridden.")
+    if kwargs.get("input") == b"" and (kwargs.get("text") or kwargs.get("encoding")
+                                      or kwargs.get("errors")
+                                      or kwargs.get("universal_newlines")):
+        kwargs["input"] = ""
+    return run(args, stdout=PIPE, check=True, **kwargs).stdout

@@ -1,6 +1,7 @@
 """bench_api.py: how fast the Python API is on this machine (not a test).
 
-    python -m landwrap.bench_api [-n 500] [--cli-n 100] [--threads 50] [--restrict-n 20]
+    python -m landwrap.bench_api [-n 500] [--cli-n 100] [--async-n 300] [--threads 50]
+                                 [--restrict-n 20]
 
 Prints medians and ratios, all measured in the same run:
 
@@ -9,6 +10,10 @@ Prints medians and ratios, all measured in the same run:
   drift in machine load hits both alike), and against calling a CLI sandbox
   from Python, ``subprocess.run(["landwrap", "run", "--", "/bin/true"])``:
   what any launcher-based sandbox costs, a whole extra process start;
+- a sandboxed spawn from a coroutine,
+  ``landwrap.asyncio.create_subprocess_exec("/bin/true", ruleset=prebuilt)``
+  then ``wait()``, against ``asyncio.create_subprocess_exec`` (interleaved,
+  in one event loop);
 - ``restrict()`` in a process with N threads, each sample in a fresh
   interpreter (restricting is irreversible).
 
@@ -94,6 +99,43 @@ def bench_spawn(n: int, cli_n: int) -> list:
     return rows
 
 
+def bench_asyncio(n: int) -> list:
+    """[(label, median_ms, iterations)]: asyncio's spawn against landwrap's."""
+    import asyncio
+
+    import landwrap
+    import landwrap.asyncio as lwa
+
+    rs = landwrap.Ruleset.from_profile("default")
+
+    async def plain():
+        p = await asyncio.create_subprocess_exec("/bin/true")
+        await p.wait()
+
+    async def sandboxed():
+        p = await lwa.create_subprocess_exec("/bin/true", ruleset=rs)
+        await p.wait()
+
+    async def main():
+        for _ in range(20):  # warm up both paths (and build the ruleset)
+            await plain()
+            await sandboxed()
+        xs, ys = [], []
+        for _ in range(n):
+            t = time.perf_counter()
+            await plain()
+            xs.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            await sandboxed()
+            ys.append(time.perf_counter() - t)
+        return xs, ys
+
+    xs, ys = asyncio.run(main())
+    return [('asyncio.create_subprocess_exec("/bin/true") + wait()', _median_ms(xs), n),
+            ('landwrap.asyncio.create_subprocess_exec(..., ruleset=prebuilt) + wait()',
+             _median_ms(ys), n)]
+
+
 def bench_restrict(threads: int, samples: int) -> list:
     """[(label, median_ms, samples)] for restrict() with *threads* threads
     (the caller included), each sample in a new interpreter."""
@@ -118,6 +160,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m landwrap.bench_api", description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=500, help="spawns of each kind (default 500)")
     ap.add_argument("--cli-n", type=int, default=100, help="spawns through the CLI (default 100)")
+    ap.add_argument("--async-n", type=int, default=300,
+                    help="asyncio spawns of each kind (default 300)")
     ap.add_argument("--threads", type=int, default=50, help="threads for restrict() (default 50)")
     ap.add_argument("--restrict-n", type=int, default=20, help="restrict() samples (default 20)")
     a = ap.parse_args(argv)
@@ -130,6 +174,12 @@ def main(argv=None) -> int:
     w = 72
     print(f"\n{'spawn /bin/true (medians, interleaved)':<{w + 2}} {'ms':>8} {'ratio':>7} {'runs':>5}")
     for label, ms, runs in spawn:
+        print(f"  {label:<{w}} {ms:8.3f} {ms / base:6.2f}x {runs:5d}")
+    rows = bench_asyncio(a.async_n)
+    base = rows[0][1]
+    print(f"\n{'spawn /bin/true from a coroutine (medians, interleaved)':<{w + 2}} "
+          f"{'ms':>8} {'ratio':>7} {'runs':>5}")
+    for label, ms, runs in rows:
         print(f"  {label:<{w}} {ms:8.3f} {ms / base:6.2f}x {runs:5d}")
     print(f"\n{'restrict() (medians, each in a new process)':<{w + 2}} {'ms':>8} {'':>7} {'runs':>5}")
     for label, ms, runs in bench_restrict(a.threads, a.restrict_n):

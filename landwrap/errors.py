@@ -3,11 +3,28 @@
 Each carries a one-line message a user can act on and, where there is a known
 fix, a ``hint``.  The CLI prints ``landwrap: <message>`` and ``Hint: <hint>``
 and exits with ``exit_code``; nothing here formats tracebacks.
+
+Errors are data as well as sentences: ``errno`` (the OS error behind it, or
+None; the OSError itself is the ``__cause__``), ``path`` where one is
+involved, and per class the fields a program would test (the missing
+features and the ABI that has them, the threads that could not be
+reached...).  A hint that names a setting keeps it as data in ``fixes``
+(``[("compat", "best-effort")]``, ``[("rox", "/opt/app")]``) and is worded
+for whoever called: as options for the CLI (``--best-effort``, the
+default), as arguments for the Python API (``compat='best-effort'``) --
+:meth:`LandwrapError.for_caller` switches the wording.
 """
 
 from __future__ import annotations
 
 import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, Optional, Sequence, Tuple
+
+    Caller = Literal["cli", "api"]
+    Fix = Tuple[str, Optional[object]]
 
 #: Exit codes of ``landwrap run`` (like env(1) and timeout(1)).
 EXIT_ERROR = 125
@@ -15,18 +32,70 @@ EXIT_CANNOT_EXEC = 126
 EXIT_NOT_FOUND = 127
 
 
+#: CLI spellings that are not simply ``--NAME VALUE``.
+_CLI_SPELLING = {("compat", "best-effort"): "--best-effort",
+                 ("compat", "strict"): "--strict"}
+
+
+def spell(name: str, value: object = None, caller: Caller = "cli") -> str:
+    """How *caller* spells the setting *name* = *value*: ``--rox /opt``
+    for the CLI, ``rox='/opt'`` for the Python API (*value* None: a flag,
+    ``name=True``)."""
+    if caller == "api":
+        return f"{name}={value!r}" if value is not None else f"{name}=True"
+    cli = _CLI_SPELLING.get((name, value)) if isinstance(value, str) else None
+    if cli:
+        return cli
+    flag = "--" + name.replace("_", "-")
+    return flag if value is None else f"{flag} {value}"
+
+
 class LandwrapError(Exception):
-    """Base of every error landwrap raises."""
+    """Base of every error landwrap raises.
+
+    ``message`` and ``hint`` are the sentences; ``errno`` the OS error
+    number behind the error (None when there is none), ``path`` the file
+    involved (or None), ``fixes`` the settings the hint suggests, as
+    ``(argument name, value)`` pairs, and ``caller`` whom the hint is
+    worded for (``"cli"`` or ``"api"``)."""
 
     exit_code = EXIT_ERROR
+    #: The hint with ``{0}``, ``{1}``... for the spelled ``fixes`` and
+    #: ``{option}`` for "option"/"argument"; None: ``hint`` is fixed text.
+    hint_template: str | None = None
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, *,
+                 errno: int | None = None, path: str | None = None,
+                 fixes: Sequence[Fix] = (), hint_template: str | None = None):
         super().__init__(message)
         self.message = message
+        self.errno = errno
+        self.path = path
+        self.fixes = list(fixes)
+        self.caller: Caller = "cli"
+        if hint_template is not None:
+            self.hint_template = hint_template
         self.hint = hint
+        if hint is None and self.hint_template is not None:
+            self.hint = self.hint_for("cli")
 
     def __str__(self) -> str:
         return self.message
+
+    def hint_for(self, caller: Caller) -> str | None:
+        """The hint worded for *caller* (``"cli"`` or ``"api"``)."""
+        if self.hint_template is None:
+            return self.hint
+        return self.hint_template.format(
+            *(spell(n, v, caller) for n, v in self.fixes),
+            option="argument" if caller == "api" else "option")
+
+    def for_caller(self, caller: Caller) -> LandwrapError:
+        """Reword ``hint`` (and a message that names a setting) for
+        *caller*; returns self."""
+        self.hint = self.hint_for(caller)
+        self.caller = caller
+        return self
 
 
 class LandlockUnavailable(LandwrapError):
@@ -39,7 +108,6 @@ class LandlockUnavailable(LandwrapError):
     def __init__(self, err: int):
         import errno as _errno
 
-        self.errno = err
         self.reason = ("EOPNOTSUPP" if err == _errno.EOPNOTSUPP
                        else _errno.errorcode.get(err, str(err)))
         if err == _errno.ENOSYS:
@@ -53,27 +121,46 @@ class LandlockUnavailable(LandwrapError):
         else:
             msg = f"Landlock is unavailable: {os.strerror(err)}"
             hint = None
-        super().__init__(msg, hint)
+        super().__init__(msg, hint, errno=err)
 
 
 class UnsupportedFeature(LandwrapError):
     """Strict mode: something asked for explicitly needs a newer ABI.
 
-    ``missing`` is a list of ``(kind, bits, description)``; ``abi`` is the
-    ABI that would provide all of it.
+    ``missing`` is a list of ``(kind, bits, description)`` (kind ``"fs"``,
+    ``"net"``, ``"scoped"`` or ``"flags"``); ``abi`` is the ABI used
+    (``kernel_abi`` the kernel's), ``needed_abi`` the ABI that would
+    provide all of it.
     """
 
-    def __init__(self, abi: int, kernel_abi: int, missing: list, needed_abi: int):
+    hint_template = ("run on a newer kernel, drop the {option} that needs it, or pass "
+                     "{0} to run without it")
+
+    def __init__(self, abi: int, kernel_abi: int, missing: list[tuple[str, int, str]],
+                 needed_abi: int):
         self.abi = abi
+        self.kernel_abi = kernel_abi
         self.missing = missing
         self.needed_abi = needed_abi
-        what = "; ".join(desc for _, _, desc in missing)
-        cap = "" if abi == kernel_abi else f" (capped with --abi {abi})"
-        super().__init__(
-            f"cannot enforce the requested sandbox: Landlock ABI {abi}{cap} lacks {what}",
-            "run on a newer kernel, drop the option that needs it, or pass "
-            "--best-effort to run without it",
-        )
+        super().__init__(self._text("cli"), fixes=[("compat", "best-effort")])
+
+    def _text(self, caller: Caller) -> str:
+        what = "; ".join(desc for _, _, desc in self.missing)
+        cap = ("" if self.abi == self.kernel_abi
+               else f" (capped with {spell('abi', self.abi, caller)})")
+        return (f"cannot enforce the requested sandbox: Landlock ABI {self.abi}{cap} "
+                f"lacks {what}")
+
+    def for_caller(self, caller: Caller) -> LandwrapError:
+        self.message = self._text(caller)
+        self.args = (self.message,)
+        return super().for_caller(caller)
+
+
+class SandboxWarning(UserWarning):
+    """Something works differently inside the sandbox than the caller may
+    expect (e.g. children started before ``restrict()`` cannot be
+    signalled from it)."""
 
 
 class NothingEnforced(LandwrapError):
@@ -102,11 +189,33 @@ class PathError(LandwrapError):
 
 
 class RulesetError(LandwrapError):
-    """The kernel refused to build the ruleset."""
+    """The kernel refused to build the ruleset (``errno``; ``path`` or
+    ``port`` of the rule it refused, when it was a rule)."""
+
+    def __init__(self, message: str, hint: str | None = None, *,
+                 errno: int | None = None, path: str | None = None,
+                 port: int | None = None):
+        super().__init__(message, hint, errno=errno, path=path)
+        self.port = port
 
 
 class EnforcementError(LandwrapError):
-    """The kernel refused to enforce the ruleset."""
+    """The kernel refused to enforce the ruleset, or not every thread
+    could be reached.  ``errno`` is the kernel's answer when it refused;
+    ``threads`` maps the thread ids that could not be restricted to why;
+    ``children`` lists ``(pid, name)`` of child processes when they are
+    the reason (``strict_children``); ``restricted`` says whether any
+    thread of this process is now restricted (then exit rather than go
+    on)."""
+
+    def __init__(self, message: str, hint: str | None = None, *,
+                 errno: int | None = None, restricted: bool = False,
+                 threads: dict[int, str] | None = None,
+                 children: list[tuple[int, str]] | None = None):
+        super().__init__(message, hint, errno=errno)
+        self.restricted = restricted
+        self.threads = dict(threads or {})
+        self.children = list(children or [])
 
 
 class ProfileError(LandwrapError):
@@ -121,7 +230,7 @@ class ProfileError(LandwrapError):
             where = f"{file}:{line}: " if line else f"{file}: "
         if key:
             where += f"{key}: "
-        super().__init__(where + message, hint)
+        super().__init__(where + message, hint, path=file)
         self.detail = message
 
 
@@ -134,9 +243,8 @@ class SpawnError(LandwrapError):
 
     def __init__(self, message: str, stage: str, err: int, hint: str | None = None,
                  exit_code: int = EXIT_ERROR):
-        super().__init__(message, hint)
+        super().__init__(message, hint, errno=err)
         self.stage = stage
-        self.errno = err
         self.exit_code = exit_code
 
 
@@ -146,7 +254,7 @@ class CommandNotFound(LandwrapError, FileNotFoundError):
     exit_code = EXIT_NOT_FOUND
 
     def __init__(self, message: str, filename: str, hint: str | None = None):
-        LandwrapError.__init__(self, message, hint)
+        LandwrapError.__init__(self, message, hint, path=filename)
         self.errno = 2
         self.strerror = message
         self.filename = filename
@@ -159,8 +267,10 @@ class CommandNotExecutable(LandwrapError, PermissionError):
     exit_code = EXIT_CANNOT_EXEC
 
     def __init__(self, message: str, filename: str, err: int,
-                 hint: str | None = None, denied_by_sandbox: bool = False):
-        LandwrapError.__init__(self, message, hint)
+                 hint: str | None = None, denied_by_sandbox: bool = False, *,
+                 fixes: Sequence[Fix] = (), hint_template: str | None = None):
+        LandwrapError.__init__(self, message, hint, path=filename, fixes=fixes,
+                               hint_template=hint_template)
         self.errno = err
         self.strerror = message
         self.filename = filename

@@ -124,7 +124,7 @@ class Ruleset:
         self.ports: list = []   # (lo, hi, bits, origin)
         self.sources: list = []  # profile files used, in order
         self.compat = STRICT
-        self.abi = None
+        self.abi: int | None = None
         #: Directories no rule may grant writing in, above or beneath (landwrap's
         #: own state: profiles, configuration, cache); see profile.protect.
         self.protected: list = []
@@ -186,9 +186,7 @@ class Ruleset:
             bits |= compat.NET_RIGHTS[name][0]
         lo, hi = parse_ports(port)
         if required:
-            for proto in (compat.NET_TCP, compat.NET_UDP):
-                if bits & proto:
-                    self.need["net"] |= proto
+            self.need["net"] |= bits  # errors name only the rights asked for
         self.ports.append((lo, hi, bits, origin or str(port)))
         return self
 
@@ -198,6 +196,17 @@ class Ruleset:
         if not access:
             raise UsageError("allow_tcp: neither bind nor connect asked for")
         return self.allow_port(port, access, origin=origin)
+
+    def allow_udp(self, port, *, bind: bool = False, connect: bool = True,
+                  origin: str | None = None, required: bool = True) -> "Ruleset":
+        """Allow UDP *bind* and/or *connect* (connect and send) on a port
+        or range.  UDP control needs Landlock ABI 10 (Linux 7.2); with
+        ``required=False`` a kernel without it just leaves UDP open (as it
+        would be without any UDP rule) instead of failing strict mode."""
+        access = [n for n, on in (("bind_udp", bind), ("connect_send_udp", connect)) if on]
+        if not access:
+            raise UsageError("allow_udp: neither bind nor connect asked for")
+        return self.allow_port(port, access, origin=origin, required=required)
 
     def require_scopes(self, bits: int) -> None:
         """Scope restrictions asked for explicitly (e.g. by a profile)."""
@@ -245,11 +254,20 @@ class Ruleset:
                self.restrict_flags, len(self.paths), len(self.ports),
                self.compat, self.abi)
         cached = getattr(self, "_plan", None)
-        if cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == key and not cached[1].replaced():
             return cached[1]
         plan = self.resolve()
         self._plan = (key, plan)
         return plan
+
+    def refresh(self) -> "Ruleset":
+        """Forget the plan (and kernel ruleset) :meth:`plan` keeps, so that
+        the next use resolves every path again.  :meth:`plan` already does
+        this by itself when a directory it allowed was replaced (deleted
+        and re-created, or renamed over); call it after replacing an
+        allowed *file*, which is not checked."""
+        self._plan = None
+        return self
 
     def restrict(self, *, compat: str | None = None, abi: int | None = None):
         """Enforce this sandbox on every thread of the calling process,
@@ -310,9 +328,9 @@ class Ruleset:
         # What was asked for explicitly and is not enforced (best-effort
         # only: strict refused above) makes the run "partially" enforced;
         # implicit restrictions this kernel lacks (UDP below ABI 10, say)
-        # are listed apart and do not.
-        plan.dropped += [desc for _, _, desc in d.missing]
-        plan.unenforceable += [desc for _, _, desc in d.dropped]
+        # are listed apart and do not.  One line per kind in each list.
+        plan.dropped += _describe_by_kind(d.missing)
+        plan.unenforceable += _describe_by_kind(d.dropped)
         if d.refer_lost:
             plan.dropped.append(
                 "refer (" + compat.since(compat.FS_RIGHTS["refer"][1]) + "): renaming "
@@ -337,6 +355,18 @@ class Ruleset:
         else:
             plan.status = FULLY
         return plan
+
+
+_TABLES = {"fs": compat.FS_RIGHTS, "net": compat.NET_RIGHTS,
+           "scoped": compat.SCOPES, "flags": compat.RESTRICT_FLAGS}
+
+
+def _describe_by_kind(lost) -> list:
+    """One description per kind for ``(kind, bits, description)`` items."""
+    merged: dict = {}
+    for key, bits, _ in lost:
+        merged[key] = merged.get(key, 0) | bits
+    return [compat.describe(_TABLES[key], bits) for key, bits in merged.items()]
 
 
 def _symlink_on_way(path: str, can_change) -> str | None:
@@ -406,6 +436,7 @@ class Plan:
         self.status = NOT_ENFORCED
         self.unavailable = None
         self._fd = -1
+        self._dirs: list = []  # (path, dev, ino) of directory rules, at build time
 
     def _resolve_paths(self, rules, handled: int) -> None:
         from . import _sys
@@ -421,7 +452,8 @@ class Plan:
                     hint = None
                     if r.origin and r.origin.startswith("--"):
                         hint = "create it first, or pass --ignore-missing to skip it"
-                    raise PathError(f"{r.origin}: {r.path}: {reason}", hint)
+                    raise PathError(f"{r.origin}: {r.path}: {reason}", hint,
+                                    errno=err, path=r.path)
                 self.skipped.append((r.path, r.origin, reason))
                 continue
             real = real or lex
@@ -610,7 +642,9 @@ class Plan:
         try:
             fd = _sys.create_ruleset(self.fs, self.net, self.scoped, size)
         except OSError as e:
-            raise RulesetError(f"failed to create a ruleset: {e.strerror}") from None
+            raise RulesetError(f"failed to create a ruleset: {e.strerror}",
+                               errno=e.errno) from e
+        self._dirs = _identities(r.path for r in self.rules if r.is_dir)
         try:
             try:
                 _sys.add_path_rules(fd, [r.path for r in self.rules],
@@ -618,18 +652,38 @@ class Plan:
             except OSError as e:
                 raise RulesetError(f"failed to add a rule for {e.filename}: {e.strerror}",
                                    "the path may have changed (or become a symlink) since "
-                                   "it was resolved; run again") from None
+                                   "it was resolved; run again",
+                                   errno=e.errno, path=e.filename) from e
             for port, bits, _ in self.ports:
                 try:
                     _sys.add_net_rule(fd, bits, port)
                 except OSError as e:
                     raise RulesetError(
-                        f"failed to add a rule for port {port}: {e.strerror}") from None
+                        f"failed to add a rule for port {port}: {e.strerror}",
+                        errno=e.errno, port=port) from e
         except BaseException:
             os.close(fd)
             raise
         self._fd = fd
         return fd
+
+    def replaced(self) -> list:
+        """The directories of this plan's rules that are no longer the ones
+        the kernel ruleset was built with (deleted, re-created, renamed
+        over): their rules now grant nothing.  One stat per directory rule;
+        empty before the kernel ruleset is built."""
+        if self._fd < 0:
+            return []
+        out = []
+        for p, dev, ino in self._dirs:
+            try:
+                st = os.stat(p)
+            except OSError:
+                out.append(p)
+                continue
+            if st.st_ino != ino or st.st_dev != dev:
+                out.append(p)
+        return out
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -678,6 +732,18 @@ class Plan:
                        for p, o, c in self.redundant],
             "profiles": list(self.request.sources),
         }
+
+
+def _identities(paths) -> list:
+    """``[(path, st_dev, st_ino)]`` of the *paths* that exist."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        out.append((p, st.st_dev, st.st_ino))
+    return out
 
 
 def short_access(bits: int, handled: int, is_dir: bool = True) -> str:

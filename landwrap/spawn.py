@@ -85,8 +85,10 @@ def _script_interpreter(path: str) -> str | None:
 
 
 def exec_denied_hint(plan, path: str) -> tuple:
-    """(message, hint) for an exec the sandbox denied: which file lacks
-    execute (the program, its ``#!`` interpreter or its ELF loader)."""
+    """(message, hint, fixes) for an exec the sandbox denied: which file
+    lacks execute (the program, its ``#!`` interpreter or its ELF loader).
+    A hint with ``{0}``... is a template for the settings in *fixes*
+    (errors.LandwrapError words them for the CLI or the API)."""
     need = compat.FS_RIGHTS["execute"][0] | compat.FS_RIGHTS["read_file"][0]
     chain = [os.path.realpath(path)]
     interp = _script_interpreter(chain[0]) or _elf_interpreter(chain[0])
@@ -99,9 +101,10 @@ def exec_denied_hint(plan, path: str) -> tuple:
         if plan is not None and plan.allows(f, need) != need:
             what = "" if f == chain[0] else f" (needed to run {path})"
             return (f"{path}: execution denied by the sandbox: no execute access to {f}{what}",
-                    f"allow it with --rox {os.path.dirname(f)} (or --rox {f})")
+                    "allow it with {0} (or {1})", [("rox", os.path.dirname(f)), ("rox", f)])
     return (f"{path}: execution denied by the sandbox",
-            f"allow the program and what it loads with --rox, e.g. --rox {os.path.dirname(chain[0])}")
+            f"allow the program and what it loads with --rox, e.g. --rox {os.path.dirname(chain[0])}",
+            [])
 
 
 def encode_env(env) -> list:
@@ -173,7 +176,10 @@ def child_error(plan, path: str, cwd, stage: int, err: int) -> Exception:
         if err in (1, 13):  # EPERM, EACCES
             if (os.access(path, os.X_OK) and os.path.isfile(path)
                     and plan is not None and plan.fs):
-                msg, hint = exec_denied_hint(plan, path)
+                msg, hint, fixes = exec_denied_hint(plan, path)
+                if fixes:
+                    return CommandNotExecutable(msg, path, err, denied_by_sandbox=True,
+                                                fixes=fixes, hint_template=hint)
                 return CommandNotExecutable(msg, path, err, hint, denied_by_sandbox=True)
             return CommandNotExecutable(f"{path}: cannot execute: {text}", path, err)
         return SpawnError(f"{path}: cannot execute: {text}", "exec", err,
@@ -183,7 +189,7 @@ def child_error(plan, path: str, cwd, stage: int, err: int) -> Exception:
         if err == 7:  # E2BIG
             hint = ("Landlock allows at most 16 nested sandboxes; this process "
                     "is already inside too many")
-        return EnforcementError(f"failed to enforce the sandbox: {text}", hint)
+        return EnforcementError(f"failed to enforce the sandbox: {text}", hint, errno=err)
     if stage == _sys.STAGE_CHDIR:
         return SpawnError(f"cannot change directory to {cwd}: {text}", what, err)
     return SpawnError(f"sandbox setup failed while {what}: {text}", what, err)

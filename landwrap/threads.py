@@ -113,7 +113,7 @@ def _proc_fds() -> tuple:
             f"cannot list the threads of this process: {e.filename}: {e.strerror}; "
             "nothing was restricted",
             "restrict() needs /proc (a sandbox that denies it must have been "
-            "entered through restrict() in this same process)") from None
+            "entered through restrict() in this same process)", errno=e.errno) from e
     _proc = (pid, opened)
     return opened[0][0], opened[1][0]
 
@@ -136,7 +136,7 @@ def thread_info(task_fd: int | None = None) -> dict:
         rows = _sys.thread_masks(task_fd)
     except OSError as e:
         raise EnforcementError(f"cannot list the threads of this process: {e.strerror}; "
-                               "nothing was restricted") from None
+                               "nothing was restricted", errno=e.errno) from e
     return {tid: (name if readable else "?", blocked)
             for tid, name, blocked, readable in rows}
 
@@ -203,7 +203,8 @@ def _caller_error(err: int) -> EnforcementError:
         hint = ("Landlock allows at most 16 nested sandboxes; this process is "
                 "already inside too many")
     return EnforcementError(
-        f"failed to enforce the sandbox: {os.strerror(err)}; nothing was restricted", hint)
+        f"failed to enforce the sandbox: {os.strerror(err)}; nothing was restricted", hint,
+        errno=err)
 
 
 def _restrict_caller(ruleset_fd: int, flags: int) -> None:
@@ -211,7 +212,7 @@ def _restrict_caller(ruleset_fd: int, flags: int) -> None:
         _sys.no_new_privs()
         _sys.restrict_self(ruleset_fd, flags)
     except OSError as e:
-        raise _caller_error(e.errno) from None
+        raise _caller_error(e.errno) from e
 
 
 def restrict_process(ruleset_fd: int, flags: int, abi: int, *,
@@ -251,7 +252,7 @@ def _by_signal(ruleset_fd: int, flags: int, timeout: float, task_fd: int,
                     f"cannot restrict the other threads: {e.strerror}; only the "
                     "calling thread is restricted",
                     "the process is only partly sandboxed: do not go on with "
-                    "untrusted work, exit") from None
+                    "untrusted work, exit", errno=e.errno, restricted=True) from e
             tried.append(sig)
             try:
                 info, sig = _pick_signal(task_fd, me, exclude=tried)
@@ -259,7 +260,7 @@ def _by_signal(ruleset_fd: int, flags: int, timeout: float, task_fd: int,
                 raise EnforcementError(
                     e2.message.replace("nothing was restricted",
                                        "only the calling thread is restricted"),
-                    "the process is only partly sandboxed: exit") from None
+                    "the process is only partly sandboxed: exit", restricted=True) from e2
     return _judge(outcome, records, info, sig, timeout, escapes)
 
 
@@ -314,9 +315,8 @@ def _judge(outcome: int, records: list, info: dict, sig: int,
     detail = "; ".join(f"{who(tid)}: {why}" for tid, why in problems[:8])
     if len(problems) > 8:
         detail += f"; and {len(problems) - 8} more"
-    err = EnforcementError(
+    raise EnforcementError(
         f"could not restrict every thread: {detail}; {1 + len(ok)} threads "
         "(the caller included) are restricted, the others may not be",
-        "the process is only partly sandboxed: do not go on with untrusted work, exit")
-    err.threads = {tid: why for tid, why in problems if tid is not None}
-    raise err
+        "the process is only partly sandboxed: do not go on with untrusted work, exit",
+        restricted=True, threads={tid: why for tid, why in problems if tid is not None})

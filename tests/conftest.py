@@ -62,3 +62,12 @@ def lw(*args, env=None, input=None, timeout=60, **kw):
 def lw_py(code, *args, **kw):
     """Run Python *code* inside `landwrap run` with *args* as run options."""
     return lw("run", "-q", *PY_ROX, *args, "--", sys.executable, "-I", "-S", "-c", code, **kw)
+
+
+def alive(pid):
+    """Whether process *pid* exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
