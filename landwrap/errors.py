@@ -167,21 +167,30 @@ class NothingEnforced(LandwrapError):
     """Strict mode: the sandbox asked for restrictions, but none of them
     exists at this ABI, so Landlock would enforce nothing at all.
 
-    ``dropped`` lists ``(kind, bits, description)`` of what was asked for;
-    ``abi`` is the ABI in use.
+    ``dropped`` lists ``(kind, bits, description)`` of what applied;
+    ``abi`` is the ABI used, ``kernel_abi`` the kernel's.
     """
 
-    def __init__(self, abi: int, kernel_abi: int, dropped: list):
+    hint_template = ("run on a newer kernel, restrict something this kernel handles, "
+                     "or pass {0} to run without a sandbox")
+
+    def __init__(self, abi: int, kernel_abi: int, dropped: list[tuple[str, int, str]]):
         self.abi = abi
+        self.kernel_abi = kernel_abi
         self.dropped = dropped
-        what = "; ".join(desc for _, _, desc in dropped) or "nothing it handles"
-        cap = "" if abi == kernel_abi else f" (capped with --abi {abi})"
-        super().__init__(
-            f"refusing to run NOT SANDBOXED: Landlock ABI {abi}{cap} can enforce none of "
-            f"the restrictions asked for ({what})",
-            "run on a newer kernel, restrict something this kernel handles, or pass "
-            "--best-effort to run without a sandbox",
-        )
+        super().__init__(self._text("cli"), fixes=[("compat", "best-effort")])
+
+    def _text(self, caller: Caller) -> str:
+        what = "; ".join(desc for _, _, desc in self.dropped) or "nothing it handles"
+        cap = ("" if self.abi == self.kernel_abi
+               else f" (capped with {spell('abi', self.abi, caller)})")
+        return (f"refusing to run NOT SANDBOXED: Landlock ABI {self.abi}{cap} can enforce "
+                f"none of the restrictions asked for ({what})")
+
+    def for_caller(self, caller: Caller) -> LandwrapError:
+        self.message = self._text(caller)
+        self.args = (self.message,)
+        return super().for_caller(caller)
 
 
 class PathError(LandwrapError):
