@@ -143,6 +143,11 @@ def why(specs, target: str, access=None, *, environ=None, plan=None) -> Answer:
         plan, notes = load_plan(specs, environ)
     if isinstance(access, str):
         access = access.split(",")
+    if access is not None:
+        access = [w.strip() for w in access if w.strip()]
+        if not access:
+            raise UsageError("--access: empty access list",
+                             "name what to check, e.g. -a read or -a write,create")
     parsed = parse_target(target)
     ans = Answer(target)
     ans.notes += notes
