@@ -400,7 +400,7 @@ def test_denial_records_are_tallied_as_they_arrive():
     s._take(b"".join(head))
     s.watch(4242)
     tracemalloc.start()
-    n = 30000
+    n = 10000
     for i in range(2, n + 2):
         s._take(_netlink(1423, f'audit(1.0:{i}): domain=abc blockers=fs.read_file '
                                f'path="/secret" dev="vda" ino=7')
@@ -409,7 +409,7 @@ def test_denial_records_are_tallied_as_they_arrive():
                 + _netlink(1320, f"audit(1.0:{i}): "))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert peak < 2 << 20, peak   # the earlier code kept every record: ~60 MB here
+    assert peak < 2 << 20, peak   # the earlier code kept every record: ~21 MB here
     result = s._analysis()
     assert sum(d.count for d in result.denials) == n
     assert len(result.denials) == 1
@@ -464,8 +464,9 @@ def _set_enabled(value):
 
 @needs_audit
 def test_auditing_an_administrator_turned_on_during_a_session_stays_on(tmp_path, audit_alone):
-    if audit_alone != 0:
-        pytest.skip("auditing is already on here")
+    if audit_alone == 2:
+        pytest.skip("auditing is locked on here")
+    _set_enabled(0)   # (no landwrap session runs: audit_alone holds their locks)
     with audit.Session(lock_dir=str(tmp_path / "locks")) as s:
         assert audit.audit_enabled() == 1
         _set_enabled(1)   # the administrator: `auditctl -e 1`
@@ -476,8 +477,9 @@ def test_auditing_an_administrator_turned_on_during_a_session_stays_on(tmp_path,
 
 @needs_audit
 def test_a_stale_restore_note_does_not_switch_auditing_off(tmp_path, audit_alone):
-    if audit_alone != 0:
-        pytest.skip("auditing is already on here")
+    if audit_alone == 2:
+        pytest.skip("auditing is locked on here")
+    _set_enabled(0)   # (no landwrap session runs: audit_alone holds their locks)
     locks = tmp_path / "locks"
     locks.mkdir(mode=0o700)
     (locks / "audit.restore").write_text("0\n")   # left by a killed session
