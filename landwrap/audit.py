@@ -675,6 +675,7 @@ class Session:
         self.was_enabled = None
         self.lost = 0
         self.changed_by_others = False
+        self._since = 0.0
         self.tally = None
         self._tally_lock = None
         self._reset_collection()
@@ -719,6 +720,9 @@ class Session:
             except OSError as e:
                 raise _explain(e, "querying the audit status", "CAP_AUDIT_CONTROL") from None
             self._trap_signals()
+            import time
+
+            self._since = time.time()
             self.switch = _Switch(self.ctl, self.lock_dir)
             try:
                 self.switched_on = self.switch.acquire()
@@ -839,9 +843,17 @@ class Session:
             if type_ == AUDIT_CONFIG_CHANGE:
                 # Switching auditing on from off is not logged, so any
                 # change of the switch seen here is someone else's (an
-                # administrator's `auditctl -e 1`, an auditd starting).
+                # administrator's `auditctl -e 1`, an auditd starting) --
+                # unless it was made before this session began (the kernel
+                # delivers records late).
                 if b" audit_enabled=" in body or b" audit_pid=" in body:
-                    self.changed_by_others = True
+                    rec = parse_message(type_, body)
+                    try:
+                        stamp = float(rec.stamp) if rec is not None else None
+                    except ValueError:
+                        stamp = None
+                    if stamp is None or stamp >= self._since:
+                        self.changed_by_others = True
                 continue
             if type_ in (AUDIT_LANDLOCK_ACCESS, AUDIT_LANDLOCK_DOMAIN, AUDIT_SYSCALL,
                          AUDIT_EOE):

@@ -241,9 +241,10 @@ class Candidate:
         self.sensitive = sensitive or Sensitive(self.home)
 
     def widen_ok(self, d: str) -> bool:
-        """Whether a rule may be generalised to directory *d*: not too broad
-        and holding no sensitive path."""
-        return not too_broad(d, self.home) and not self.sensitive.holds(d)
+        """Whether a rule may be generalised to directory *d*: not too broad,
+        not sensitive and holding no sensitive path (unless allowed)."""
+        return not too_broad(d, self.home) and \
+            self.sensitive.blocks(d, True, READ_RIGHTS) is None
 
     # questions -------------------------------------------------------------
     def covering(self, path: str, rights):
@@ -809,9 +810,12 @@ class Learner:
                               "which a TOML profile cannot name; allow a directory above it "
                               "with -p or rename the file")
             return
-        effective = Grant(target, is_dir, rights, short).effective()
+        have = self.cand.grants.get(target)
+        merged = Grant(target, is_dir, set(rights) | (have.rights if have else set()),
+                       short or bool(have and have.short))
+        effective = merged.effective()
         reason = self.sensitive.blocks(target, is_dir, effective)
-        if reason is not None and target not in self.cand.grants:
+        if reason is not None:
             asked = self.confirm_sensitive is not None and self.confirm_sensitive(
                 f"{','.join(n for n in compat.FS_RIGHTS if n in effective)} on {target}",
                 reason)

@@ -129,6 +129,22 @@ def test_three_reads_in_ssh_grant_nothing_and_are_listed(home):
     tomllib.loads(text)
 
 
+def test_listing_a_directory_first_does_not_open_it_for_writing(home):
+    lr = _learner(home)
+    _feed(lr, _denial("read_dir", home))
+    assert lr.cand.grants[str(home)].effective() == {"read_dir"}
+    _feed(lr, _denial("make_reg", home), n=2)
+    assert lr.cand.grants[str(home)].effective() == {"read_dir"}
+    assert str(home) in " ".join(lr.sensitive_summary())
+
+
+def test_files_allowed_one_by_one_are_not_merged_into_their_directory(home):
+    keys = [str(home / ".ssh" / n) for n in ("id_rsa", "id_ed25519", "known_hosts")]
+    lr = _learner(home, allow_sensitive=keys)
+    _feed(lr, *[_denial("read_file", k) for k in keys])
+    assert sorted(lr.cand.grants) == sorted(keys)
+
+
 def test_allow_sensitive_grants_only_beneath_it(home):
     lr = _learner(home, allow_sensitive=[str(home / ".ssh")])
     _feed(lr, *[_denial("read_file", home / ".ssh" / n)
