@@ -674,8 +674,9 @@ class Session:
         self.switched_on = False
         self.was_enabled = None
         self.lost = 0
-        self.changed_by_others = False
-        self._since = 0.0
+        self._config_serial = None   # the latest switch change seen
+        self._start_serial = None    # the serial of this session's start marker
+        self._marker_serial = None
         self.tally = None
         self._tally_lock = None
         self._reset_collection()
@@ -720,18 +721,24 @@ class Session:
             except OSError as e:
                 raise _explain(e, "querying the audit status", "CAP_AUDIT_CONTROL") from None
             self._trap_signals()
-            import time
-
-            self._since = time.time()
             self.switch = _Switch(self.ctl, self.lock_dir)
             try:
                 self.switched_on = self.switch.acquire()
             except OSError as e:
                 raise _explain(e, "switching auditing on", "CAP_AUDIT_CONTROL") from None
             self._start_reader()
+            self._start_serial = self._mark("start")
         except BaseException:
             self.close()
             raise
+
+    @property
+    def changed_by_others(self) -> bool:
+        """Whether someone else set the audit switch while this session ran
+        (when the start marker never came back, any change seen counts)."""
+        if self._config_serial is None:
+            return False
+        return self._start_serial is None or self._config_serial > self._start_serial
 
     def close(self) -> None:
         """Stop reading and put auditing back.  Idempotent."""
@@ -838,22 +845,20 @@ class Session:
         for type_, body in _nl_messages(data):
             if type_ == AUDIT_TRUSTED_APP:
                 if self._marker and self._marker.encode() in body:
+                    rec = parse_message(type_, body)
+                    self._marker_serial = rec.serial if rec is not None else None
                     self._seen_marker.set()
                 continue
             if type_ == AUDIT_CONFIG_CHANGE:
-                # Switching auditing on from off is not logged, so any
-                # change of the switch seen here is someone else's (an
+                # Switching auditing on from off is not logged, so a change
+                # of the switch seen here is someone else's (an
                 # administrator's `auditctl -e 1`, an auditd starting) --
-                # unless it was made before this session began (the kernel
-                # delivers records late).
+                # unless it was made before this session began: the kernel
+                # delivers records late, and its serials tell the order.
                 if b" audit_enabled=" in body or b" audit_pid=" in body:
                     rec = parse_message(type_, body)
-                    try:
-                        stamp = float(rec.stamp) if rec is not None else None
-                    except ValueError:
-                        stamp = None
-                    if stamp is None or stamp >= self._since:
-                        self.changed_by_others = True
+                    serial = rec.serial if rec is not None else 1 << 62
+                    self._config_serial = max(self._config_serial or 0, serial)
                 continue
             if type_ in (AUDIT_LANDLOCK_ACCESS, AUDIT_LANDLOCK_DOMAIN, AUDIT_SYSCALL,
                          AUDIT_EOE):
@@ -891,12 +896,7 @@ class Session:
         :data:`DEALLOC_WAIT`) to report the freed domains and their totals."""
         import time
 
-        self._seen_marker.clear()
-        self._marker = f"landwrap drain {os.getpid()}.{time.monotonic_ns()}"
-        try:
-            self.ctl.user_message(self._marker)
-            self._seen_marker.wait(self.DRAIN_TIMEOUT)
-        except OSError:
+        if self._mark("drain") is None:
             # No CAP_AUDIT_WRITE: wait for the stream to go quiet instead.
             last, deadline = -1, time.monotonic() + self.DRAIN_TIMEOUT
             while time.monotonic() < deadline and self.tally.received != last:
@@ -908,6 +908,23 @@ class Session:
                 if self.tally.settled():
                     break
             time.sleep(0.01)
+
+    def _mark(self, what: str) -> int | None:
+        """Send a marker record and wait until it comes back (bounded by
+        :data:`DRAIN_TIMEOUT`): every record queued before it has then been
+        read.  Returns its serial, or None (no CAP_AUDIT_WRITE, timeout)."""
+        import time
+
+        self._seen_marker.clear()
+        self._marker_serial = None
+        self._marker = f"landwrap {what} {os.getpid()}.{time.monotonic_ns()}"
+        try:
+            self.ctl.user_message(self._marker)
+        except OSError:
+            return None
+        if not self._seen_marker.wait(self.DRAIN_TIMEOUT):
+            return None
+        return self._marker_serial
 
     def finish(self) -> Analysis:
         """Drain, analyse, and start afresh for the next run."""
