@@ -13,6 +13,7 @@ import os
 
 from . import compat
 from .errors import LandlockUnavailable, UnsupportedFeature, UsageError
+from .safetext import printable
 
 #: Words for --access: (rights, checked on the parent directory?)
 #: ``None`` for "on the parent" means: on PATH itself when it is an
@@ -331,4 +332,5 @@ def format_answer(ans: Answer) -> str:
                 out += [f"    {line}" for line in lines]
     for n in ans.notes:
         out.append(f"  note: {n}")
-    return "\n".join(out) + "\n"
+    # paths come from profiles and the filesystem: one harmless line each
+    return "\n".join(printable(line) for line in out) + "\n"

@@ -522,3 +522,11 @@ def test_a_stale_restore_note_does_not_switch_auditing_off(tmp_path, audit_alone
     with audit.Session(lock_dir=str(locks)):
         assert audit.audit_enabled() == 1
     assert audit.audit_enabled() == 0
+
+
+def test_why_prints_paths_escaped(tmp_path):
+    d = tmp_path / "x\x1b[2Jy"
+    d.mkdir()
+    r = lw("why", d)
+    assert r.returncode == 1, r.stderr
+    assert "\x1b" not in r.stdout and "x\\x1b[2Jy" in r.stdout
