@@ -829,8 +829,6 @@ class Learner:
                 return
             self.sensitive.allowed.append(target)
             self.granted_sensitive.append((target, reason + " (confirmed)"))
-        elif reason is None and self.sensitive.reason(target) is not None:
-            self.granted_sensitive.append((target, "--allow-sensitive"))
         cover = self.cand.covering(target, rights)
         if cover is not None:
             if cover.path not in self._touched:
@@ -887,11 +885,14 @@ class Learner:
             out.append(f"NOT GRANTED: {names} on {path}: {reason}; to grant it, run learn "
                        f"again with --allow-sensitive {path}")
             out += [f"  asked for by {w}" for w in why]
-        seen = set()
-        for path, how in self.granted_sensitive:
-            if path not in seen and path in self.cand.grants:
-                seen.add(path)
-                out.append(f"SENSITIVE, granted ({how}): {path}")
+        plain = Sensitive(self.home, self.environ)  # without the allowances
+        confirmed = {p for p, how in self.granted_sensitive if how.endswith("(confirmed)")}
+        for path, g in sorted(self.cand.grants.items()):
+            reason = plain.blocks(path, g.is_dir, g.effective())
+            if reason is not None:
+                how = "confirmed" if path in confirmed else "--allow-sensitive"
+                out.append(f"SENSITIVE, granted ({how}): {g.shorthand() or ','.join(g.access_list())}"
+                           f" {path}: {reason}")
         return out
 
     def profile_text(self) -> str:

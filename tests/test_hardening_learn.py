@@ -145,6 +145,30 @@ def test_files_allowed_one_by_one_are_not_merged_into_their_directory(home):
     assert sorted(lr.cand.grants) == sorted(keys)
 
 
+def test_strace_learn_of_a_program_reading_secrets_and_configs(home, tmp_path, landlock):
+    if not os.access(learn.STRACE, os.X_OK):
+        pytest.skip("strace is not installed")
+    ssh = " ".join(str(home / ".ssh" / n) for n in ("id_rsa", "id_ed25519", "known_hosts"))
+    conf = " ".join(str(home / ".config" / a / f"f{n}") for a in "abc" for n in "123")
+    learned = tmp_path / "learned.toml"
+    r = lw("learn", "-y", "--via", "strace", "-o", learned, "--", "sh", "-c",
+           f"cat {ssh} {conf}", env=_env(home), stdin=subprocess.DEVNULL, timeout=300)
+    assert r.returncode == 1, r.stderr   # incomplete: the keys were not granted
+    assert "NOT GRANTED" in r.stderr and str(home / ".ssh") in r.stderr
+    for secret in (home / ".ssh" / "id_rsa", home / ".config" / "gh" / "hosts.yml"):
+        c = lw("run", "-q", "-p", learned, "--", "cat", secret, env=_env(home))
+        assert c.returncode == 1 and "secret" not in c.stdout, (secret, c.stdout)
+    c = lw("run", "-q", "-p", learned, "--", "cat", home / ".config" / "a" / "f1",
+           env=_env(home))
+    assert c.returncode == 0 and c.stdout == "1", c.stderr
+    # allowed explicitly, the same run learns them
+    r = lw("learn", "-y", "--via", "strace", "--allow-sensitive", home / ".ssh", "-o", learned,
+           "--", "sh", "-c", f"cat {ssh}", env=_env(home), stdin=subprocess.DEVNULL,
+           timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "SENSITIVE, granted" in learned.read_text()
+
+
 def test_allow_sensitive_grants_only_beneath_it(home):
     lr = _learner(home, allow_sensitive=[str(home / ".ssh")])
     _feed(lr, *[_denial("read_file", home / ".ssh" / n)
