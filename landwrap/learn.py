@@ -557,7 +557,7 @@ class Learner:
         self.home = (environ or os.environ).get("HOME") or os.path.expanduser("~")
         self.sensitive = Sensitive(self.home, environ, allow_sensitive)
         self.refused: dict = {}        # path -> [rights, reason, [why]]
-        self.granted_sensitive: list = []  # (path, reason)
+        self.confirmed: set = set()    # sensitive paths granted at the terminal
         self.cand = None
         self.method = None
         self.session = None
@@ -828,7 +828,7 @@ class Learner:
                                   f"(to grant it: --allow-sensitive {target})")
                 return
             self.sensitive.allowed.append(target)
-            self.granted_sensitive.append((target, reason + " (confirmed)"))
+            self.confirmed.add(target)
         cover = self.cand.covering(target, rights)
         if cover is not None:
             if cover.path not in self._touched:
@@ -886,13 +886,11 @@ class Learner:
                        f"again with --allow-sensitive {path}")
             out += [f"  asked for by {w}" for w in why]
         plain = Sensitive(self.home, self.environ)  # without the allowances
-        confirmed = {p for p, how in self.granted_sensitive if how.endswith("(confirmed)")}
         for path, g in sorted(self.cand.grants.items()):
             reason = plain.blocks(path, g.is_dir, g.effective())
             if reason is not None:
-                how = "confirmed" if path in confirmed else "--allow-sensitive"
-                out.append(f"SENSITIVE, granted ({how}): {g.shorthand() or ','.join(g.access_list())}"
-                           f" {path}: {reason}")
+                how = "confirmed" if path in self.confirmed else "--allow-sensitive"
+                out.append(f"SENSITIVE, granted ({how}): {_describe_grant(g)}: {reason}")
         return out
 
     def profile_text(self) -> str:

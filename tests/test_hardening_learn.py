@@ -169,6 +169,22 @@ def test_strace_learn_of_a_program_reading_secrets_and_configs(home, tmp_path, l
     assert "SENSITIVE, granted" in learned.read_text()
 
 
+def test_a_sensitive_grant_can_be_confirmed_at_the_terminal(home):
+    asked = []
+    lr = _learner(home)
+    lr.confirm_sensitive = lambda what, reason: asked.append((what, reason)) or \
+        "id_rsa" in what
+    _feed(lr, _denial("read_file", home / ".ssh" / "id_rsa"),
+          _denial("read_file", home / ".ssh" / "known_hosts"))
+    assert [w for w, _ in asked] == [f"read_file on {home / '.ssh' / n}"
+                                     for n in ("id_rsa", "known_hosts")]
+    assert _granted(lr, home / ".ssh" / "id_rsa")
+    assert not _granted(lr, home / ".ssh" / "known_hosts")
+    summary = lr.sensitive_summary()
+    assert any(x.startswith("SENSITIVE, granted (confirmed)") for x in summary)
+    assert any(x.startswith("NOT GRANTED") and "known_hosts" in x for x in summary)
+
+
 def test_allow_sensitive_grants_only_beneath_it(home):
     lr = _learner(home, allow_sensitive=[str(home / ".ssh")])
     _feed(lr, *[_denial("read_file", home / ".ssh" / n)
