@@ -816,7 +816,8 @@ class Learner:
         effective = merged.effective()
         reason = self.sensitive.blocks(target, is_dir, effective)
         if reason is not None:
-            asked = self.confirm_sensitive is not None and self.confirm_sensitive(
+            asked = target not in self.refused and self.confirm_sensitive is not None and \
+                self.confirm_sensitive(
                 f"{','.join(n for n in compat.FS_RIGHTS if n in effective)} on {target}",
                 reason)
             if not asked:

@@ -183,6 +183,8 @@ def test_a_sensitive_grant_can_be_confirmed_at_the_terminal(home):
     summary = lr.sensitive_summary()
     assert any(x.startswith("SENSITIVE, granted (confirmed)") for x in summary)
     assert any(x.startswith("NOT GRANTED") and "known_hosts" in x for x in summary)
+    _feed(lr, _denial("read_file", home / ".ssh" / "known_hosts"), n=2)
+    assert len(asked) == 2   # a "no" is not asked again in the next round
 
 
 def test_allow_sensitive_grants_only_beneath_it(home):
