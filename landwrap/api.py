@@ -198,7 +198,7 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
     return rs, prof
 
 
-_fd_lock = threading.Lock()
+_fd_lock = threading.RLock()  # re-entrant: see threads._lock
 
 
 def _ready(plan: Plan) -> Plan:

@@ -24,8 +24,11 @@ that called landlock_restrict_self: ``pid``, ``exe``, ``comm``), and one
 SYSCALL record of the same event names the process that was denied.
 
 Never changes audit rules, the failure mode or anything but the enabled
-flag; never leaves auditing on that it found off (short of SIGKILL, and the
-next session repairs that).  Side effects while a session runs: without an
+flag; never leaves auditing on that it found off (short of SIGKILL), and
+switches off only what landwrap itself switched on, and only while nobody
+else has set it since (an administrator's ``auditctl -e 1`` is seen as a
+configuration-change record).  Keeps a tally, not the records: memory does
+not grow with the number of denials.  Side effects while a session runs: without an
 auditd, the kernel echoes each record to the kernel log (rate-limited), and
 the end-of-run marker is itself a record.
 """
@@ -44,6 +47,7 @@ AUDIT_SET = 1001
 AUDIT_STATUS_ENABLED = 0x0001
 AUDIT_NLGRP_READLOG = 1
 AUDIT_SYSCALL = 1300
+AUDIT_CONFIG_CHANGE = 1305
 AUDIT_EOE = 1320
 AUDIT_PROCTITLE = 1327
 AUDIT_LANDLOCK_ACCESS = 1423
@@ -185,7 +189,7 @@ class Denial:
     record; ``None`` when the kernel wrote none)."""
 
     __slots__ = ("domain", "blockers", "path", "dev", "ino", "port", "addr",
-                 "opid", "ocomm", "pid", "ppid", "exe", "comm", "syscall", "serial")
+                 "opid", "ocomm", "pid", "ppid", "exe", "comm", "syscall", "serial", "count")
 
     def __init__(self, domain: str, blockers: tuple, fields: dict, serial: int = 0):
         self.domain = domain
@@ -202,6 +206,13 @@ class Denial:
         self.opid = fields.get("opid")
         self.ocomm = fields.get("ocomm")
         self.pid = self.ppid = self.exe = self.comm = self.syscall = None
+        self.count = 1  # identical denials tallied into this one
+
+    def key(self) -> tuple:
+        """What makes two denials the same for a report: access, object and
+        program (not the pid)."""
+        return (self.blockers, self.path, self.port, self.addr, self.opid, self.ocomm,
+                self.exe, self.comm, self.syscall)
 
     @property
     def kinds(self) -> set:
@@ -226,17 +237,26 @@ class Denial:
 
 
 class Analysis:
-    """Records sorted out: ``denials`` of the sandbox's own domains, the
-    ``domains`` found (id -> creator fields), the kernel's own count of
-    denials per domain (``counted``, from deallocation records) and the
-    number of denials ``ignored`` because they belong to other domains."""
+    """Records sorted out: ``denials`` of the sandbox's own domains (each
+    stands for ``count`` identical ones), the ``domains`` found (id ->
+    creator fields), the kernel's own count of denials per domain
+    (``counted``, from deallocation records), the number of denials
+    ``ignored`` because they belong to other domains, and ``untallied``
+    denials of our domains that were counted but not itemized (more than
+    :data:`MAX_DISTINCT` different ones)."""
 
     def __init__(self):
         self.denials: list = []
         self.domains: dict = {}
         self.counted: dict = {}
         self.ignored = 0
+        self.untallied = 0
         self.lost = 0  # receive-buffer overflows while collecting
+
+    @property
+    def total(self) -> int:
+        """Denials of our domains, itemized or not."""
+        return sum(d.count for d in self.denials) + self.untallied
 
     @property
     def kernel_count(self) -> int | None:
@@ -247,55 +267,168 @@ class Analysis:
         return sum(self.counted[d] for d in self.domains)
 
 
-def analyse(records, own_pids=(), parent_pid: int | None = None) -> Analysis:
-    """Sort *records* (any order) into an :class:`Analysis`.
+#: Different denials itemized per collection; more are only counted.  A
+#: sandboxed program can cause denials as fast as the kernel logs them: what
+#: is kept must not grow with their number (a flood of 15 s once kept 650 MB).
+MAX_DISTINCT = 2048
+#: Different denials kept for each domain not yet known to be ours.
+MAX_UNDECIDED = 256
+#: Domains remembered (creators of other sandboxes included).
+MAX_DOMAINS = 4096
+#: Events held until their end-of-event record.
+MAX_PENDING = 256
 
-    A domain is the sandbox's own when its creator (the ``pid`` of its
-    ``status=allocated`` record, the process that called restrict_self) is
-    one of *own_pids*, or is a child of *parent_pid* according to a SYSCALL
-    record (the launcher's child when it failed before reporting its pid).
-    Denials in other domains -- other sandboxes, and sandboxes nested inside
-    this one -- are not reported."""
-    by_serial: dict = {}
-    for r in records:
-        by_serial.setdefault(r.serial, []).append(r)
-    own = {str(p) for p in own_pids}
-    if parent_pid is not None:
-        for r in records:
-            if r.type == AUDIT_SYSCALL and r.fields.get("ppid") == str(parent_pid):
-                own.add(r.fields.get("pid"))
-    out = Analysis()
-    for r in records:
-        if r.type != AUDIT_LANDLOCK_DOMAIN:
-            continue
-        dom = r.fields.get("domain")
-        status = r.fields.get("status")
-        if status == "allocated" and r.fields.get("pid") in own:
-            out.domains[dom] = r.fields
-    for r in records:
-        if r.type == AUDIT_LANDLOCK_DOMAIN and r.fields.get("status") == "deallocated":
-            dom = r.fields.get("domain")
-            if dom in out.domains and r.fields.get("denials", "").isdigit():
-                out.counted[dom] = int(r.fields["denials"])
-    for serial in sorted(by_serial):
-        event = by_serial[serial]
-        sysc = next((r.fields for r in event if r.type == AUDIT_SYSCALL), None)
-        for r in event:
-            if r.type != AUDIT_LANDLOCK_ACCESS:
-                continue
-            dom = r.fields.get("domain")
-            if dom not in out.domains:
-                out.ignored += 1
-                continue
-            blockers = tuple(b for b in r.fields.get("blockers", "").split(",") if b)
-            d = Denial(dom, blockers, r.fields, serial)
+
+class Tally:
+    """Denial records sorted out as they arrive, in bounded memory.
+
+    Records are grouped into events (by serial; an event ends with its
+    ``EOE`` record, or when :data:`MAX_PENDING` newer events are waiting),
+    each denial is joined with its event's SYSCALL record and tallied with
+    the identical ones.  A domain is the sandbox's own when its creator
+    (the ``pid`` of its ``status=allocated`` record, the process that called
+    restrict_self) is one of the *watched* pids, or a child of *parent_pid*
+    according to a SYSCALL record (the launcher's child when it failed
+    before reporting its pid).  Until that is known a domain's denials are
+    kept in a small per-domain tally."""
+
+    def __init__(self, parent_pid: int | None = None):
+        self.parent = str(parent_pid) if parent_pid is not None else None
+        self.pids: set = set()
+        self.children: set = set()
+        self.creators: dict = {}   # domain -> allocated-record fields
+        self.counted: dict = {}
+        self.own: dict = {}        # Denial.key() -> Denial, for our domains
+        self.own_domains: set = set()
+        self.undecided: dict = {}  # domain -> {key: Denial}
+        self.spill: dict = {}      # domain -> denials counted, not itemized
+        self.pending: dict = {}    # serial -> [access fields..., syscall fields]
+        self.untallied = 0
+        self.received = 0
+
+    # feeding -------------------------------------------------------------
+    def watch(self, pid) -> None:
+        self.pids.add(str(pid))
+        self._promote()
+
+    def add(self, r: Record) -> None:
+        self.received += 1
+        if r.type == AUDIT_LANDLOCK_DOMAIN:
+            self._domain(r.fields)
+        elif r.type in (AUDIT_LANDLOCK_ACCESS, AUDIT_SYSCALL):
+            ev = self.pending.get(r.serial)
+            if ev is None:
+                if len(self.pending) >= MAX_PENDING:
+                    self._finish_event(min(self.pending))
+                ev = self.pending[r.serial] = [[], None]
+            if r.type == AUDIT_SYSCALL:
+                ev[1] = r.fields
+            else:
+                ev[0].append(r.fields)
+        elif r.type == AUDIT_EOE and r.serial in self.pending:
+            self._finish_event(r.serial)
+
+    def _domain(self, f: dict) -> None:
+        dom = f.get("domain")
+        status = f.get("status")
+        if status == "allocated":
+            if dom not in self.creators and len(self.creators) >= MAX_DOMAINS:
+                for old in list(self.creators)[:len(self.creators) // 4]:
+                    if old not in self.own_domains:
+                        del self.creators[old]
+                        self.counted.pop(old, None)
+            self.creators[dom] = {k: f[k] for k in ("pid", "exe", "comm") if k in f}
+            self._promote()
+        elif status == "deallocated" and dom in self.creators and \
+                f.get("denials", "").isdigit():
+            self.counted[dom] = int(f["denials"])
+
+    def _is_own(self, dom) -> bool:
+        c = self.creators.get(dom)
+        return c is not None and (c.get("pid") in self.pids or c.get("pid") in self.children)
+
+    def _promote(self) -> None:
+        for dom in list(self.undecided) + list(self.spill):
+            if dom not in self.own_domains and self._is_own(dom):
+                self.own_domains.add(dom)
+                for d in self.undecided.pop(dom, {}).values():
+                    self._keep(d)
+                self.untallied += self.spill.pop(dom, 0)
+
+    def _finish_event(self, serial) -> None:
+        accesses, sysc = self.pending.pop(serial)
+        if sysc is not None and self.parent is not None and sysc.get("ppid") == self.parent:
+            if sysc.get("pid") not in self.children:
+                self.children.add(sysc.get("pid"))
+                self._promote()
+        for f in accesses:
+            dom = f.get("domain")
+            blockers = tuple(b for b in f.get("blockers", "").split(",") if b)
+            d = Denial(dom, blockers, f, serial)
             if sysc is not None:
                 d.pid, d.ppid = sysc.get("pid"), sysc.get("ppid")
                 d.exe, d.comm, d.syscall = sysc.get("exe"), sysc.get("comm"), sysc.get("syscall")
                 if d.exe == "(null)":
                     d.exe = None
-            out.denials.append(d)
-    return out
+            if dom in self.own_domains or self._is_own(dom):
+                self.own_domains.add(dom)
+                self._keep(d)
+                continue
+            held = self.undecided.get(dom)
+            if held is None and len(self.undecided) < MAX_DOMAINS // 16:
+                held = self.undecided[dom] = {}
+            if held is None or (d.key() not in held and len(held) >= MAX_UNDECIDED):
+                self.spill[dom] = self.spill.get(dom, 0) + 1
+            elif d.key() in held:
+                held[d.key()].count += 1
+            else:
+                held[d.key()] = d
+
+    def _keep(self, d: Denial) -> None:
+        k = d.key()
+        have = self.own.get(k)
+        if have is not None:
+            have.count += d.count
+        elif len(self.own) < MAX_DISTINCT:
+            self.own[k] = d
+        else:
+            self.untallied += d.count
+
+    # results -------------------------------------------------------------
+    def settled(self) -> bool:
+        """Whether every domain of ours has reported its total."""
+        own = [d for d in self.creators if d in self.own_domains or self._is_own(d)]
+        return all(d in self.counted for d in own)
+
+    def result(self) -> Analysis:
+        """The analysis of everything fed so far (events still open are
+        taken as complete)."""
+        for serial in sorted(self.pending):
+            self._finish_event(serial)
+        self._promote()
+        out = Analysis()
+        out.denials = sorted(self.own.values(), key=lambda d: d.serial)
+        out.untallied = self.untallied
+        for dom, fields in self.creators.items():
+            if dom in self.own_domains or self._is_own(dom):
+                out.domains[dom] = fields
+                if dom in self.counted:
+                    out.counted[dom] = self.counted[dom]
+        out.ignored = sum(d.count for held in self.undecided.values() for d in held.values()) \
+            + sum(self.spill.values())
+        return out
+
+
+def analyse(records, own_pids=(), parent_pid: int | None = None) -> Analysis:
+    """Sort *records* (in the order they came) into an :class:`Analysis`
+    (see :class:`Tally`).  Denials in other domains -- other sandboxes,
+    and sandboxes nested inside this one -- are not reported."""
+    t = Tally(parent_pid)
+    for p in own_pids:
+        t.pids.add(str(p))
+    for r in records:
+        t.add(r)
+    return t.result()
 
 
 # --------------------------------------------------------------------------
@@ -462,8 +595,11 @@ class _Switch:
             except BlockingIOError:
                 first = False
             pending = os.path.exists(self._restore_file())
-            if first and pending and self.ctl.enabled() == 0:
-                pending = False  # someone already switched it off again
+            if first and pending:
+                # Left by a session that was killed: whether auditing is
+                # still the way it left it (or an administrator has turned
+                # it on since) cannot be known, so it is not switched off.
+                pending = False
                 os.unlink(self._restore_file())
             if self.ctl.enabled() == 0:
                 self.ctl.set_enabled(1)
@@ -477,13 +613,17 @@ class _Switch:
         finally:
             os.close(mutex)
 
-    def release(self) -> None:
+    def release(self, changed_by_others: bool = False) -> None:
+        """Leave; the last session switches auditing back off if landwrap
+        switched it on and nobody else has set it since
+        (*changed_by_others*: a session saw a configuration change that was
+        not landwrap's; the note is then dropped for every session)."""
         import fcntl
 
         if self.users < 0:
             if self.restore_off:
                 self.restore_off = False
-                if self.ctl.enabled() == 1:
+                if self.ctl.enabled() == 1 and not changed_by_others:
                     self.ctl.set_enabled(0)
             return
         mutex = self._mutex()
@@ -493,6 +633,8 @@ class _Switch:
                 last = True
             except BlockingIOError:
                 last = False
+            if changed_by_others and os.path.exists(self._restore_file()):
+                os.unlink(self._restore_file())
             if last and os.path.exists(self._restore_file()):
                 if self.ctl.enabled() == 1:
                     self.ctl.set_enabled(0)
@@ -531,9 +673,13 @@ class Session:
         self.switch = None
         self.switched_on = False
         self.was_enabled = None
-        self.records: list = []
         self.lost = 0
-        self.pids: set = set()
+        self._config_serial = None   # the latest switch change seen
+        self._start_serial = None    # the serial of this session's start marker
+        self._marker_serial = None
+        self.tally = None
+        self._tally_lock = None
+        self._reset_collection()
         self._stop_r = self._stop_w = -1
         self._thread = None
         self._seen_marker = None
@@ -581,16 +727,25 @@ class Session:
             except OSError as e:
                 raise _explain(e, "switching auditing on", "CAP_AUDIT_CONTROL") from None
             self._start_reader()
+            self._start_serial = self._mark("start")
         except BaseException:
             self.close()
             raise
+
+    @property
+    def changed_by_others(self) -> bool:
+        """Whether someone else set the audit switch while this session ran
+        (when the start marker never came back, any change seen counts)."""
+        if self._config_serial is None:
+            return False
+        return self._start_serial is None or self._config_serial > self._start_serial
 
     def close(self) -> None:
         """Stop reading and put auditing back.  Idempotent."""
         self._stop_reader()
         try:
             if self.switch is not None:
-                self.switch.release()
+                self.switch.release(self.changed_by_others)
         except OSError:
             pass
         finally:
@@ -676,16 +831,47 @@ class Session:
             if self._stop_r in events:
                 return
 
+    def _reset_collection(self) -> None:
+        import threading
+
+        if self._tally_lock is None:
+            self._tally_lock = threading.Lock()
+        with self._tally_lock:
+            self.tally = Tally(os.getpid())
+
     def _take(self, data: bytes) -> None:
+        """Tally the records in one netlink read as they arrive: nothing is
+        kept per record (see :class:`Tally`)."""
         for type_, body in _nl_messages(data):
             if type_ == AUDIT_TRUSTED_APP:
                 if self._marker and self._marker.encode() in body:
+                    rec = parse_message(type_, body)
+                    self._marker_serial = rec.serial if rec is not None else None
                     self._seen_marker.set()
                 continue
-            if type_ in (AUDIT_LANDLOCK_ACCESS, AUDIT_LANDLOCK_DOMAIN, AUDIT_SYSCALL):
+            if type_ == AUDIT_CONFIG_CHANGE:
+                # Switching auditing on from off is not logged, so a change
+                # of the switch seen here is someone else's (an
+                # administrator's `auditctl -e 1`, an auditd starting) --
+                # unless it was made before this session began: the kernel
+                # delivers records late, and its serials tell the order.
+                if b" audit_enabled=" in body or b" audit_pid=" in body:
+                    rec = parse_message(type_, body)
+                    serial = rec.serial if rec is not None else 1 << 62
+                    self._config_serial = max(self._config_serial or 0, serial)
+                continue
+            if type_ in (AUDIT_LANDLOCK_ACCESS, AUDIT_LANDLOCK_DOMAIN, AUDIT_SYSCALL,
+                         AUDIT_EOE):
                 rec = parse_message(type_, body)
                 if rec is not None:
-                    self.records.append(rec)
+                    with self._tally_lock:
+                        self.tally.add(rec)
+
+    def _analysis(self) -> Analysis:
+        with self._tally_lock:
+            result = self.tally.result()
+        result.lost = self.lost
+        return result
 
     def _stop_reader(self) -> None:
         if self._thread is not None:
@@ -700,7 +886,8 @@ class Session:
     # collecting ---------------------------------------------------------------
     def watch(self, pid: int) -> None:
         """The sandbox's first process (the launcher's ``on_start`` hook)."""
-        self.pids.add(pid)
+        with self._tally_lock:
+            self.tally.watch(pid)
 
     def drain(self) -> None:
         """Wait until the kernel has delivered every record of the finished
@@ -709,33 +896,43 @@ class Session:
         :data:`DEALLOC_WAIT`) to report the freed domains and their totals."""
         import time
 
-        self._seen_marker.clear()
-        self._marker = f"landwrap drain {os.getpid()}.{time.monotonic_ns()}"
-        try:
-            self.ctl.user_message(self._marker)
-            self._seen_marker.wait(self.DRAIN_TIMEOUT)
-        except OSError:
+        if self._mark("drain") is None:
             # No CAP_AUDIT_WRITE: wait for the stream to go quiet instead.
             last, deadline = -1, time.monotonic() + self.DRAIN_TIMEOUT
-            while time.monotonic() < deadline and len(self.records) != last:
-                last = len(self.records)
+            while time.monotonic() < deadline and self.tally.received != last:
+                last = self.tally.received
                 time.sleep(0.1)
         deadline = time.monotonic() + self.DEALLOC_WAIT
         while time.monotonic() < deadline:
-            a = analyse(list(self.records), self.pids, os.getpid())
-            if not a.domains or a.kernel_count is not None:
-                break
+            with self._tally_lock:
+                if self.tally.settled():
+                    break
             time.sleep(0.01)
+
+    def _mark(self, what: str) -> int | None:
+        """Send a marker record and wait until it comes back (bounded by
+        :data:`DRAIN_TIMEOUT`): every record queued before it has then been
+        read.  Returns its serial, or None (no CAP_AUDIT_WRITE, timeout)."""
+        import time
+
+        self._seen_marker.clear()
+        self._marker_serial = None
+        self._marker = f"landwrap {what} {os.getpid()}.{time.monotonic_ns()}"
+        try:
+            self.ctl.user_message(self._marker)
+        except OSError:
+            return None
+        if not self._seen_marker.wait(self.DRAIN_TIMEOUT):
+            return None
+        return self._marker_serial
 
     def finish(self) -> Analysis:
         """Drain, analyse, and start afresh for the next run."""
         if self.ctl is None:
             raise RuntimeError("audit session is not open")
         self.drain()
-        records, self.records = self.records, []
-        result = analyse(records, self.pids, os.getpid())
-        result.lost = self.lost
-        self.pids = set()
+        result = self._analysis()
+        self._reset_collection()
         self.lost = 0
         return result
 

@@ -290,9 +290,14 @@ def completion(shell):
               show_default=True,
               help="How to see denials: the kernel's audit records (root, Landlock ABI 7) "
               "or strace; auto uses audit where it can.")
+@click.option("--allow-sensitive", "allow_sensitive", multiple=True, metavar="PATH",
+              shell_complete=_complete_file,
+              help="Let the profile grant what the command asks for in this sensitive "
+              "path (~/.ssh, a credential store, a browser profile...), which is "
+              "otherwise only listed (or asked about on a terminal). Repeatable.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED,
                 shell_complete=_complete_command)
-def learn(output, base, rounds, once, yes, via, command):
+def learn(output, base, rounds, once, yes, via, allow_sensitive, command):
     """Write a profile for COMMAND by running it in the sandbox.
 
     Each round runs COMMAND sandboxed, collects what the sandbox denied and
@@ -313,7 +318,7 @@ def learn(output, base, rounds, once, yes, via, command):
     from .learn import main as learn_main
 
     sys.exit(learn_main(list(command), output=output, base=base, rounds=rounds,
-                        once=once, yes=yes, via=via))
+                        once=once, yes=yes, via=via, allow_sensitive=allow_sensitive))
 
 
 @cli.command(cls=_RunCommand, context_settings=CONTEXT)

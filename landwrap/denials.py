@@ -19,6 +19,7 @@ import sys
 
 from . import compat, report
 from .profile import toml_str
+from .safetext import printable
 
 #: The restrict_self() flag that makes the kernel log the denials of the
 #: exec'd program and of its children (not only of the launcher's child).
@@ -166,24 +167,30 @@ def program_of(d, launcher_exe: str | None = None) -> str:
 
 def summarize(denials, launcher_exe: str | None = None) -> list:
     """[(count, denial, program)] with duplicates (same access, object and
-    program) counted once, in order of first appearance."""
+    program) counted once, in order of first appearance; a denial may
+    already stand for ``count`` identical ones (``audit.Tally``)."""
     seen: dict = {}
     for d in denials:
         prog = program_of(d, launcher_exe)
         key = (d.blockers, d.path, d.port, d.addr, d.opid, prog)
+        n = getattr(d, "count", 1)
         if key in seen:
-            seen[key][0] += 1
+            seen[key][0] += n
         else:
-            seen[key] = [1, d, prog]
+            seen[key] = [n, d, prog]
     return [tuple(v) for v in seen.values()]
 
 
 def format_report(result, launcher_exe: str | None = None) -> str:
-    """The report `run --log-denials` prints for an ``audit.Analysis``."""
+    """The report `run --log-denials` prints for an ``audit.Analysis``.
+    Paths and program names come from the sandboxed program (it chooses
+    its file names and, with PR_SET_NAME, its name): every line is printed
+    with control characters escaped (``safetext.printable``)."""
     items = summarize(result.denials, launcher_exe)
-    n = len(result.denials)
+    untallied = getattr(result, "untallied", 0)
+    n = sum(c for c, _, _ in items) + untallied
     out = []
-    if not items:
+    if not n:
         out.append("landwrap: --log-denials: the sandbox denied nothing")
     else:
         plural = "" if n == 1 else "s"
@@ -195,7 +202,9 @@ def format_report(result, launcher_exe: str | None = None) -> str:
             fix = suggest(d)
             line = f"  {times}{describe(d)}  by {prog}"
             line += f"  -> allow with {fix}" if fix else "  -> no rule can allow this"
-            out.append(line)
+            out.append(printable(line))
+        if untallied:
+            out.append(f"  and {untallied} more, not itemized (too many different denials)")
     counted = result.kernel_count
     if counted is not None and counted > n:
         out.append(f"landwrap: the kernel counted {counted} denials; "

@@ -13,12 +13,16 @@ The candidate is written to a TOML file every round and loaded exactly as
 
 How a denial becomes a rule (:meth:`Learner.propose`):
 
+* every path is taken as the real path (symlinks resolved: what strace
+  reports is the path as the program wrote it); a symlink on the way is
+  named in the rule's comment;
 * reads become ``ro``, execution ``rox`` (on the program's installation
   prefix or ``bin`` directory), writing a file ``rw`` on that file;
   creating or removing entries in a directory an exact
-  ``[[filesystem.rule]]`` on the directory (``make_reg`` brings
-  ``write_file`` and ``truncate`` for the new files), so the program does
-  not also get to read everything next to its output;
+  ``[[filesystem.rule]]`` on that directory (``make_reg`` is creation only:
+  ``write_file`` and ``truncate`` come when the program then writes a file
+  it created), so the program does not also get to read everything next
+  to its output;
 * paths inside a recognised container are generalised to it: a Python
   library directory (``lib/pythonX.Y``), a shared library directory, a
   ``bin``/``sbin``/``libexec`` directory for programs, locale and other
@@ -29,21 +33,33 @@ How a denial becomes a rule (:meth:`Learner.propose`):
   rights on that directory;
 * three or more read-only rules directly in one directory are merged into
   ``ro`` on the directory;
-* never ``/``, ``$HOME`` or a top-level directory as a whole by
-  generalisation; a rule that lands there anyway is flagged with a warning.
+* never ``/``, ``$HOME``, an ancestor of ``$HOME``, ``~/.config`` or a
+  top-level directory as a whole by generalisation, nor a directory that
+  holds a sensitive path; a rule that lands on a broad directory anyway is
+  flagged with a warning;
+* sensitive paths (:class:`Sensitive`: keys, credential stores, browser
+  profiles, keyrings, /etc/shadow, container and D-Bus sockets, landwrap's
+  own configuration and cache...) are granted only with ``--allow-sensitive
+  PATH`` or an answer at the terminal; the others are listed in the summary
+  and the profile's header.
 
 Never runs anything outside the sandbox, and never writes the output file
-before the learning is over.
+before the learning is over; then writes it atomically (a new temporary
+file, ``O_EXCL|O_NOFOLLOW``, renamed over the output).  Every string in
+the profile and in progress lines is escaped (``safetext.printable``,
+``profile.toml_str``): file names are chosen by the program.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import sys
 
 from . import compat, denials as dn, report
 from .errors import CommandNotFound, LandwrapError, UsageError
 from .profile import toml_str
+from .safetext import printable
 
 DEFAULT_ROUNDS = 8
 COLLAPSE = 3
@@ -55,6 +71,122 @@ SHARE_DATA = {"zoneinfo", "terminfo", "fonts", "i18n", "ca-certificates", "mime"
               "icons", "misc", "X11", "glib-2.0", "gtk-3.0"}
 NET_KEY = {"connect_tcp": "connect_tcp", "bind_tcp": "bind_tcp",
            "bind_udp": "bind_udp", "connect_send_udp": "connect_udp"}
+
+#: Sensitive paths in a home directory (relative to $HOME; ``.config/``
+#: entries also under $XDG_CONFIG_HOME): keys, credential stores, browser
+#: profiles, keyrings.
+HOME_SECRETS = (
+    ".ssh", ".gnupg", ".netrc", ".git-credentials", ".aws", ".kube", ".docker/config.json",
+    ".azure", ".pypirc", ".npmrc", ".vault-token", ".password-store", ".pki",
+    ".cargo/credentials", ".cargo/credentials.toml", ".gem/credentials",
+    ".terraform.d/credentials.tfrc.json", ".mozilla", ".thunderbird",
+    ".local/share/keyrings", ".local/share/kwalletd",
+    ".config/gh", ".config/hub", ".config/gcloud", ".config/google-chrome",
+    ".config/chromium", ".config/BraveSoftware", ".config/microsoft-edge",
+    ".config/vivaldi", ".config/containers/auth.json", ".config/landwrap",
+    ".cache/landwrap",
+)
+#: Files in a home directory that run code at the next login or shell:
+#: sensitive to write, not to read.
+HOME_STARTUP = (
+    ".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zshenv",
+    ".zprofile", ".config/autostart", ".config/systemd", ".config/environment.d",
+)
+#: Sensitive system paths (``*`` matches one path component).
+SYSTEM_SECRETS = (
+    "/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers",
+    "/etc/sudoers.d", "/etc/ssh/ssh_host_*_key", "/etc/landwrap",
+    "/run/docker.sock", "/var/run/docker.sock", "/run/containerd", "/run/podman",
+    "/run/crio", "/run/snapd.socket", "/run/dbus", "/var/run/dbus", "/run/user/*/bus",
+    "/run/user/*/podman", "/run/user/*/docker.sock", "/run/user/*/keyring",
+    "/run/user/*/gnupg",
+)
+#: Rights that only list a directory: harmless on a directory that holds
+#: a sensitive path.
+LIST_ONLY = {"read_dir"}
+
+
+class Sensitive:
+    """Which paths learn never grants unasked (see :data:`HOME_SECRETS`,
+    :data:`HOME_STARTUP`, :data:`SYSTEM_SECRETS`, and landwrap's own
+    configuration, cache and profile directories wherever the environment
+    puts them); *allowed* are the ``--allow-sensitive`` paths."""
+
+    def __init__(self, home: str, environ=None, allowed=()):
+        env = os.environ if environ is None else environ
+        home = os.path.normpath(home)
+        self.home = home
+        config = os.path.normpath(env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"))
+        cache = os.path.normpath(env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"))
+        secrets = set()
+        for rel in HOME_SECRETS:
+            secrets.add(os.path.join(home, rel))
+            if rel.startswith(".config/"):
+                secrets.add(os.path.join(config, rel[8:]))
+        secrets |= {os.path.join(config, "landwrap"), os.path.join(cache, "landwrap")}
+        for var in ("LANDWRAP_CACHE_DIR",):
+            if env.get(var):
+                secrets.add(os.path.normpath(os.path.abspath(env[var])))
+        for d in (env.get("LANDWRAP_PROFILE_PATH") or "").split(":"):
+            if d:
+                secrets.add(os.path.normpath(os.path.abspath(d)))
+        runtime = env.get("XDG_RUNTIME_DIR")
+        if runtime:
+            secrets |= {os.path.join(runtime, n) for n in ("bus", "podman", "docker.sock",
+                                                            "keyring", "gnupg")}
+        secrets |= set(SYSTEM_SECRETS)
+        self.secrets = sorted(secrets)
+        self.startup = sorted({os.path.join(home, r) for r in HOME_STARTUP} |
+                              {os.path.join(config, r[8:]) for r in HOME_STARTUP
+                               if r.startswith(".config/")})
+        self.allowed = [os.path.realpath(os.path.expanduser(a)) for a in allowed]
+
+    @staticmethod
+    def _parts(p: str) -> list:
+        return [c for c in p.split("/") if c]
+
+    def _under(self, path: str, entry: str) -> bool:
+        """*path* is *entry* or beneath it (entry components may be globs)."""
+        P, E = self._parts(path), self._parts(entry)
+        return len(P) >= len(E) and all(fnmatch.fnmatchcase(p, e) for p, e in zip(P, E))
+
+    def _above(self, path: str, entry: str) -> bool:
+        """*entry* lies strictly beneath directory *path*."""
+        P, E = self._parts(path), self._parts(entry)
+        return len(E) > len(P) and all(fnmatch.fnmatchcase(p, e) for p, e in zip(P, E))
+
+    def is_allowed(self, path: str) -> bool:
+        return any(path == a or path.startswith(a.rstrip("/") + "/") for a in self.allowed)
+
+    def reason(self, path: str, write: bool = False) -> str | None:
+        """The sensitive entry *path* is (or lies in), or None."""
+        for e in self.secrets + (self.startup if write else []):
+            if self._under(path, e):
+                return e
+        return None
+
+    def holds(self, path: str) -> bool:
+        """Whether directory *path* holds a sensitive path (or is $HOME or
+        above it)."""
+        return (path == self.home or self._above(path, self.home)
+                or any(self._above(path, e) for e in self.secrets))
+
+    def blocks(self, path: str, is_dir: bool, rights) -> str | None:
+        """Why a grant of *rights* on *path* needs confirmation, or None."""
+        if self.is_allowed(path):
+            return None
+        write = bool(set(rights) - READ_RIGHTS - {"execute"})
+        e = self.reason(path, write)
+        if e is not None:
+            return f"{e} is sensitive"
+        if is_dir and set(rights) - LIST_ONLY:
+            held = [x for x in self.secrets + (self.startup if write else [])
+                    if self._above(path, x) and not self.is_allowed(x)]
+            if path == self.home or self._above(path, self.home):
+                return f"{path} holds the home directory {self.home}"
+            if held:
+                return f"{path} holds sensitive {held[0]}"
+        return None
 
 
 class Grant:
@@ -99,13 +231,20 @@ class Candidate:
     """The profile being learned: base profiles it extends, grants, ports
     and lifted scopes, each with where it was learned from."""
 
-    def __init__(self, base, home: str | None = None):
+    def __init__(self, base, home: str | None = None, sensitive: "Sensitive | None" = None):
         self.base = list(base)
         self.grants: dict = {}
         self.ports: dict = {}   # (key, port) -> [why]
         self.scopes: dict = {}  # name -> [why]
         self.warnings: list = []
         self.home = home or os.path.expanduser("~")
+        self.sensitive = sensitive or Sensitive(self.home)
+
+    def widen_ok(self, d: str) -> bool:
+        """Whether a rule may be generalised to directory *d*: not too broad,
+        not sensitive and holding no sensitive path (unless allowed)."""
+        return not too_broad(d, self.home) and \
+            self.sensitive.blocks(d, True, READ_RIGHTS) is None
 
     # questions -------------------------------------------------------------
     def covering(self, path: str, rights):
@@ -180,7 +319,7 @@ class Candidate:
                 by_parent.setdefault(os.path.dirname(g.path), []).append(g)
             done = False
             for parent, items in sorted(by_parent.items()):
-                if len(items) < COLLAPSE or too_broad(parent, self.home):
+                if len(items) < COLLAPSE or not self.widen_ok(parent):
                     continue
                 why = f"{len(items)} entries read in it, e.g. " + \
                     "; ".join(i.why[0] for i in items[:2] if i.why)
@@ -196,7 +335,7 @@ class Candidate:
     def render(self, header=()) -> str:
         """The candidate as a commented TOML profile."""
         q = toml_str
-        out = [f"# {_clean(h)}" if h else "#" for h in header]
+        out = [f"# {printable(h)}" if h else "#" for h in header]
         out.append(f"description = {q('Learned by landwrap learn')}")
         out.append("extends = [" + ", ".join(q(b) for b in self.base) + "]")
         short: dict = {}
@@ -232,19 +371,16 @@ class Candidate:
             for key, items in keys.items():
                 out.append(f"{key} = [")
                 for port, why in items:
-                    out += [f"  # {_clean(w)}" for w in why]
+                    out += [f"  # {printable(w)}" for w in why]
                     out.append(f"  {port},")
                 out.append("]")
         if self.scopes:
             out += ["", "[scope]"]
             for name, why in sorted(self.scopes.items()):
-                out.append(f"# WARNING: lifts the isolation of the whole sandbox; {_clean(why[0])}")
+                out.append("# WARNING: lifts the isolation of the whole sandbox; "
+                           + printable(why[0]))
                 out.append(f"{name} = false")
         return "\n".join(out) + "\n"
-
-
-def _clean(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def show_command(argv) -> str:
@@ -253,32 +389,37 @@ def show_command(argv) -> str:
 
     out = []
     for a in argv:
-        if all(c.isprintable() for c in a):
+        if isinstance(a, bytes):
+            a = a.decode("utf-8", "surrogateescape")
+        if printable(a) == a:
             out.append(shlex.quote(a))
         else:
-            esc = a.encode("unicode_escape").decode("ascii").replace("'", "\\'")
-            out.append(f"$'{esc}'")
+            out.append("$'" + printable(a.replace("\\", "\\\\").replace("'", "\\'")) + "'")
     return " ".join(out)
 
 
 def _comment_lines(g: Grant, indent: str) -> list:
     lines = []
     if g.label:
-        lines.append(f"{indent}# {_clean(g.label)}:")
+        lines.append(f"{indent}# {printable(g.label)}:")
     for w in g.why:
-        lines.append(f"{indent}# {_clean(w)}")
+        lines.append(f"{indent}# {printable(w)}")
     if too_broad(g.path, None):
-        lines.append(f"{indent}# WARNING: this covers {g.path} as a whole")
+        lines.append(f"{indent}# WARNING: this covers {printable(g.path)} as a whole")
     return lines
 
 
 def too_broad(path: str, home: str | None) -> bool:
-    """``/``, ``$HOME``, a top-level directory or a home directory."""
+    """``/``, ``$HOME``, an ancestor of ``$HOME`` (``/tmp/x`` when $HOME is
+    ``/tmp/x/home``, ``/var/lib`` for a service account), ``~/.config``, a
+    top-level directory or a home directory."""
     if home is None:
         home = os.path.expanduser("~")
+    home = home.rstrip("/") or "/"
     path = path.rstrip("/") or "/"
     parent = os.path.dirname(path)
-    return (path == "/" or path == home.rstrip("/") or parent == "/"
+    return (path == "/" or path == home or home.startswith(path + "/")
+            or path == os.path.join(home, ".config") or parent == "/"
             or parent == "/home")
 
 
@@ -294,9 +435,11 @@ def _python_lib(parts):
     return None
 
 
-def container(path: str, rights, exe: str | None, home: str | None = None):
+def container(path: str, rights, exe: str | None, home: str | None = None,
+              widen_ok=None):
     """(directory, label) when *path* lies in a directory that is the
-    sensible unit to allow, else None."""
+    sensible unit to allow, else None.  *widen_ok* (directory -> bool)
+    decides where generalising may go (default: not :func:`too_broad`)."""
     parts = path.split("/")
     found = None
     lib = _python_lib(parts)
@@ -336,7 +479,7 @@ def container(path: str, rights, exe: str | None, home: str | None = None):
                 found = (d, "git work tree (git reads and checks its files)")
                 break
             d = os.path.dirname(d)
-    if found and too_broad(found[0], home):
+    if found and (too_broad(found[0], home) if widen_ok is None else not widen_ok(found[0])):
         return None
     return found
 
@@ -362,6 +505,22 @@ def install_prefix(program_dir: str, home: str | None = None) -> str | None:
     return None
 
 
+def symlinks_on(path: str) -> list:
+    """[(link, target)] for each symlink met while resolving *path* (an
+    absolute path as the program wrote it)."""
+    out = []
+    cur = "/"
+    for part in [c for c in path.split("/") if c]:
+        cur = os.path.join(cur, part)
+        try:
+            if os.path.islink(cur):
+                out.append((cur, os.readlink(cur)))
+                cur = os.path.realpath(cur)
+        except OSError:
+            break
+    return out
+
+
 def _existing_ancestor(path: str) -> str:
     p = os.path.dirname(path.rstrip("/")) or "/"
     while p != "/" and not os.path.isdir(p):
@@ -376,7 +535,7 @@ class Learner:
 
     def __init__(self, argv, *, base=(), rounds: int = DEFAULT_ROUNDS, once: bool = False,
                  via: str = "auto", stdout_fd: int = -1, progress=None, confirm=None,
-                 environ=None):
+                 environ=None, allow_sensitive=(), confirm_sensitive=None):
         if not argv:
             raise UsageError("no command to learn")
         if via not in ("auto", "audit", "strace"):
@@ -389,10 +548,16 @@ class Learner:
         self.rounds = 1 if once else rounds
         self.via = via
         self.stdout_fd = stdout_fd
-        self.progress = progress or (lambda line: None)
+        # Progress lines name files the program chose: escaped, always.
+        self.progress = (lambda line: progress(printable(line))) if progress \
+            else (lambda line: None)
         self.confirm = confirm
+        self.confirm_sensitive = confirm_sensitive
         self.environ = environ
         self.home = (environ or os.environ).get("HOME") or os.path.expanduser("~")
+        self.sensitive = Sensitive(self.home, environ, allow_sensitive)
+        self.refused: dict = {}        # path -> [rights, reason, [why]]
+        self.confirmed: set = set()    # sensitive paths granted at the terminal
         self.cand = None
         self.method = None
         self.session = None
@@ -457,7 +622,7 @@ class Learner:
 
         from . import profile
 
-        self.cand = Candidate(self._base_specs(), self.home)
+        self.cand = Candidate(self._base_specs(), self.home, self.sensitive)
         profile.load(self.cand.base, environ=self.environ)  # a bad base fails here
         self.tmp = tempfile.mkdtemp(prefix="landwrap-learn-")
         try:
@@ -492,7 +657,7 @@ class Learner:
         # A new file each round: the profile parse cache keys on the file's
         # identity and mtime, which a quick rewrite might not change.
         path = os.path.join(self.tmp, f"round-{n}.toml")
-        with open(path, "w") as f:
+        with open(path, "w", encoding="utf-8") as f:
             f.write(self.cand.render())
         return path
 
@@ -533,7 +698,9 @@ class Learner:
             found = strace_denials(trace, plan, self.cwd, self.argv[0], env.get("PATH"))
         self.last_status = status
         added = self._learn_from(found, n)
-        what = f"{len(found)} denial{'s' if len(found) != 1 else ''}"
+        count = sum(getattr(d, "count", 1) for d in found) + \
+            (result.untallied if self.session is not None else 0)
+        what = f"{count} denial{'s' if count != 1 else ''}"
         tail = f"added: {', '.join(added)}" if added else (
             "nothing new to add" if found else "the profile is complete")
         self.progress(f"round {n}: {what} (exit status {status}); {tail}")
@@ -596,9 +763,15 @@ class Learner:
         if kinds != {"fs"} or not d.path or not d.path.startswith("/"):
             self.stuck.append(f"{dn.describe(d)} by {prog}: no profile rule can allow it")
             return []
-        path = os.path.normpath(d.path)
+        written = os.path.normpath(d.path)
+        # The real path: what strace reports is the path as the program
+        # wrote it, and a symlink it planted there could point anywhere.
+        path = os.path.realpath(written)
         why = f"{','.join(d.rights)} by {prog}: {path} (round {n})"
-        found = container(path, rights, d.exe, self.home)
+        links = symlinks_on(written)
+        if links:
+            why += " via symlink " + ", ".join(f"{a} -> {b}" for a, b in links)
+        found = container(path, rights, d.exe, self.home, self.cand.widen_ok)
         if found:
             target, label = found
             add = rights | ({"read_file"} if "execute" in rights else set())
@@ -606,23 +779,21 @@ class Learner:
                 add |= READ_RIGHTS
             self._grant(d, prog, target, True, add | {"read_dir"}, True, why, label)
         elif not os.path.lexists(path):
-            add = set(rights)
-            if "make_reg" in add:
-                add |= {"write_file", "truncate"}
-            self._grant(d, prog, _existing_ancestor(path), True, add, False,
+            # creation only where it happened (the nearest existing directory)
+            self._grant(d, prog, _existing_ancestor(path), True, set(rights), False,
                         why.replace(f": {path}", f": {path} (not there after the run)"))
         elif os.path.isdir(path) and not os.path.islink(path):
-            add = set(rights)
-            if "make_reg" in add:
-                add |= {"write_file", "truncate"}
-            self._grant(d, prog, path, True, add, False, why)
+            self._grant(d, prog, path, True, set(rights), False, why)
         else:
             parent = os.path.dirname(path)
             pg = cand.grants.get(parent)
             if pg is not None and "make_reg" in pg.rights and self._made_here(path):
                 # an output file the program created: its rights go where it
                 # is created, so that a fresh run can create it again
-                self._grant(d, prog, parent, True, pg.rights | (rights & FILE_RIGHTS), pg.short,
+                add = rights & FILE_RIGHTS
+                if "write_file" in add:  # it writes what it creates: again next run
+                    add.add("truncate")
+                self._grant(d, prog, parent, True, pg.rights | add, pg.short,
                             why.replace(f": {path}", f": {path} (created by the program)"))
             else:
                 add = rights & FILE_RIGHTS
@@ -632,6 +803,33 @@ class Learner:
         return []
 
     def _grant(self, d, prog, target, is_dir, rights, short, why, label=None) -> None:
+        try:
+            target.encode("utf-8")
+        except UnicodeEncodeError:
+            self.stuck.append(f"{dn.describe(d)} by {prog}: the path is not valid UTF-8, "
+                              "which a TOML profile cannot name; allow a directory above it "
+                              "with -p or rename the file")
+            return
+        have = self.cand.grants.get(target)
+        merged = Grant(target, is_dir, set(rights) | (have.rights if have else set()),
+                       short or bool(have and have.short))
+        effective = merged.effective()
+        reason = self.sensitive.blocks(target, is_dir, effective)
+        if reason is not None:
+            asked = target not in self.refused and self.confirm_sensitive is not None and \
+                self.confirm_sensitive(
+                f"{','.join(n for n in compat.FS_RIGHTS if n in effective)} on {target}",
+                reason)
+            if not asked:
+                entry = self.refused.setdefault(target, [set(), reason, []])
+                entry[0] |= set(rights)
+                if why not in entry[2] and len(entry[2]) < 3:
+                    entry[2].append(why)
+                self.stuck.append(f"{dn.describe(d)} by {prog}: not granted, {reason} "
+                                  f"(to grant it: --allow-sensitive {target})")
+                return
+            self.sensitive.allowed.append(target)
+            self.confirmed.add(target)
         cover = self.cand.covering(target, rights)
         if cover is not None:
             if cover.path not in self._touched:
@@ -676,7 +874,25 @@ class Learner:
         ]
         for w in self.cand.warnings:
             lines.append(f"WARNING: {w}")
+        lines += self.sensitive_summary()
         return lines
+
+    def sensitive_summary(self) -> list:
+        """Lines naming the sensitive paths the program asked for: those
+        not granted, and those granted because they were allowed."""
+        out = []
+        for path, (rights, reason, why) in sorted(self.refused.items()):
+            names = ",".join(n for n in compat.FS_RIGHTS if n in rights)
+            out.append(f"NOT GRANTED: {names} on {path}: {reason}; to grant it, run learn "
+                       f"again with --allow-sensitive {path}")
+            out += [f"  asked for by {w}" for w in why]
+        plain = Sensitive(self.home, self.environ)  # without the allowances
+        for path, g in sorted(self.cand.grants.items()):
+            reason = plain.blocks(path, g.is_dir, g.effective())
+            if reason is not None:
+                how = "confirmed" if path in self.confirmed else "--allow-sensitive"
+                out.append(f"SENSITIVE, granted ({how}): {_describe_grant(g)}: {reason}")
+        return out
 
     def profile_text(self) -> str:
         return self.cand.render(self.header())
@@ -964,15 +1180,58 @@ def strace_denials(trace: str | None, plan, cwd: str, program: str, path_env=Non
 # --------------------------------------------------------------------------
 # The command
 
+def write_output(output: str, text: str) -> None:
+    """Write *text* to *output* atomically: a new temporary file next to
+    it (random name, ``O_CREAT|O_EXCL|O_NOFOLLOW``: never a file or symlink
+    someone planted there), then ``rename`` over *output* (which replaces
+    a symlink at that name instead of writing through it)."""
+    import secrets
+
+    d = os.path.dirname(os.path.abspath(output))
+    base = os.path.basename(output)
+    data = text.encode("utf-8")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = os.path.join(d, f".{base}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"cannot create a temporary file in {d}")
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, output)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def main(argv, *, output: str | None = None, base=(), rounds: int = DEFAULT_ROUNDS,
-         once: bool = False, yes: bool = False, via: str = "auto") -> int:
+         once: bool = False, yes: bool = False, via: str = "auto",
+         allow_sensitive=()) -> int:
     """`landwrap learn`: 0 when the profile ran without denials, 1 when it
     is incomplete, 125 on errors."""
-    import shlex
-
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     progress = report.info
     cmd = show_command(argv)
+
+    def confirm_sensitive(what, reason):
+        # asked even with --yes: -y is about re-running, not about secrets
+        sys.stderr.write(f"landwrap: the program asks for {printable(what)} "
+                         f"({printable(reason)}). Grant it? [y/N] ")
+        sys.stderr.flush()
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
 
     def confirm(n):
         sys.stderr.write(f"landwrap: run `{cmd}` again (round {n}) with the widened profile? "
@@ -994,7 +1253,9 @@ def main(argv, *, output: str | None = None, base=(), rounds: int = DEFAULT_ROUN
                         + ". Use --once for a single run.")
         learner = Learner(argv, base=base, rounds=rounds, once=once, via=via,
                           stdout_fd=2 if output is None else -1, progress=progress,
-                          confirm=None if yes or not interactive else confirm)
+                          confirm=None if yes or not interactive else confirm,
+                          allow_sensitive=allow_sensitive,
+                          confirm_sensitive=confirm_sensitive if interactive else None)
         learner.run()
     except LandwrapError as e:
         report.error(e)
@@ -1004,19 +1265,22 @@ def main(argv, *, output: str | None = None, base=(), rounds: int = DEFAULT_ROUN
         return 125
     text = learner.profile_text()
     for w in learner.cand.warnings:
-        report.warn(w)
+        report.warn(printable(w))
+    for line in learner.sensitive_summary():
+        report.warn(printable(line.strip()))
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        tmp = f"{output}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, output)
-        report.info(f"wrote {output}")
+        try:
+            write_output(output, text)
+        except OSError as e:
+            report.error(f"-o {printable(output)}: cannot write it: {e.strerror or e}")
+            return 125
+        report.info(f"wrote {printable(output)}")
     if learner.clean:
         report.info(f"the profile ran `{cmd}` without denials; use it with: "
-                    f"landwrap run -p {shlex.quote(output) if output else 'FILE'} -- {cmd}")
+                    f"landwrap run -p {show_command([output]) if output else 'FILE'} -- {cmd}")
         return 0
     if learner.declined:
         why = "(the command was not run again with its last additions)"

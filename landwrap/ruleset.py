@@ -411,6 +411,40 @@ def _lexical(path: str) -> str:
     return path
 
 
+# Which Plan built the ruleset behind each descriptor number, and the open
+# file it was: ``{fd: (plan id, (st_dev, st_ino), status flags)}``.  Every
+# Landlock ruleset shares one anonymous inode (st_dev/st_ino are the same
+# for all of them, checked on 6.18), so the inode alone tells a ruleset
+# from another file but not one ruleset from another; the table tells
+# landwrap's own rulesets apart, and the O_APPEND mark (meaningless on a
+# ruleset, which cannot be read or written) those of other code.
+_OWNERS: dict = {}
+_MARK = os.O_APPEND
+
+
+def _claim_fd(fd: int, plan) -> None:
+    import fcntl
+
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | _MARK)
+    st = os.fstat(fd)
+    _OWNERS[fd] = (id(plan), (st.st_dev, st.st_ino), fcntl.fcntl(fd, fcntl.F_GETFL))
+
+
+def _fd_is_ours(fd: int, plan) -> bool:
+    """Whether descriptor *fd* is still the ruleset *plan* built."""
+    import fcntl
+
+    entry = _OWNERS.get(fd)
+    if entry is None or entry[0] != id(plan):
+        return False
+    try:
+        st = os.fstat(fd)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == entry[1] and flags == entry[2]
+
+
 class Plan:
     """The sandbox as the kernel will get it (see :meth:`Ruleset.resolve`).
 
@@ -633,8 +667,16 @@ class Plan:
     def ruleset_fd(self) -> int:
         """The kernel ruleset (built on first use, then reused), or -1 when
         there is nothing for Landlock to enforce.  Paths are opened now:
-        rules bind to the inodes that exist at this moment."""
-        if self._fd >= 0 or not self.enforces_anything:
+        rules bind to the inodes that exist at this moment.
+
+        The kept descriptor is checked before each reuse (:func:`_fd_is_ours`):
+        code that closed it (``os.closerange``) may have let another ruleset,
+        or any file, take its number.  Then the ruleset is built again."""
+        if self._fd >= 0:
+            if _fd_is_ours(self._fd, self):
+                return self._fd
+            self._fd = -1   # not ours any more: never close what is not ours
+        if not self.enforces_anything:
             return self._fd
         from . import _sys
         size = (compat.ATTR_SIZE_SCOPED if self.scoped else
@@ -661,6 +703,7 @@ class Plan:
                     raise RulesetError(
                         f"failed to add a rule for port {port}: {e.strerror}",
                         errno=e.errno, port=port) from e
+            _claim_fd(fd, self)
         except BaseException:
             os.close(fd)
             raise
@@ -687,7 +730,9 @@ class Plan:
 
     def close(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)
+            if _fd_is_ours(self._fd, self):
+                _OWNERS.pop(self._fd, None)
+                os.close(self._fd)
             self._fd = -1
 
     def __del__(self):

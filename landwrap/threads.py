@@ -53,7 +53,11 @@ from .errors import EnforcementError
 #: Seconds to wait for every thread to answer.
 DEFAULT_TIMEOUT = 5.0
 
-_lock = threading.Lock()
+# Re-entrant, with a flag: a signal handler (run by Python on this same
+# thread) that calls restrict() while restrict() runs must get a clear error,
+# not wait forever for a lock its own thread holds.
+_lock = threading.RLock()
+_busy = False
 
 
 class ThreadsResult:
@@ -223,16 +227,28 @@ def restrict_process(ruleset_fd: int, flags: int, abi: int, *,
     Raises EnforcementError.  When it is raised before any thread was
     restricted the message says "nothing was restricted"; otherwise the
     process is partly sandboxed and should exit."""
+    global _busy
+
     if timeout is None:
         timeout = DEFAULT_TIMEOUT
     with _lock:
-        task_fd, status_fd = _proc_fds()
-        if compat.has_tsync(abi):
-            n = _count_threads(status_fd)
-            _restrict_caller(ruleset_fd, flags | compat.TSYNC)
-            return ThreadsResult("tsync", n)
-        with _no_vfork():
-            return _by_signal(ruleset_fd, flags, timeout, task_fd, status_fd)
+        if _busy:
+            raise EnforcementError(
+                "restrict() called re-entrantly (from a signal handler, or from "
+                "code it runs) while this thread is restricting the process; "
+                "nothing more was restricted",
+                "call restrict() once, outside signal handlers")
+        _busy = True
+        try:
+            task_fd, status_fd = _proc_fds()
+            if compat.has_tsync(abi):
+                n = _count_threads(status_fd)
+                _restrict_caller(ruleset_fd, flags | compat.TSYNC)
+                return ThreadsResult("tsync", n)
+            with _no_vfork():
+                return _by_signal(ruleset_fd, flags, timeout, task_fd, status_fd)
+        finally:
+            _busy = False
 
 
 def _by_signal(ruleset_fd: int, flags: int, timeout: float, task_fd: int,

@@ -13,6 +13,7 @@ import os
 
 from . import compat
 from .errors import LandlockUnavailable, UnsupportedFeature, UsageError
+from .safetext import printable
 
 #: Words for --access: (rights, checked on the parent directory?)
 #: ``None`` for "on the parent" means: on PATH itself when it is an
@@ -143,6 +144,11 @@ def why(specs, target: str, access=None, *, environ=None, plan=None) -> Answer:
         plan, notes = load_plan(specs, environ)
     if isinstance(access, str):
         access = access.split(",")
+    if access is not None:
+        access = [w.strip() for w in access if w.strip()]
+        if not access:
+            raise UsageError("--access: empty access list",
+                             "name what to check, e.g. -a read or -a write,create")
     parsed = parse_target(target)
     ans = Answer(target)
     ans.notes += notes
@@ -326,4 +332,5 @@ def format_answer(ans: Answer) -> str:
                 out += [f"    {line}" for line in lines]
     for n in ans.notes:
         out.append(f"  note: {n}")
-    return "\n".join(out) + "\n"
+    # paths come from profiles and the filesystem: one harmless line each
+    return "\n".join(printable(line) for line in out) + "\n"
