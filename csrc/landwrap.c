@@ -589,15 +589,25 @@ static int close_fds_above(const struct lw_spawn *s)
 /* Capabilities (root sandboxes).  Raw syscalls only: async-signal-safe. */
 static int drop_bounding(const struct lw_spawn *s)
 {
+    const int bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
+                     SECBIT_KEEP_CAPS_LOCKED;
+    int cur;
+
+    /* Only what is still there is dropped: a nested sandbox has nothing
+     * left to drop, and no CAP_SETPCAP to drop it with. */
     for (int cap = 0; cap <= s->cap_last && cap < 64; cap++) {
         if (s->keep_caps & (1ULL << cap))
             continue;
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1 &&
+            prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
             return -1;
     }
     /* uid 0 gains nothing at execve; keep-caps off, and both locked. */
-    return prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
-                 SECBIT_KEEP_CAPS_LOCKED, 0, 0, 0);
+    cur = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+    if (cur >= 0 && (cur & bits) == bits && !(cur & SECBIT_KEEP_CAPS))
+        return 0;
+    return prctl(PR_SET_SECUREBITS, (cur > 0 ? cur & ~SECBIT_KEEP_CAPS : 0) | bits,
+                 0, 0, 0);
 }
 
 static int drop_caps(const struct lw_spawn *s)
@@ -638,6 +648,20 @@ static void child_seccomp(const struct lw_spawn *s)
     if (s->seccomp_parts & LW_SC_NOTIFY)
         flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
     fd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    if (fd < 0 && errno == EBUSY && flags) {
+        /* Inside another landwrap run: the kernel allows one listener per
+         * filter chain.  Refuse other ids outright (EPERM) instead; the
+         * launcher finds no listener and does not supervise. */
+        n = lw_seccomp_build(s->seccomp_parts & ~LW_SC_NOTIFY, (int)getpid(),
+                             insns, LW_SC_MAX_INSNS);
+        if (n < 0)
+            child_fail(s, LW_STAGE_SECCOMP);
+        prog.len = (unsigned short)n;
+        fd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+        if (fd < 0)
+            child_fail(s, LW_STAGE_SECCOMP);
+        return;
+    }
     if (fd < 0)
         child_fail(s, LW_STAGE_SECCOMP);
     if (s->seccomp_parts & LW_SC_NOTIFY) {

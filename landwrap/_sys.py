@@ -236,13 +236,19 @@ def seccomp_arch() -> int:
     return lib.lw_seccomp_arch()
 
 
+_seccomp_avail: dict = {}
+
+
 def seccomp_available(notify: bool = False) -> bool:
     """Whether this kernel installs filters returning errors (and user
-    notifications, with *notify*)."""
-    r = lib.lw_seccomp_available(1 if notify else 0)
-    if r < 0:
-        raise _oserror()
-    return bool(r)
+    notifications, with *notify*).  Cached for the process."""
+    r = _seccomp_avail.get(notify)
+    if r is None:
+        r = lib.lw_seccomp_available(1 if notify else 0)
+        if r < 0:
+            raise _oserror()
+        r = _seccomp_avail[notify] = bool(r)
+    return r
 
 
 def seccomp_program(parts: int, self_pid: int) -> bytes:

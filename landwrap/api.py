@@ -34,7 +34,7 @@ import threading
 from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
                         CompletedProcess, SubprocessError, TimeoutExpired)
 
-from . import _sys, compat as _compat, profile as _profile, spawn, threads
+from . import _sys, compat as _compat, companion as _companion, profile as _profile, spawn, threads
 from .errors import CommandNotFound, SpawnError, UsageError
 from .ruleset import BEST_EFFORT, NOT_ENFORCED, STRICT, Plan, Ruleset
 
@@ -235,11 +235,29 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
 
 def enforce(plan: Plan) -> Enforcement:
     """Enforce a resolved *plan* on every thread of this process (the
-    engine of :func:`restrict` and :meth:`Ruleset.restrict`)."""
+    engine of :func:`restrict` and :meth:`Ruleset.restrict`), with the
+    seccomp companion filter (see ``landwrap.companion``) installed on
+    every thread at once (SECCOMP_FILTER_FLAG_TSYNC).  In-process, the
+    filter lets resource-limit and scheduling calls through only for id 0
+    and this process's pid: other threads of the process cannot aim at
+    themselves by tid.  Capabilities are left alone."""
     if not plan.enforces_anything:
         return Enforcement(plan, None)
+    comp = _companion.for_plan(plan)   # strict: raises before anything is done
     fd = _ready(plan).ruleset_fd()
-    return Enforcement(plan, threads.restrict_process(fd, plan.flags, plan.abi))
+    result = threads.restrict_process(fd, plan.flags, plan.abi)
+    if comp.filter:
+        try:
+            _sys.seccomp_install(comp.parts(), os.getpid(), True)
+        except OSError as e:
+            from .errors import EnforcementError
+
+            raise EnforcementError(
+                "the Landlock sandbox is enforced but the seccomp companion filter "
+                f"could not be installed: {e.strerror}"
+                + (f" (thread {e.filename})" if e.filename else "")
+                + "; the process is partly sandboxed and should exit") from None
+    return Enforcement(plan, result)
 
 
 # the kernel ----------------------------------------------------------------
@@ -266,6 +284,8 @@ def status(abi: int | None = None) -> dict:
 # spawning ------------------------------------------------------------------
 
 _OS_ERRORS: dict = {}
+_MAX_ID = 4294967294   # (uid_t)-1 means "unchanged" to the kernel
+_MAX_FD = 2147483647
 
 
 def _as_oserror(e: SpawnError, filename) -> SpawnError:
@@ -382,6 +402,7 @@ class Popen(subprocess.Popen):
         allow = dict(ro=ro, rox=rox, rw=rw, rwx=rwx, bind_tcp=bind_tcp,
                      connect_tcp=connect_tcp, scope=scope, compat=compat, abi=abi)
         self.plan, env = _sandbox_for(args, executable, shell, env, profile, ruleset, allow)
+        self.companion = _companion.for_plan(self.plan)
         super().__init__(args, bufsize, executable, stdin, stdout, stderr, None,
                          close_fds, shell, cwd, env, universal_newlines, startupinfo,
                          creationflags, restore_signals, start_new_session, pass_fds,
@@ -426,13 +447,20 @@ class Popen(subprocess.Popen):
             flags |= _sys.F_SET_GID
         if uid is not None:
             flags |= _sys.F_SET_UID
+        for what, n in (("user", uid), ("group", gid)):
+            if n is not None and not 0 <= n <= _MAX_ID:
+                raise ValueError(f"{what} id {n} is out of range (0-{_MAX_ID})")
+        keep = sorted({int(fd) for fd in pass_fds})
+        bad = [fd for fd in keep if not 0 <= fd <= _MAX_FD]
+        if bad:
+            raise ValueError(f"pass_fds: {bad[0]} is not a file descriptor number")
         path = _locate(executable, env, cwd)
         try:
             pid = spawn.start(
                 self.plan, path, args, env if env is not None else os.environ,
                 cwd=cwd, stdio=(p2cread, c2pwrite, errwrite),
-                keep_fds=sorted({int(fd) for fd in pass_fds}), flags=flags,
-                uid=uid or 0, gid=gid or 0)
+                keep_fds=keep, flags=flags, uid=uid or 0, gid=gid or 0,
+                companion=self.companion)
         except CommandNotFound as e:
             e.filename = os.fsdecode(os.fspath(executable))
             raise

@@ -171,5 +171,7 @@ def for_plan(plan, *, cap_add=(), supervised: bool = False, euid: int | None = N
                 "stay open; --best-effort runs without it")
         c.filter = False
         c.unavailable = why
-        plan.dropped.append(f"the seccomp companion filter ({why})")
+        line = f"the seccomp companion filter ({why})"
+        if line not in plan.dropped:
+            plan.dropped.append(line)
     return c

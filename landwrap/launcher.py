@@ -161,7 +161,14 @@ def run(plan, argv, env, *, keep_fds=(), user_flags=0, uid=0, gid=0, path=None,
                        | _sys.F_RESTORE_SIGPIPE | _sys.F_CLOSE_FDS),
                 uid=uid, gid=gid, companion=companion, notif_sock=theirs)
             if supervise:
-                _supervise(_sys.recv_fd(mine))
+                try:
+                    listener = _sys.recv_fd(mine)
+                except BlockingIOError:
+                    # Nested in another landwrap run: the child refuses
+                    # other ids itself (one listener per filter chain).
+                    listener = -1
+                if listener >= 0:
+                    _supervise(listener)
         finally:
             for fd in (mine, theirs):
                 if fd >= 0:

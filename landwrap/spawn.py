@@ -157,11 +157,14 @@ def start(plan, path: str, argv, env, *, cwd=None, stdio=(-1, -1, -1),
     With the filter's supervised part, the child sends its listener fd over
     *notif_sock*.  Returns the pid of a child that has reached execve
     successfully; raises otherwise."""
+    argv = [os.fsencode(a) for a in argv]
+    bcwd = os.fsencode(cwd) if cwd is not None else None
+    if any(b"\0" in a for a in argv) or (bcwd is not None and b"\0" in bcwd):
+        raise ValueError("embedded null byte in the arguments or the working directory")
     rfd = plan.ruleset_fd() if plan is not None else -1
     cflags, ckw = companion_flags(companion)
     args = _sys.SpawnArgs(
-        os.fsencode(path), [os.fsencode(a) for a in argv], encode_env(env),
-        cwd=os.fsencode(cwd) if cwd is not None else None,
+        os.fsencode(path), argv, encode_env(env), cwd=bcwd,
         stdio=stdio, keep_fds=keep_fds, ruleset_fd=rfd,
         restrict_flags=plan.flags if plan is not None else 0,
         flags=flags | cflags, uid=uid, gid=gid, notif_sock=notif_sock, **ckw)
