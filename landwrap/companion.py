@@ -53,6 +53,18 @@ def parse_cap(name: str) -> int:
                          "names look like CAP_NET_RAW or net_raw; see capabilities(7)") from None
 
 
+def _permitted() -> int | None:
+    """This process's permitted capability set (None when unreadable)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapPrm:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def cap_last() -> int:
     """The kernel's highest capability number (cap_last_cap)."""
     try:
@@ -157,6 +169,11 @@ def for_plan(plan, *, cap_add=(), supervised: bool = False, euid: int | None = N
                              "capability to keep")
         c.keep_caps = sorted({CAPABILITIES[parse_cap(n)] for n in cap_add},
                              key=CAPABILITIES.index)
+        have = _permitted()
+        for name in c.keep_caps:
+            if have is not None and not have >> CAPABILITIES.index(name) & 1:
+                raise UsageError(f"--cap-add {name}: landwrap itself does not have "
+                                 f"CAP_{name.upper()}, so it cannot keep it")
     c.drop_caps = euid == 0
     why = None
     if not _sys.seccomp_arch():
