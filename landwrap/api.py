@@ -351,6 +351,15 @@ def _sandbox_for(args, executable, shell, env, profile, ruleset, allow: dict) ->
     return plan, env
 
 
+def _companion_of(plan: Plan):
+    """The companion for spawns in *plan* (decided once per plan and user)."""
+    key = os.geteuid()
+    cached = getattr(plan, "_companion", None)
+    if cached is None or cached[0] != key:
+        cached = plan._companion = (key, _companion.for_plan(plan, euid=key))
+    return cached[1]
+
+
 class Popen(subprocess.Popen):
     """:class:`subprocess.Popen` whose child runs in a Landlock sandbox.
 
@@ -402,7 +411,7 @@ class Popen(subprocess.Popen):
         allow = dict(ro=ro, rox=rox, rw=rw, rwx=rwx, bind_tcp=bind_tcp,
                      connect_tcp=connect_tcp, scope=scope, compat=compat, abi=abi)
         self.plan, env = _sandbox_for(args, executable, shell, env, profile, ruleset, allow)
-        self.companion = _companion.for_plan(self.plan)
+        self.companion = _companion_of(self.plan)
         super().__init__(args, bufsize, executable, stdin, stdout, stderr, None,
                          close_fds, shell, cwd, env, universal_newlines, startupinfo,
                          creationflags, restore_signals, start_new_session, pass_fds,

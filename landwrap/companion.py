@@ -65,13 +65,19 @@ def _permitted() -> int | None:
     return None
 
 
+_cap_last = None
+
+
 def cap_last() -> int:
-    """The kernel's highest capability number (cap_last_cap)."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 63  # drop everything that might exist; EINVAL is ignored
+    """The kernel's highest capability number (cap_last_cap; cached)."""
+    global _cap_last
+    if _cap_last is None:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+                _cap_last = int(f.read())
+        except (OSError, ValueError):
+            _cap_last = 63  # try every bit; the child drops only what is there
+    return _cap_last
 
 
 class Companion:
@@ -192,3 +198,16 @@ def for_plan(plan, *, cap_add=(), supervised: bool = False, euid: int | None = N
         if line not in plan.dropped:
             plan.dropped.append(line)
     return c
+
+
+def status() -> dict:
+    """What this machine offers the companion (for `landwrap status`):
+    whether the filter can be installed, for which architecture, and
+    whether the launcher can supervise thread ids (user notifications)."""
+    from . import _sys
+
+    arch = _sys.seccomp_arch()
+    names = {0xC000003E: "x86_64", 0xC00000B7: "aarch64"}
+    ok = bool(arch) and _sys.seccomp_available(False)
+    return {"seccomp_filter": ok, "arch": names.get(arch),
+            "user_notification": ok and _sys.seccomp_available(True)}

@@ -312,16 +312,18 @@ def test_api_spawn_and_restrict_refuse_outside_processes(landlock, attacker, out
     # thread aiming at itself by tid is refused (documented)
     assert res["setrlimit"] == res["nice_self"] == res["affinity_self"] == 0
     assert res["thread_setaffinity_np"] == errno.EPERM
+    # restrict(): a thread started before it is covered too (TSYNC)
     code = (
         "import os, sys, threading, landwrap\n"
-        "t = threading.Thread(target=lambda: None); t.start(); t.join()\n"
-        "landwrap.restrict(profile=False)\n"
-        "res = {}\n"
+        "go = threading.Event(); res = {}\n"
         "def aim():\n"
+        "    go.wait()\n"
         "    try:\n"
         "        os.sched_setaffinity(int(sys.argv[1]), {0}); res['x'] = 0\n"
         "    except OSError as e: res['x'] = e.errno\n"
-        "t = threading.Thread(target=aim); t.start(); t.join()\n"
+        "t = threading.Thread(target=aim); t.start()\n"
+        "landwrap.restrict(profile=False)\n"
+        "go.set(); t.join()\n"
         "os.sched_setaffinity(0, os.sched_getaffinity(0))\n"
         "print(f\"affinity={res['x']}\")\n")
     r = subprocess.run([sys.executable, "-c", code, str(outsider.pid)], capture_output=True,
