@@ -206,6 +206,10 @@ int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed
  *  - socket(AF_INET | AF_INET6, SOCK_STREAM [| NONBLOCK | CLOEXEC],
  *    IPPROTO_MPTCP) -> EPROTONOSUPPORT, so programs fall back to TCP, which
  *    Landlock's TCP rules see (LW_SC_MPTCP, when TCP is restricted).
+ *    io_uring_setup -> ENOSYS with it: IORING_OP_SOCKET creates sockets
+ *    without the socket system call, so seccomp never sees them (checked:
+ *    an MPTCP socket through io_uring on 6.18).  Programs fall back to
+ *    plain system calls, as on a kernel without io_uring.
  *  - prlimit64, setpriority, sched_setaffinity, sched_setscheduler,
  *    sched_setparam, sched_setattr, ioprio_set aimed at another process ->
  *    EPERM (LW_SC_PROCS, when the signal scope is on).  Id 0 (the caller)
@@ -310,8 +314,10 @@ int lw_seccomp_build(int parts, int self_pid, void *out, int cap)
     op(&a, BPF_JMP | BPF_JGE | BPF_K, LW_X32_SYSCALL_BIT, L_ENOSYS, L_NEXT);
 #endif
     JEQ(&a, __NR_ioctl, L_IOCTL, L_NEXT);
-    if (parts & LW_SC_MPTCP)
+    if (parts & LW_SC_MPTCP) {
         JEQ(&a, __NR_socket, L_SOCKET, L_NEXT);
+        JEQ(&a, __NR_io_uring_setup, L_ENOSYS, L_NEXT);
+    }
     if (parts & LW_SC_PROCS) {
         for (size_t i = 0; i < sizeof(pid0_calls) / sizeof(*pid0_calls); i++)
             JEQ(&a, pid0_calls[i], L_PID0, L_NEXT);

@@ -4,7 +4,8 @@ Landlock hooks only some operations.  Two companions close the rest that
 landwrap promises (issue 8; the filter itself is in ``csrc/landwrap.c``):
 
 - the **seccomp filter**: terminal input injection (TIOCSTI/TIOCLINUX),
-  Multipath TCP sockets while TCP is restricted, and resource limits,
+  Multipath TCP sockets while TCP is restricted (and io_uring, which could
+  create them without a system call the filter sees), and resource limits,
   priority, affinity and scheduling of processes outside the sandbox while
   the signal scope is on;
 - the **capability drop**: a root sandbox keeps no capability (bounding,
@@ -136,7 +137,8 @@ class Companion:
             out.append(f"seccomp filter: not installed ({self.unavailable})")
         else:
             out.append("seccomp filter: ioctl TIOCSTI/TIOCLINUX -> EPERM")
-            out.append("  MPTCP sockets: " + ("EPROTONOSUPPORT (TCP is restricted)"
+            out.append("  MPTCP sockets: " + ("EPROTONOSUPPORT, and io_uring_setup: ENOSYS "
+                                              "(TCP is restricted)"
                                               if self.mptcp else "allowed (TCP unrestricted)"))
             if self.processes:
                 how = ("other ids of the sandbox's own threads are checked by the launcher"

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -49,6 +51,44 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* socket(AF_INET, SOCK_STREAM, MPTCP) through io_uring (IORING_OP_SOCKET):
+ * no socket system call for seccomp to see. */
+static void uring_mptcp(void)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    int fd = (int)syscall(__NR_io_uring_setup, 4, &p);
+    say("io_uring_setup", fd);
+    if (fd < 0)
+        return;
+    char *sq = mmap(0, p.sq_off.array + p.sq_entries * sizeof(unsigned) +
+                    p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe),
+                    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                    IORING_OFF_SQ_RING);
+    struct io_uring_sqe *sqes = mmap(0, p.sq_entries * sizeof(*sqes),
+                                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                                     fd, IORING_OFF_SQES);
+    unsigned *tail = (unsigned *)(sq + p.sq_off.tail);
+    unsigned *array = (unsigned *)(sq + p.sq_off.array);
+    memset(&sqes[0], 0, sizeof(sqes[0]));
+    sqes[0].opcode = IORING_OP_SOCKET;
+    sqes[0].fd = AF_INET;
+    sqes[0].off = SOCK_STREAM;
+    sqes[0].len = 262;
+    array[0] = 0;
+    __atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
+    if (syscall(__NR_io_uring_enter, fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
+        say("io_uring_enter", -1);
+        return;
+    }
+    /* single mmap (IORING_FEAT_SINGLE_MMAP): the CQ ring is the SQ ring */
+    struct io_uring_cqe *cqes = (struct io_uring_cqe *)(sq + p.cq_off.cqes);
+    unsigned head = *(unsigned *)(sq + p.cq_off.head);
+    int res = cqes[head & (p.cq_entries - 1)].res;
+    errno = -res;
+    say("uring_mptcp_socket", res < 0 ? -1 : 0);
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "";
@@ -81,6 +121,8 @@ int main(int argc, char **argv)
         say("mptcp6_socket", fd);
         fd = socket(AF_INET, SOCK_STREAM, 0);
         say("tcp_socket", fd);
+    } else if (!strcmp(cmd, "uring")) {
+        uring_mptcp();
     } else if (!strcmp(cmd, "prlimit")) {
         struct rlimit rl = {1, 1};
         say("prlimit", prlimit((pid_t)a, RLIMIT_CPU, &rl, NULL));

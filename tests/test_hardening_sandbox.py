@@ -343,6 +343,11 @@ def test_mptcp_cannot_go_around_tcp_rules(landlock, attacker):
         assert res["mptcp_socket"] == errno.EPROTONOSUPPORT, r.stderr
         assert res["mptcp6_socket"] == errno.EPROTONOSUPPORT
         assert res["tcp_socket"] == 0
+        # io_uring creates sockets without the socket system call
+        r, res = launch(attacker, "uring")
+        assert res == {"io_uring_setup": errno.ENOSYS}, (r.stdout, r.stderr)
+        r, res = launch(attacker, "uring", opts=["--unrestricted-net"])
+        assert res == {"io_uring_setup": 0, "uring_mptcp_socket": 0}, (r.stdout, r.stderr)
         # Control: with the network unrestricted, MPTCP is the kernel's business.
         srv.settimeout(10)
         r, res = launch(attacker, "mptcp", port, opts=["--unrestricted-net"])
