@@ -679,7 +679,10 @@ static void child_seccomp(const struct lw_spawn *s)
     }
 }
 
-static void __attribute__((noreturn)) child(const struct lw_spawn *s,
+/* Kept out of line (as CPython's _posixsubprocess does): inlined into
+ * lw_spawn, the compiler could reuse stack slots the suspended parent
+ * still needs after vfork returns. */
+static void __attribute__((noreturn, noinline)) child(const struct lw_spawn *s,
                                             const sigset_t *mask)
 {
     int fds[3];
@@ -791,7 +794,7 @@ static void __attribute__((noreturn)) child(const struct lw_spawn *s,
     child_fail(s, LW_STAGE_EXEC);
 }
 
-int lw_spawn(const struct lw_spawn *s)
+int __attribute__((noinline)) lw_spawn(const struct lw_spawn *s)
 {
     sigset_t all, old;
     pid_t pid;

@@ -36,6 +36,7 @@ from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
 
 from . import _sys, compat as _compat, companion as _companion, profile as _profile, spawn, threads
 from .errors import CommandNotFound, SpawnError, UsageError
+from .launcher import MAX_FD, MAX_ID
 from .ruleset import BEST_EFFORT, NOT_ENFORCED, STRICT, Plan, Ruleset
 
 TYPE_CHECKING = False
@@ -284,8 +285,6 @@ def status(abi: int | None = None) -> dict:
 # spawning ------------------------------------------------------------------
 
 _OS_ERRORS: dict = {}
-_MAX_ID = 4294967294   # (uid_t)-1 means "unchanged" to the kernel
-_MAX_FD = 2147483647
 
 
 def _as_oserror(e: SpawnError, filename) -> SpawnError:
@@ -457,10 +456,10 @@ class Popen(subprocess.Popen):
         if uid is not None:
             flags |= _sys.F_SET_UID
         for what, n in (("user", uid), ("group", gid)):
-            if n is not None and not 0 <= n <= _MAX_ID:
-                raise ValueError(f"{what} id {n} is out of range (0-{_MAX_ID})")
+            if n is not None and not 0 <= n <= MAX_ID:
+                raise ValueError(f"{what} id {n} is out of range (0-{MAX_ID})")
         keep = sorted({int(fd) for fd in pass_fds})
-        bad = [fd for fd in keep if not 0 <= fd <= _MAX_FD]
+        bad = [fd for fd in keep if not 0 <= fd <= MAX_FD]
         if bad:
             raise ValueError(f"pass_fds: {bad[0]} is not a file descriptor number")
         path = _locate(executable, env, cwd)
