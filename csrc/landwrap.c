@@ -222,6 +222,13 @@ int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed
  *    notification, which lets the call continue only when the id is a
  *    thread of the caller's thread group (lw_notif_answer); without it,
  *    EPERM: secondary threads cannot change their own scheduling by tid.
+ *    What stays open: between the supervisor's check and the kernel
+ *    continuing the call, the thread may exit and its id be reused by an
+ *    outside process (a race the supervisor cannot close; CONTINUE is only
+ *    safe for such re-checkable decisions); with the plain filter, self_pid
+ *    stays allowed after that process exits (the launcher keeps it an
+ *    unreaped zombie until every descendant is gone, so there the pid is
+ *    not reused; the Python API's spawns have no such guard).
  *
  * The architecture is checked first: a system call from another ABI (i386
  * or x32 on x86_64: other numbers, socketcall) fails with ENOSYS, so a
