@@ -54,13 +54,16 @@ def results(text: str) -> dict:
     return out
 
 
-def launch(exe, *cmd, opts=(), as_nobody=False, **kw):
+def launch(exe, *cmd, opts=(), as_nobody=False, ctty=False, **kw):
     """`landwrap run` the attacker (as root, or with landwrap itself run as
-    nobody); returns (CompletedProcess, {name: errno})."""
+    nobody; with *ctty*, in a new session whose controlling terminal is its
+    stdin); returns (CompletedProcess, {name: errno})."""
     argv = [sys.executable, "-m", "landwrap", "run", "-q", "--rox", os.path.dirname(exe),
             *opts, "--", exe, *map(str, cmd)]
     if as_nobody:
         argv = SETPRIV + argv
+    if ctty:
+        argv = ["setsid", "--ctty"] + argv
     kw.setdefault("stdout", subprocess.PIPE)
     kw.setdefault("stderr", subprocess.PIPE)
     r = subprocess.run(argv, text=True, cwd="/", timeout=60, **kw)
@@ -99,14 +102,14 @@ def test_tiocsti_cannot_inject_into_the_terminal(landlock, attacker, as_nobody):
         tty.setraw(slave)
         if as_nobody:
             os.fchown(slave, 65534, -1)
-        # the pty is the launcher's stdin and controlling terminal
+        # the pty is the launcher's stdin and controlling terminal: as nobody
+        # TIOCSTI works there when dev.tty.legacy_tiocsti is 1
         r, res = launch(attacker, "tiocsti", "id>/tmp/x\n", as_nobody=as_nobody,
-                        stdin=slave, start_new_session=True)
+                        stdin=slave, ctty=True)
         assert r.returncode == 0, r.stderr
         assert res["tiocsti"] == errno.EPERM
         for sub in ("tiocsti64", "tioclinux"):
-            r, res = launch(attacker, sub, as_nobody=as_nobody, stdin=slave,
-                            start_new_session=True)
+            r, res = launch(attacker, sub, as_nobody=as_nobody, stdin=slave, ctty=True)
             assert res[sub] == errno.EPERM, (sub, r.stdout, r.stderr)
         os.set_blocking(slave, False)
         try:
@@ -114,11 +117,14 @@ def test_tiocsti_cannot_inject_into_the_terminal(landlock, attacker, as_nobody):
         except BlockingIOError:
             queued = b""
         assert queued == b"", "input was injected into the terminal"
-        # Control: outside landwrap, as root, the same call injects (so this
-        # test can fail): CAP_SYS_ADMIN bypasses dev.tty.legacy_tiocsti.
-        if ROOT and not as_nobody:
-            subprocess.run([attacker, "tiocsti", "Q"], stdin=slave, check=True,
-                           stdout=subprocess.DEVNULL)
+        # Control: outside landwrap the same call injects (so this test can
+        # fail): as root always (CAP_SYS_ADMIN), as nobody on its controlling
+        # terminal when dev.tty.legacy_tiocsti is 1.
+        with open("/proc/sys/dev/tty/legacy_tiocsti") as f:
+            legacy = f.read().strip() == "1"
+        if not as_nobody or legacy:
+            argv = ["setsid", "--ctty"] + (SETPRIV if as_nobody else []) + [attacker, "tiocsti", "Q"]
+            subprocess.run(argv, stdin=slave, check=True, stdout=subprocess.DEVNULL)
             assert os.read(slave, 10) == b"Q"
     finally:
         os.close(master)
