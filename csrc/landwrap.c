@@ -15,10 +15,19 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <stdio.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <linux/securebits.h>
 
 #include "landwrap.h"
 
@@ -186,6 +195,354 @@ int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed
     return 0;
 }
 
+/* ---- the seccomp companion filter ------------------------------------
+ *
+ * Landlock hooks only some operations (LANDLOCK.md, pitfall 13).  This
+ * classic-BPF filter closes three gaps beside it, and nothing else:
+ *
+ *  - ioctl(fd, TIOCSTI | TIOCLINUX, ...) -> EPERM, always (typing into the
+ *    terminal the command inherited).  The kernel takes ioctl's command as
+ *    a 32-bit int: only the low 32 bits are compared.
+ *  - socket(AF_INET | AF_INET6, SOCK_STREAM [| NONBLOCK | CLOEXEC],
+ *    IPPROTO_MPTCP) -> EPROTONOSUPPORT, so programs fall back to TCP, which
+ *    Landlock's TCP rules see (LW_SC_MPTCP, when TCP is restricted).
+ *    io_uring_setup -> ENOSYS with it: IORING_OP_SOCKET creates sockets
+ *    without the socket system call, so seccomp never sees them (checked:
+ *    an MPTCP socket through io_uring on 6.18).  Programs fall back to
+ *    plain system calls, as on a kernel without io_uring.
+ *  - prlimit64, setpriority, sched_setaffinity, sched_setscheduler,
+ *    sched_setparam, sched_setattr, ioprio_set aimed at another process ->
+ *    EPERM (LW_SC_PROCS, when the signal scope is on).  Id 0 (the caller)
+ *    and self_pid (the sandboxed process, whose main thread has that id)
+ *    pass.  setpriority/ioprio_set on a process group or a user are
+ *    refused: they reach processes outside (the launcher is in the same
+ *    process group).  Any other id is a thread of the caller (pthread_
+ *    setaffinity_np, per-thread nice) or another process; BPF cannot tell
+ *    which.  With LW_SC_NOTIFY it goes to the launcher as a user
+ *    notification, which lets the call continue only when the id is a
+ *    thread of the caller's thread group (lw_notif_answer); without it,
+ *    EPERM: secondary threads cannot change their own scheduling by tid.
+ *    What stays open: between the supervisor's check and the kernel
+ *    continuing the call, the thread may exit and its id be reused by an
+ *    outside process (a race the supervisor cannot close; CONTINUE is only
+ *    safe for such re-checkable decisions); with the plain filter, self_pid
+ *    stays allowed after that process exits (the launcher keeps it an
+ *    unreaped zombie until every descendant is gone, so there the pid is
+ *    not reused; the Python API's spawns have no such guard).
+ *
+ * The architecture is checked first: a system call from another ABI (i386
+ * or x32 on x86_64: other numbers, socketcall) fails with ENOSYS, so a
+ * 32-bit program cannot go around the filter.  Architectures whose numbers
+ * this build does not know get no filter at all (lw_seccomp_arch() == 0),
+ * and strict mode refuses to run rather than install a wrong one.
+ */
+#ifndef SECCOMP_RET_USER_NOTIF
+#define SECCOMP_RET_USER_NOTIF 0x7fc00000U
+#endif
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#endif
+#ifndef SECCOMP_GET_ACTION_AVAIL
+#define SECCOMP_GET_ACTION_AVAIL 2
+#endif
+#define LW_IPPROTO_MPTCP 262
+#define LW_TIOCSTI 0x5412
+#define LW_TIOCLINUX 0x541C
+#define LW_PRIO_PROCESS 0
+#define LW_IOPRIO_WHO_PROCESS 1
+#define LW_X32_SYSCALL_BIT 0x40000000U
+
+#if defined(__x86_64__)
+#define LW_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__) && !defined(__AARCH64EB__)
+#define LW_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#else
+#define LW_AUDIT_ARCH 0U
+#endif
+
+uint32_t lw_seccomp_arch(void)
+{
+    return LW_AUDIT_ARCH;
+}
+
+#if LW_AUDIT_ARCH
+/* Offsets into struct seccomp_data; args are 64-bit, little endian here. */
+#define OFF_NR offsetof(struct seccomp_data, nr)
+#define OFF_ARCH offsetof(struct seccomp_data, arch)
+#define OFF_ARG_LO(i) (offsetof(struct seccomp_data, args) + 8 * (i))
+
+/* Jump targets: either a label (resolved once the program is laid out) or
+ * 0 (the next instruction). */
+enum { L_NEXT = 0, L_ALLOW, L_EPERM, L_EPROTO, L_ENOSYS, L_OTHER, L_CHECK,
+       L_IOCTL, L_SOCKET, L_SOCKTYPE, L_PID0, L_PRIO, L_IOPRIO, L_COUNT };
+
+struct bpf_asm {
+    struct sock_filter *out;
+    unsigned char jt[LW_SC_MAX_INSNS], jf[LW_SC_MAX_INSNS];
+    int at[L_COUNT];
+    int n, cap;
+};
+
+static void op(struct bpf_asm *a, uint16_t code, uint32_t k, int jt, int jf)
+{
+    if (a->n < a->cap && a->n < LW_SC_MAX_INSNS) {
+        a->out[a->n].code = code;
+        a->out[a->n].k = k;
+        a->jt[a->n] = (unsigned char)jt;
+        a->jf[a->n] = (unsigned char)jf;
+    }
+    a->n++;
+}
+
+#define LD(a, off) op(a, BPF_LD | BPF_W | BPF_ABS, (uint32_t)(off), 0, 0)
+#define JEQ(a, k, t, f) op(a, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(k), t, f)
+#define GOTO(a, l) op(a, BPF_JMP | BPF_JA, 0, l, 0)
+#define RET(a, k) op(a, BPF_RET | BPF_K, (uint32_t)(k), 0, 0)
+#define LABEL(a, l) ((a)->at[l] = (a)->n)
+#endif
+
+int lw_seccomp_build(int parts, int self_pid, void *out, int cap)
+{
+#if LW_AUDIT_ARCH
+    struct bpf_asm a;
+    static const int pid0_calls[] = {
+        __NR_prlimit64, __NR_sched_setaffinity, __NR_sched_setscheduler,
+        __NR_sched_setparam, __NR_sched_setattr,
+    };
+
+    memset(&a, 0, sizeof(a));
+    a.out = out;
+    a.cap = cap;
+
+    LD(&a, OFF_ARCH);
+    JEQ(&a, LW_AUDIT_ARCH, L_NEXT, L_ENOSYS);
+    LD(&a, OFF_NR);
+#if defined(__x86_64__)
+    op(&a, BPF_JMP | BPF_JGE | BPF_K, LW_X32_SYSCALL_BIT, L_ENOSYS, L_NEXT);
+#endif
+    JEQ(&a, __NR_ioctl, L_IOCTL, L_NEXT);
+    if (parts & LW_SC_MPTCP) {
+        JEQ(&a, __NR_socket, L_SOCKET, L_NEXT);
+        JEQ(&a, __NR_io_uring_setup, L_ENOSYS, L_NEXT);
+    }
+    if (parts & LW_SC_PROCS) {
+        for (size_t i = 0; i < sizeof(pid0_calls) / sizeof(*pid0_calls); i++)
+            JEQ(&a, pid0_calls[i], L_PID0, L_NEXT);
+        JEQ(&a, __NR_setpriority, L_PRIO, L_NEXT);
+        JEQ(&a, __NR_ioprio_set, L_IOPRIO, L_NEXT);
+    }
+    RET(&a, SECCOMP_RET_ALLOW);       /* every other call */
+
+    LABEL(&a, L_IOCTL);
+    LD(&a, OFF_ARG_LO(1));
+    JEQ(&a, LW_TIOCSTI, L_EPERM, L_NEXT);
+    JEQ(&a, LW_TIOCLINUX, L_EPERM, L_ALLOW);
+
+    if (parts & LW_SC_MPTCP) {
+        LABEL(&a, L_SOCKET);
+        LD(&a, OFF_ARG_LO(0));
+        JEQ(&a, AF_INET, L_SOCKTYPE, L_NEXT);
+        JEQ(&a, AF_INET6, L_NEXT, L_ALLOW);
+        LABEL(&a, L_SOCKTYPE);
+        LD(&a, OFF_ARG_LO(1));
+        op(&a, BPF_ALU | BPF_AND | BPF_K, ~(uint32_t)(SOCK_NONBLOCK | SOCK_CLOEXEC), 0, 0);
+        JEQ(&a, SOCK_STREAM, L_NEXT, L_ALLOW);
+        LD(&a, OFF_ARG_LO(2));
+        JEQ(&a, LW_IPPROTO_MPTCP, L_EPROTO, L_ALLOW);
+    }
+    if (parts & LW_SC_PROCS) {
+        LABEL(&a, L_PRIO);
+        LD(&a, OFF_ARG_LO(0));
+        JEQ(&a, LW_PRIO_PROCESS, L_NEXT, L_EPERM);
+        LD(&a, OFF_ARG_LO(1));
+        GOTO(&a, L_CHECK);
+        LABEL(&a, L_IOPRIO);
+        LD(&a, OFF_ARG_LO(0));
+        JEQ(&a, LW_IOPRIO_WHO_PROCESS, L_NEXT, L_EPERM);
+        LD(&a, OFF_ARG_LO(1));
+        GOTO(&a, L_CHECK);
+        LABEL(&a, L_PID0);
+        LD(&a, OFF_ARG_LO(0));
+        LABEL(&a, L_CHECK);          /* A: the target id */
+        JEQ(&a, 0, L_ALLOW, L_NEXT);
+        JEQ(&a, (uint32_t)self_pid, L_ALLOW, L_OTHER);
+        LABEL(&a, L_OTHER);
+        RET(&a, (parts & LW_SC_NOTIFY) ? SECCOMP_RET_USER_NOTIF
+                                        : SECCOMP_RET_ERRNO | EPERM);
+    }
+    LABEL(&a, L_ALLOW);
+    RET(&a, SECCOMP_RET_ALLOW);
+    LABEL(&a, L_EPERM);
+    RET(&a, SECCOMP_RET_ERRNO | EPERM);
+    LABEL(&a, L_EPROTO);
+    RET(&a, SECCOMP_RET_ERRNO | EPROTONOSUPPORT);
+    LABEL(&a, L_ENOSYS);
+    RET(&a, SECCOMP_RET_ERRNO | ENOSYS);
+
+    if (a.n > cap || a.n > LW_SC_MAX_INSNS) {
+        errno = ENOSPC;
+        return -1;
+    }
+    /* Resolve the labels: forward jumps only, each within 255. */
+    for (int i = 0; i < a.n; i++) {
+        int cls = BPF_CLASS(a.out[i].code), t = a.jt[i], f = a.jf[i];
+        if (cls != BPF_JMP)
+            continue;
+        if (BPF_OP(a.out[i].code) == BPF_JA) {
+            a.out[i].k = (uint32_t)(a.at[t] - i - 1);
+            a.out[i].jt = a.out[i].jf = 0;
+            continue;
+        }
+        t = t == L_NEXT ? 0 : a.at[t] - i - 1;
+        f = f == L_NEXT ? 0 : a.at[f] - i - 1;
+        if (t < 0 || t > 255 || f < 0 || f > 255) {
+            errno = EINVAL;
+            return -1;
+        }
+        a.out[i].jt = (unsigned char)t;
+        a.out[i].jf = (unsigned char)f;
+    }
+    return a.n;
+#else
+    errno = ENOSYS;  /* no filter for an architecture we do not know */
+    return -1;
+#endif
+}
+
+int lw_seccomp_install(int parts, int self_pid, unsigned int flags)
+{
+    struct sock_filter insns[LW_SC_MAX_INSNS];
+    struct sock_fprog prog;
+    int n = lw_seccomp_build(parts & ~LW_SC_NOTIFY, self_pid, insns,
+                             LW_SC_MAX_INSNS);
+
+    if (n < 0)
+        return -1;
+    prog.len = (unsigned short)n;
+    prog.filter = insns;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                        (flags & 1) ? SECCOMP_FILTER_FLAG_TSYNC : 0, &prog);
+}
+
+int lw_seccomp_available(int notify)
+{
+    uint32_t action = SECCOMP_RET_ERRNO;
+
+    if (!LW_AUDIT_ARCH)
+        return 0;
+    if (syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) < 0)
+        return errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS ? 0 : -1;
+    if (!notify)
+        return 1;
+    action = SECCOMP_RET_USER_NOTIF;
+    if (syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) < 0)
+        return errno == EOPNOTSUPP || errno == EINVAL ? 0 : -1;
+    return 1;
+}
+
+/* One fd over a unix socket (SCM_RIGHTS); sendmsg is async-signal-safe. */
+static int send_fd(int sock, int fd)
+{
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+    struct msghdr msg;
+    struct cmsghdr *c;
+
+    memset(&msg, 0, sizeof(msg));
+    memset(&u, 0, sizeof(u));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof(u.buf);
+    c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+int lw_notif_pair(int *fds)
+{
+    return socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, fds);
+}
+
+int lw_set_subreaper(void)
+{
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+int lw_recv_fd(int sock)
+{
+    char byte;
+    struct iovec iov = {&byte, 1};
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+    struct msghdr msg;
+    struct cmsghdr *c;
+    int fd;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof(u.buf);
+    if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 1)
+        return -1;
+    c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+        errno = EPROTO;
+        return -1;
+    }
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+int lw_notif_answer(int listener)
+{
+    struct seccomp_notif req;
+    struct seccomp_notif_resp resp;
+    char path[64];
+    struct stat st;
+    uint64_t target;
+    int allowed = 0;
+    struct pollfd pfd = {listener, POLLIN, 0};
+
+    if (poll(&pfd, 1, -1) < 0)
+        return -1;
+    if (!(pfd.revents & POLLIN)) {
+        errno = ESRCH;  /* POLLHUP: every process using the filter is gone */
+        return -1;
+    }
+    memset(&req, 0, sizeof(req));
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+        return errno == ENOENT ? 0 : -1;  /* ENOENT: the caller died */
+    /* The id the call aims at: arg 1 for setpriority/ioprio_set (whose
+     * "which" the filter already required to be a process), else arg 0. */
+    if (req.data.nr == __NR_setpriority || req.data.nr == __NR_ioprio_set)
+        target = req.data.args[1];
+    else
+        target = req.data.args[0];
+    target &= 0xffffffffU;
+    if (target > 0 && target < 0x7fffffffU) {
+        /* A thread of the caller's own thread group (same pid namespace:
+         * landwrap creates none). */
+        snprintf(path, sizeof(path), "/proc/%u/task/%u", (unsigned)req.pid,
+                 (unsigned)target);
+        allowed = stat(path, &st) == 0;
+    }
+    memset(&resp, 0, sizeof(resp));
+    resp.id = req.id;
+    if (allowed && ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0) {
+        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    } else {
+        resp.error = -EPERM;
+    }
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 && errno != ENOENT)
+        return -1;
+    return 0;
+}
+
 /* ---- child side ------------------------------------------------------ */
 
 static void __attribute__((noreturn)) child_fail(const struct lw_spawn *s,
@@ -202,14 +559,16 @@ static int close_fds_above(const struct lw_spawn *s)
 {
     /* Close every fd >= 3 except the kept ones, the error pipe and the
      * ruleset (both close-on-exec, needed until execve). */
-    int keep[64 + 2];
+    int keep[64 + 3];
     int n = 0, lo = 3;
     struct rlimit rl;
 
     for (int i = 0; i < s->n_keep && n < 64; i++)
         keep[n++] = s->keep_fds[i];
     keep[n++] = s->errpipe;
-    if (s->ruleset_fd >= 0)
+    if (s->notif_sock >= 0 && n < 64 + 2)
+        keep[n++] = s->notif_sock;
+    if (s->ruleset_fd >= 0 && n < 64 + 3)
         keep[n++] = s->ruleset_fd;
     /* insertion sort: n is tiny */
     for (int i = 1; i < n; i++)
@@ -240,7 +599,97 @@ static int close_fds_above(const struct lw_spawn *s)
     return 0;
 }
 
-static void __attribute__((noreturn)) child(const struct lw_spawn *s,
+/* Capabilities (root sandboxes).  Raw syscalls only: async-signal-safe. */
+static int drop_bounding(const struct lw_spawn *s)
+{
+    const int bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
+                     SECBIT_KEEP_CAPS_LOCKED;
+    int cur;
+
+    /* Only what is still there is dropped: a nested sandbox has nothing
+     * left to drop, and no CAP_SETPCAP to drop it with. */
+    for (int cap = 0; cap <= s->cap_last && cap < 64; cap++) {
+        if (s->keep_caps & (1ULL << cap))
+            continue;
+        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1 &&
+            prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+            return -1;
+    }
+    /* uid 0 gains nothing at execve; keep-caps off, and both locked. */
+    cur = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+    if (cur >= 0 && (cur & bits) == bits && !(cur & SECBIT_KEEP_CAPS))
+        return 0;
+    return prctl(PR_SET_SECUREBITS, (cur > 0 ? cur & ~SECBIT_KEEP_CAPS : 0) | bits,
+                 0, 0, 0);
+}
+
+static int drop_caps(const struct lw_spawn *s)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    uint32_t lo = (uint32_t)s->keep_caps, hi = (uint32_t)(s->keep_caps >> 32);
+
+    data[0].effective = data[0].permitted = data[0].inheritable = lo;
+    data[1].effective = data[1].permitted = data[1].inheritable = hi;
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        return -1;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 &&
+        errno != EINVAL)
+        return -1;
+    /* Ambient: what the command keeps across execve (with SECBIT_NOROOT,
+     * root's execve is an ordinary one). */
+    for (int cap = 0; cap < 64; cap++)
+        if ((s->keep_caps & (1ULL << cap)) &&
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+            return -1;
+    return 0;
+}
+
+static void child_seccomp(const struct lw_spawn *s)
+{
+    struct sock_filter insns[LW_SC_MAX_INSNS];
+    struct sock_fprog prog;
+    unsigned int flags = 0;
+    int n, fd;
+
+    n = lw_seccomp_build(s->seccomp_parts, (int)getpid(), insns,
+                         LW_SC_MAX_INSNS);
+    if (n < 0)
+        child_fail(s, LW_STAGE_SECCOMP);
+    prog.len = (unsigned short)n;
+    prog.filter = insns;
+    if (s->seccomp_parts & LW_SC_NOTIFY)
+        flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    fd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    if (fd < 0 && errno == EBUSY && flags) {
+        /* Inside another landwrap run: the kernel allows one listener per
+         * filter chain.  Refuse other ids outright (EPERM) instead; the
+         * launcher finds no listener and does not supervise. */
+        n = lw_seccomp_build(s->seccomp_parts & ~LW_SC_NOTIFY, (int)getpid(),
+                             insns, LW_SC_MAX_INSNS);
+        if (n < 0)
+            child_fail(s, LW_STAGE_SECCOMP);
+        prog.len = (unsigned short)n;
+        fd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+        if (fd < 0)
+            child_fail(s, LW_STAGE_SECCOMP);
+        return;
+    }
+    if (fd < 0)
+        child_fail(s, LW_STAGE_SECCOMP);
+    if (s->seccomp_parts & LW_SC_NOTIFY) {
+        /* Hand the listener to the launcher; the command must never have
+         * it (it could answer its own notifications). */
+        if (send_fd(s->notif_sock, fd) < 0)
+            child_fail(s, LW_STAGE_LISTENER);
+        close(fd);
+    }
+}
+
+/* Kept out of line (as CPython's _posixsubprocess does): inlined into
+ * lw_spawn, the compiler could reuse stack slots the suspended parent
+ * still needs after vfork returns. */
+static void __attribute__((noreturn, noinline)) child(const struct lw_spawn *s,
                                             const sigset_t *mask)
 {
     int fds[3];
@@ -303,6 +752,12 @@ static void __attribute__((noreturn)) child(const struct lw_spawn *s,
     if ((s->flags & LW_NEW_SESSION) && setsid() < 0)
         child_fail(s, LW_STAGE_SETSID);
 
+    /* Root: empty the bounding set and lock SECBIT_NOROOT while
+     * CAP_SETPCAP is still effective (the set*id calls below still need
+     * CAP_SETUID/CAP_SETGID, which the bounding set does not take away). */
+    if ((s->flags & LW_DROP_BOUNDING) && drop_bounding(s) < 0)
+        child_fail(s, LW_STAGE_CAPS);
+
     /* Credentials: groups, then gid, then uid (after which we could not). */
     if ((s->flags & LW_CLEAR_GROUPS) &&
         syscall(SYS_setgroups, 0, NULL) < 0)
@@ -313,6 +768,9 @@ static void __attribute__((noreturn)) child(const struct lw_spawn *s,
     if ((s->flags & LW_SET_UID) &&
         syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0)
         child_fail(s, LW_STAGE_SETUID);
+
+    if ((s->flags & LW_DROP_CAPS) && drop_caps(s) < 0)
+        child_fail(s, LW_STAGE_CAPS);
 
     /* Die with the launcher; set after the credential change, which would
      * clear it.  If the launcher is already gone, do not run at all. */
@@ -329,6 +787,8 @@ static void __attribute__((noreturn)) child(const struct lw_spawn *s,
         syscall(__NR_landlock_restrict_self, s->ruleset_fd,
                 s->restrict_flags) < 0)
         child_fail(s, LW_STAGE_RESTRICT);
+    if (s->flags & LW_SECCOMP)
+        child_seccomp(s);
 
     if (s->flags & LW_UNBLOCK_SIGNALS) {
         sigset_t none;
@@ -341,7 +801,7 @@ static void __attribute__((noreturn)) child(const struct lw_spawn *s,
     child_fail(s, LW_STAGE_EXEC);
 }
 
-int lw_spawn(const struct lw_spawn *s)
+int __attribute__((noinline)) lw_spawn(const struct lw_spawn *s)
 {
     sigset_t all, old;
     pid_t pid;

@@ -42,6 +42,9 @@ int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed
 #define LW_UNBLOCK_SIGNALS 32
 #define LW_RESTORE_SIGPIPE 64
 #define LW_CLOSE_FDS 128
+#define LW_DROP_CAPS 256      /* empty every capability set but keep_caps */
+#define LW_DROP_BOUNDING 512  /* also the bounding set + SECBIT_NOROOT (root) */
+#define LW_SECCOMP 1024       /* install the companion filter (see below) */
 
 /* Stages a child can fail at, reported through the error pipe. */
 #define LW_STAGE_DUP 1
@@ -55,6 +58,9 @@ int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed
 #define LW_STAGE_NO_NEW_PRIVS 9
 #define LW_STAGE_RESTRICT 10
 #define LW_STAGE_EXEC 11
+#define LW_STAGE_CAPS 12
+#define LW_STAGE_SECCOMP 13
+#define LW_STAGE_LISTENER 14
 
 struct lw_spawn {
     const char *path;          /* resolved program path */
@@ -70,6 +76,10 @@ struct lw_spawn {
     int flags;                 /* LW_* */
     unsigned int uid, gid;
     int parent_pid;            /* for LW_PDEATHSIG */
+    uint64_t keep_caps;        /* LW_DROP_CAPS: capabilities kept (bits) */
+    int cap_last;              /* /proc/sys/kernel/cap_last_cap */
+    int seccomp_parts;         /* LW_SC_* for LW_SECCOMP */
+    int notif_sock;            /* LW_SC_NOTIFY: socket the listener fd goes to */
 };
 
 struct lw_error {
@@ -81,6 +91,50 @@ struct lw_error {
  * pid, or -1 with errno when no child was created.  A child that fails
  * writes a struct lw_error to errpipe and exits with status 125. */
 int lw_spawn(const struct lw_spawn *s);
+
+/* ---- the seccomp companion filter --------------------------------------
+ * A classic-BPF program closing what Landlock's hooks leave open (see the
+ * comment block in landwrap.c).  Parts: */
+#define LW_SC_TTY 1        /* ioctl TIOCSTI/TIOCLINUX -> EPERM */
+#define LW_SC_MPTCP 2      /* socket(AF_INET[6], SOCK_STREAM, MPTCP) -> EPROTONOSUPPORT */
+#define LW_SC_PROCS 4      /* prlimit64, setpriority, sched_set*, ioprio_set on
+                              another process -> EPERM */
+#define LW_SC_NOTIFY 8     /* with LW_SC_PROCS: ask a supervisor (user
+                              notification) instead of EPERM for a non-zero id
+                              other than the process itself */
+#define LW_SC_MAX_INSNS 96
+
+/* The AUDIT_ARCH_* this build filters for, or 0 when landwrap does not know
+ * this architecture's system call numbers (no filter can be installed). */
+uint32_t lw_seccomp_arch(void);
+
+/* Write the filter for parts and self_pid into out (cap instructions, each
+ * 8 bytes as struct sock_filter); returns the number of instructions, or -1
+ * with errno.  Pure: async-signal-safe. */
+int lw_seccomp_build(int parts, int self_pid, void *out, int cap);
+
+/* Install the filter on the calling thread (flags: 1 = TSYNC, every thread
+ * of the process).  Needs no_new_privs.  Returns 0, -1 with errno, or the
+ * tid of a thread TSYNC could not synchronise. */
+int lw_seccomp_install(int parts, int self_pid, unsigned int flags);
+
+/* 1 when the kernel can install filters returning ERRNO (and, with
+ * notify, USER_NOTIF); 0 when not; -1 with errno. */
+int lw_seccomp_available(int notify);
+
+/* A close-on-exec unix datagram socket pair (listener fd transport). */
+int lw_notif_pair(int *fds);
+/* prctl(PR_SET_CHILD_SUBREAPER, 1). */
+int lw_set_subreaper(void);
+
+/* Supervisor side of LW_SC_NOTIFY (the launcher).  Receive the listener fd
+ * the child sent over sock (-1 with errno when none came). */
+int lw_recv_fd(int sock);
+/* Answer one notification from listener fd: allowed when the target id of
+ * the call is a thread of the caller's own thread group, else EPERM.
+ * Waits for one; returns 0, or -1 with errno (ESRCH: no process uses the
+ * filter any more). */
+int lw_notif_answer(int listener);
 
 /* ---- threads.c: restricting every thread (before TSYNC) -------------- */
 

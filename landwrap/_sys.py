@@ -110,6 +110,9 @@ STAGES = {
     lib.LW_STAGE_NO_NEW_PRIVS: "setting no_new_privs",
     lib.LW_STAGE_RESTRICT: "enforcing the Landlock ruleset",
     lib.LW_STAGE_EXEC: "exec",
+    lib.LW_STAGE_CAPS: "dropping capabilities",
+    lib.LW_STAGE_SECCOMP: "installing the seccomp companion filter",
+    lib.LW_STAGE_LISTENER: "passing the seccomp listener to the launcher",
 }
 STAGE_EXEC = lib.LW_STAGE_EXEC
 STAGE_RESTRICT = lib.LW_STAGE_RESTRICT
@@ -123,6 +126,11 @@ F_NEW_SESSION = lib.LW_NEW_SESSION
 F_UNBLOCK_SIGNALS = lib.LW_UNBLOCK_SIGNALS
 F_RESTORE_SIGPIPE = lib.LW_RESTORE_SIGPIPE
 F_CLOSE_FDS = lib.LW_CLOSE_FDS
+F_DROP_CAPS = lib.LW_DROP_CAPS
+F_DROP_BOUNDING = lib.LW_DROP_BOUNDING
+F_SECCOMP = lib.LW_SECCOMP
+STAGE_SECCOMP = lib.LW_STAGE_SECCOMP
+STAGE_CAPS = lib.LW_STAGE_CAPS
 
 _ERR_SIZE = ffi.sizeof("struct lw_error")
 MAX_KEEP_FDS = 64
@@ -153,7 +161,8 @@ class SpawnArgs:
 
     def __init__(self, path: bytes, argv, envp, *, cwd: bytes | None = None,
                  stdio=(-1, -1, -1), keep_fds=(), ruleset_fd=-1,
-                 restrict_flags=0, flags=0, uid=0, gid=0):
+                 restrict_flags=0, flags=0, uid=0, gid=0, keep_caps=0,
+                 cap_last=63, seccomp_parts=0, notif_sock=-1):
         if len(keep_fds) > MAX_KEEP_FDS:
             raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
         s = ffi.new("struct lw_spawn *")
@@ -178,6 +187,10 @@ class SpawnArgs:
         s.flags = flags
         s.uid = uid
         s.gid = gid
+        s.keep_caps = keep_caps
+        s.cap_last = cap_last
+        s.seccomp_parts = seccomp_parts
+        s.notif_sock = notif_sock
         self._s = s
         self._keep = keep
 
@@ -208,6 +221,80 @@ def read_child_error(errpipe_r: int):
     rec = ffi.new("struct lw_error *")
     ffi.memmove(rec, data, _ERR_SIZE)
     return rec.stage, rec.err
+
+
+# The seccomp companion filter ---------------------------------------------
+
+SC_TTY = lib.LW_SC_TTY
+SC_MPTCP = lib.LW_SC_MPTCP
+SC_PROCS = lib.LW_SC_PROCS
+SC_NOTIFY = lib.LW_SC_NOTIFY
+
+
+def seccomp_arch() -> int:
+    """The AUDIT_ARCH_* value the filter is built for; 0: unknown arch."""
+    return lib.lw_seccomp_arch()
+
+
+_seccomp_avail: dict = {}
+
+
+def seccomp_available(notify: bool = False) -> bool:
+    """Whether this kernel installs filters returning errors (and user
+    notifications, with *notify*).  Cached for the process."""
+    r = _seccomp_avail.get(notify)
+    if r is None:
+        r = lib.lw_seccomp_available(1 if notify else 0)
+        if r < 0:
+            raise _oserror()
+        r = _seccomp_avail[notify] = bool(r)
+    return r
+
+
+def seccomp_program(parts: int, self_pid: int) -> bytes:
+    """The filter as bytes (struct sock_filter[]), for inspection."""
+    cap = lib.LW_SC_MAX_INSNS
+    buf = ffi.new("char[]", 8 * cap)
+    n = lib.lw_seccomp_build(parts, self_pid, buf, cap)
+    if n < 0:
+        raise _oserror()
+    return ffi.unpack(buf, 8 * n)
+
+
+def seccomp_install(parts: int, self_pid: int, tsync: bool) -> None:
+    """Install the filter on this thread, or every thread with *tsync*.
+    OSError; ESRCH with the tid as filename when a thread could not be
+    synchronised."""
+    r = lib.lw_seccomp_install(parts, self_pid, 1 if tsync else 0)
+    if r < 0:
+        raise _oserror()
+    if r > 0:
+        raise OSError(3, "a thread could not be synchronised", str(r))
+
+
+def notif_pair() -> tuple:
+    fds = ffi.new("int[2]")
+    if lib.lw_notif_pair(fds) < 0:
+        raise _oserror()
+    return fds[0], fds[1]
+
+
+def set_subreaper() -> None:
+    if lib.lw_set_subreaper() < 0:
+        raise _oserror()
+
+
+def recv_fd(sock: int) -> int:
+    fd = lib.lw_recv_fd(sock)
+    if fd < 0:
+        raise _oserror()
+    return fd
+
+
+def notif_answer(listener: int) -> None:
+    """Receive and answer one seccomp user notification (blocks)."""
+    if lib.lw_notif_answer(listener) < 0:
+        raise _oserror()
 
 
 # Threads (csrc/threads.c) ------------------------------------------------

@@ -37,9 +37,10 @@ from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
 from typing import (IO, Any, AnyStr, Callable, Iterable, Literal, Mapping, Optional,
                     Sequence, TypedDict, TypeVar, Union, overload)
 
-from . import _sys, compat as _compat, profile as _profile, spawn, threads
+from . import _sys, compat as _compat, companion as _companion, profile as _profile, spawn, threads
 from .errors import (CommandNotFound, EnforcementError, LandwrapError, SandboxWarning,
                      SpawnError, UsageError)
+from .launcher import MAX_FD, MAX_ID
 from .ruleset import BEST_EFFORT, NOT_ENFORCED, STRICT, Plan, Ruleset
 
 TYPE_CHECKING = False
@@ -451,13 +452,31 @@ def _caller_level() -> int:
 @_api
 def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
     """Enforce a resolved *plan* on every thread of this process (the
-    engine of :func:`restrict` and :meth:`Ruleset.restrict`); children
-    started before are named as :func:`restrict` says."""
+    engine of :func:`restrict` and :meth:`Ruleset.restrict`), with the
+    seccomp companion filter (see ``landwrap.companion``) installed on
+    every thread at once (SECCOMP_FILTER_FLAG_TSYNC).  In-process, the
+    filter lets resource-limit and scheduling calls through only for id 0
+    and this process's pid: other threads of the process cannot aim at
+    themselves by tid.  Capabilities are left alone.  Children started
+    before are named as :func:`restrict` says."""
     if not plan.enforces_anything:
         return Enforcement(plan, None)
+    comp = _companion.for_plan(plan)   # strict: raises before anything is done
     _check_children(plan, strict_children)
     fd = _ready(plan).ruleset_fd()
-    return Enforcement(plan, threads.restrict_process(fd, plan.flags, plan.abi))
+    result = threads.restrict_process(fd, plan.flags, plan.abi)
+    if comp.filter:
+        try:
+            _sys.seccomp_install(comp.parts(), os.getpid(), True)
+        except OSError as e:
+            from .errors import EnforcementError
+
+            raise EnforcementError(
+                "the Landlock sandbox is enforced but the seccomp companion filter "
+                f"could not be installed: {e.strerror}"
+                + (f" (thread {e.filename})" if e.filename else "")
+                + "; the process is partly sandboxed and should exit") from None
+    return Enforcement(plan, result)
 
 
 # the kernel ----------------------------------------------------------------
@@ -654,6 +673,15 @@ def _no_nul(what: str, value: Any) -> None:
         raise ValueError(f"embedded null byte in {what}")
 
 
+def _companion_of(plan: Plan) -> Any:
+    """The companion for spawns in *plan* (decided once per plan and user)."""
+    key = os.geteuid()
+    cached = getattr(plan, "_companion", None)
+    if cached is None or cached[0] != key:
+        cached = plan._companion = (key, _companion.for_plan(plan, euid=key))
+    return cached[1]
+
+
 class Popen(subprocess.Popen[AnyStr]):
     """:class:`subprocess.Popen` whose child runs in a Landlock sandbox.
 
@@ -826,6 +854,13 @@ class Popen(subprocess.Popen[AnyStr]):
             flags |= _sys.F_SET_GID
         if uid is not None:
             flags |= _sys.F_SET_UID
+        for what, n in (("user", uid), ("group", gid)):
+            if n is not None and not 0 <= n <= MAX_ID:
+                raise ValueError(f"{what} id {n} is out of range (0-{MAX_ID})")
+        keep = sorted({int(fd) for fd in pass_fds})
+        bad = [fd for fd in keep if not 0 <= fd <= MAX_FD]
+        if bad:
+            raise ValueError(f"pass_fds: {bad[0]} is not a file descriptor number")
         path = _locate(executable, env, cwd)
         if self._lw_ruleset is not None:  # rebuilt if an allowed directory was replaced
             self.plan = _ready(self._lw_ruleset.plan())
@@ -833,8 +868,8 @@ class Popen(subprocess.Popen[AnyStr]):
             pid = spawn.start(
                 self.plan, path, args, env if env is not None else os.environ,
                 cwd=cwd, stdio=(p2cread, c2pwrite, errwrite),
-                keep_fds=sorted({int(fd) for fd in pass_fds}), flags=flags,
-                uid=uid or 0, gid=gid or 0)
+                keep_fds=keep, flags=flags, uid=uid or 0, gid=gid or 0,
+                companion=_companion_of(self.plan))
         except CommandNotFound as e:
             e.filename = os.fsdecode(os.fspath(executable))
             raise

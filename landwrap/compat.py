@@ -73,9 +73,12 @@ FS_FILE = sum(FS_RIGHTS[n][0] for n in (
     "execute", "write_file", "read_file", "truncate", "ioctl_dev", "resolve_unix"))
 
 # The shorthand access sets of --ro/--rox/--rw/--rwx and of profiles.
+# Writing does not include creating device nodes (make_char, make_block):
+# a device node is access to the device, not to the directory; a profile
+# that really means it names the exact right.
 _RO = ("read_file", "read_dir")
-_W = ("write_file", "remove_dir", "remove_file", "make_char", "make_dir",
-      "make_reg", "make_sock", "make_fifo", "make_block", "make_sym",
+_W = ("write_file", "remove_dir", "remove_file", "make_dir",
+      "make_reg", "make_sock", "make_fifo", "make_sym",
       "refer", "truncate", "ioctl_dev", "resolve_unix")
 ACCESS_SETS = {
     "ro": _RO,

@@ -30,9 +30,10 @@ RUN_OPTIONS = (
     (("--unrestricted-fs", "--unrestricted-filesystem"), "unrestricted_fs", FLAG, None, None,
      "Do not restrict filesystem access."),
     (("--unrestricted-net", "--unrestricted-network"), "unrestricted_net", FLAG, None, None,
-     "Do not restrict network access."),
+     "Do not restrict network access (this also allows Multipath TCP sockets)."),
     (("--unrestricted-scope", "--unrestricted-scoped"), "unrestricted_scope", FLAG, None, None,
-     "Do not isolate signals and abstract unix sockets."),
+     "Do not isolate signals and abstract unix sockets, nor refuse resource-limit and "
+     "scheduling calls on processes outside the sandbox."),
     (("--best-effort",), "best_effort", FLAG, None, None,
      "Run even if the kernel cannot enforce everything asked for; print what was dropped."),
     (("--strict",), "strict", FLAG, None, None,
@@ -48,6 +49,9 @@ RUN_OPTIONS = (
      "Pass this open file descriptor to the command (others above 2 are closed)."),
     (("--user",), "user", VALUE, str, "USER|UID", "As root: run the command as this user."),
     (("--group",), "group", VALUE, str, "GROUP|GID", "As root: run the command with this group."),
+    (("--cap-add",), "cap_add", MULTI, str, "CAP",
+     "As root: keep this capability (CAP_NET_RAW or net_raw) in the sandbox, "
+     "which otherwise has none. Repeatable."),
     (("--log-denials",), "log_denials", FLAG, None, None,
      "Have the kernel log what the sandbox denies (Landlock ABI 7) and, as root, print each "
      "denial with the option that would allow it when the command ends."),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from . import compat, launcher, policy, report, spawn
+from . import compat, companion, launcher, policy, report, spawn
 from .errors import EXIT_ERROR, LandwrapError, UsageError
 
 
@@ -125,6 +125,10 @@ def _run(opts: dict) -> int:
                              prof.env_settings() + list(opts.get("env") or ()))
     keep = launcher.check_keep_fds(opts.get("keep_fd") or ())
     uflags, uid, gid = launcher.resolve_user(opts.get("user"), opts.get("group"), env)
+    if opts.get("cap_add") and opts.get("user") is not None:
+        raise UsageError("--cap-add cannot be combined with --user: capabilities are "
+                         "kept only for a root sandbox")
+    comp = companion.for_plan(plan, cap_add=opts.get("cap_add") or (), supervised=True)
     if opts.get("dry_run"):
         try:
             path = spawn.find_program(argv[0], env.get("PATH"))
@@ -138,10 +142,12 @@ def _run(opts: dict) -> int:
             d["command"] = argv
             d["program"] = path
             d["profile_chosen"] = prof.why
+            d["companion"] = comp.to_dict()
             print(json.dumps(d, indent=2))
         else:
             print(report.format_plan(plan, path or f"{argv[0]} (not found)", argv,
                                      why=prof.why), end="")
+            print("beside Landlock:\n" + "".join(f"  {line}\n" for line in comp.lines()), end="")
         if path is None:
             report.error(missing)
             return missing.exit_code
@@ -160,6 +166,6 @@ def _run(opts: dict) -> int:
         report.warn(unsandboxed)
     if opts.get("log_denials"):
         return denials.run_logged(plan, argv, env, keep_fds=keep, user_flags=uflags,
-                                  uid=uid, gid=gid, path=path)
+                                  uid=uid, gid=gid, path=path, companion=comp)
     return launcher.run(plan, argv, env, keep_fds=keep, user_flags=uflags,
-                        uid=uid, gid=gid, path=path)
+                        uid=uid, gid=gid, path=path, companion=comp)

@@ -135,18 +135,42 @@ def _pipe_above_stdio() -> tuple:
     return ends[0], ends[1]
 
 
+def companion_flags(comp) -> tuple:
+    """(spawn flags, SpawnArgs keywords) for a companion.Companion."""
+    if comp is None:
+        return 0, {}
+    flags = _sys.F_DROP_CAPS
+    kw = {"keep_caps": comp.keep_mask()}
+    if comp.drop_caps:
+        from .companion import cap_last
+
+        flags |= _sys.F_DROP_BOUNDING
+        kw["cap_last"] = cap_last()
+    if comp.filter:
+        flags |= _sys.F_SECCOMP
+        kw["seccomp_parts"] = comp.parts()
+    return flags, kw
+
+
 def start(plan, path: str, argv, env, *, cwd=None, stdio=(-1, -1, -1),
-          keep_fds=(), flags=0, uid=0, gid=0) -> int:
+          keep_fds=(), flags=0, uid=0, gid=0, companion=None, notif_sock=-1) -> int:
     """Spawn *path* with *argv* and *env* (a mapping) inside *plan*'s sandbox
-    (``plan=None``: no Landlock domain, only no_new_privs).  Returns the pid
-    of a child that has reached execve successfully; raises otherwise."""
+    (``plan=None``: no Landlock domain, only no_new_privs) and its
+    *companion* (a companion.Companion: seccomp filter, capability drop).
+    With the filter's supervised part, the child sends its listener fd over
+    *notif_sock*.  Returns the pid of a child that has reached execve
+    successfully; raises otherwise."""
+    argv = [os.fsencode(a) for a in argv]
+    bcwd = os.fsencode(cwd) if cwd is not None else None
+    if any(b"\0" in a for a in argv) or (bcwd is not None and b"\0" in bcwd):
+        raise ValueError("embedded null byte in the arguments or the working directory")
     rfd = plan.ruleset_fd() if plan is not None else -1
+    cflags, ckw = companion_flags(companion)
     args = _sys.SpawnArgs(
-        os.fsencode(path), [os.fsencode(a) for a in argv], encode_env(env),
-        cwd=os.fsencode(cwd) if cwd is not None else None,
+        os.fsencode(path), argv, encode_env(env), cwd=bcwd,
         stdio=stdio, keep_fds=keep_fds, ruleset_fd=rfd,
         restrict_flags=plan.flags if plan is not None else 0,
-        flags=flags, uid=uid, gid=gid)
+        flags=flags | cflags, uid=uid, gid=gid, notif_sock=notif_sock, **ckw)
     r, w = _pipe_above_stdio()
     try:
         pid = _sys.spawn(args, w, os.getpid())
@@ -190,6 +214,14 @@ def child_error(plan, path: str, cwd, stage: int, err: int) -> Exception:
             hint = ("Landlock allows at most 16 nested sandboxes; this process "
                     "is already inside too many")
         return EnforcementError(f"failed to enforce the sandbox: {text}", hint, errno=err)
+    if stage == _sys.STAGE_SECCOMP:
+        return EnforcementError(f"failed to install the seccomp companion filter: {text}",
+                                "--best-effort runs without it where the kernel has none",
+                                errno=err)
+    if stage == _sys.STAGE_CAPS:
+        return EnforcementError(f"failed to drop capabilities: {text}",
+                                "landwrap needs CAP_SETPCAP to empty a root sandbox's "
+                                "bounding set", errno=err)
     if stage == _sys.STAGE_CHDIR:
         return SpawnError(f"cannot change directory to {cwd}: {text}", what, err)
     return SpawnError(f"sandbox setup failed while {what}: {text}", what, err)
