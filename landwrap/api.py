@@ -676,7 +676,7 @@ def _no_nul(what: str, value: Any) -> None:
 def _companion_of(plan: Plan) -> Any:
     """The companion for spawns in *plan* (decided once per plan and user)."""
     key = os.geteuid()
-    cached = getattr(plan, "_companion", None)
+    cached = plan._companion
     if cached is None or cached[0] != key:
         cached = plan._companion = (key, _companion.for_plan(plan, euid=key))
     return cached[1]

@@ -470,6 +470,8 @@ class Plan:
         self.status = NOT_ENFORCED
         self.unavailable = None
         self._fd = -1
+        #: (euid, companion.Companion) for spawns, cached by the API.
+        self._companion: tuple | None = None
         self._dirs: list = []  # (path, dev, ino) of directory rules, at build time
 
     def _resolve_paths(self, rules, handled: int) -> None:
