@@ -264,10 +264,12 @@ SECURITY_MODEL = (
     ("UDP bind, connect and send", "landlock", 10),
     ("terminal input injection (TIOCSTI, TIOCLINUX)", "seccomp", None),
     ("Multipath TCP sockets (bypass the TCP rules)", "seccomp", None),
+    ("io_uring (its socket operations bypass the seccomp filter)", "seccomp", None),
     ("prlimit, setpriority, sched_*, ioprio_set on other processes", "seccomp", None),
     ("root's privileges (mknod, raw sockets, bpf, sethostname...)", "capabilities", None),
     ("processes left running after the command exits", "launcher", None),
     ("/proc/PID/environ and maps of same-user processes", None, None),
     ("code run without execve (LD_PRELOAD, ld.so PROG, mmap PROT_EXEC)", None, None),
     ("file descriptors inherited from the caller", None, None),
+    ("user namespaces (unshare -U; Landlock still applies inside)", None, None),
 )

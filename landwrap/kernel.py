@@ -55,7 +55,9 @@ _MECHANISMS = {
 def security_model(abi: int) -> list:
     """compat.SECURITY_MODEL for a kernel at *abi*: each operation with the
     mechanism that covers it here (``covered`` False where nothing does)."""
-    seccomp = _has_seccomp()
+    from .companion import status as companion_status
+
+    seccomp = companion_status()["seccomp_filter"]
     rows = []
     for op, mech, need in compat.SECURITY_MODEL:
         if mech == "landlock":
@@ -67,18 +69,11 @@ def security_model(abi: int) -> list:
             covered, by = False, "nothing (out of Landlock's reach)"
         else:
             covered = seccomp if mech == "seccomp" else True
-            by = _MECHANISMS[mech] + ("" if covered else " - seccomp unavailable")
+            by = _MECHANISMS[mech] + ("" if covered else
+                                      " - unavailable here (kernel or architecture)")
         rows.append({"operation": op, "mechanism": mech, "abi": need,
                      "covered": covered, "by": by})
     return rows
-
-
-def _has_seccomp() -> bool:
-    try:
-        with open("/proc/self/status", "rb") as f:
-            return b"\nSeccomp:" in f.read()
-    except OSError:
-        return False
 
 
 def active_lsms() -> list | None:
