@@ -8,8 +8,9 @@ kernel will be given, what was dropped and why.  :meth:`Plan.ruleset_fd`
 builds the kernel ruleset once; it can then be enforced on the calling thread
 or handed to spawned children any number of times.
 
-Pure except for path resolution (stat/open O_PATH) and, in ``Plan``, the
-Landlock system calls through ``_sys``.
+Pure except for path resolution (open O_PATH, once per path: rules are bound
+to those descriptors as they are resolved) and, in ``Plan``, the Landlock
+system calls through ``_sys``.
 """
 
 from __future__ import annotations
@@ -357,15 +358,28 @@ class Plan:
         self.status = NOT_ENFORCED
         self.unavailable = None
         self._fd = -1
+        self._todo = None  # real paths whose rules are still to add (None: all)
+        self._complete = False
 
     def _resolve_paths(self, rules, handled: int) -> None:
         from . import _sys
 
         lexical = [_lexical(r.path) for r in rules]
-        infos = _sys.resolve_paths(lexical)
+        # Each path is opened once: the rules of paths without a symlink on
+        # the way are bound now to the descriptor that told their type (the
+        # rest are added by ruleset_fd()).
+        fd = self._eager_ruleset() if handled else -1
+        try:
+            infos = _sys.open_add_paths(fd, lexical, [r.access & handled for r in rules],
+                                        compat.FS_FILE)
+        except OSError as e:
+            self.close()
+            raise _rule_error(e) from None
         merged: dict = {}
-        for r, lex, (err, mode, real) in zip(rules, lexical, infos):
+        todo = self._todo = set() if fd >= 0 else None
+        for r, lex, (err, mode, real, added) in zip(rules, lexical, infos):
             if err:
+                self.close()
                 reason = os.strerror(err)
                 if r.required:
                     hint = None
@@ -375,6 +389,8 @@ class Plan:
                 self.skipped.append((r.path, r.origin, reason))
                 continue
             real = real or lex
+            if todo is not None and not added:
+                todo.add(real)
             is_dir = (mode & 0o170000) == 0o040000
             access = r.access & handled
             if not is_dir:
@@ -462,25 +478,23 @@ class Plan:
 
     def ruleset_fd(self) -> int:
         """The kernel ruleset (built on first use, then reused), or -1 when
-        there is nothing for Landlock to enforce.  Paths are opened now:
-        rules bind to the inodes that exist at this moment."""
-        if self._fd >= 0 or not self.enforces_anything:
+        there is nothing for Landlock to enforce.  Rules bind to the inodes
+        opened while resolving (paths without a symlink on the way) or now
+        (the rest, or all of them when the ruleset could not be made then)."""
+        if self._complete or not self.enforces_anything:
             return self._fd
         from . import _sys
-        size = (compat.ATTR_SIZE_SCOPED if self.scoped else
-                compat.ATTR_SIZE_NET if self.net else compat.ATTR_SIZE_FS)
-        try:
-            fd = _sys.create_ruleset(self.fs, self.net, self.scoped, size)
-        except OSError as e:
-            raise RulesetError(f"failed to create a ruleset: {e.strerror}") from None
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            fd = self._new_ruleset()
+            self._todo = None
+        rules = self.rules if self._todo is None else [
+            r for r in self.rules if r.path in self._todo]
         try:
             try:
-                _sys.add_path_rules(fd, [r.path for r in self.rules],
-                                    [r.access for r in self.rules])
+                _sys.add_path_rules(fd, [r.path for r in rules], [r.access for r in rules])
             except OSError as e:
-                raise RulesetError(f"failed to add a rule for {e.filename}: {e.strerror}",
-                                   "the path may have changed (or become a symlink) since "
-                                   "it was resolved; run again") from None
+                raise _rule_error(e) from None
             for port, bits, _ in self.ports:
                 try:
                     _sys.add_net_rule(fd, bits, port)
@@ -489,11 +503,34 @@ class Plan:
                         f"failed to add a rule for port {port}: {e.strerror}") from None
         except BaseException:
             os.close(fd)
+            self._todo = None
             raise
         self._fd = fd
+        self._complete = True
         return fd
 
+    def _new_ruleset(self) -> int:
+        from . import _sys
+        size = (compat.ATTR_SIZE_SCOPED if self.scoped else
+                compat.ATTR_SIZE_NET if self.net else compat.ATTR_SIZE_FS)
+        try:
+            return _sys.create_ruleset(self.fs, self.net, self.scoped, size)
+        except OSError as e:
+            raise RulesetError(f"failed to create a ruleset: {e.strerror}") from None
+
+    def _eager_ruleset(self) -> int:
+        """The kernel ruleset to bind path rules to while resolving, or -1
+        (e.g. a plan for another kernel's ABI): ruleset_fd() then builds it,
+        and reports why it cannot."""
+        try:
+            self._fd = self._new_ruleset()
+        except RulesetError:
+            self._fd = -1
+        return self._fd
+
     def close(self) -> None:
+        self._complete = False
+        self._todo = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -540,6 +577,12 @@ class Plan:
                        for p, o, c in self.redundant],
             "profiles": list(self.request.sources),
         }
+
+
+def _rule_error(e: OSError) -> RulesetError:
+    return RulesetError(f"failed to add a rule for {e.filename}: {e.strerror}",
+                        "the path may have changed (or become a symlink) since "
+                        "it was resolved; run again")
 
 
 def short_access(bits: int, handled: int, is_dir: bool = True) -> str:
