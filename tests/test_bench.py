@@ -6,6 +6,7 @@ landwrap isolated, so PYTHON* variables cannot put code into it."""
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -290,3 +291,22 @@ def test_launcher_installed_by_pip_is_the_sh_launcher():
         assert f.read() == g.read()
     with open(os.path.join(scripts, "landwrap-py"), encoding="utf-8") as f:
         assert f.readline().startswith("#!/")
+
+
+@pytest.mark.parametrize("args", [["status"], ["status", "--json"]])
+def test_status_without_click_prints_what_the_click_command_does(tmp_path, args):
+    env = _env(tmp_path)
+    fast = subprocess.run([sys.executable, "-m", "landwrap", *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+    code = ("import sys; from landwrap.cli import cli; "
+            "cli.main(args=sys.argv[1:], prog_name='landwrap')")
+    slow = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
+    assert fast.stdout == slow.stdout and fast.stdout.strip()
+    probe = "import sys, runpy; sys.argv = ['landwrap'] + sys.argv[1:]; " \
+            "runpy.run_module('landwrap', run_name='__main__')"
+    r = subprocess.run([sys.executable, "-X", "importtime", "-c", probe, *args],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and "landwrap.kernel" in r.stderr
+    assert not re.search(r"\|\s+click$", r.stderr, re.M)
