@@ -402,11 +402,7 @@ def bench_commands(n: int) -> dict:
 
 
 def _shipped(profile) -> list:
-    d = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(profile.__file__))),
-                     "profiles")
-    if not os.path.isdir(d):   # installed: the landwrap.profiles package
-        from . import profiles as _p  # noqa: F401
-        d = os.path.dirname(_p.__file__)
+    d = profile.PACKAGE_PROFILES
     return [os.path.join(d, n) for n in os.listdir(d) if n.endswith(".toml")]
 
 
