@@ -51,7 +51,8 @@ COUNTS = {
     "commands": (30, 10, 2),
     "memory": (10, 5, 1),
     "scale_sizes": ((10, 100, 1_000, 10_000, 100_000),) * 2 + ((10, 100),),
-    "scale_runs": (7, 3, 1),
+    "scale_runs": (5, 3, 1),
+    "nesting_runs": (3, 2, 1),
     "nesting": (tuple(range(1, 16)), (1, 2, 4, 8, 15), (1, 2)),
 }
 
@@ -98,11 +99,19 @@ def _run_ms(cmd, env=None) -> float:
     return (time.perf_counter() - t) * 1000
 
 
+def _check(cmd, env=None) -> None:
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       env=env, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)[:200]}: exit {r.returncode}: {r.stderr[-500:]}")
+
+
 def interleaved(cmds: dict, n: int, env=None) -> dict:
     """Median ms of each command (name -> argv), run in turn *n* times after
-    one warm-up round, so that drift in the machine's load hits all alike."""
+    one warm-up round that must succeed, so that drift in the machine's load
+    hits all alike."""
     for cmd in cmds.values():
-        _run_ms(cmd, env)
+        _check(cmd, env)
     xs: dict = {k: [] for k in cmds}
     for _ in range(n):
         for k, cmd in cmds.items():
@@ -110,13 +119,36 @@ def interleaved(cmds: dict, n: int, env=None) -> dict:
     return {k: statistics.median(v) for k, v in xs.items()}
 
 
+# A fork from a small process: a child forked from this (large) benchmark
+# process would count the benchmark's own pages in its ru_maxrss (exec keeps
+# the peak of the memory it replaces).
+_PEAK = r"""
+import os, sys
+pid = os.fork()
+if pid == 0:
+    fd = os.open(os.devnull, os.O_RDWR)
+    for i in (0, 1, 2):
+        os.dup2(fd, i)
+    try:
+        os.execv(sys.argv[1], sys.argv[1:])
+    finally:
+        os._exit(127)
+print(os.wait4(pid, 0)[2].ru_maxrss)
+"""
+
+
 def peak_kib(cmd, env=None) -> int:
-    """Peak resident memory (KiB) of *cmd* and the children it waited for."""
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, env=env)
-    _, _, ru = os.wait4(p.pid, 0)
-    p.returncode = 0
-    return ru.ru_maxrss
+    """Peak resident memory (KiB) of *cmd* and the children it waited for,
+    at least the small forking process's own (see :func:`peak_floor_kib`)."""
+    exe = cmd[0] if os.sep in cmd[0] else shutil.which(cmd[0])
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", _PEAK, exe, *cmd[1:]],
+                       capture_output=True, text=True, env=env, check=True)
+    return int(r.stdout)
+
+
+def peak_floor_kib() -> int:
+    """The least :func:`peak_kib` can report (its forking process)."""
+    return peak_kib(["/bin/true"])
 
 
 def landwrap_cmd() -> list:
@@ -416,12 +448,13 @@ def bench_memory(n: int) -> dict:
         run.append(peak_kib(lw + ["run", "--", "/bin/true"]))
     a, b = statistics.median(run), statistics.median(py)
     return {"target": target("peak memory, landwrap run -- /bin/true", a, b, 1.3, unit="KiB",
-                             floor_name="python -c pass")}
+                             floor_name="python -c pass"),
+            "measurable floor (KiB)": peak_floor_kib()}
 
 
 # scale -------------------------------------------------------------------
 
-def bench_scale(sizes, runs: int, depths) -> dict:
+def bench_scale(sizes, runs: int, depths, nruns: int) -> dict:
     lw = landwrap_cmd()
     out: dict = {"profile size": [], "nesting": []}
     with tempfile.TemporaryDirectory(prefix="landwrap-bench-") as d:
@@ -431,7 +464,7 @@ def bench_scale(sizes, runs: int, depths) -> dict:
         for size in sizes:
             prof = os.path.join(d, f"p{size}.toml")
             _write_profile(prof, files[:size])
-            cmd = lw + ["run", "-q", "-p", prof, "--", "/bin/true"]
+            cmd = lw + ["run", "-q", "-p", "default", "-p", prof, "--", "/bin/true"]
             med = interleaved({"python": py, "run": cmd}, runs, env)
             out["profile size"].append({"paths": size, "ms": med["run"],
                                         "ratio": med["run"] / med["python"]})
@@ -439,7 +472,7 @@ def bench_scale(sizes, runs: int, depths) -> dict:
         cmd = ["/bin/true"]
         for _ in range(depth):
             cmd = lw + ["run", "-q", *python_rox(), "--"] + cmd
-        med = interleaved({"python": [sys.executable, "-c", "pass"], "run": cmd}, runs)
+        med = interleaved({"python": [sys.executable, "-c", "pass"], "run": cmd}, nruns)
         out["nesting"].append({"layers": depth, "ms": med["run"],
                                "ms per layer": med["run"] / depth,
                                "ratio": med["run"] / med["python"]})
@@ -481,7 +514,8 @@ def run_all(mode: int) -> dict:
         ("5 denials", lambda: bench_denials(c["denials"])),
         ("6 commands", lambda: bench_commands(c["commands"])),
         ("7 memory", lambda: bench_memory(c["memory"])),
-        ("scale", lambda: bench_scale(c["scale_sizes"], c["scale_runs"], c["nesting"])),
+        ("scale", lambda: bench_scale(c["scale_sizes"], c["scale_runs"], c["nesting"],
+                                              c["nesting_runs"])),
     )
     res["seconds per part"] = {}
     for key, fn in steps:
