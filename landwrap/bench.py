@@ -468,10 +468,12 @@ def bench_scale(sizes, runs: int, depths, nruns: int) -> dict:
             med = interleaved({"python": py, "run": cmd}, runs, env)
             out["profile size"].append({"paths": size, "ms": med["run"],
                                         "ratio": med["run"] / med["python"]})
+    # each layer's landwrap must read its interpreter and its own code
+    rox = python_rox() + [x for d in _import_dirs() for x in ("--rox", d)]
     for depth in depths:
         cmd = ["/bin/true"]
         for _ in range(depth):
-            cmd = lw + ["run", "-q", *python_rox(), "--"] + cmd
+            cmd = lw + ["run", "-q", *rox, "--"] + cmd
         med = interleaved({"python": [sys.executable, "-c", "pass"], "run": cmd}, nruns)
         out["nesting"].append({"layers": depth, "ms": med["run"],
                                "ms per layer": med["run"] / depth,
