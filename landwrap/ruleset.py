@@ -333,6 +333,16 @@ def _lexical(path: str) -> str:
     return path
 
 
+def _lexical_all(paths: list) -> list:
+    """:func:`_lexical` of each path; one scan of them all when all are
+    already absolute and normalized (as profiles give them)."""
+    joined = "\0".join(paths)
+    if (joined[:1] == "/" and joined.count("\0/") == len(paths) - 1 and "//" not in joined
+            and "/." not in joined and "/\0" not in joined and joined[-1:] != "/"):
+        return paths
+    return [_lexical(p) for p in paths]
+
+
 class Plan:
     """The sandbox as the kernel will get it (see :meth:`Ruleset.resolve`).
 
@@ -364,7 +374,7 @@ class Plan:
     def _resolve_paths(self, rules, handled: int) -> None:
         from . import _sys
 
-        lexical = [_lexical(r.path) for r in rules]
+        lexical = _lexical_all([r.path for r in rules])
         # Each path is opened once: the rules of paths without a symlink on
         # the way are bound now to the descriptor that told their type (the
         # rest are added by ruleset_fd()).
