@@ -389,9 +389,9 @@ class Plan:
         todo = self._todo = set() if fd >= 0 else None
         for r, lex, (err, mode, real, added) in zip(rules, lexical, infos):
             if err:
-                self.close()
                 reason = os.strerror(err)
                 if r.required:
+                    self.close()
                     hint = None
                     if r.origin and r.origin.startswith("--"):
                         hint = "create it first, or pass --ignore-missing to skip it"

@@ -161,6 +161,18 @@ def tmp_secret(t):
     return p
 
 
+def test_rules_are_bound_while_resolving_with_optional_paths_missing(tree, landlock):
+    # (performance, checked through the plan's state: the ruleset is made
+    # while resolving and ruleset_fd() has only the symlinked rule left)
+    t, _ = tree
+    plan = (Ruleset().allow(t / "a", "ro").allow(t / "missing", "ro", required=False)
+            .allow(t / "a" / "link", "ro").resolve())
+    assert plan.skipped and plan._fd >= 0 and plan._todo == {str(t / "out")}
+    fd = plan.ruleset_fd()
+    assert fd >= 0 and plan.ruleset_fd() == fd
+    plan.close()
+
+
 def test_missing_required_path_under_a_covered_dir_is_still_an_error(tree):
     t, _ = tree
     from landwrap.errors import PathError
