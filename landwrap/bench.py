@@ -113,9 +113,12 @@ def interleaved(cmds: dict, n: int, env=None) -> dict:
     for cmd in cmds.values():
         _check(cmd, env)
     xs: dict = {k: [] for k in cmds}
-    for _ in range(n):
-        for k, cmd in cmds.items():
-            xs[k].append(_run_ms(cmd, env))
+    names = list(cmds)
+    for i in range(n):
+        # each round starts with the next command, so that none is always
+        # the one that runs after a given other (caches, CPU frequency)
+        for k in names[i % len(names):] + names[:i % len(names)]:
+            xs[k].append(_run_ms(cmds[k], env))
     return {k: statistics.median(v) for k, v in xs.items()}
 
 
@@ -372,10 +375,14 @@ def bench_files(count: int, rounds: int) -> dict:
         boxed = landwrap_cmd() + ["run", "-q", *python_rox(), "--ro", d, "--"] + plain
         bare = plain + ["bare"] + _import_dirs()
         xs: dict = {"outside": [], "landwrap default sandbox": [], "bare one-rule domain": []}
-        for _ in range(rounds):
-            for cmd, acc in zip((plain, boxed, bare), xs.values()):
+        runs = list(zip((plain, boxed, bare), xs.values()))
+        for _ in range(rounds + 1):           # the first round warms the page cache
+            for cmd, acc in runs:
                 r = subprocess.run(cmd, capture_output=True, text=True, check=True)
                 acc.append(float(r.stdout.split()[0]) * 1000)
+            runs = runs[1:] + runs[:1]
+        for acc in xs.values():
+            del acc[0]
     med = {k: statistics.median(v) for k, v in xs.items()}
     return {"files": count, "medians_ms": med,
             "bare/outside": med["bare one-rule domain"] / med["outside"],
