@@ -181,3 +181,33 @@ struct lw_thread_mask {
  * returns how many, or -1 with errno.  One call, so that a process whose
  * threads fight over the GIL pays for it once. */
 int lw_thread_masks(int task_fd, struct lw_thread_mask *out, int cap);
+
+/* ---- paths.c: resolving and adding path rules, one open per path ---- */
+
+/* For n paths (absolute, normalized, back to back as for lw_resolve_paths):
+ * open each once, report in err[i] 0 or the errno of opening it, in mode[i]
+ * its st_mode and, when a symlink is on the way, its real path (written
+ * into realbuf at real_off[i], real_len[i] bytes; real_off -1: no symlink,
+ * -2: realbuf full).  When ruleset_fd >= 0, bind a rule with allowed[i]
+ * (masked with file_mask for a non-directory) to that same descriptor,
+ * unless a symlink is on the way (left to the caller) or the rules of its
+ * lexical ancestors added here grant it all.  added[i] is 1 when the rule
+ * was added, 2 when ancestors' rules added here grant it all, else 0.
+ * Returns 0, or -1 with errno and *failed set to the index whose rule the
+ * kernel refused (-1: no memory). */
+int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
+                      const uint64_t *allowed, uint64_t file_mask,
+                      int *err, unsigned int *mode, int *real_off,
+                      int *real_len, int *added, char *realbuf, int realcap,
+                      int *failed);
+
+/* ---- floor.c: the benchmark's floors (bare system calls) ------------- */
+
+/* open(O_PATH) + landlock_add_rule + close for each of n paths (as above);
+ * returns the number of rules added. */
+int lw_floor_path_rules(int ruleset_fd, const char *paths, int n,
+                        uint64_t allowed);
+
+/* Restrict the calling thread with one layer handling `handled` and one
+ * rule granting all of it beneath "/".  0, or -1 with errno. */
+int lw_floor_bare_domain(uint64_t handled);

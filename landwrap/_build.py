@@ -17,7 +17,7 @@ ffibuilder.set_source(
     "landwrap._lwcffi",
     '#include <stdint.h>\n#include <stddef.h>\n#include "landwrap.h"\n',
     sources=[os.path.relpath(os.path.join(_CSRC, name))
-             for name in ("landwrap.c", "threads.c")],
+             for name in ("landwrap.c", "threads.c", "floor.c", "paths.c")],
     include_dirs=[os.path.relpath(_CSRC)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )

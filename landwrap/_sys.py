@@ -8,6 +8,7 @@ module, landwrap speaks Python.  No policy here.
 from __future__ import annotations
 
 import os
+import sys
 
 from ._lwcffi import ffi, lib
 
@@ -94,6 +95,60 @@ def add_path_rules(ruleset_fd: int, paths, allowed) -> None:
     failed = ffi.new("int *")
     if lib.lw_add_path_rules(ruleset_fd, blob, bits, n, failed) < 0:
         raise _oserror(paths[failed[0]])
+
+
+def open_add_paths(ruleset_fd: int, paths, allowed, file_mask: int) -> list:
+    """Resolve *paths* (absolute, normalized str) opening each once and, with
+    a *ruleset_fd* >= 0, bind their rules to those same descriptors (see
+    csrc/paths.c).  ``[(err, mode, real, added)]`` per path: ``err``, ``mode``
+    and ``real`` as :func:`resolve_paths`, ``added`` 1 when the rule was
+    added, 2 when an ancestor's rule added here grants it all, 0 when the
+    caller must still add it (a symlink on the way).  OSError names the path
+    whose rule the kernel refused."""
+    n = len(paths)
+    if not n:
+        return []
+    blob = _blob(paths)
+    err, mode, off, length, added = (ffi.new(t, n) for t in (
+        "int[]", "unsigned int[]", "int[]", "int[]", "int[]"))
+    cap = 64 * 1024
+    realbuf = ffi.new("char[]", cap)
+    failed = ffi.new("int *")
+    if lib.lw_open_add_paths(ruleset_fd, blob, n, ffi.new("uint64_t[]", allowed),
+                             file_mask, err, mode, off, length, added, realbuf, cap,
+                             failed) < 0:
+        raise _oserror(paths[failed[0]] if failed[0] >= 0 else None)
+    offs = ffi.unpack(off, n)
+    real = [None] * n
+    if min(offs) < -1 or max(offs) >= 0:
+        for i, o in enumerate(offs):
+            if o == -2:
+                real[i] = os.path.realpath(paths[i])
+            elif o >= 0:
+                real[i] = os.fsdecode(ffi.unpack(realbuf + o, length[i]))
+    return list(zip(ffi.unpack(err, n), ffi.unpack(mode, n), real, ffi.unpack(added, n)))
+
+
+def _blob(paths) -> bytes:
+    """*paths* (str) as NUL-terminated strings back to back, encoded as
+    os.fsencode does, in one call."""
+    return ("\0".join(paths) + "\0").encode(_FS_ENCODING, "surrogateescape")
+
+
+_FS_ENCODING = sys.getfilesystemencoding()
+
+
+def floor_path_rules(ruleset_fd: int, paths, allowed: int) -> int:
+    """The benchmark's kernel floor: open(O_PATH) + landlock_add_rule +
+    close for each path, nothing else; returns how many rules were added."""
+    return lib.lw_floor_path_rules(ruleset_fd, _blob(paths), len(paths), allowed)
+
+
+def floor_bare_domain(handled: int) -> None:
+    """The benchmark's floor for file-heavy work: this thread restricted by
+    one layer with a single rule granting *handled* beneath /."""
+    if lib.lw_floor_bare_domain(handled) < 0:
+        raise _oserror()
 
 
 # Spawn -------------------------------------------------------------------

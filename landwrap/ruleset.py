@@ -8,8 +8,9 @@ kernel will be given, what was dropped and why.  :meth:`Plan.ruleset_fd`
 builds the kernel ruleset once; it can then be enforced on the calling thread
 or handed to spawned children any number of times.
 
-Pure except for path resolution (stat/open O_PATH) and, in ``Plan``, the
-Landlock system calls through ``_sys``.
+Pure except for path resolution (open O_PATH, once per path: rules are bound
+to those descriptors as they are resolved) and, in ``Plan``, the Landlock
+system calls through ``_sys``.
 """
 
 from __future__ import annotations
@@ -445,6 +446,16 @@ def _fd_is_ours(fd: int, plan) -> bool:
     return (st.st_dev, st.st_ino) == entry[1] and flags == entry[2]
 
 
+def _lexical_all(paths: list) -> list:
+    """:func:`_lexical` of each path; one scan of them all when all are
+    already absolute and normalized (as profiles give them)."""
+    joined = "\0".join(paths)
+    if (joined[:1] == "/" and joined.count("\0/") == len(paths) - 1 and "//" not in joined
+            and "/." not in joined and "/\0" not in joined and joined[-1:] != "/"):
+        return paths
+    return [_lexical(p) for p in paths]
+
+
 class Plan:
     """The sandbox as the kernel will get it (see :meth:`Ruleset.resolve`).
 
@@ -473,18 +484,31 @@ class Plan:
         #: (euid, companion.Companion) for spawns, cached by the API.
         self._companion: tuple | None = None
         self._dirs: list = []  # (path, dev, ino) of directory rules, at build time
+        self._todo = None  # real paths whose rules are still to add (None: all)
+        self._complete = False
 
     def _resolve_paths(self, rules, handled: int) -> None:
         from . import _sys
 
-        lexical = [_lexical(r.path) for r in rules]
-        infos = _sys.resolve_paths(lexical)
+        lexical = _lexical_all([r.path for r in rules])
+        # Each path is opened once: the rules of paths without a symlink on
+        # the way are bound now to the descriptor that told their type (the
+        # rest are added by ruleset_fd()).
+        fd = self._eager_ruleset() if handled else -1
+        try:
+            infos = _sys.open_add_paths(fd, lexical, [r.access & handled for r in rules],
+                                        compat.FS_FILE)
+        except OSError as e:
+            self.close()
+            raise _rule_error(e) from e
         merged: dict = {}
         moved = []  # (rule, lexical, real): a symlink was followed
-        for r, lex, (err, mode, real) in zip(rules, lexical, infos):
+        todo = self._todo = set() if fd >= 0 else None
+        for r, lex, (err, mode, real, added) in zip(rules, lexical, infos):
             if err:
                 reason = os.strerror(err)
                 if r.required:
+                    self.close()
                     hint = None
                     if r.origin and r.origin.startswith("--"):
                         hint = "create it first, or pass --ignore-missing to skip it"
@@ -493,6 +517,8 @@ class Plan:
                 self.skipped.append((r.path, r.origin, reason))
                 continue
             real = real or lex
+            if todo is not None and not added:
+                todo.add(real)
             is_dir = (mode & 0o170000) == 0o040000
             access = r.access & handled
             if not is_dir:
@@ -508,8 +534,12 @@ class Plan:
                     entry.origins.append(r.origin)
         if not handled:
             return
-        self._check_protected(merged)
-        self._check_moved(merged, moved)
+        try:
+            self._check_protected(merged)
+            self._check_moved(merged, moved)
+        except BaseException:
+            self.close()
+            raise
         # Drop rules whose rights their ancestors' rules already grant.
         # Sorted order puts every directory before what is beneath it, so the
         # coverage of a directory is final when it is first looked up.
@@ -542,6 +572,8 @@ class Plan:
             else:
                 self.redundant.append((real, rule.origins[0], by))
         self.rules = list(kept.values())
+        if fd >= 0:   # the directories as they were bound, for replaced()
+            self._dirs = _identities(r.path for r in self.rules if r.is_dir)
 
     def _check_protected(self, merged: dict) -> None:
         """landwrap's own state is never writable from the sandbox: a rule
@@ -668,36 +700,32 @@ class Plan:
 
     def ruleset_fd(self) -> int:
         """The kernel ruleset (built on first use, then reused), or -1 when
-        there is nothing for Landlock to enforce.  Paths are opened now:
-        rules bind to the inodes that exist at this moment.
+        there is nothing for Landlock to enforce.  Rules bind to the inodes
+        opened while resolving (paths without a symlink on the way) or now
+        (the rest, or all of them when the ruleset could not be made then).
 
         The kept descriptor is checked before each reuse (:func:`_fd_is_ours`):
         code that closed it (``os.closerange``) may have let another ruleset,
-        or any file, take its number.  Then the ruleset is built again."""
-        if self._fd >= 0:
-            if _fd_is_ours(self._fd, self):
-                return self._fd
-            self._fd = -1   # not ours any more: never close what is not ours
-        if not self.enforces_anything:
+        or any file, take its number.  Then the ruleset is built again, all
+        of it."""
+        if self._fd >= 0 and not _fd_is_ours(self._fd, self):
+            # not ours any more: never close what is not ours; start over
+            self._fd, self._complete, self._todo = -1, False, None
+        if self._complete or not self.enforces_anything:
             return self._fd
         from . import _sys
-        size = (compat.ATTR_SIZE_SCOPED if self.scoped else
-                compat.ATTR_SIZE_NET if self.net else compat.ATTR_SIZE_FS)
-        try:
-            fd = _sys.create_ruleset(self.fs, self.net, self.scoped, size)
-        except OSError as e:
-            raise RulesetError(f"failed to create a ruleset: {e.strerror}",
-                               errno=e.errno) from e
-        self._dirs = _identities(r.path for r in self.rules if r.is_dir)
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            fd = self._new_ruleset()
+            self._todo = None
+            self._dirs = _identities(r.path for r in self.rules if r.is_dir)
+        rules = self.rules if self._todo is None else [
+            r for r in self.rules if r.path in self._todo]
         try:
             try:
-                _sys.add_path_rules(fd, [r.path for r in self.rules],
-                                    [r.access for r in self.rules])
+                _sys.add_path_rules(fd, [r.path for r in rules], [r.access for r in rules])
             except OSError as e:
-                raise RulesetError(f"failed to add a rule for {e.filename}: {e.strerror}",
-                                   "the path may have changed (or become a symlink) since "
-                                   "it was resolved; run again",
-                                   errno=e.errno, path=e.filename) from e
+                raise _rule_error(e) from e
             for port, bits, _ in self.ports:
                 try:
                     _sys.add_net_rule(fd, bits, port)
@@ -705,11 +733,13 @@ class Plan:
                     raise RulesetError(
                         f"failed to add a rule for port {port}: {e.strerror}",
                         errno=e.errno, port=port) from e
-            _claim_fd(fd, self)
         except BaseException:
+            _OWNERS.pop(fd, None)
             os.close(fd)
+            self._todo = None
             raise
         self._fd = fd
+        self._complete = True
         return fd
 
     def replaced(self) -> list:
@@ -730,7 +760,31 @@ class Plan:
                 out.append(p)
         return out
 
+    def _new_ruleset(self) -> int:
+        from . import _sys
+        size = (compat.ATTR_SIZE_SCOPED if self.scoped else
+                compat.ATTR_SIZE_NET if self.net else compat.ATTR_SIZE_FS)
+        try:
+            fd = _sys.create_ruleset(self.fs, self.net, self.scoped, size)
+        except OSError as e:
+            raise RulesetError(f"failed to create a ruleset: {e.strerror}",
+                               errno=e.errno) from e
+        _claim_fd(fd, self)
+        return fd
+
+    def _eager_ruleset(self) -> int:
+        """The kernel ruleset to bind path rules to while resolving, or -1
+        (e.g. a plan for another kernel's ABI): ruleset_fd() then builds it,
+        and reports why it cannot."""
+        try:
+            self._fd = self._new_ruleset()
+        except RulesetError:
+            self._fd = -1
+        return self._fd
+
     def close(self) -> None:
+        self._complete = False
+        self._todo = None
         if self._fd >= 0:
             if _fd_is_ours(self._fd, self):
                 _OWNERS.pop(self._fd, None)
@@ -791,6 +845,12 @@ def _identities(paths) -> list:
             continue
         out.append((p, st.st_dev, st.st_ino))
     return out
+
+
+def _rule_error(e: OSError) -> RulesetError:
+    return RulesetError(f"failed to add a rule for {e.filename}: {e.strerror}",
+                        "the path may have changed (or become a symlink) since "
+                        "it was resolved; run again", errno=e.errno, path=e.filename)
 
 
 def short_access(bits: int, handled: int, is_dir: bool = True) -> str:
