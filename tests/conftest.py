@@ -2,16 +2,55 @@
 
 Enforcement tests run real sandboxed processes on the real kernel.  With
 LANDWRAP_REQUIRE_LANDLOCK=1 (as .ci/run sets) a kernel without Landlock
-fails the run instead of skipping those tests.
+fails the run instead of skipping those tests.  Tests that run a program
+which is not installed skip, naming its Debian package; with
+LANDWRAP_REQUIRE_APPS=1 (as .ci/run sets after installing them) they fail.
+
+Run from a checkout, the tests test the checkout when its extension is
+built (an editable install) and the installed landwrap otherwise.
 """
 
+import atexit
+import glob
+import importlib.machinery
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
-from landwrap import _sys
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _test_the_installed_landwrap():
+    """Let a regular (non-editable) install be tested from its checkout.
+
+    `python -m pytest` puts the working directory first on sys.path, and so
+    do `python -m landwrap` and `python -c` in the tests' subprocesses: in a
+    checkout, the source tree's package shadows the installed one, and has
+    no extension unless it was installed editable.  Then drop the checkout
+    from sys.path and run from an empty directory (subprocesses inherit it).
+    """
+    if not os.path.isfile(os.path.join(ROOT, "setup.py")) or \
+            glob.glob(os.path.join(ROOT, "landwrap", "_lwcffi*.so")):
+        return
+    root = os.path.realpath(ROOT)
+    path = [p for p in sys.path if os.path.realpath(p or os.curdir) != root]
+    if importlib.machinery.PathFinder.find_spec("landwrap", path) is None:
+        raise SystemExit(f"{ROOT}: landwrap is not installed and this source tree's extension "
+                         f"is not built: run `pip install -e '.[test]'` here")
+    sys.path[:] = path
+    if os.path.realpath(os.getcwd()) == root:
+        empty = tempfile.mkdtemp(prefix="landwrap-tests-cwd-")
+        atexit.register(shutil.rmtree, empty, True)
+        os.chdir(empty)
+
+
+_test_the_installed_landwrap()
+
+from landwrap import _sys  # noqa: E402  (after choosing which landwrap)
 
 KERNEL_ABI = _sys.kernel_abi()
 REQUIRE = os.environ.get("LANDWRAP_REQUIRE_LANDLOCK") == "1"
@@ -62,3 +101,40 @@ def lw(*args, env=None, input=None, timeout=60, **kw):
 def lw_py(code, *args, **kw):
     """Run Python *code* inside `landwrap run` with *args* as run options."""
     return lw("run", "-q", *PY_ROX, *args, "--", sys.executable, "-I", "-S", "-c", code, **kw)
+
+
+# programs the tests run ---------------------------------------------------
+
+REQUIRE_APPS = os.environ.get("LANDWRAP_REQUIRE_APPS") == "1"
+
+#: The Debian package of each program a test runs (.ci/run installs them).
+DEBIAN_PACKAGES = {
+    "bzip2": "bzip2", "c++": "g++", "cat": "coreutils", "cc": "gcc", "cmake": "cmake",
+    "convert": "imagemagick", "curl": "curl", "diff": "diffutils", "file": "file",
+    "g++": "g++", "gcc": "gcc", "git": "git", "gpg": "gnupg", "gpgconf": "gnupg",
+    "grep": "grep", "gzip": "gzip", "head": "coreutils", "identify": "imagemagick",
+    "jq": "jq", "less": "less", "ls": "coreutils", "make": "make", "man": "man-db",
+    "mogrify": "imagemagick", "node": "nodejs", "npm": "npm", "openssl": "openssl",
+    "perl": "perl", "pip3": "python3-pip", "python3": "python3", "sort": "coreutils",
+    "sqlite3": "sqlite3", "ssh": "openssh-client", "strace": "strace", "tail": "coreutils",
+    "tar": "tar", "unzip": "unzip", "vi": "vim", "vim": "vim", "wc": "coreutils",
+    "wget": "wget", "xz": "xz-utils", "zip": "zip", "zstd": "zstd",
+}
+
+
+def missing(what, package):
+    """Skip the test: *what* is not installed (fail with LANDWRAP_REQUIRE_APPS=1)."""
+    msg = f"{what} is not installed (Debian package {package})"
+    if REQUIRE_APPS:
+        pytest.fail(f"LANDWRAP_REQUIRE_APPS=1 but {msg}", pytrace=False)
+    pytest.skip(f"{msg}; .ci/run installs it, LANDWRAP_REQUIRE_APPS=1 fails instead")
+
+
+def need_program(program, path=None):
+    """The path of *program* (a name looked up in *path* or $PATH, or a
+    path), or skip the test naming the Debian package that has it."""
+    found = shutil.which(program, path=path)
+    if found is None:
+        name = os.path.basename(program)
+        missing(program, DEBIAN_PACKAGES.get(name, name))
+    return found
