@@ -31,24 +31,25 @@ def _test_the_installed_landwrap():
     do `python -m landwrap` and `python -c` in the tests' subprocesses: in a
     checkout, the source tree's package shadows the installed one, and has
     no extension unless it was installed editable.  Then drop the checkout
-    from sys.path and run from an empty directory (subprocesses inherit it).
+    from sys.path, and (pytest_sessionstart) run from a directory whose
+    `landwrap` is a link to the installed package, so that subprocesses
+    (which inherit the working directory) import the installed one too.
+    Returns the installed package's directory, or None.
     """
     if not os.path.isfile(os.path.join(ROOT, "setup.py")) or \
             glob.glob(os.path.join(ROOT, "landwrap", "_lwcffi*.so")):
-        return
+        return None
     root = os.path.realpath(ROOT)
     path = [p for p in sys.path if os.path.realpath(p or os.curdir) != root]
-    if importlib.machinery.PathFinder.find_spec("landwrap", path) is None:
+    spec = importlib.machinery.PathFinder.find_spec("landwrap", path)
+    if spec is None:
         raise SystemExit(f"{ROOT}: landwrap is not installed and this source tree's extension "
                          f"is not built: run `pip install -e '.[test]'` here")
     sys.path[:] = path
-    if os.path.realpath(os.getcwd()) == root:
-        empty = tempfile.mkdtemp(prefix="landwrap-tests-cwd-")
-        atexit.register(shutil.rmtree, empty, True)
-        os.chdir(empty)
+    return os.path.dirname(spec.origin)
 
 
-_test_the_installed_landwrap()
+INSTALLED = _test_the_installed_landwrap()
 
 from landwrap import _sys  # noqa: E402  (after choosing which landwrap)
 
@@ -78,6 +79,11 @@ needs_audit = pytest.mark.skipif(_audit_reason() is not None, reason=_audit_reas
 
 
 def pytest_sessionstart(session):
+    if INSTALLED and os.path.realpath(os.getcwd()) == os.path.realpath(ROOT):
+        cwd = tempfile.mkdtemp(prefix="landwrap-tests-cwd-")
+        atexit.register(shutil.rmtree, cwd, True)
+        os.symlink(INSTALLED, os.path.join(cwd, "landwrap"))
+        os.chdir(cwd)
     if REQUIRE and KERNEL_ABI < 0:
         pytest.exit(f"LANDWRAP_REQUIRE_LANDLOCK=1 but Landlock is unavailable "
                     f"(errno {-KERNEL_ABI})", returncode=1)
