@@ -31,25 +31,22 @@ def _test_the_installed_landwrap():
     do `python -m landwrap` and `python -c` in the tests' subprocesses: in a
     checkout, the source tree's package shadows the installed one, and has
     no extension unless it was installed editable.  Then drop the checkout
-    from sys.path, and (pytest_sessionstart) run from a directory whose
-    `landwrap` is a link to the installed package, so that subprocesses
-    (which inherit the working directory) import the installed one too.
-    Returns the installed package's directory, or None.
+    from sys.path (and see pytest_sessionstart).
     """
     if not os.path.isfile(os.path.join(ROOT, "setup.py")) or \
             glob.glob(os.path.join(ROOT, "landwrap", "_lwcffi*.so")):
-        return None
+        return
     root = os.path.realpath(ROOT)
+    if root not in (os.path.realpath(p or os.curdir) for p in sys.path):
+        return
     path = [p for p in sys.path if os.path.realpath(p or os.curdir) != root]
-    spec = importlib.machinery.PathFinder.find_spec("landwrap", path)
-    if spec is None:
+    if importlib.machinery.PathFinder.find_spec("landwrap", path) is None:
         raise SystemExit(f"{ROOT}: landwrap is not installed and this source tree's extension "
                          f"is not built: run `pip install -e '.[test]'` here")
     sys.path[:] = path
-    return os.path.dirname(spec.origin)
 
 
-INSTALLED = _test_the_installed_landwrap()
+_test_the_installed_landwrap()
 
 from landwrap import _sys  # noqa: E402  (after choosing which landwrap)
 
@@ -79,10 +76,15 @@ needs_audit = pytest.mark.skipif(_audit_reason() is not None, reason=_audit_reas
 
 
 def pytest_sessionstart(session):
-    if INSTALLED and os.path.realpath(os.getcwd()) == os.path.realpath(ROOT):
+    # Subprocesses (`python -m landwrap`, `python -S -c ...`) import landwrap
+    # from their working directory first: make it the landwrap under test
+    # (the checkout's, or the installed one run from the checkout, from nox
+    # or from cibuildwheel's temporary directory).
+    pkg = os.path.dirname(os.path.abspath(_sys.__file__))
+    if os.path.realpath(os.path.join(os.getcwd(), "landwrap")) != os.path.realpath(pkg):
         cwd = tempfile.mkdtemp(prefix="landwrap-tests-cwd-")
         atexit.register(shutil.rmtree, cwd, True)
-        os.symlink(INSTALLED, os.path.join(cwd, "landwrap"))
+        os.symlink(pkg, os.path.join(cwd, "landwrap"))
         os.chdir(cwd)
     if REQUIRE and KERNEL_ABI < 0:
         pytest.exit(f"LANDWRAP_REQUIRE_LANDLOCK=1 but Landlock is unavailable "
