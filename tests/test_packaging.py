@@ -38,9 +38,23 @@ def pyproject():
         return tomllib.load(f)
 
 
+#: The shipped files come from click's templates as of click 8.1.7 (8.1.4
+#: changed zsh's, 8.1.7 fish's); an older click prints older scripts.
+CLICK_TEMPLATES = (8, 1, 7)
+
+
+def click_version():
+    from importlib.metadata import version
+
+    return tuple(int(x) for x in re.findall(r"\d+", version("click"))[:3])
+
+
 @pytest.mark.parametrize("shell", sorted(COMPLETIONS))
 def test_shipped_completion_files_are_what_the_generator_prints(shell):
     name = COMPLETIONS[shell]
+    if click_version() < CLICK_TEMPLATES:
+        pytest.skip(f"click {'.'.join(map(str, click_version()))} prints older completion "
+                    f"scripts than the click 8.1.7+ that generated the shipped ones")
     r = CliRunner().invoke(cli, ["completion", shell], prog_name="landwrap")
     assert r.exit_code == 0, r.output
     with open(os.path.join(ROOT, "completions", name), encoding="utf-8") as f:
