@@ -9,6 +9,8 @@ tree.  Arguments after `--` go to pytest: `nox -s tests-3.12 -- -k profile`.
 
 import glob
 import os
+import shutil
+import tempfile
 
 import nox
 
@@ -29,6 +31,12 @@ nox.options.error_on_missing_interpreters = False
 @nox.session(python=PYTHONS)
 def tests(session):
     session.install(f"{ROOT}[test]")
-    session.chdir(session.create_tmp())
-    session.run("python", "-m", "pytest", "-p", "no:cacheprovider",
-                os.path.join(ROOT, "tests"), *session.posargs)
+    # Not session.create_tmp(): it sets TMPDIR inside the session's venv, which
+    # the tests grant to sandboxed Pythons, so every tmp_path would be granted.
+    tmp = tempfile.mkdtemp(prefix="landwrap-nox-")
+    try:
+        session.chdir(tmp)
+        session.run("python", "-m", "pytest", "-p", "no:cacheprovider",
+                    os.path.join(ROOT, "tests"), *session.posargs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
