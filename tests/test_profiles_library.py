@@ -35,7 +35,7 @@ import zipfile
 
 import pytest
 
-from conftest import need_program, missing
+from conftest import missing, need_program
 from landwrap import profile
 
 pytestmark = pytest.mark.usefixtures("landlock")
