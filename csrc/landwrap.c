@@ -30,6 +30,7 @@
 #include <linux/securebits.h>
 
 #include "landwrap.h"
+#include "lwsys.h"
 
 /* The Landlock calls have the same numbers on every architecture that uses
  * the unified syscall table (x86_64, aarch64, riscv64, ...). */
@@ -164,7 +165,7 @@ int lw_resolve_paths(const char *paths, int n, struct lw_pathinfo *out,
             out[i].err = errno;
             continue;
         }
-        if (fstat(fd, &st) < 0)
+        if (lw_fstat(fd, &st) < 0)
             out[i].err = errno;
         else
             out[i].mode = st.st_mode;
@@ -809,7 +810,7 @@ int __attribute__((noinline)) lw_spawn(const struct lw_spawn *s)
 
     /* No signal handler may run in the child while it shares our memory. */
     sigfillset(&all);
-    if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
+    if (lw_sigmask(SIG_SETMASK, &all, &old) != 0)
         return -1;
     /* The child touches only its own stack, its own signal table and
      * per-task kernel state (credentials, no_new_privs, the Landlock
@@ -818,7 +819,7 @@ int __attribute__((noinline)) lw_spawn(const struct lw_spawn *s)
     if (pid == 0)
         child(s, &old);
     saved = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    lw_sigmask(SIG_SETMASK, &old, NULL);
     errno = saved;
     return pid;
 }

@@ -5,10 +5,36 @@
 the price of every sandboxed command.
 """
 
+import os
 import sys
+
+#: landwrap's exit status when it cannot run the target (as env(1)'s 125).
+EXIT_NOT_RUN = 125
+
+
+def _no_extension():
+    """The one line to print when the C extension is not importable."""
+    pkg = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(pkg)
+    if os.path.exists(os.path.join(root, "setup.py")):
+        return (f"landwrap: {pkg} is a source tree whose C extension is not built: "
+                f"build it with `pip install -e .` there, or run landwrap from another "
+                f"directory to use the installed one")
+    return (f"landwrap: the C extension landwrap._lwcffi is missing from {pkg}: "
+            f"reinstall landwrap (`pip install --force-reinstall landwrap`)")
 
 
 def main(argv=None):
+    try:
+        _main(argv)
+    except ModuleNotFoundError as e:
+        if e.name != "landwrap._lwcffi":
+            raise
+        print(_no_extension(), file=sys.stderr)
+        sys.exit(EXIT_NOT_RUN)
+
+
+def _main(argv):
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] == "run":
         from .options import parse_run

@@ -19,6 +19,7 @@ ffibuilder.set_source(
     sources=[os.path.relpath(os.path.join(_CSRC, name))
              for name in ("landwrap.c", "threads.c", "floor.c", "paths.c")],
     include_dirs=[os.path.relpath(_CSRC)],
+    depends=[os.path.relpath(os.path.join(_CSRC, name)) for name in ("landwrap.h", "lwsys.h")],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )
 

@@ -5,14 +5,13 @@ made is still denied."""
 
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import threading
 
 import pytest
 
-from conftest import lw, needs_audit
+from conftest import lw, need_program, needs_audit
 from landwrap import learn, profile
 
 if sys.version_info >= (3, 11):
@@ -24,10 +23,7 @@ else:  # pragma: no cover
 
 
 def need(program):
-    path = shutil.which(program)
-    if path is None:
-        pytest.skip(f"{program} is not installed")
-    return path
+    return need_program(program)  # skips naming the Debian package
 
 
 # pure: where a denial leads ---------------------------------------------------
@@ -337,8 +333,7 @@ def test_learn_sqlite3_on_a_database(tmp_path):
 # the fallback and the command line -------------------------------------------------
 
 def test_learn_with_strace(tmp_path, landlock):
-    if not os.access(learn.STRACE, os.X_OK):
-        pytest.skip("strace is not installed")
+    need_program(learn.STRACE)
     python3 = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else need("python3")
     work = tmp_path / "work"
     work.mkdir()

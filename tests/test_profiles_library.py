@@ -11,7 +11,9 @@ Each test runs in a box: a temporary HOME holding a fake ~/.ssh/id_rsa, a
 working directory (the cwd of `landwrap run`), a private TMPDIR and an
 "outside" directory that no profile grants.  The environment is minimal so
 that the tests do not depend on the user's HOME, XDG variables or agents.
-The programs come from Debian packages that .ci/run installs.
+The programs come from Debian packages that .ci/run installs; a test whose
+program is missing skips naming the package (conftest.need_program), or
+fails under LANDWRAP_REQUIRE_APPS=1.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import zipfile
 
 import pytest
 
+from conftest import missing, need_program
 from landwrap import profile
 
 pytestmark = pytest.mark.usefixtures("landlock")
@@ -68,7 +71,12 @@ class Box:
         }
 
     def run(self, name, *cmd, opts=(), input=None, timeout=60, env=None):
-        """`landwrap run -q -p NAME [opts] -- cmd` in the working directory."""
+        """`landwrap run -q -p NAME [opts] -- cmd` in the working directory
+        (skips the test when cmd's program is not installed)."""
+        prog = str(cmd[0])
+        if "/" in prog:
+            prog = os.path.join(self.work, prog)
+        need_program(prog, path=self.env["PATH"])
         args = [sys.executable, "-m", "landwrap", "run", "-q", "-p", name, *opts, "--", *cmd]
         return subprocess.run(list(map(str, args)), cwd=self.work,
                               env={**self.env, **(env or {})}, input=input,
@@ -333,6 +341,10 @@ def make_wheel(dist_dir, name="lwdemo", version="1.0"):
 @pytest.mark.parametrize("name,venv", [("pip", ".venv"), ("pip3", "venv")])
 @app("pip", "pip3")
 def test_pip_installs_into_the_venv_only(box, name, venv):
+    need_program("/usr/bin/python3")
+    if name == "pip" and subprocess.run(["/usr/bin/python3", "-m", "ensurepip", "--version"],
+                                        capture_output=True).returncode != 0:
+        missing("python3's venv with pip (ensurepip)", "python3-venv")
     (box.work / "dist").mkdir()
     make_wheel(box.work / "dist")
     if name == "pip":
@@ -623,6 +635,7 @@ def test_compiler_builds_here_but_cannot_include_the_key(box, name):
 
 @app("make")
 def test_make_builds_and_runs_here_but_recipes_cannot_write_outside(box):
+    need_program("cc", path=box.env["PATH"])  # the recipe's compiler
     (box.work / "hello.c").write_text(HELLO_C)
     (box.work / "Makefile").write_text(
         "out.txt: hello\n\t./hello > out.txt\n"
@@ -637,6 +650,8 @@ def test_make_builds_and_runs_here_but_recipes_cannot_write_outside(box):
 
 @app("cmake")
 def test_cmake_configures_and_builds_here_but_not_outside(box):
+    for prog in ("cc", "make"):  # the generated build's compiler and build tool
+        need_program(prog, path=box.env["PATH"])
     (box.work / "hello.c").write_text(HELLO_C)
     (box.work / "CMakeLists.txt").write_text(
         "cmake_minimum_required(VERSION 3.13)\nproject(hello C)\nadd_executable(hello hello.c)\n")
@@ -665,6 +680,7 @@ def test_openssl_hashes_and_makes_keys_here_but_cannot_read_the_key(box):
 
 @pytest.fixture
 def gnupg_home(box):
+    need_program("gpgconf", path=box.env["PATH"])  # before the test: the teardown runs it
     gh = box.home / ".gnupg"
     gh.mkdir(mode=0o700)
     yield gh
