@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "landwrap.h"
+#include "lwsys.h"
 
 #ifndef __NR_openat2
 #define __NR_openat2 437
@@ -146,7 +147,7 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
             err[i] = errno;
             continue;
         }
-        if (fstat(fd, &st) < 0) {
+        if (lw_fstat(fd, &st) < 0) {
             err[i] = errno;
             close(fd);
             continue;

@@ -103,7 +103,8 @@ def _check(cmd, env=None) -> None:
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        env=env, check=False)
     if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)[:200]}: exit {r.returncode}: {r.stderr[-500:]}")
+        raise RuntimeError(f"{' '.join(cmd)[:200]}: exit {r.returncode}: "
+                           f"{(r.stdout[-300:] + r.stderr[-500:]).strip()}")
 
 
 def interleaved(cmds: dict, n: int, env=None) -> dict:

@@ -23,9 +23,13 @@ LAUNCHER = os.path.join(REPO, "bin", "landwrap")
 
 
 def _env(tmp_path, **extra):
+    # TMPDIR apart from HOME: a profile granting ${TMPDIR} read-write must not
+    # cover the (temporary) HOME's landwrap directories, which is refused.
+    (tmp_path / "tmp").mkdir(exist_ok=True)
     env = dict(os.environ, HOME=str(tmp_path / "home"),
                XDG_CACHE_HOME=str(tmp_path / "cache"),
-               XDG_CONFIG_HOME=str(tmp_path / "config"))
+               XDG_CONFIG_HOME=str(tmp_path / "config"),
+               TMPDIR=str(tmp_path / "tmp"))
     for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONSTARTUP"):
         env.pop(k, None)
     env.update(extra)
