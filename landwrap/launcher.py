@@ -135,13 +135,19 @@ def run(plan, argv, env, *, keep_fds=(), user_flags=0, uid=0, gid=0, path=None,
     status for `landwrap run` (the target's, or 128+N for signal N).
 
     *companion* (a companion.Companion) adds the seccomp filter and the
-    capability drop.  *on_start* is called with the target's pid once it
+    capability drop; None means the plan's own (``companion.for_plan``,
+    supervised), so that no caller (learn, --log-denials) runs a command
+    without them by leaving the argument out.  *on_start* is called with the target's pid once it
     runs (before the launcher waits for it; signals are blocked in the
     calling thread then).  *stdio* are file descriptors for the target's
     stdin/stdout/stderr (-1: inherit).  Raises a LandwrapError subclass
     when the target could not be started."""
     if path is None:
         path = spawn.find_program(argv[0], env.get("PATH"))
+    if companion is None:
+        from . import companion as _companion  # not on `landwrap run`'s path: it passes one
+
+        companion = _companion.for_plan(plan, supervised=True)
     waitset = set(FORWARDED) | {signal.SIGCHLD}
     supervise = companion is not None and companion.filter and companion.supervised
     _sys.set_subreaper()

@@ -465,3 +465,17 @@ def test_foreign_architecture_calls_are_refused():
     # first instruction loads the arch, the second compares with AUDIT_ARCH_X86_64
     assert prog[:8] == bytes.fromhex("2000000004000000")
     assert int.from_bytes(prog[12:16], "little") == 0xC000003E
+
+
+def test_learn_runs_the_command_with_the_companion_and_no_capabilities():
+    """`learn` runs untrusted commands too: the seccomp filter and (as root)
+    the capability drop apply to its rounds as to `landwrap run` (before,
+    learn called the launcher without them)."""
+    r = lw("learn", "--once", "--", "grep", "-E", "^(CapEff|CapBnd|Seccomp):",
+           "/proc/self/status", stdin=subprocess.DEVNULL, timeout=120)
+    # the command's own output goes to stderr (stdout is the profile)
+    fields = dict(line.split(":\t") for line in r.stderr.splitlines() if ":\t" in line)
+    assert fields.get("Seccomp") == "2", r.stdout + r.stderr
+    if os.geteuid() == 0:
+        assert fields["CapEff"] == "0000000000000000"
+        assert fields["CapBnd"] == "0000000000000000"
