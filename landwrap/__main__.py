@@ -37,25 +37,25 @@ def main(argv=None):
 def _main(argv):
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] == "run":
-        from .options import parse_run
+        from .cli.options import parse_run
 
         opts = parse_run(args[1:])
         if opts is not None:
-            from .runcmd import main as run_main
+            from .cli.run import main as run_main
 
             sys.exit(run_main(opts))
     if args in (["status"], ["status", "--json"]):
         sys.exit(_status(args[1:] == ["--json"]))
-    from .cli import cli
+    from .cli.main import cli
 
     cli.main(args=args, prog_name="landwrap")
 
 
 def _status(as_json: bool) -> int:
     """`landwrap status [--json]` without click (as `cli.status` prints it)."""
-    from . import report
-    from .errors import LandwrapError
-    from .kernel import format_status, status
+    from .cli import report
+    from .engine.errors import LandwrapError
+    from .engine.status import format_status, status
 
     try:
         st = status(None)

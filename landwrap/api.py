@@ -37,11 +37,12 @@ from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
 from typing import (IO, Any, AnyStr, Callable, Iterable, Literal, Mapping, Optional,
                     Sequence, TypedDict, TypeVar, Union, overload)
 
-from . import _sys, compat as _compat, companion as _companion, profile as _profile, spawn, threads
-from .errors import (CommandNotFound, EnforcementError, LandwrapError, SandboxWarning,
-                     SpawnError, UsageError)
-from .launcher import MAX_FD, MAX_ID
-from .ruleset import BEST_EFFORT, NOT_ENFORCED, STRICT, Plan, Ruleset
+from .engine import _binding as _sys, compat as _compat, companion as _companion, spawn, threads
+from .profiles import profile as _profile
+from .engine.errors import (CommandNotFound, EnforcementError, LandwrapError, SandboxWarning,
+                            SpawnError, UsageError)
+from .engine.launcher import MAX_FD, MAX_ID
+from .engine.ruleset import BEST_EFFORT, NOT_ENFORCED, STRICT, Plan, Ruleset
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -443,8 +444,8 @@ def _caller_level() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     frame: Any = sys._getframe(1)
     level = 1
-    while frame is not None and os.path.dirname(os.path.abspath(
-            frame.f_code.co_filename)) == here:
+    while frame is not None and os.path.abspath(
+            frame.f_code.co_filename).startswith(here + os.sep):
         frame, level = frame.f_back, level + 1
     return level
 
@@ -469,7 +470,7 @@ def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
         try:
             _sys.seccomp_install(comp.parts(), os.getpid(), True)
         except OSError as e:
-            from .errors import EnforcementError
+            from .engine.errors import EnforcementError
 
             raise EnforcementError(
                 "the Landlock sandbox is enforced but the seccomp companion filter "
@@ -521,7 +522,7 @@ def status(abi: int | None = None) -> KernelStatus:
     ``kernel_abi``, every ``feature`` with the ABI and Linux release that
     adds it and whether it is supported here, and how the ``default``
     profile would be enforced.  *abi* caps the ABI, as on an older kernel."""
-    from .kernel import status as _status
+    from .engine.status import status as _status
 
     return _status(abi)  # type: ignore[return-value]
 
@@ -606,7 +607,7 @@ def _sandbox_for(args: Any, executable: Any, shell: bool, env: Any, cwd: Any,
         rs.allow_paths(python_paths(), "rox", origin="python=True", required=False)
     plan = _ready(rs.resolve())
     if prof.env_clean or prof.env_settings():
-        from .launcher import build_env
+        from .engine.launcher import build_env
 
         env = build_env(prof.env_clean, prof.env_settings(),
                         base=env if env is not None else os.environ)

@@ -19,7 +19,7 @@ import threading
 import pytest
 
 import landwrap
-from landwrap import compat
+from landwrap.engine import compat
 
 needs_landlock = pytest.mark.usefixtures("landlock")
 
@@ -424,14 +424,14 @@ def test_profile_env_table_is_applied(tmp_path):
 # the kernel; importing -------------------------------------------------------------
 
 def test_abi_and_status():
-    from landwrap import _sys
+    from landwrap.engine import _binding as _sys
 
     k = _sys.kernel_abi()
     assert landwrap.abi() == (k if k > 0 else 0)
     st = landwrap.status()
     assert st["kernel_abi"] == (k if k >= 0 else None)
     assert {f["name"] for f in st["features"]} >= {"filesystem", "net.tcp", "tsync"}
-    from landwrap.kernel import format_status
+    from landwrap.engine.status import format_status
     assert format_status(st).startswith("Kernel:")
 
 

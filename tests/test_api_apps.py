@@ -18,7 +18,7 @@ import time
 import pytest
 
 import landwrap
-from landwrap import compat
+from landwrap.engine import compat
 
 from conftest import alive
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from conftest import KERNEL_ABI, lw, needs_audit
-from landwrap import audit, denials
+from landwrap.diagnose import audit, denials
 
 # Records as this machine's kernel (Linux 6.18, Landlock ABI 7) sent them
 # over the audit read-log multicast group (the netlink payloads).
@@ -259,7 +259,9 @@ def test_session_reader_thread_does_not_steal_sigchld():
     # (and drop it), hanging the run: the timeout turns that into a failure.
     code = (
         "import os\n"
-        "from landwrap import audit, denials, launcher, profile\n"
+        "from landwrap.diagnose import audit, denials\n"
+        "from landwrap.engine import launcher\n"
+        "from landwrap.profiles import profile\n"
         "plan = denials.resolve_logged(profile.load(['default']).ruleset)\n"
         "with audit.Session() as s:\n"
         "    codes = [launcher.run(plan, ['sh', '-c', 'exit %d' % (i % 5)], dict(os.environ),\n"
@@ -301,7 +303,7 @@ def test_log_denials_needs_abi_7(landlock):
 
 
 def test_log_denials_is_a_run_option():
-    from landwrap import options
+    from landwrap.cli import options
 
     opts = options.parse_run(["--log-denials", "--", "true"])
     assert opts["log_denials"] is True and opts["command"] == ["true"]

@@ -15,8 +15,8 @@ import sysconfig
 import pytest
 
 import landwrap
-from landwrap import _sys, compat
-from landwrap.ruleset import Ruleset
+from landwrap.engine import _binding as _sys, compat
+from landwrap.engine.ruleset import Ruleset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(REPO, "bin", "landwrap")
@@ -182,7 +182,7 @@ def test_rules_are_bound_while_resolving_with_optional_paths_missing(tree, landl
 
 def test_missing_required_path_under_a_covered_dir_is_still_an_error(tree):
     t, _ = tree
-    from landwrap.errors import PathError
+    from landwrap.engine.errors import PathError
 
     with pytest.raises(PathError, match="No such file"):
         Ruleset().allow(t / "a", "rw").allow(t / "a" / "missing", "ro").resolve()
@@ -317,7 +317,7 @@ def test_status_without_click_prints_what_the_click_command_does(tmp_path, args)
     env = _env(tmp_path)
     fast = subprocess.run([sys.executable, "-m", "landwrap", *args], capture_output=True,
                           text=True, env=env, timeout=60)
-    code = ("import sys; from landwrap.cli import cli; "
+    code = ("import sys; from landwrap.cli.main import cli; "
             "cli.main(args=sys.argv[1:], prog_name='landwrap')")
     slow = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
                           text=True, env=env, timeout=60)
@@ -327,5 +327,5 @@ def test_status_without_click_prints_what_the_click_command_does(tmp_path, args)
             "runpy.run_module('landwrap', run_name='__main__')"
     r = subprocess.run([sys.executable, "-X", "importtime", "-c", probe, *args],
                        capture_output=True, text=True, env=env, timeout=60)
-    assert r.returncode == 0 and "landwrap.kernel" in r.stderr
+    assert r.returncode == 0 and "landwrap.engine.status" in r.stderr
     assert not re.search(r"\|\s+click$", r.stderr, re.M)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from landwrap import compat
+from landwrap.engine import compat
 
 
 def test_abi_table_matches_the_published_history():

@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 from conftest import PY_ROX, lw, needs_audit
-from landwrap import audit, learn
+from landwrap.diagnose import audit, learn
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -321,7 +321,8 @@ def test_a_stale_ruleset_fd_is_not_reused(tmp_path, landlock):
     (secret / "key").write_text("top secret\n")
     code = textwrap.dedent(f"""
         import os
-        from landwrap import launcher, profile
+        from landwrap.engine import launcher
+        from landwrap.profiles import profile
         def plan(extra):
             rs = profile.load(["default"]).ruleset
             for p in extra:
@@ -408,7 +409,7 @@ def test_restrict_called_reentrantly_raises_instead_of_deadlocking(tmp_path, lan
     code = textwrap.dedent("""
         import signal, sys
         import landwrap
-        from landwrap import threads
+        from landwrap.engine import threads
         seen = []
         def handler(signo, frame):
             try:

@@ -20,8 +20,9 @@ import textwrap
 
 import pytest
 
-from landwrap import __version__, profile
-from landwrap.ruleset import Plan, Ruleset
+from landwrap import __version__
+from landwrap.profiles import profile
+from landwrap.engine.ruleset import Plan, Ruleset
 
 from conftest import PY_ROX, lw
 
@@ -492,7 +493,7 @@ def test_a_thousand_full_port_ranges_cost_one_sweep(tmp_path, home):
     def cap():
         resource.setrlimit(resource.RLIMIT_CPU, (4, 4))
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
-        from landwrap import profile
+        from landwrap.profiles import profile
         prof = profile.load([{str(p)!r}], dirs=[])
         plan = prof.ruleset.resolve(compat_mode="best-effort")
         print(len(plan.ports), len(plan.ports[0][2]))

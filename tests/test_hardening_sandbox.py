@@ -200,7 +200,7 @@ def test_cap_add_errors():
 
 
 def test_rw_shorthand_has_no_device_nodes():
-    from landwrap import compat
+    from landwrap.engine import compat
 
     for name in ("rw", "rwx"):
         assert "make_block" not in compat.ACCESS_SETS[name]
@@ -457,7 +457,7 @@ def test_strict_mode_refuses_without_seccomp(landlock):
 
 
 def test_foreign_architecture_calls_are_refused():
-    from landwrap import _sys
+    from landwrap.engine import _binding as _sys
 
     if os.uname().machine != "x86_64":
         pytest.skip("x86_64 only: i386/x32 entry points")

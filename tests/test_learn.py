@@ -12,7 +12,8 @@ import threading
 import pytest
 
 from conftest import lw, need_program, needs_audit
-from landwrap import learn, profile
+from landwrap.diagnose import learn
+from landwrap.profiles import profile
 
 if sys.version_info >= (3, 11):
     import tomllib

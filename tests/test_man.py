@@ -25,7 +25,9 @@ import sys
 import click
 import pytest
 
-from landwrap import cli, compat, options, profile
+from landwrap.cli import main as cli, options
+from landwrap.engine import compat
+from landwrap.profiles import profile
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -248,7 +250,7 @@ def test_synopsis_lists_every_command():
 
 
 def test_exit_status_section():
-    from landwrap import errors
+    from landwrap.engine import errors
 
     text = squash(sections(MAN1)["EXIT STATUS"])
     for code in (errors.EXIT_ERROR, errors.EXIT_CANNOT_EXEC, errors.EXIT_NOT_FOUND):
@@ -426,7 +428,7 @@ def test_profile_examples_are_valid(text, tmp_path):
 
 
 def test_landlockconfig_example_is_valid(tmp_path):
-    from landwrap import llconfig
+    from landwrap.profiles import landlockconfig as llconfig
 
     found = [text for section, text in _examples(MAN5) if section == "LANDLOCKCONFIG FILES"]
     assert found

@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from conftest import ROOT, need_program
 
 import landwrap
-from landwrap import _sys, profile
-from landwrap.cli import cli
+from landwrap.engine import _binding as _sys
+from landwrap.profiles import profile
+from landwrap.cli.main import cli
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -74,6 +75,25 @@ def test_completion_files_are_installed_where_shells_look():
         assert f.readline() == "#compdef landwrap\n"
 
 
+def test_every_subpackage_and_the_shipped_profiles_are_packaged():
+    """pyproject lists packages by name: a new layer left out of the list
+    would be missing from the wheel.  The shipped TOML files are the data
+    package landwrap.profiles.shipped, built from the top-level profiles/."""
+    tool = pyproject()["tool"]["setuptools"]
+    src = os.path.join(ROOT, "landwrap")
+    rels = [os.path.relpath(d, src) for d, _, files in os.walk(src) if "__init__.py" in files]
+    code = {"landwrap" if r == "." else "landwrap." + r.replace(os.sep, ".") for r in rels}
+    assert set(tool["packages"]) == code | {"landwrap.profiles.shipped"}
+    assert tool["package-dir"] == {"landwrap.profiles.shipped": "profiles"}
+    assert tool["package-data"]["landwrap.profiles.shipped"] == ["*.toml"]
+    # the landwrap under test finds every one of them, installed or in a checkout
+    pkg = os.path.dirname(os.path.abspath(landwrap.__file__))
+    assert profile.PACKAGE_PROFILES in (os.path.join(pkg, "profiles", "shipped"),
+                                        os.path.join(ROOT, "profiles"))
+    shipped = {f[:-5] for f in os.listdir(os.path.join(ROOT, "profiles")) if f.endswith(".toml")}
+    assert shipped and shipped == {n for n, *_ in profile.list_profiles([profile.PACKAGE_PROFILES])}
+
+
 def test_version_is_written_once():
     project = pyproject()["project"]
     assert "version" not in project and "version" in project["dynamic"]
@@ -89,7 +109,7 @@ def test_version_is_written_once():
 
 def test_extension_needs_nothing_newer_than_manylinux2014_glibc():
     objdump = need_program("objdump")
-    so = _sys.__spec__.origin.replace("_sys.py", "")
+    so = os.path.dirname(os.path.dirname(_sys.__spec__.origin))  # landwrap/, beside engine/
     ext = [os.path.join(so, f) for f in os.listdir(so) if f.startswith("_lwcffi") and f.endswith(".so")]
     assert len(ext) == 1, ext
     assert ext[0].endswith(".abi3.so")  # the stable ABI: one wheel for every CPython
@@ -105,7 +125,7 @@ def test_main_in_a_source_tree_without_the_extension(tmp_path):
     # A copy of the source tree's package, without the built extension.
     tree = tmp_path / "checkout"
     shutil.copytree(os.path.dirname(landwrap.__file__), tree / "landwrap",
-                    ignore=shutil.ignore_patterns("*.so", "__pycache__", "profiles"))
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__", "shipped"))
     shutil.copytree(profile.PACKAGE_PROFILES, tree / "profiles")
     (tree / "setup.py").write_text("")
     # -S: no site-packages, so no editable install's finder either; the

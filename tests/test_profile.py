@@ -12,8 +12,9 @@ import textwrap
 
 import pytest
 
-from landwrap import compat, llconfig, profile
-from landwrap.errors import PathError, ProfileError
+from landwrap.engine import compat
+from landwrap.profiles import landlockconfig as llconfig, profile
+from landwrap.engine.errors import PathError, ProfileError
 
 
 @pytest.fixture(autouse=True)

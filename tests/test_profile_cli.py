@@ -407,8 +407,8 @@ def test_run_fast_path_stays_free_of_click_for_landlockconfig_files(tmp_path, en
     through the parse cache, without tomllib)."""
     ll = tmp_path / "ll.toml"
     ll.write_text('[[path_beneath]]\nallowed_access = ["read_file"]\nparent = ["/etc"]\n')
-    fill = "import sys; from landwrap import profile; profile.load([sys.argv[1]])"
-    code = ("import sys; from landwrap import profile; profile.load([sys.argv[1]]); "
+    fill = "import sys; from landwrap.profiles import profile; profile.load([sys.argv[1]])"
+    code = ("import sys; from landwrap.profiles import profile; profile.load([sys.argv[1]]); "
             "print(sorted(m for m in ('click', 'json', 're', 'typing', 'glob', 'tomllib') "
             "if m in sys.modules))")
     if sys.version_info < (3, 11):  # -S: give the first run tomli's directory
@@ -421,7 +421,7 @@ def test_run_fast_path_stays_free_of_click_for_landlockconfig_files(tmp_path, en
 
 
 def _shipped():
-    from landwrap import profile
+    from landwrap.profiles import profile
 
     return [name for name, *_ in profile.list_profiles([profile.PACKAGE_PROFILES])]
 
@@ -429,8 +429,8 @@ def _shipped():
 @pytest.mark.parametrize("name", _shipped())
 def test_every_shipped_profile_exports_and_reads_back_the_same(name, tmp_path, monkeypatch):
     """In-process, for speed: export, load the export with -p, same kernel rules."""
-    from landwrap import llconfig, profile
-    from landwrap.errors import UnsupportedFeature
+    from landwrap.profiles import landlockconfig as llconfig, profile
+    from landwrap.engine.errors import UnsupportedFeature
 
     monkeypatch.setenv("LANDWRAP_CACHE_DIR", str(tmp_path / "cache"))
     # ${CWD} and ${TMPDIR}: directories of their own, not landwrap's checkout

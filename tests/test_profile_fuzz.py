@@ -25,10 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from landwrap import compat, llconfig, profile
-from landwrap.profile import toml_str
-from landwrap.errors import ProfileError
-from landwrap.ruleset import FS_WRITE, ProtectedStateError, parse_ports
+from landwrap.engine import compat
+from landwrap.profiles import landlockconfig as llconfig, profile
+from landwrap.profiles.profile import toml_str
+from landwrap.engine.errors import ProfileError
+from landwrap.engine.ruleset import FS_WRITE, ProtectedStateError, parse_ports
 
 # LANDWRAP_FUZZ_SCALE=N runs N times as many examples; LANDWRAP_FUZZ_RANDOM=1
 # draws new ones each run (for hunting locally; CI stays reproducible).
@@ -375,7 +376,7 @@ def _assert_clean(path):
         except ProfileError:
             raise
         except Exception as e:  # PathError for a required missing path is fine
-            from landwrap.errors import LandwrapError
+            from landwrap.engine.errors import LandwrapError
 
             assert isinstance(e, LandwrapError), repr(e)
     return r
@@ -447,7 +448,7 @@ def test_weird_strings_everywhere_fail_cleanly(pos, weird, fmt):
     r = _assert_clean(serialize(_camel(doc) if fmt == "json" else doc, fmt))
     if not isinstance(r, ProfileError):
         # what the launcher does with the environment must work too
-        from landwrap import launcher, spawn
+        from landwrap.engine import launcher, spawn
 
         spawn.encode_env(launcher.build_env(r.env_clean, r.env_settings(), base=ENV))
 

@@ -36,7 +36,7 @@ import zipfile
 import pytest
 
 from conftest import missing, need_program
-from landwrap import profile
+from landwrap.profiles import profile
 
 pytestmark = pytest.mark.usefixtures("landlock")
 

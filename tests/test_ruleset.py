@@ -6,10 +6,9 @@ import os
 
 import pytest
 
-from landwrap import compat
-from landwrap.errors import (LandlockUnavailable, PathError, UnsupportedFeature,
-                             UsageError)
-from landwrap.ruleset import Ruleset, parse_ports, short_access
+from landwrap.engine import compat
+from landwrap.engine.errors import LandlockUnavailable, PathError, UnsupportedFeature, UsageError
+from landwrap.engine.ruleset import Ruleset, parse_ports, short_access
 
 
 def plan_of(rs, abi=7, **kw):

@@ -7,7 +7,7 @@ import os
 import re
 
 from conftest import lw
-from landwrap import compat, kernel
+from landwrap.engine import compat, status as kernel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

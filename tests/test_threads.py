@@ -14,14 +14,14 @@ import textwrap
 
 import pytest
 
-from landwrap import compat
+from landwrap.engine import compat
 
 pytestmark = pytest.mark.usefixtures("landlock")
 
 PRELUDE = textwrap.dedent("""
     import errno, json, os, random, signal, socket, sys, threading, time
     import landwrap
-    from landwrap import _sys, threads as lwthreads
+    from landwrap.engine import _binding as _sys, threads as lwthreads
     ALLOWED, FORBIDDEN = sys.argv[1], sys.argv[2]
     PY = sorted({sys.prefix, sys.base_prefix,
                  os.path.dirname(os.path.realpath(sys.executable)),
@@ -464,6 +464,6 @@ def test_tsync_is_decided_by_compat():
 
 
 def _kernel_abi():
-    from landwrap import _sys
+    from landwrap.engine import _binding as _sys
 
     return _sys.kernel_abi()

@@ -9,9 +9,9 @@ import shutil
 import pytest
 
 from conftest import lw
-from landwrap import compat
-from landwrap.errors import NothingEnforced
-from landwrap.ruleset import Ruleset
+from landwrap.engine import compat
+from landwrap.engine.errors import NothingEnforced
+from landwrap.engine.ruleset import Ruleset
 
 pytestmark = pytest.mark.usefixtures("landlock")
 

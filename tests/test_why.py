@@ -9,7 +9,8 @@ import os
 import pytest
 
 from conftest import lw
-from landwrap import profile, why
+from landwrap.profiles import profile
+from landwrap.diagnose import why
 
 PROFILE = """\
 # a profile for the why tests
@@ -138,7 +139,7 @@ def test_rights_the_kernel_or_profile_do_not_restrict(prof, tmp_path):
 
 def test_bad_questions(prof):
     p, work = prof
-    from landwrap.errors import UsageError
+    from landwrap.engine.errors import UsageError
 
     with pytest.raises(UsageError):
         ask(p, work, "fly")

@@ -1,4 +1,4 @@
-"""llconfig.py: the Landlock project's own configuration format.
+"""profiles/landlockconfig.py: the Landlock project's own configuration format.
 
 "landlockconfig" (https://github.com/landlock-lsm/landlockconfig, read by its
 ``llconfig`` tool and by island) describes one Landlock domain:
@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import os
 
-from . import compat
-from .errors import ProfileError
+from ..engine import compat
+from ..engine.errors import ProfileError
 from .profile import line_of, printable, toml_str
 
 #: Key names as TOML writes them -> as JSON writes them.
@@ -492,7 +492,7 @@ def _toml_list(items) -> str:
 
 
 def _plan_of(obj, abi=None):
-    from .ruleset import Plan, Ruleset
+    from ..engine.ruleset import Plan, Ruleset
 
     if isinstance(obj, Plan):
         return obj
@@ -562,8 +562,8 @@ def export(obj, *, abi: int | None = None, fmt: str = "toml", profile=None) -> s
         return json.dumps(out, indent=2) + "\n"
     if fmt != "toml":
         raise ValueError(f"unknown format {fmt!r}")
-    from . import __version__
-    from .ruleset import short_access
+    from .. import __version__
+    from ..engine.ruleset import short_access
 
     notes = [f"Landlock configuration (landlockconfig format), exported by landwrap "
              f"{__version__}."]

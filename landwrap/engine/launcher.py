@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import _signal as signal  # the C module: `signal` costs an enum import
 
-from . import _sys, spawn
+from . import _binding as _sys, spawn
 from .errors import UsageError
 
 #: Kept by --clean-env (plus every LC_* variable).

@@ -47,7 +47,7 @@ import errno
 import os
 import threading
 
-from . import _sys, compat
+from . import _binding as _sys, compat
 from .errors import EnforcementError
 
 #: Seconds to wait for every thread to answer.

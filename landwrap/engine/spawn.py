@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from . import _sys, compat
-from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError,
-                     SpawnError, EXIT_CANNOT_EXEC)
+from . import _binding as _sys, compat
+from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError, SpawnError,
+                     EXIT_CANNOT_EXEC)
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 

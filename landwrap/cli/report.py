@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from . import compat
-from .ruleset import short_access
-from .safetext import printable
+from ..engine import compat
+from ..engine.ruleset import short_access
+from ..engine.safetext import printable
 
 
 def error(e) -> None:

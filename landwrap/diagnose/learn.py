@@ -56,10 +56,12 @@ import fnmatch
 import os
 import sys
 
-from . import compat, denials as dn, report
-from .errors import CommandNotFound, LandwrapError, UsageError
-from .profile import toml_str
-from .safetext import printable
+from ..engine import compat
+from . import denials as dn
+from ..cli import report
+from ..engine.errors import CommandNotFound, LandwrapError, UsageError
+from ..profiles.profile import toml_str
+from ..engine.safetext import printable
 
 DEFAULT_ROUNDS = 8
 COLLAPSE = 3
@@ -575,7 +577,8 @@ class Learner:
 
     # set-up -----------------------------------------------------------------
     def _choose_method(self):
-        from . import _sys, audit
+        from ..engine import _binding as _sys
+        from . import audit
 
         kabi = _sys.kernel_abi()
         logs = kabi >= 0 and compat.mask(compat.RESTRICT_FLAGS, compat.effective_abi(kabi)) \
@@ -620,7 +623,7 @@ class Learner:
     def run(self) -> "Learner":
         import tempfile
 
-        from . import profile
+        from ..profiles import profile
 
         self.cand = Candidate(self._base_specs(), self.home, self.sensitive)
         profile.load(self.cand.base, environ=self.environ)  # a bad base fails here
@@ -662,7 +665,8 @@ class Learner:
         return path
 
     def _round(self, n: int) -> int:
-        from . import launcher, profile, spawn
+        from ..engine import launcher, spawn
+        from ..profiles import profile
 
         self.rounds_run = n
         prof = profile.load([self._candidate_file(n)], environ=self.environ)
@@ -1139,7 +1143,8 @@ def strace_denials(trace: str | None, plan, cwd: str, program: str, path_env=Non
     """Denials (``audit.Denial`` objects) reconstructed from a strace
     output file: failed calls whose rights the sandbox *plan* does not
     grant.  Calls that fail for other reasons (file modes) are dropped."""
-    from . import audit, spawn
+    from . import audit
+    from ..engine import spawn
 
     if not trace or not os.path.exists(trace):
         return []

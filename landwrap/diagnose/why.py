@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from . import compat
-from .errors import LandlockUnavailable, UnsupportedFeature, UsageError
-from .safetext import printable
+from ..engine import compat
+from ..engine.errors import LandlockUnavailable, UnsupportedFeature, UsageError
+from ..engine.safetext import printable
 
 #: Words for --access: (rights, checked on the parent directory?)
 #: ``None`` for "on the parent" means: on PATH itself when it is an
@@ -78,7 +78,7 @@ class Answer:
 def load_plan(specs, environ=None):
     """The resolved plan of profiles *specs* on this kernel; a profile that
     needs more than the kernel has is resolved best-effort (noted)."""
-    from . import profile
+    from ..profiles import profile
 
     prof = profile.load(list(specs) or ["default"], environ=environ)
     notes = []
@@ -95,7 +95,7 @@ def parse_target(text: str):
     """('net', proto, port) for ``tcp:443``/``udp:53``, else ('fs', path)."""
     proto, sep, port = text.partition(":")
     if sep and proto in NET_WORDS and not text.startswith("/"):
-        from .ruleset import parse_ports
+        from ..engine.ruleset import parse_ports
 
         lo, hi = parse_ports(port)
         if lo != hi:
@@ -236,7 +236,7 @@ def _why_net(plan, ans: Answer, proto: str, port: int, access) -> None:
 
 
 def _rule_text(plan, rule) -> str:
-    from .ruleset import short_access
+    from ..engine.ruleset import short_access
 
     kind = "" if rule.is_dir else " (file)"
     return f"{short_access(rule.access, plan.fs, rule.is_dir)} {rule.path}{kind}"
@@ -270,7 +270,7 @@ def _locate(origin: str, path: str | None = None) -> str:
     file, sep, key = origin.partition(": ")
     if not sep or not os.path.isfile(file):
         return origin
-    from .profile import line_of
+    from ..profiles.profile import line_of
 
     table, _, name = key.rpartition(".")
     index = None

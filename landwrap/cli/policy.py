@@ -7,7 +7,7 @@ ruleset is resolved).
 
 from __future__ import annotations
 
-from .ruleset import Ruleset
+from ..engine.ruleset import Ruleset
 
 #: ``--ro`` etc.: option name -> access set.
 PATH_OPTIONS = ("ro", "rox", "rw", "rwx")

@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 import sys
 
-from . import compat, report
-from .profile import toml_str
-from .safetext import printable
+from ..engine import compat
+from ..cli import report
+from ..profiles.profile import toml_str
+from ..engine.safetext import printable
 
 #: The restrict_self() flag that makes the kernel log the denials of the
 #: exec'd program and of its children (not only of the launcher's child).
@@ -45,7 +46,7 @@ def needs() -> str:
 def resolve_logged(rs):
     """Resolve *rs* (a Ruleset) with denial logging requested; a kernel
     (or --abi cap) without it gets a message that names --log-denials."""
-    from .errors import UnsupportedFeature
+    from ..engine.errors import UnsupportedFeature
 
     rs.request_flags(log_bit())
     try:
@@ -222,8 +223,9 @@ def unavailable_line(reason: str, fix: str) -> str:
 def run_logged(plan, argv, env, **kw) -> int:
     """`landwrap run --log-denials`: run like ``launcher.run`` and report
     the sandbox's denials on stderr afterwards."""
-    from . import audit, launcher
-    from .errors import LandwrapError
+    from . import audit
+    from ..engine import launcher
+    from ..engine.errors import LandwrapError
 
     if not plan.flags & log_bit():
         report.info(f"--log-denials: Landlock ABI {plan.abi} cannot log denials (needs {needs()}); "

@@ -1,4 +1,4 @@
-"""runcmd.py: the body of `landwrap run`, shared by the fast entry point and
+"""cli/run.py: the body of `landwrap run`, shared by the fast entry point and
 the click command.  Takes the parsed options (see ``options``), builds and
 resolves the sandbox, reports, and launches.  Returns the exit status.
 """
@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 
-from . import compat, companion, launcher, policy, report, spawn
-from .errors import EXIT_ERROR, LandwrapError, UsageError
+from ..engine import compat, companion, launcher, spawn
+from . import policy, report
+from ..engine.errors import EXIT_ERROR, LandwrapError, UsageError
 
 
 def build_profile(opts: dict):
@@ -23,7 +24,7 @@ def build_profile(opts: dict):
         raise UsageError("--profile and --no-profile cannot be combined")
     if opts.get("strict") and opts.get("best_effort"):
         raise UsageError("--strict and --best-effort cannot be combined")
-    from . import profile
+    from ..profiles import profile
 
     environ = _target_environ(opts.get("user"))
     if opts.get("no_profile"):
@@ -58,7 +59,7 @@ def _target_environ(user):
         return None
     import pwd
 
-    from . import profile
+    from ..profiles import profile
 
     try:
         pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
@@ -72,7 +73,7 @@ def _target_environ(user):
 def _check_command_line_strictly(opts: dict, abi) -> None:
     """A profile said ``compat = "best-effort"``: what the command line
     asked for must still be enforceable (raises UnsupportedFeature)."""
-    from .ruleset import Ruleset
+    from ..engine.ruleset import Ruleset
 
     cli = Ruleset()
     cli.abi = abi
@@ -81,7 +82,7 @@ def _check_command_line_strictly(opts: dict, abi) -> None:
     explicit = {k: v for k, v in opts.items() if k in policy.PORT_OPTIONS}
     policy.apply_options(cli, explicit)
     if opts.get("log_denials"):
-        from . import denials
+        from ..diagnose import denials
 
         denials.resolve_logged(cli)  # refuses a kernel without denial logging
     elif cli.fs or cli.need["net"]:
@@ -115,7 +116,7 @@ def _run(opts: dict) -> int:
     argv = opts["command"]
     prof = build_profile(opts)
     if opts.get("log_denials"):
-        from . import denials
+        from ..diagnose import denials
 
         plan = denials.resolve_logged(prof.ruleset)
     else:

@@ -22,10 +22,10 @@ from __future__ import annotations
 import os
 import sys
 
-from . import compat
-from .errors import LandwrapError, ProfileError
-from .safetext import printable
-from .ruleset import Ruleset, parse_ports
+from ..engine import compat
+from ..engine.errors import LandwrapError, ProfileError
+from ..engine.safetext import printable
+from ..engine.ruleset import Ruleset, parse_ports
 
 SUFFIX = ".toml"
 LOCAL_SUFFIX = ".local.toml"
@@ -43,10 +43,10 @@ SYSTEM_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
 #: Where the shipped profiles live: inside the installed package, or at the
 #: top of the source tree (editable installs, running from a checkout).
 _HERE = os.path.dirname(os.path.abspath(__file__))
-PACKAGE_PROFILES = os.path.join(_HERE, "profiles")
+PACKAGE_PROFILES = os.path.join(_HERE, "shipped")  # landwrap.profiles.shipped
 _CHECKOUT_PROFILES = None
 if not os.path.isdir(PACKAGE_PROFILES):
-    PACKAGE_PROFILES = os.path.join(os.path.dirname(_HERE), "profiles")
+    PACKAGE_PROFILES = os.path.join(os.path.dirname(os.path.dirname(_HERE)), "profiles")
     # A source checkout's profiles are the developer's working files, like
     # the rest of the checkout: not protected as landwrap state (an
     # installed package's are).
@@ -967,7 +967,7 @@ def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -
     prof.applied.add(real)
     doc = load_document(path)
     if _is_landlockconfig(doc):
-        from . import llconfig
+        from . import landlockconfig as llconfig
 
         llconfig.apply(prof, doc, path)
         prof.ruleset.sources.append(path)
@@ -1038,7 +1038,7 @@ def choose(command: str | None, dirs=None, path_env=None) -> tuple:
     found = find(name, dirs if dirs is not None else search_path())
     if not found:
         return "default", f"no profile named {printable(name)}"
-    from .spawn import find_program
+    from ..engine.spawn import find_program
 
     try:
         prog = find_program(command, os.environ.get("PATH") if path_env is None else path_env)

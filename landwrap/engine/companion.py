@@ -102,7 +102,7 @@ class Companion:
         self.unavailable = None
 
     def parts(self) -> int:
-        from . import _sys
+        from . import _binding as _sys
 
         if not self.filter:
             return 0
@@ -162,7 +162,7 @@ def for_plan(plan, *, cap_add=(), supervised: bool = False, euid: int | None = N
     best-effort records why in ``plan.dropped``."""
     import os
 
-    from . import _sys
+    from . import _binding as _sys
 
     c = Companion()
     req = plan.request
@@ -206,7 +206,7 @@ def status() -> dict:
     """What this machine offers the companion (for `landwrap status`):
     whether the filter can be installed, for which architecture, and
     whether the launcher can supervise thread ids (user notifications)."""
-    from . import _sys
+    from . import _binding as _sys
 
     arch = _sys.seccomp_arch()
     names = {0xC000003E: "x86_64", 0xC00000B7: "aarch64"}

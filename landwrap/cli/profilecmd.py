@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 
-from . import compat, profile
-from .safetext import printable
-from .errors import LandlockUnavailable, LandwrapError, ProfileError, UnsupportedFeature
+from ..engine import compat
+from ..profiles import profile
+from ..engine.safetext import printable
+from ..engine.errors import LandlockUnavailable, LandwrapError, ProfileError, UnsupportedFeature
 
 #: Where a profile directory sits on the profile path, for `profile list`.
 ORIGINS = ("LANDWRAP_PROFILE_PATH", "user", "system", "package")
@@ -274,7 +275,7 @@ def check(spec: str, dirs=None) -> list:
 
 def export(spec: str, *, abi: int | None = None, fmt: str = "toml", dirs=None) -> str:
     """The resolved profile as landlockconfig text (see ``llconfig``)."""
-    from . import llconfig
+    from ..profiles import landlockconfig as llconfig
 
     prof = profile.load([spec], dirs=dirs)
     return llconfig.export(prof, abi=abi, fmt=fmt)

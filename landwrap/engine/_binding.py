@@ -1,4 +1,4 @@
-"""_sys.py: the one module that touches the compiled cffi library.
+"""engine/_binding.py: the one module that touches the compiled cffi library.
 
 Every call is checked right here: ``-1`` plus ``ffi.errno`` becomes an
 ``OSError`` with the errno and, where there is one, the path.  Above this
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._lwcffi import ffi, lib
+from .._lwcffi import ffi, lib
 
 _UNSET = object()
 _kernel_abi = _UNSET

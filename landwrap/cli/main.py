@@ -1,4 +1,4 @@
-"""cli.py: the click command-line interface.  Parses and reports; the work
+"""cli/main.py: the click command-line interface.  Parses and reports; the work
 is done by library modules that Python users can call too.
 
 `landwrap run` normally starts through the fast parser in ``options`` and
@@ -13,7 +13,7 @@ import sys
 import click
 
 from . import options, report
-from .errors import EXIT_ERROR, LandwrapError
+from ..engine.errors import EXIT_ERROR, LandwrapError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -123,7 +123,7 @@ def run(**kw):
       landwrap run --connect-tcp 443 -- curl https://example.org
       landwrap run --dry-run --json -- python3
     """
-    from .runcmd import main
+    from .run import main
 
     opts = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
     sys.exit(main(opts))
@@ -135,7 +135,7 @@ def run(**kw):
               help="Show what landwrap would use when capped to ABI N.")
 def status(as_json, abi):
     """Show the kernel's Landlock support and what `landwrap run` enforces here."""
-    from .kernel import format_status, status as get_status
+    from ..engine.status import format_status, status as get_status
 
     try:
         st = get_status(abi)
@@ -315,7 +315,7 @@ def learn(output, base, rounds, once, yes, via, allow_sensitive, command):
       landwrap learn -o git-status.toml -- git status
       landwrap learn --once -p default -- python3 app.py
     """
-    from .learn import main as learn_main
+    from ..diagnose.learn import main as learn_main
 
     sys.exit(learn_main(list(command), output=output, base=base, rounds=rounds,
                         once=once, yes=yes, via=via, allow_sensitive=allow_sensitive))
@@ -346,7 +346,7 @@ def why(profiles, access, target):
       landwrap why -p ./app.toml --access write ~/.config/app/state
       landwrap why -p ./app.toml tcp:443
     """
-    from .why import format_answer, why as ask
+    from ..diagnose.why import format_answer, why as ask
 
     try:
         answer = ask(profiles, target, access)

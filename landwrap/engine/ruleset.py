@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 
 from . import compat
-from .errors import (LandlockUnavailable, NothingEnforced, PathError,
-                     RulesetError, UnsupportedFeature, UsageError)
+from .errors import (LandlockUnavailable, NothingEnforced, PathError, RulesetError,
+                     UnsupportedFeature, UsageError)
 
 STRICT = "strict"
 BEST_EFFORT = "best-effort"
@@ -241,7 +241,7 @@ class Ruleset:
         Ruleset (``landwrap.run(profile=...)`` applies it)."""
         if not profiles:
             raise UsageError("from_profile: give at least one profile name or path")
-        from .profile import load
+        from ..profiles.profile import load
 
         return load([os.fsdecode(os.fspath(p)) for p in profiles]).ruleset
 
@@ -274,7 +274,7 @@ class Ruleset:
         """Enforce this sandbox on every thread of the calling process,
         irreversibly; returns a ``landwrap.Enforcement``.  See
         ``landwrap.restrict`` for what the kernel does."""
-        from .api import enforce
+        from ..api import enforce
 
         if compat is None and abi is None:
             return enforce(self.plan())
@@ -296,7 +296,7 @@ class Ruleset:
         if cap is not None and not 1 <= cap <= compat.LATEST_ABI:
             raise UsageError(f"bad ABI {cap}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
         if kernel_abi is None:
-            from . import _sys
+            from . import _binding as _sys
             kernel_abi = _sys.kernel_abi()
         plan = Plan(self, mode, kernel_abi)
         want = {
@@ -488,7 +488,7 @@ class Plan:
         self._complete = False
 
     def _resolve_paths(self, rules, handled: int) -> None:
-        from . import _sys
+        from . import _binding as _sys
 
         lexical = _lexical_all([r.path for r in rules])
         # Each path is opened once: the rules of paths without a symlink on
@@ -713,7 +713,7 @@ class Plan:
             self._fd, self._complete, self._todo = -1, False, None
         if self._complete or not self.enforces_anything:
             return self._fd
-        from . import _sys
+        from . import _binding as _sys
         fd, self._fd = self._fd, -1
         if fd < 0:
             fd = self._new_ruleset()
@@ -761,7 +761,7 @@ class Plan:
         return out
 
     def _new_ruleset(self) -> int:
-        from . import _sys
+        from . import _binding as _sys
         size = (compat.ATTR_SIZE_SCOPED if self.scoped else
                 compat.ATTR_SIZE_NET if self.net else compat.ATTR_SIZE_FS)
         try:

@@ -1,11 +1,11 @@
-"""kernel.py: what this kernel offers and what landwrap will enforce here.
+"""engine/status.py: what this kernel offers and what landwrap will enforce here.
 Used by `landwrap status` and ``landwrap.status()``; reads, never restricts."""
 
 from __future__ import annotations
 
 import os
 
-from . import _sys, compat
+from . import _binding as _sys, compat
 from .errors import LandlockUnavailable, LandwrapError
 
 
@@ -30,7 +30,7 @@ def status(abi: int | None = None) -> dict:
                                 "kernel": kernel, "supported": ok})
     out["security"] = security_model(out["abi"])
     out["lsm"] = active_lsms()
-    from .profile import for_command
+    from ..profiles.profile import for_command
 
     try:
         plan = for_command((), None).ruleset.resolve(abi=abi)
