@@ -29,7 +29,7 @@ _LAZY = {
     "python_paths": "api",
     "PIPE": "api", "DEVNULL": "api", "STDOUT": "api", "CompletedProcess": "api",
     "CalledProcessError": "api", "TimeoutExpired": "api",
-    "Ruleset": "engine.ruleset", "Plan": "engine.ruleset",
+    "Ruleset": "api", "Plan": "engine.ruleset",  # api gives Ruleset its upper methods
     "LandwrapError": "engine.errors", "LandlockUnavailable": "engine.errors",
     "UnsupportedFeature": "engine.errors", "PathError": "engine.errors",
     "RulesetError": "engine.errors", "EnforcementError": "engine.errors",

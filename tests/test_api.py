@@ -431,7 +431,7 @@ def test_abi_and_status():
     st = landwrap.status()
     assert st["kernel_abi"] == (k if k >= 0 else None)
     assert {f["name"] for f in st["features"]} >= {"filesystem", "net.tcp", "tsync"}
-    from landwrap.engine.status import format_status
+    from landwrap.cli.status import format_status
     assert format_status(st).startswith("Kernel:")
 
 

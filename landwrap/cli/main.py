@@ -79,7 +79,7 @@ def _complete_profile(ctx, param, incomplete):
     """Profile names (NAME|PATH: a path-like word completes as a file)."""
     from click.shell_completion import CompletionItem
 
-    from .profilecmd import complete_profiles
+    from .profilecmd import complete_profiles  # lazy: a command loads only its own modules
 
     if incomplete.startswith((".", "/", "~")) or "/" in incomplete:
         return _complete_file(ctx, param, incomplete)
@@ -90,7 +90,7 @@ def _complete_command(ctx, param, incomplete):
     """The program name from $PATH, then its arguments as files."""
     from click.shell_completion import CompletionItem
 
-    from .profilecmd import complete_commands
+    from .profilecmd import complete_commands  # lazy: a command loads only its own modules
 
     if ctx.params.get(param.name) or "/" in incomplete:
         return _complete_file(ctx, param, incomplete)
@@ -123,7 +123,7 @@ def run(**kw):
       landwrap run --connect-tcp 443 -- curl https://example.org
       landwrap run --dry-run --json -- python3
     """
-    from .run import main
+    from .run import main  # lazy: a command loads only its own modules
 
     opts = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
     sys.exit(main(opts))
@@ -135,7 +135,8 @@ def run(**kw):
               help="Show what landwrap would use when capped to ABI N.")
 def status(as_json, abi):
     """Show the kernel's Landlock support and what `landwrap run` enforces here."""
-    from ..engine.status import format_status, status as get_status
+    from ..profiles.default import status as get_status  # lazy: per command
+    from .status import format_status  # lazy: a command loads only its own modules
 
     try:
         st = get_status(abi)
@@ -173,7 +174,7 @@ def profile_list(as_json):
     """List the profiles on the profile path: name, where it comes from,
     description.  Profiles hidden by one of the same name earlier on the
     path are shown as shadowed."""
-    from . import profilecmd
+    from . import profilecmd  # lazy: a command loads only its own modules
 
     rows = profilecmd.list_rows()
     if as_json:
@@ -194,7 +195,7 @@ def profile_list(as_json):
               help="With --resolved: resolve as on a kernel with Landlock ABI N.")
 def profile_show(spec, resolved, as_json, abi):
     """Show a profile as written, or fully resolved (--resolved)."""
-    from . import profilecmd
+    from . import profilecmd  # lazy: a command loads only its own modules
 
     try:
         if resolved:
@@ -221,7 +222,7 @@ def profile_check(files):
     """Validate profile files (with what they extend).  Prints `FILE: ok`
     or each error as `FILE:LINE: key: message`; exits 0 when all are
     valid, 1 otherwise."""
-    from . import profilecmd
+    from . import profilecmd  # lazy: a command loads only its own modules
 
     ok = True
     for f in files:
@@ -246,7 +247,7 @@ def profile_export(spec, as_json, abi):
     project's own configuration format (landlockconfig: `llconfig run
     --toml FILE`, island).  `landwrap run -p FILE` reads such files too.
     Environment settings and compat mode are not part of that format."""
-    from . import profilecmd
+    from . import profilecmd  # lazy: a command loads only its own modules
 
     try:
         text = profilecmd.export(spec, abi=abi, fmt="json" if as_json else "toml")
@@ -315,7 +316,7 @@ def learn(output, base, rounds, once, yes, via, allow_sensitive, command):
       landwrap learn -o git-status.toml -- git status
       landwrap learn --once -p default -- python3 app.py
     """
-    from ..diagnose.learn import main as learn_main
+    from ..diagnose.learn import main as learn_main  # lazy: a command loads only its own modules
 
     sys.exit(learn_main(list(command), output=output, base=base, rounds=rounds,
                         once=once, yes=yes, via=via, allow_sensitive=allow_sensitive))
@@ -346,7 +347,7 @@ def why(profiles, access, target):
       landwrap why -p ./app.toml --access write ~/.config/app/state
       landwrap why -p ./app.toml tcp:443
     """
-    from ..diagnose.why import format_answer, why as ask
+    from ..diagnose.why import format_answer, why as ask  # lazy: per command
 
     try:
         answer = ask(profiles, target, access)

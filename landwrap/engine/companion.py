@@ -21,7 +21,7 @@ whether seccomp filters are available.  Holds the capability name table
 
 from __future__ import annotations
 
-from . import compat
+from . import _binding as _sys, compat
 from .errors import EnforcementError, UsageError
 
 #: Linux capability names (without CAP_, lower case) by number.
@@ -102,8 +102,6 @@ class Companion:
         self.unavailable = None
 
     def parts(self) -> int:
-        from . import _binding as _sys
-
         if not self.filter:
             return 0
         p = _sys.SC_TTY
@@ -162,8 +160,6 @@ def for_plan(plan, *, cap_add=(), supervised: bool = False, euid: int | None = N
     best-effort records why in ``plan.dropped``."""
     import os
 
-    from . import _binding as _sys
-
     c = Companion()
     req = plan.request
     c.mptcp = bool(req.net)
@@ -206,8 +202,6 @@ def status() -> dict:
     """What this machine offers the companion (for `landwrap status`):
     whether the filter can be installed, for which architecture, and
     whether the launcher can supervise thread ids (user notifications)."""
-    from . import _binding as _sys
-
     arch = _sys.seccomp_arch()
     names = {0xC000003E: "x86_64", 0xC00000B7: "aarch64"}
     ok = bool(arch) and _sys.seccomp_available(False)

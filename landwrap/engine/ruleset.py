@@ -21,6 +21,8 @@ from . import compat
 from .errors import (LandlockUnavailable, NothingEnforced, PathError, RulesetError,
                      UnsupportedFeature, UsageError)
 
+TYPE_CHECKING = False
+
 STRICT = "strict"
 BEST_EFFORT = "best-effort"
 
@@ -233,17 +235,13 @@ class Ruleset:
         self.protected += [d for d in other.protected if d not in self.protected]
         return self
 
-    @classmethod
-    def from_profile(cls, *profiles) -> "Ruleset":
-        """The sandbox of one or more profiles: names on the profile path
-        or files, later ones adding to earlier (as ``landwrap run -p``).
-        Raises ProfileError.  A profile's ``[env]`` table is not part of a
-        Ruleset (``landwrap.run(profile=...)`` applies it)."""
-        if not profiles:
-            raise UsageError("from_profile: give at least one profile name or path")
-        from ..profiles.profile import load
+    if TYPE_CHECKING:
+        # Defined in landwrap.api, the layer that knows profiles and
+        # enforcement (importing ``landwrap.Ruleset`` loads it); see there.
+        @classmethod
+        def from_profile(cls, *profiles: str | os.PathLike) -> Ruleset: ...
 
-        return load([os.fsdecode(os.fspath(p)) for p in profiles]).ruleset
+        def restrict(self, *, compat: str | None = None, abi: int | None = None): ...
 
     # use ----------------------------------------------------------------
     def plan(self) -> "Plan":
@@ -269,16 +267,6 @@ class Ruleset:
         allowed *file*, which is not checked."""
         self._plan = None
         return self
-
-    def restrict(self, *, compat: str | None = None, abi: int | None = None):
-        """Enforce this sandbox on every thread of the calling process,
-        irreversibly; returns a ``landwrap.Enforcement``.  See
-        ``landwrap.restrict`` for what the kernel does."""
-        from ..api import enforce
-
-        if compat is None and abi is None:
-            return enforce(self.plan())
-        return enforce(self.resolve(compat_mode=compat, abi=abi))
 
     # resolution -------------------------------------------------------
     def resolve(self, *, compat_mode: str | None = None, abi: int | None = None,

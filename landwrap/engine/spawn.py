@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from . import _binding as _sys, compat
+from .companion import cap_last
 from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError, SpawnError,
                      EXIT_CANNOT_EXEC)
 
@@ -142,8 +143,6 @@ def companion_flags(comp) -> tuple:
     flags = _sys.F_DROP_CAPS
     kw = {"keep_caps": comp.keep_mask()}
     if comp.drop_caps:
-        from .companion import cap_last
-
         flags |= _sys.F_DROP_BOUNDING
         kw["cap_last"] = cap_last()
     if comp.filter:

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import os
 
+from .. import __version__
 from ..engine import compat
 from ..engine.errors import ProfileError
+from ..engine.ruleset import Plan, Ruleset, short_access
 from .profile import line_of, printable, toml_str
 
 #: Key names as TOML writes them -> as JSON writes them.
@@ -492,8 +494,6 @@ def _toml_list(items) -> str:
 
 
 def _plan_of(obj, abi=None):
-    from ..engine.ruleset import Plan, Ruleset
-
     if isinstance(obj, Plan):
         return obj
     rs = obj if isinstance(obj, Ruleset) else obj.ruleset
@@ -562,9 +562,6 @@ def export(obj, *, abi: int | None = None, fmt: str = "toml", profile=None) -> s
         return json.dumps(out, indent=2) + "\n"
     if fmt != "toml":
         raise ValueError(f"unknown format {fmt!r}")
-    from .. import __version__
-    from ..engine.ruleset import short_access
-
     notes = [f"Landlock configuration (landlockconfig format), exported by landwrap "
              f"{__version__}."]
     sources = list(plan.request.sources)
