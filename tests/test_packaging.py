@@ -121,6 +121,22 @@ def test_extension_needs_nothing_newer_than_manylinux2014_glibc():
     assert not too_new, f"symbols newer than glibc 2.17 (see csrc/lwsys.h): {too_new}"
 
 
+def test_vfork_child_is_kept_out_of_line():
+    """csrc/landwrap.c marks the vfork child and lw_spawn noinline (as
+    CPython's _posixsubprocess.c does): inlined, the child's frame could
+    reuse stack the suspended parent still needs.  Both are functions of
+    their own in the built extension."""
+    nm = need_program("nm")
+    so = os.path.dirname(os.path.dirname(_sys.__spec__.origin))  # landwrap/, beside engine/
+    ext = [os.path.join(so, f) for f in os.listdir(so) if f.startswith("_lwcffi") and f.endswith(".so")]
+    out = subprocess.run([nm, ext[0]], capture_output=True, text=True).stdout
+    if not out.strip():
+        pytest.skip(f"{ext[0]} is stripped: no symbol table to look in")
+    symbols = {line.split()[-1]: line.split()[-2] for line in out.splitlines() if len(line.split()) == 3}
+    assert symbols.get("child") in ("t", "T"), "the vfork child was inlined into lw_spawn"
+    assert symbols.get("lw_spawn") in ("t", "T")
+
+
 def test_main_in_a_source_tree_without_the_extension(tmp_path):
     # A copy of the source tree's package, without the built extension.
     tree = tmp_path / "checkout"

@@ -188,7 +188,7 @@ STAGE_SECCOMP = lib.LW_STAGE_SECCOMP
 STAGE_CAPS = lib.LW_STAGE_CAPS
 
 _ERR_SIZE = ffi.sizeof("struct lw_error")
-MAX_KEEP_FDS = 64
+MAX_KEEP_FDS = lib.LW_MAX_KEEP_FDS
 
 
 def cstrings(items) -> tuple:
