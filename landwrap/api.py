@@ -19,7 +19,7 @@ positionally (3.11 appended ``process_group``), must set ``pid`` and
 ``_child_created``, close the child's pipe ends and set
 ``_closed_child_pipe_fds``, or raise (``__init__`` then closes everything).
 Unknown extra arguments from a future Python are refused rather than
-ignored, and tests/test_api.py checks the signature.
+ignored, and tests/system/test_api.py checks the signature.
 
 Never imported by `landwrap run` (start-up time); imports only what the
 library needs.

@@ -249,7 +249,7 @@ def downgrade(abi: int, want: dict, need: dict, refer_allowed: bool) -> Downgrad
 # capability drop of root sandboxes), "launcher" (`landwrap run` itself) or
 # None (nothing landwrap adds: the operation stays possible).  Rendered by
 # `landwrap status` for the running kernel, and in the README and
-# landwrap(1) (tests/test_security_model.py keeps them in step).
+# landwrap(1) (tests/engine/test_security_model.py keeps them in step).
 SECURITY_MODEL = (
     ("open, read, write, create, remove files; execve", "landlock", 1),
     ("ptrace, /proc/PID/{mem,root,cwd} of processes outside", "landlock", 1),

@@ -325,7 +325,7 @@ def test_diamond_extends_applies_each_file_once(tmp_path, monkeypatch):
     assert len(rule_paths(prof)) == n and len(prof.sources) == n
 
 
-# documents that must fail cleanly (each found by tests/test_profile_fuzz.py) --
+# documents that must fail cleanly (each found by tests/profiles/test_profile_fuzz.py) --
 
 @pytest.mark.parametrize("name, text, message", [
     ("deep.json", '{"a": ' + "[" * 100000 + "]" * 100000 + "}", "nested too deeply"),

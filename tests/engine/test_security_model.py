@@ -9,7 +9,7 @@ import re
 from conftest import lw
 from landwrap.engine import compat, status as kernel
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _plain(text):

@@ -18,7 +18,7 @@ import landwrap
 from landwrap.engine import _binding as _sys, compat
 from landwrap.engine.ruleset import Ruleset
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCHER = os.path.join(REPO, "bin", "landwrap")
 
 

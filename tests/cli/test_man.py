@@ -34,7 +34,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAN1 = os.path.join(ROOT, "man", "landwrap.1")
 MAN5 = os.path.join(ROOT, "man", "landwrap-profile.5")
 PAGES = [MAN1, MAN5]

@@ -25,7 +25,7 @@ import pytest
 
 from conftest import PY_ROX, lw
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/: the helpers
 ROOT = os.geteuid() == 0
 SETPRIV = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root (and setpriv for nobody)")
