@@ -559,16 +559,16 @@ static int close_fds_above(const struct lw_spawn *s)
 {
     /* Close every fd >= 3 except the kept ones, the error pipe and the
      * ruleset (both close-on-exec, needed until execve). */
-    int keep[64 + 3];
+    int keep[LW_MAX_KEEP_FDS + 3];
     int n = 0, lo = 3;
     struct rlimit rl;
 
-    for (int i = 0; i < s->n_keep && n < 64; i++)
+    for (int i = 0; i < s->n_keep && n < LW_MAX_KEEP_FDS; i++)
         keep[n++] = s->keep_fds[i];
     keep[n++] = s->errpipe;
-    if (s->notif_sock >= 0 && n < 64 + 2)
+    if (s->notif_sock >= 0 && n < LW_MAX_KEEP_FDS + 2)
         keep[n++] = s->notif_sock;
-    if (s->ruleset_fd >= 0 && n < 64 + 3)
+    if (s->ruleset_fd >= 0 && n < LW_MAX_KEEP_FDS + 3)
         keep[n++] = s->ruleset_fd;
     /* insertion sort: n is tiny */
     for (int i = 1; i < n; i++)
@@ -686,9 +686,11 @@ static void child_seccomp(const struct lw_spawn *s)
     }
 }
 
-/* Kept out of line (as CPython's _posixsubprocess does): inlined into
- * lw_spawn, the compiler could reuse stack slots the suspended parent
- * still needs after vfork returns. */
+/* Kept out of line, as CPython's _posixsubprocess.c keeps its vfork child:
+ * the child runs on the parent's stack while the parent is suspended in
+ * vfork.  Inlined into lw_spawn, the compiler may merge the child's frame
+ * into the vfork caller's and reuse stack slots the parent still needs
+ * once vfork returns.  tests check the symbol with nm. */
 static void __attribute__((noreturn, noinline)) child(const struct lw_spawn *s,
                                             const sigset_t *mask)
 {
@@ -801,6 +803,7 @@ static void __attribute__((noreturn, noinline)) child(const struct lw_spawn *s,
     child_fail(s, LW_STAGE_EXEC);
 }
 
+/* noinline, like child(): the frame that calls vfork stays its own. */
 int __attribute__((noinline)) lw_spawn(const struct lw_spawn *s)
 {
     sigset_t all, old;

@@ -62,6 +62,9 @@ int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed
 #define LW_STAGE_SECCOMP 13
 #define LW_STAGE_LISTENER 14
 
+/* The most descriptors a child keeps (lw_spawn.n_keep); _binding.py checks it. */
+#define LW_MAX_KEEP_FDS 64
+
 struct lw_spawn {
     const char *path;          /* resolved program path */
     char *const *argv;         /* NULL-terminated */
@@ -69,7 +72,7 @@ struct lw_spawn {
     const char *cwd;           /* NULL: stay */
     int stdio[3];              /* -1: inherit */
     const int *keep_fds;       /* sorted, made inheritable in the child */
-    int n_keep;
+    int n_keep;                /* at most LW_MAX_KEEP_FDS */
     int ruleset_fd;            /* -1: no Landlock domain */
     uint32_t restrict_flags;
     int errpipe;               /* write end, close-on-exec */
@@ -87,7 +90,7 @@ struct lw_error {
     int err;
 };
 
-/* Fork (vfork when safe), set up and exec in the child.  Returns the child's
+/* Fork with vfork, set up and exec in the child.  Returns the child's
  * pid, or -1 with errno when no child was created.  A child that fails
  * writes a struct lw_error to errpipe and exits with status 125. */
 int lw_spawn(const struct lw_spawn *s);

@@ -1,6 +1,6 @@
 /* lwsys.h: libc calls whose glibc symbol is newer than the oldest glibc the
  * wheels promise (manylinux2014: glibc 2.17), replaced by equivalents that
- * bind to old symbols.  tests/test_packaging.py checks the built extension
+ * bind to old symbols.  tests/system/test_packaging.py checks the built extension
  * with objdump; add a helper here when it names a new symbol. */
 #ifndef LWSYS_H
 #define LWSYS_H

@@ -33,7 +33,7 @@
  * only system calls and runs without the GIL (cffi releases it for the
  * call).  The handler makes only system calls and atomic memory operations
  * (async-signal-safe).  Policy (which signal, timeout, what a failure
- * means) is the caller's; see landwrap/threads.py.
+ * means) is the caller's; see landwrap/engine/threads.py.
  */
 #define _GNU_SOURCE
 #include <errno.h>

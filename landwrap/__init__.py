@@ -29,12 +29,13 @@ _LAZY = {
     "python_paths": "api",
     "PIPE": "api", "DEVNULL": "api", "STDOUT": "api", "CompletedProcess": "api",
     "CalledProcessError": "api", "TimeoutExpired": "api",
-    "Ruleset": "ruleset", "Plan": "ruleset",
-    "LandwrapError": "errors", "LandlockUnavailable": "errors",
-    "UnsupportedFeature": "errors", "PathError": "errors", "RulesetError": "errors",
-    "EnforcementError": "errors", "ProfileError": "errors", "UsageError": "errors",
-    "SpawnError": "errors", "CommandNotFound": "errors", "CommandNotExecutable": "errors",
-    "SandboxWarning": "errors",
+    "Ruleset": "api", "Plan": "engine.ruleset",  # api gives Ruleset its upper methods
+    "LandwrapError": "engine.errors", "LandlockUnavailable": "engine.errors",
+    "UnsupportedFeature": "engine.errors", "PathError": "engine.errors",
+    "RulesetError": "engine.errors", "EnforcementError": "engine.errors",
+    "ProfileError": "engine.errors", "UsageError": "engine.errors",
+    "SpawnError": "engine.errors", "CommandNotFound": "engine.errors",
+    "CommandNotExecutable": "engine.errors", "SandboxWarning": "engine.errors",
 }
 
 
@@ -58,8 +59,8 @@ if TYPE_CHECKING:
 
     from .api import (Enforcement, Popen, abi, call, check_call, check_output,
                       python_paths, restrict, run, status)
-    from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError,
-                         LandlockUnavailable, LandwrapError, PathError, ProfileError,
-                         RulesetError, SandboxWarning, SpawnError, UnsupportedFeature,
-                         UsageError)
-    from .ruleset import Plan, Ruleset
+    from .engine.errors import (CommandNotExecutable, CommandNotFound, EnforcementError,
+                                LandlockUnavailable, LandwrapError, PathError, ProfileError,
+                                RulesetError, SandboxWarning, SpawnError, UnsupportedFeature,
+                                UsageError)
+    from .engine.ruleset import Plan, Ruleset

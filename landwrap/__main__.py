@@ -37,25 +37,27 @@ def main(argv=None):
 def _main(argv):
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] == "run":
-        from .options import parse_run
+        from .cli.options import parse_run  # lazy: `run` starts without click
 
         opts = parse_run(args[1:])
         if opts is not None:
-            from .runcmd import main as run_main
+            from .cli.run import main as run_main  # lazy: the same
 
             sys.exit(run_main(opts))
     if args in (["status"], ["status", "--json"]):
         sys.exit(_status(args[1:] == ["--json"]))
-    from .cli import cli
+    from .cli.main import cli  # lazy: click, for every other command
 
     cli.main(args=args, prog_name="landwrap")
 
 
 def _status(as_json: bool) -> int:
     """`landwrap status [--json]` without click (as `cli.status` prints it)."""
-    from . import report
-    from .errors import LandwrapError
-    from .kernel import format_status, status
+    # lazy: `status` without click
+    from .cli import report
+    from .cli.status import format_status
+    from .engine.errors import LandwrapError
+    from .profiles.default import status
 
     try:
         st = status(None)

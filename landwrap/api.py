@@ -19,7 +19,7 @@ positionally (3.11 appended ``process_group``), must set ``pid`` and
 ``_child_created``, close the child's pipe ends and set
 ``_closed_child_pipe_fds``, or raise (``__init__`` then closes everything).
 Unknown extra arguments from a future Python are refused rather than
-ignored, and tests/test_api.py checks the signature.
+ignored, and tests/system/test_api.py checks the signature.
 
 Never imported by `landwrap run` (start-up time); imports only what the
 library needs.
@@ -37,11 +37,12 @@ from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
 from typing import (IO, Any, AnyStr, Callable, Iterable, Literal, Mapping, Optional,
                     Sequence, TypedDict, TypeVar, Union, overload)
 
-from . import _sys, compat as _compat, companion as _companion, profile as _profile, spawn, threads
-from .errors import (CommandNotFound, EnforcementError, LandwrapError, SandboxWarning,
-                     SpawnError, UsageError)
-from .launcher import MAX_FD, MAX_ID
-from .ruleset import BEST_EFFORT, NOT_ENFORCED, STRICT, Plan, Ruleset
+from .engine import _binding as _sys, compat as _compat, companion as _companion, spawn, threads
+from .profiles import profile as _profile
+from .engine.errors import (CommandNotFound, EnforcementError, LandwrapError, SandboxWarning,
+                            SpawnError, UsageError)
+from .engine.launcher import MAX_FD, MAX_ID, build_env
+from .engine.ruleset import BEST_EFFORT, NOT_ENFORCED, STRICT, Plan, Ruleset
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -443,8 +444,8 @@ def _caller_level() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     frame: Any = sys._getframe(1)
     level = 1
-    while frame is not None and os.path.dirname(os.path.abspath(
-            frame.f_code.co_filename)) == here:
+    while frame is not None and os.path.abspath(
+            frame.f_code.co_filename).startswith(here + os.sep):
         frame, level = frame.f_back, level + 1
     return level
 
@@ -469,14 +470,40 @@ def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
         try:
             _sys.seccomp_install(comp.parts(), os.getpid(), True)
         except OSError as e:
-            from .errors import EnforcementError
-
             raise EnforcementError(
                 "the Landlock sandbox is enforced but the seccomp companion filter "
                 f"could not be installed: {e.strerror}"
                 + (f" (thread {e.filename})" if e.filename else "")
                 + "; the process is partly sandboxed and should exit") from None
     return Enforcement(plan, result)
+
+
+def _from_profile(cls: type[Ruleset], *profiles: str | os.PathLike[str]) -> Ruleset:
+    """The sandbox of one or more profiles: names on the profile path
+    or files, later ones adding to earlier (as ``landwrap run -p``).
+    Raises ProfileError.  A profile's ``[env]`` table is not part of a
+    Ruleset (``landwrap.run(profile=...)`` applies it)."""
+    if not profiles:
+        raise UsageError("from_profile: give at least one profile name or path")
+    return _profile.load([os.fsdecode(os.fspath(p)) for p in profiles]).ruleset
+
+
+def _restrict(self: Ruleset, *, compat: str | None = None,
+              abi: int | None = None) -> Enforcement:
+    """Enforce this sandbox on every thread of the calling process,
+    irreversibly; returns a ``landwrap.Enforcement``.  See
+    ``landwrap.restrict`` for what the kernel does."""
+    if compat is None and abi is None:
+        return enforce(self.plan())
+    return enforce(self.resolve(compat_mode=compat, abi=abi))
+
+
+# Ruleset's methods that need profiles and enforcement, the layers above the
+# engine's model: attached here, where ``landwrap.Ruleset`` is taken from.
+_from_profile.__name__ = _from_profile.__qualname__ = "from_profile"
+_restrict.__name__ = _restrict.__qualname__ = "restrict"
+setattr(Ruleset, "from_profile", classmethod(_from_profile))
+setattr(Ruleset, "restrict", _restrict)
 
 
 # the kernel ----------------------------------------------------------------
@@ -521,7 +548,7 @@ def status(abi: int | None = None) -> KernelStatus:
     ``kernel_abi``, every ``feature`` with the ABI and Linux release that
     adds it and whether it is supported here, and how the ``default``
     profile would be enforced.  *abi* caps the ABI, as on an older kernel."""
-    from .kernel import status as _status
+    from .profiles.default import status as _status  # lazy: resolves the default profile
 
     return _status(abi)  # type: ignore[return-value]
 
@@ -606,8 +633,6 @@ def _sandbox_for(args: Any, executable: Any, shell: bool, env: Any, cwd: Any,
         rs.allow_paths(python_paths(), "rox", origin="python=True", required=False)
     plan = _ready(rs.resolve())
     if prof.env_clean or prof.env_settings():
-        from .launcher import build_env
-
         env = build_env(prof.env_clean, prof.env_settings(),
                         base=env if env is not None else os.environ)
     return plan, env

@@ -63,7 +63,7 @@ if sys.argv[2:3] == ["bare"]:
     # The floor: one layer, one rule granting everything beneath /, every
     # filesystem right of this kernel handled (csrc/floor.c).
     sys.path[:0] = sys.argv[3:]
-    from landwrap import _sys, compat
+    from landwrap.engine import _binding as _sys, compat
     _sys.floor_bare_domain(compat.mask(compat.FS_RIGHTS, _sys.kernel_abi()))
 t = time.perf_counter()
 n = 0
@@ -260,7 +260,8 @@ def _write_profile(path: str, files) -> None:
 
 
 def bench_profile(paths: int, rounds: int) -> dict:
-    from . import _sys, compat, profile
+    from .engine import _binding as _sys, compat
+    from .profiles import profile
 
     abi = _sys.kernel_abi()
     fs = compat.mask(compat.FS_RIGHTS, abi)
@@ -428,7 +429,7 @@ def bench_denials(n: int) -> dict:
 # 6. other commands -------------------------------------------------------
 
 def bench_commands(n: int) -> dict:
-    from . import profile
+    from .profiles import profile
 
     lw = landwrap_cmd()
     shipped = sorted(_shipped(profile))
@@ -493,7 +494,7 @@ def bench_scale(sizes, runs: int, depths, nruns: int) -> dict:
 # report ------------------------------------------------------------------
 
 def machine() -> dict:
-    from . import _sys
+    from .engine import _binding as _sys
 
     return {"kernel": platform.release(), "landlock_abi": _sys.kernel_abi(),
             "python": platform.python_version(), "cpus": os.cpu_count(),

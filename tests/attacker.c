@@ -1,5 +1,5 @@
 /* attacker.c: the attacks of issue 8 as one small program (compiled by
- * tests/test_hardening_sandbox.py).  Each subcommand prints NAME=ERRNO
+ * tests/system/test_hardening_sandbox.py).  Each subcommand prints NAME=ERRNO
  * (0: the call succeeded) and exits 0. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>

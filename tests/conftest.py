@@ -48,7 +48,7 @@ def _test_the_installed_landwrap():
 
 _test_the_installed_landwrap()
 
-from landwrap import _sys  # noqa: E402  (after choosing which landwrap)
+from landwrap.engine import _binding as _sys  # noqa: E402  (after choosing which landwrap)
 
 KERNEL_ABI = _sys.kernel_abi()
 REQUIRE = os.environ.get("LANDWRAP_REQUIRE_LANDLOCK") == "1"
@@ -66,7 +66,7 @@ def _audit_reason():
         return "not root: reading audit records needs CAP_AUDIT_READ/CAP_AUDIT_CONTROL"
     if KERNEL_ABI < 7:
         return f"kernel Landlock ABI {KERNEL_ABI} has no denial logging (needs ABI 7)"
-    from landwrap import audit
+    from landwrap.diagnose import audit
 
     why = audit.availability()
     return f"audit netlink unavailable: {why}" if why else None
@@ -80,7 +80,7 @@ def pytest_sessionstart(session):
     # from their working directory first: make it the landwrap under test
     # (the checkout's, or the installed one run from the checkout, from nox
     # or from cibuildwheel's temporary directory).
-    pkg = os.path.dirname(os.path.abspath(_sys.__file__))
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(_sys.__file__)))  # landwrap/
     if os.path.realpath(os.path.join(os.getcwd(), "landwrap")) != os.path.realpath(pkg):
         cwd = tempfile.mkdtemp(prefix="landwrap-tests-cwd-")
         atexit.register(shutil.rmtree, cwd, True)

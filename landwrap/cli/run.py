@@ -1,0 +1,172 @@
+"""cli/run.py: the body of `landwrap run`, shared by the fast entry point and
+the click command.  Takes the parsed options (see ``options``), builds and
+resolves the sandbox, reports, and launches.  Returns the exit status.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..engine import compat, companion, launcher, spawn
+from . import policy, report
+from ..engine.errors import EXIT_ERROR, LandwrapError, UsageError
+
+
+def build_profile(opts: dict):
+    """The requested sandbox (a profile.Profile), before the kernel is asked
+    anything: the profiles (or none), then the command line on top.
+
+    Profile variables and landwrap's protected state are those of the user
+    the command runs as (``--user``).  What the command line asks for is
+    enforced strictly unless it says ``--best-effort``, whatever ``compat``
+    a profile declares; ``--strict`` makes the whole run strict."""
+    if opts.get("profile") and opts.get("no_profile"):
+        raise UsageError("--profile and --no-profile cannot be combined")
+    if opts.get("strict") and opts.get("best_effort"):
+        raise UsageError("--strict and --best-effort cannot be combined")
+    from ..profiles import profile
+
+    environ = _target_environ(opts.get("user"))
+    if opts.get("no_profile"):
+        prof = profile.Profile()
+        prof.why = "--no-profile"
+        profile.protect(prof.ruleset, environ)
+    else:
+        prof = profile.for_command(opts.get("profile") or (),
+                                   opts["command"][0] if opts.get("command") else None,
+                                   dirs=profile.search_path() if environ else None,
+                                   environ=environ)
+    rs = prof.ruleset
+    policy.apply_options(rs, opts)
+    if opts.get("strict"):
+        rs.compat = "strict"
+    elif rs.compat != "strict" and not opts.get("best_effort"):
+        _check_command_line_strictly(opts, rs.abi)
+    explicit = {os.path.realpath(p) for a in policy.PATH_OPTIONS for p in opts.get(a) or ()}
+    for err in prof.cwd_refused:
+        if err.path in explicit:
+            continue  # the user granted it (or chose less) on the command line
+        if rs.compat == "strict":
+            raise err
+        report.warn(f"best-effort: left out {err.message}")
+    return prof
+
+
+def _target_environ(user):
+    """The environment profile variables resolve in for ``--user USER``
+    (that user's home and XDG directories), or None for the caller."""
+    if user is None:
+        return None
+    import pwd
+
+    from ..profiles import profile
+
+    try:
+        pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+    except KeyError:
+        if not user.isdigit():
+            raise UsageError(f"--user {user}: no such user") from None
+        pw = pwd.struct_passwd((user, "x", int(user), int(user), "", "/nonexistent", ""))
+    return profile.user_environ(pw)
+
+
+def _check_command_line_strictly(opts: dict, abi) -> None:
+    """A profile said ``compat = "best-effort"``: what the command line
+    asked for must still be enforceable (raises UnsupportedFeature)."""
+    from ..engine.ruleset import Ruleset
+
+    cli = Ruleset()
+    cli.abi = abi
+    cli.fs = any(opts.get(a) for a in policy.PATH_OPTIONS)
+    cli.need["fs"] = 0
+    explicit = {k: v for k, v in opts.items() if k in policy.PORT_OPTIONS}
+    policy.apply_options(cli, explicit)
+    if opts.get("log_denials"):
+        from ..diagnose import denials
+
+        denials.resolve_logged(cli)  # refuses a kernel without denial logging
+    elif cli.fs or cli.need["net"]:
+        cli.resolve(compat_mode="strict")
+
+
+def main(opts: dict) -> int:
+    try:
+        return _run(opts)
+    except LandwrapError as e:
+        report.error(e)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:
+        report.error(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
+        return EXIT_ERROR
+    except Exception as e:  # never a traceback for the user; fail closed
+        if os.environ.get("LANDWRAP_DEBUG"):
+            raise
+        report.error(f"internal error: {type(e).__name__}: {e}")
+        report.info("nothing was run; set LANDWRAP_DEBUG=1 for a traceback and please report it")
+        return EXIT_ERROR
+
+
+def _run(opts: dict) -> int:
+    if opts.get("json") and not opts.get("dry_run"):
+        raise UsageError("--json only goes with --dry-run")
+    if opts.get("abi") is not None and not 1 <= opts["abi"] <= compat.LATEST_ABI:
+        raise UsageError(f"--abi {opts['abi']}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
+    argv = opts["command"]
+    prof = build_profile(opts)
+    if opts.get("log_denials"):
+        from ..diagnose import denials
+
+        plan = denials.resolve_logged(prof.ruleset)
+    else:
+        plan = prof.ruleset.resolve()
+    plan.skipped += [(p, origin, "the glob matches nothing") for p, origin in prof.skipped_globs]
+    env = launcher.build_env(bool(opts.get("clean_env")) or prof.env_clean,
+                             prof.env_settings() + list(opts.get("env") or ()))
+    keep = launcher.check_keep_fds(opts.get("keep_fd") or ())
+    uflags, uid, gid = launcher.resolve_user(opts.get("user"), opts.get("group"), env)
+    if opts.get("cap_add") and opts.get("user") is not None:
+        raise UsageError("--cap-add cannot be combined with --user: capabilities are "
+                         "kept only for a root sandbox")
+    comp = companion.for_plan(plan, cap_add=opts.get("cap_add") or (), supervised=True)
+    if opts.get("dry_run"):
+        try:
+            path = spawn.find_program(argv[0], env.get("PATH"))
+        except LandwrapError as e:
+            path = None
+            missing = e
+        if opts.get("json"):
+            import json
+
+            d = plan.to_dict()
+            d["command"] = argv
+            d["program"] = path
+            d["profile_chosen"] = prof.why
+            d["companion"] = comp.to_dict()
+            print(json.dumps(d, indent=2))
+        else:
+            print(report.format_plan(plan, path or f"{argv[0]} (not found)", argv,
+                                     why=prof.why), end="")
+            print("beside Landlock:\n" + "".join(f"  {line}\n" for line in comp.lines()), end="")
+        if path is None:
+            report.error(missing)
+            return missing.exit_code
+        return 0
+    path = spawn.find_program(argv[0], env.get("PATH"))
+    if opts.get("verbose"):
+        report.info(f"running {path} in the sandbox below")
+        import sys
+
+        sys.stderr.write(report.format_plan(plan, path, argv, why=prof.why))
+    elif not opts.get("quiet"):
+        for line in report.plan_warnings(plan):
+            report.warn(line)
+    unsandboxed = report.unsandboxed_warning(plan)
+    if unsandboxed:
+        report.warn(unsandboxed)
+    if opts.get("log_denials"):
+        return denials.run_logged(plan, argv, env, keep_fds=keep, user_flags=uflags,
+                                  uid=uid, gid=gid, path=path, companion=comp)
+    return launcher.run(plan, argv, env, keep_fds=keep, user_flags=uflags,
+                        uid=uid, gid=gid, path=path, companion=comp)

@@ -1,0 +1,406 @@
+"""engine/_binding.py: the one module that touches the compiled cffi library.
+
+Every call is checked right here: ``-1`` plus ``ffi.errno`` becomes an
+``OSError`` with the errno and, where there is one, the path.  Above this
+module, landwrap speaks Python.  No policy here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .._lwcffi import ffi, lib
+
+_UNSET = object()
+_kernel_abi = _UNSET
+
+
+def _oserror(filename=None) -> OSError:
+    err = ffi.errno
+    return OSError(err, os.strerror(err), filename) if filename else OSError(err, os.strerror(err))
+
+
+def kernel_abi() -> int:
+    """The kernel's Landlock ABI, or ``-errno`` (``-ENOSYS``: not built in,
+    ``-EOPNOTSUPP``: disabled at boot).  Cached for the process."""
+    global _kernel_abi
+    if _kernel_abi is _UNSET:
+        v = lib.lw_landlock_abi()
+        _kernel_abi = v if v >= 0 else -ffi.errno
+    return _kernel_abi
+
+
+def create_ruleset(fs: int, net: int, scoped: int, size: int) -> int:
+    fd = lib.lw_create_ruleset(fs, net, scoped, size)
+    if fd < 0:
+        raise _oserror()
+    return fd
+
+
+def add_path_rule(ruleset_fd: int, allowed: int, parent_fd: int, path: str) -> None:
+    if lib.lw_add_path_rule(ruleset_fd, allowed, parent_fd) < 0:
+        raise _oserror(path)
+
+
+def add_net_rule(ruleset_fd: int, allowed: int, port: int) -> None:
+    if lib.lw_add_net_rule(ruleset_fd, allowed, port) < 0:
+        raise _oserror()
+
+
+def no_new_privs() -> None:
+    if lib.lw_no_new_privs() < 0:
+        raise _oserror()
+
+
+def restrict_self(ruleset_fd: int, flags: int) -> None:
+    if lib.lw_restrict_self(ruleset_fd, flags) < 0:
+        raise _oserror()
+
+
+def resolve_paths(paths) -> list:
+    """``[(err, mode, real)]`` for each absolute path in *paths* (str):
+    ``err`` 0 or an errno, ``mode`` its st_mode, ``real`` its real path
+    when it differs from the lexically normalized one, else None.  One
+    call into C for the whole list."""
+    n = len(paths)
+    if not n:
+        return []
+    blob = b"\0".join(os.fsencode(p) for p in paths) + b"\0"
+    out = ffi.new("struct lw_pathinfo[]", n)
+    cap = 64 * 1024
+    realbuf = ffi.new("char[]", cap)
+    lib.lw_resolve_paths(blob, n, out, realbuf, cap)
+    res = []
+    for i in range(n):
+        o = out[i]
+        if o.err:
+            res.append((o.err, 0, None))
+        elif o.real_off == -1:
+            res.append((0, o.mode, None))
+        elif o.real_off == -2:
+            res.append((0, o.mode, os.path.realpath(paths[i])))
+        else:
+            res.append((0, o.mode, os.fsdecode(ffi.unpack(realbuf + o.real_off, o.real_len))))
+    return res
+
+
+def add_path_rules(ruleset_fd: int, paths, allowed) -> None:
+    """Add a rule per (real, symlink-free) path; OSError names the path."""
+    n = len(paths)
+    if not n:
+        return
+    blob = b"\0".join(os.fsencode(p) for p in paths) + b"\0"
+    bits = ffi.new("uint64_t[]", list(allowed))
+    failed = ffi.new("int *")
+    if lib.lw_add_path_rules(ruleset_fd, blob, bits, n, failed) < 0:
+        raise _oserror(paths[failed[0]])
+
+
+def open_add_paths(ruleset_fd: int, paths, allowed, file_mask: int) -> list:
+    """Resolve *paths* (absolute, normalized str) opening each once and, with
+    a *ruleset_fd* >= 0, bind their rules to those same descriptors (see
+    csrc/paths.c).  ``[(err, mode, real, added)]`` per path: ``err``, ``mode``
+    and ``real`` as :func:`resolve_paths`, ``added`` 1 when the rule was
+    added, 2 when an ancestor's rule added here grants it all, 0 when the
+    caller must still add it (a symlink on the way).  OSError names the path
+    whose rule the kernel refused."""
+    n = len(paths)
+    if not n:
+        return []
+    blob = _blob(paths)
+    err, mode, off, length, added = (ffi.new(t, n) for t in (
+        "int[]", "unsigned int[]", "int[]", "int[]", "int[]"))
+    cap = 64 * 1024
+    realbuf = ffi.new("char[]", cap)
+    failed = ffi.new("int *")
+    if lib.lw_open_add_paths(ruleset_fd, blob, n, ffi.new("uint64_t[]", allowed),
+                             file_mask, err, mode, off, length, added, realbuf, cap,
+                             failed) < 0:
+        raise _oserror(paths[failed[0]] if failed[0] >= 0 else None)
+    offs = ffi.unpack(off, n)
+    real = [None] * n
+    if min(offs) < -1 or max(offs) >= 0:
+        for i, o in enumerate(offs):
+            if o == -2:
+                real[i] = os.path.realpath(paths[i])
+            elif o >= 0:
+                real[i] = os.fsdecode(ffi.unpack(realbuf + o, length[i]))
+    return list(zip(ffi.unpack(err, n), ffi.unpack(mode, n), real, ffi.unpack(added, n)))
+
+
+def _blob(paths) -> bytes:
+    """*paths* (str) as NUL-terminated strings back to back, encoded as
+    os.fsencode does, in one call."""
+    return ("\0".join(paths) + "\0").encode(_FS_ENCODING, "surrogateescape")
+
+
+_FS_ENCODING = sys.getfilesystemencoding()
+
+
+def floor_path_rules(ruleset_fd: int, paths, allowed: int) -> int:
+    """The benchmark's kernel floor: open(O_PATH) + landlock_add_rule +
+    close for each path, nothing else; returns how many rules were added."""
+    return lib.lw_floor_path_rules(ruleset_fd, _blob(paths), len(paths), allowed)
+
+
+def floor_bare_domain(handled: int) -> None:
+    """The benchmark's floor for file-heavy work: this thread restricted by
+    one layer with a single rule granting *handled* beneath /."""
+    if lib.lw_floor_bare_domain(handled) < 0:
+        raise _oserror()
+
+
+# Spawn -------------------------------------------------------------------
+
+STAGES = {
+    lib.LW_STAGE_DUP: "redirecting standard streams",
+    lib.LW_STAGE_CHDIR: "changing directory",
+    lib.LW_STAGE_FDS: "closing inherited file descriptors",
+    lib.LW_STAGE_SETSID: "starting a new session",
+    lib.LW_STAGE_SETGROUPS: "dropping supplementary groups",
+    lib.LW_STAGE_SETGID: "changing group",
+    lib.LW_STAGE_SETUID: "changing user",
+    lib.LW_STAGE_PDEATHSIG: "tying the child to the launcher",
+    lib.LW_STAGE_NO_NEW_PRIVS: "setting no_new_privs",
+    lib.LW_STAGE_RESTRICT: "enforcing the Landlock ruleset",
+    lib.LW_STAGE_EXEC: "exec",
+    lib.LW_STAGE_CAPS: "dropping capabilities",
+    lib.LW_STAGE_SECCOMP: "installing the seccomp companion filter",
+    lib.LW_STAGE_LISTENER: "passing the seccomp listener to the launcher",
+}
+STAGE_EXEC = lib.LW_STAGE_EXEC
+STAGE_RESTRICT = lib.LW_STAGE_RESTRICT
+STAGE_CHDIR = lib.LW_STAGE_CHDIR
+
+F_SET_UID = lib.LW_SET_UID
+F_SET_GID = lib.LW_SET_GID
+F_CLEAR_GROUPS = lib.LW_CLEAR_GROUPS
+F_PDEATHSIG = lib.LW_PDEATHSIG
+F_NEW_SESSION = lib.LW_NEW_SESSION
+F_UNBLOCK_SIGNALS = lib.LW_UNBLOCK_SIGNALS
+F_RESTORE_SIGPIPE = lib.LW_RESTORE_SIGPIPE
+F_CLOSE_FDS = lib.LW_CLOSE_FDS
+F_DROP_CAPS = lib.LW_DROP_CAPS
+F_DROP_BOUNDING = lib.LW_DROP_BOUNDING
+F_SECCOMP = lib.LW_SECCOMP
+STAGE_SECCOMP = lib.LW_STAGE_SECCOMP
+STAGE_CAPS = lib.LW_STAGE_CAPS
+
+_ERR_SIZE = ffi.sizeof("struct lw_error")
+MAX_KEEP_FDS = lib.LW_MAX_KEEP_FDS
+
+
+def cstrings(items) -> tuple:
+    """A NULL-terminated ``char *[]`` and the buffers it points into (keep
+    both alive for the call)."""
+    # One buffer for all the strings: a third of the cost of one each,
+    # which matters for a spawn's environment.
+    blob = ffi.from_buffer(b"\0".join(items) + b"\0")
+    arr = ffi.new("char *[]", len(items) + 1)
+    base = ffi.cast("char *", blob)
+    off = 0
+    for i, b in enumerate(items):
+        arr[i] = base + off
+        off += len(b) + 1
+    return arr, blob
+
+
+class SpawnArgs:
+    """Everything the child needs, encoded once in the parent.
+
+    ``argv`` and ``envp`` are lists of bytes; building this object does all
+    the allocation, so that :func:`spawn` itself only forks."""
+
+    __slots__ = ("_s", "_keep")
+
+    def __init__(self, path: bytes, argv, envp, *, cwd: bytes | None = None,
+                 stdio=(-1, -1, -1), keep_fds=(), ruleset_fd=-1,
+                 restrict_flags=0, flags=0, uid=0, gid=0, keep_caps=0,
+                 cap_last=63, seccomp_parts=0, notif_sock=-1):
+        if len(keep_fds) > MAX_KEEP_FDS:
+            raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
+        s = ffi.new("struct lw_spawn *")
+        keep = [ffi.new("char[]", path)]
+        a, ab = cstrings(argv)
+        e, eb = cstrings(envp)
+        keep += [a, ab, e, eb]
+        s.path = keep[0]
+        s.argv = a
+        s.envp = e
+        if cwd is not None:
+            c = ffi.new("char[]", cwd)
+            keep.append(c)
+            s.cwd = c
+        s.stdio = list(stdio)
+        fds = ffi.new("int[]", sorted(keep_fds) or [0])
+        keep.append(fds)
+        s.keep_fds = fds
+        s.n_keep = len(keep_fds)
+        s.ruleset_fd = ruleset_fd
+        s.restrict_flags = restrict_flags
+        s.flags = flags
+        s.uid = uid
+        s.gid = gid
+        s.keep_caps = keep_caps
+        s.cap_last = cap_last
+        s.seccomp_parts = seccomp_parts
+        s.notif_sock = notif_sock
+        self._s = s
+        self._keep = keep
+
+
+def spawn(args: SpawnArgs, errpipe_w: int, parent_pid: int) -> int:
+    """Start the child; returns its pid.  The caller owns *errpipe_w* (close
+    it after this returns, then :func:`read_child_error`)."""
+    s = args._s
+    s.errpipe = errpipe_w
+    s.parent_pid = parent_pid
+    pid = lib.lw_spawn(s)
+    if pid < 0:
+        raise _oserror()
+    return pid
+
+
+def read_child_error(errpipe_r: int):
+    """``(stage, errno)`` reported by a child that failed, or ``None`` when
+    the child reached its target (the pipe closed on exec)."""
+    data = b""
+    while True:
+        chunk = os.read(errpipe_r, _ERR_SIZE)
+        if not chunk:
+            break
+        data += chunk
+    if len(data) < _ERR_SIZE:
+        return None
+    rec = ffi.new("struct lw_error *")
+    ffi.memmove(rec, data, _ERR_SIZE)
+    return rec.stage, rec.err
+
+
+# The seccomp companion filter ---------------------------------------------
+
+SC_TTY = lib.LW_SC_TTY
+SC_MPTCP = lib.LW_SC_MPTCP
+SC_PROCS = lib.LW_SC_PROCS
+SC_NOTIFY = lib.LW_SC_NOTIFY
+
+
+def seccomp_arch() -> int:
+    """The AUDIT_ARCH_* value the filter is built for; 0: unknown arch."""
+    return lib.lw_seccomp_arch()
+
+
+_seccomp_avail: dict = {}
+
+
+def seccomp_available(notify: bool = False) -> bool:
+    """Whether this kernel installs filters returning errors (and user
+    notifications, with *notify*).  Cached for the process."""
+    r = _seccomp_avail.get(notify)
+    if r is None:
+        r = lib.lw_seccomp_available(1 if notify else 0)
+        if r < 0:
+            raise _oserror()
+        r = _seccomp_avail[notify] = bool(r)
+    return r
+
+
+def seccomp_program(parts: int, self_pid: int) -> bytes:
+    """The filter as bytes (struct sock_filter[]), for inspection."""
+    cap = lib.LW_SC_MAX_INSNS
+    buf = ffi.new("char[]", 8 * cap)
+    n = lib.lw_seccomp_build(parts, self_pid, buf, cap)
+    if n < 0:
+        raise _oserror()
+    return ffi.unpack(buf, 8 * n)
+
+
+def seccomp_install(parts: int, self_pid: int, tsync: bool) -> None:
+    """Install the filter on this thread, or every thread with *tsync*.
+    OSError; ESRCH with the tid as filename when a thread could not be
+    synchronised."""
+    r = lib.lw_seccomp_install(parts, self_pid, 1 if tsync else 0)
+    if r < 0:
+        raise _oserror()
+    if r > 0:
+        raise OSError(3, "a thread could not be synchronised", str(r))
+
+
+def notif_pair() -> tuple:
+    fds = ffi.new("int[2]")
+    if lib.lw_notif_pair(fds) < 0:
+        raise _oserror()
+    return fds[0], fds[1]
+
+
+def set_subreaper() -> None:
+    if lib.lw_set_subreaper() < 0:
+        raise _oserror()
+
+
+def recv_fd(sock: int) -> int:
+    fd = lib.lw_recv_fd(sock)
+    if fd < 0:
+        raise _oserror()
+    return fd
+
+
+def notif_answer(listener: int) -> None:
+    """Receive and answer one seccomp user notification (blocks)."""
+    if lib.lw_notif_answer(listener) < 0:
+        raise _oserror()
+
+
+# Threads (csrc/threads.c) ------------------------------------------------
+
+MAX_THREADS = lib.LW_MAX_THREADS
+T_SENT = lib.LW_T_SENT
+T_BUSY = lib.LW_T_BUSY
+T_DONE = lib.LW_T_DONE
+T_GONE = lib.LW_T_GONE
+T_LOST = lib.LW_T_LOST
+
+
+def signal_is_free(sig: int) -> bool:
+    """True when signal *sig* has neither a handler nor SIG_IGN (checked
+    with sigaction, so handlers installed from C count too)."""
+    r = lib.lw_signal_is_free(sig)
+    if r < 0:
+        raise _oserror()
+    return bool(r)
+
+
+def restrict_threads(ruleset_fd: int, flags: int, sig: int, task_fd: int,
+                     status_fd: int, timeout_ms: int) -> tuple:
+    """Restrict every other thread through signal *sig*: ``(outcome,
+    [(tid, state, errno), ...], escapes)`` where *outcome* is 0 when every
+    thread of the process was accounted for, else an errno (ETIMEDOUT,
+    ENOSPC...), and *escapes* counts the stalls broken by letting the held
+    threads go.  Raises OSError when no round could start (EBUSY: the
+    signal is in use)."""
+    out = ffi.new("struct lw_thread[]", MAX_THREADS)
+    outcome = ffi.new("int *")
+    escapes = ffi.new("int *")
+    n = lib.lw_restrict_threads(ruleset_fd, flags, sig, task_fd, status_fd,
+                                timeout_ms, out, MAX_THREADS, outcome, escapes)
+    if n < 0:
+        raise _oserror()
+    return outcome[0], [(out[i].tid, out[i].state, out[i].err)
+                        for i in range(min(n, MAX_THREADS))], escapes[0]
+
+
+def thread_masks(task_fd: int) -> list:
+    """``[(tid, name, blocked_mask, readable), ...]`` for every thread,
+    read in one call through *task_fd* (/proc/self/task)."""
+    cap = 256
+    while True:
+        out = ffi.new("struct lw_thread_mask[]", cap)
+        n = lib.lw_thread_masks(task_fd, out, cap)
+        if n < 0:
+            raise _oserror()
+        if n < cap or cap >= MAX_THREADS:
+            break
+        cap = min(cap * 8, MAX_THREADS)
+    return [(out[i].tid, ffi.string(out[i].name).decode(errors="replace"),
+             out[i].blocked, bool(out[i].readable)) for i in range(n)]

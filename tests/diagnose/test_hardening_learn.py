@@ -1,0 +1,575 @@
+"""Issue 9 ("Hardening landwrap itself"), the learn / denials / small items
+part: a hostile program (or another user) must not steer what `landwrap
+learn` writes, what landwrap prints, or which ruleset a later spawn gets.
+
+Each test reproduces an attack seen on the earlier code.  Pure tests drive
+``learn.Learner``/``learn.Candidate`` with denial objects as the kernel
+(or strace) would report them; the others run the real kernel."""
+
+import fcntl
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import PY_ROX, lw, needs_audit
+from landwrap.diagnose import audit, learn
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A temporary $HOME with the usual secrets in it."""
+    h = tmp_path / "home"
+    (h / ".ssh").mkdir(parents=True)
+    for name in ("id_rsa", "id_ed25519", "known_hosts"):
+        (h / ".ssh" / name).write_text(f"secret {name}\n")
+    (h / ".config" / "gh").mkdir(parents=True)
+    (h / ".config" / "gh" / "hosts.yml").write_text("oauth_token: secret\n")
+    for app in ("a", "b", "c"):
+        (h / ".config" / app).mkdir()
+        for n in ("1", "2", "3"):
+            (h / ".config" / app / f"f{n}").write_text(n)
+    (h / ".cache").mkdir()
+    (h / ".bashrc").write_text("# rc\n")
+    return h
+
+
+def _env(home, **extra):
+    env = dict(os.environ)
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_CACHE_HOME=str(home / ".cache"))
+    env.pop("LANDWRAP_PROFILE_PATH", None)
+    env.update(extra)
+    return env
+
+
+def _learner(home, allow_sensitive=()):
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+           "XDG_CACHE_HOME": str(home / ".cache")}
+    lr = learn.Learner(["prog"], environ=env, allow_sensitive=allow_sensitive)
+    lr.cand = learn.Candidate(["default"], str(home), sensitive=lr.sensitive)
+    return lr
+
+
+def _denial(right, path, exe="/usr/bin/prog"):
+    d = audit.Denial("x", (f"fs.{right}",), {"path": str(path)})
+    d.exe, d.comm = exe, os.path.basename(exe)
+    return d
+
+
+def _feed(lr, *denials, n=1):
+    return lr._learn_from(list(denials), n)
+
+
+def _granted(lr, path, rights=("read_file",)):
+    return lr.cand.covering(str(path), set(rights)) is not None
+
+
+# item 2: the real path, and the symlink on the way ----------------------------------
+
+def test_learn_grants_the_real_path_and_names_the_symlink(home, tmp_path):
+    out = tmp_path / "work" / "out"
+    out.mkdir(parents=True)
+    (out / "cache").symlink_to(home / ".ssh")
+    lr = _learner(home)
+    # what `learn --via strace` sees: the path as the program wrote it
+    _feed(lr, _denial("read_file", out / "cache" / "id_rsa", "/usr/bin/cat"))
+    assert not _granted(lr, home / ".ssh" / "id_rsa")
+    assert not any(str(out / "cache") in p for p in lr.cand.grants)
+    text = lr.profile_text()
+    assert "symlink" in text and str(out / "cache") in text
+    # allowed explicitly: the rule names the real file, the comment the symlink
+    lr = _learner(home, allow_sensitive=[str(home / ".ssh")])
+    _feed(lr, _denial("read_file", out / "cache" / "id_rsa", "/usr/bin/cat"))
+    assert list(lr.cand.grants) == [str(home / ".ssh" / "id_rsa")]
+    g = lr.cand.grants[str(home / ".ssh" / "id_rsa")]
+    assert any("symlink" in w and str(out / "cache") in w for w in g.why)
+
+
+def test_strace_learn_through_a_planted_symlink_does_not_grant_ssh(home, tmp_path, landlock):
+    if not os.access(learn.STRACE, os.X_OK):
+        pytest.skip("strace is not installed")
+    work = tmp_path / "work"
+    (work / "out").mkdir(parents=True)
+    key = home / ".ssh" / "id_rsa"
+    learned = tmp_path / "learned.toml"
+    script = f"ln -s {home / '.ssh'} out/cache; cat out/cache/id_rsa"
+    r = lw("learn", "-y", "--via", "strace", "--rounds", "4", "-o", learned, "--",
+           "sh", "-c", script, cwd=work, env=_env(home), stdin=subprocess.DEVNULL,
+           timeout=300)
+    assert r.returncode in (0, 1), r.stderr
+    assert "Traceback" not in r.stderr
+    text = learned.read_text()
+    assert "symlink" in text and ".ssh" in r.stderr
+    os.unlink(work / "out" / "cache")
+    os.symlink(home / ".ssh", work / "out" / "cache")
+    r = lw("run", "-q", "-p", learned, "--", "cat", key, env=_env(home))
+    assert r.returncode != 0 and "secret" not in r.stdout, r.stdout + r.stderr
+
+
+# item 6: learn that a hostile program cannot steer -------------------------------------
+
+def test_three_reads_in_ssh_grant_nothing_and_are_listed(home):
+    lr = _learner(home)
+    _feed(lr, *[_denial("read_file", home / ".ssh" / n)
+                for n in ("id_rsa", "id_ed25519", "known_hosts")])
+    for n in ("id_rsa", "id_ed25519", "known_hosts"):
+        assert not _granted(lr, home / ".ssh" / n)
+    assert not _granted(lr, home / ".ssh", ("read_dir",))
+    text = lr.profile_text()
+    assert str(home / ".ssh" / "id_rsa") in text and "--allow-sensitive" in text
+    assert any(".ssh" in s for s in lr.sensitive_summary())
+    tomllib.loads(text)
+
+
+def test_listing_a_directory_first_does_not_open_it_for_writing(home):
+    lr = _learner(home)
+    _feed(lr, _denial("read_dir", home))
+    assert lr.cand.grants[str(home)].effective() == {"read_dir"}
+    _feed(lr, _denial("make_reg", home), n=2)
+    assert lr.cand.grants[str(home)].effective() == {"read_dir"}
+    assert str(home) in " ".join(lr.sensitive_summary())
+
+
+def test_files_allowed_one_by_one_are_not_merged_into_their_directory(home):
+    keys = [str(home / ".ssh" / n) for n in ("id_rsa", "id_ed25519", "known_hosts")]
+    lr = _learner(home, allow_sensitive=keys)
+    _feed(lr, *[_denial("read_file", k) for k in keys])
+    assert sorted(lr.cand.grants) == sorted(keys)
+
+
+def test_strace_learn_of_a_program_reading_secrets_and_configs(home, tmp_path, landlock):
+    if not os.access(learn.STRACE, os.X_OK):
+        pytest.skip("strace is not installed")
+    ssh = " ".join(str(home / ".ssh" / n) for n in ("id_rsa", "id_ed25519", "known_hosts"))
+    conf = " ".join(str(home / ".config" / a / f"f{n}") for a in "abc" for n in "123")
+    learned = tmp_path / "learned.toml"
+    r = lw("learn", "-y", "--via", "strace", "-o", learned, "--", "sh", "-c",
+           f"cat {ssh} {conf}", env=_env(home), stdin=subprocess.DEVNULL, timeout=300)
+    assert r.returncode == 1, r.stderr   # incomplete: the keys were not granted
+    assert "NOT GRANTED" in r.stderr and str(home / ".ssh") in r.stderr
+    for secret in (home / ".ssh" / "id_rsa", home / ".config" / "gh" / "hosts.yml"):
+        c = lw("run", "-q", "-p", learned, "--", "cat", secret, env=_env(home))
+        assert c.returncode == 1 and "secret" not in c.stdout, (secret, c.stdout)
+    c = lw("run", "-q", "-p", learned, "--", "cat", home / ".config" / "a" / "f1",
+           env=_env(home))
+    assert c.returncode == 0 and c.stdout == "1", c.stderr
+    # allowed explicitly, the same run learns them
+    r = lw("learn", "-y", "--via", "strace", "--allow-sensitive", home / ".ssh", "-o", learned,
+           "--", "sh", "-c", f"cat {ssh}", env=_env(home), stdin=subprocess.DEVNULL,
+           timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "SENSITIVE, granted" in learned.read_text()
+
+
+def test_a_sensitive_grant_can_be_confirmed_at_the_terminal(home):
+    asked = []
+    lr = _learner(home)
+    lr.confirm_sensitive = lambda what, reason: asked.append((what, reason)) or \
+        "id_rsa" in what
+    _feed(lr, _denial("read_file", home / ".ssh" / "id_rsa"),
+          _denial("read_file", home / ".ssh" / "known_hosts"))
+    assert [w for w, _ in asked] == [f"read_file on {home / '.ssh' / n}"
+                                     for n in ("id_rsa", "known_hosts")]
+    assert _granted(lr, home / ".ssh" / "id_rsa")
+    assert not _granted(lr, home / ".ssh" / "known_hosts")
+    summary = lr.sensitive_summary()
+    assert any(x.startswith("SENSITIVE, granted (confirmed)") for x in summary)
+    assert any(x.startswith("NOT GRANTED") and "known_hosts" in x for x in summary)
+    _feed(lr, _denial("read_file", home / ".ssh" / "known_hosts"), n=2)
+    assert len(asked) == 2   # a "no" is not asked again in the next round
+
+
+def test_allow_sensitive_grants_only_beneath_it(home):
+    lr = _learner(home, allow_sensitive=[str(home / ".ssh")])
+    _feed(lr, *[_denial("read_file", home / ".ssh" / n)
+                for n in ("id_rsa", "id_ed25519", "known_hosts")])
+    assert _granted(lr, home / ".ssh" / "id_rsa")
+    assert not _granted(lr, home / ".bashrc")
+    assert not _granted(lr, home / ".config" / "gh" / "hosts.yml")
+
+
+def test_reads_in_app_configs_never_widen_to_config(home):
+    lr = _learner(home)
+    _feed(lr, *[_denial("read_file", home / ".config" / app / f"f{n}")
+                for app in "abc" for n in "123"])
+    # each application's own directory is fine ...
+    assert _granted(lr, home / ".config" / "a" / "f1")
+    assert not lr.sensitive_summary()
+    # ... ~/.config as a whole (and with it gh's token) is not
+    assert str(home / ".config") not in lr.cand.grants
+    assert not _granted(lr, home / ".config" / "gh" / "hosts.yml")
+
+
+def test_an_ancestor_of_home_is_never_reached(tmp_path):
+    base = tmp_path / "x"
+    h = base / "home"
+    (h / ".ssh").mkdir(parents=True)
+    for n in "123":
+        (base / f"f{n}").write_text(n)
+    lr = _learner(h)
+    _feed(lr, *[_denial("read_file", base / f"f{n}") for n in "123"])
+    assert _granted(lr, base / "f1")
+    assert str(base) not in lr.cand.grants
+    assert not _granted(lr, h / ".ssh" / "id_rsa")
+    assert learn.too_broad(str(base), str(h))
+    assert learn.too_broad("/var/lib", "/var/lib/svc")
+
+
+def test_make_reg_grants_creation_where_it_happened(home, tmp_path):
+    out = tmp_path / "proj" / "out"
+    out.mkdir(parents=True)
+    (tmp_path / "proj" / "existing.c").write_text("int x;\n")
+    lr = _learner(home)
+    _feed(lr, _denial("make_reg", out))
+    g = lr.cand.grants[str(out)]
+    assert "make_reg" in g.effective()
+    assert not {"write_file", "truncate"} & g.effective()
+
+
+def test_creating_in_home_or_cache_is_sensitive(home):
+    lr = _learner(home)
+    _feed(lr, _denial("make_reg", home), _denial("make_reg", home / ".cache"))
+    assert not lr.cand.grants
+    summary = " ".join(lr.sensitive_summary())
+    assert str(home / ".cache") in summary and str(home) in summary
+
+
+def test_sensitive_paths_and_what_is_not():
+    h = "/home/u"
+    s = learn.Sensitive(h, {"XDG_CONFIG_HOME": "/home/u/.config"})
+    for p in ("/home/u/.ssh/id_rsa", "/home/u/.gnupg", "/home/u/.netrc",
+              "/home/u/.git-credentials", "/home/u/.aws/credentials", "/home/u/.kube/config",
+              "/home/u/.docker/config.json", "/home/u/.config/gh/hosts.yml",
+              "/home/u/.mozilla/firefox", "/home/u/.config/google-chrome/Default",
+              "/home/u/.local/share/keyrings/login.keyring", "/etc/shadow", "/etc/gshadow",
+              "/run/docker.sock", "/var/run/docker.sock", "/run/dbus/system_bus_socket",
+              "/home/u/.config/landwrap/profiles/x.toml", "/home/u/.cache/landwrap"):
+        assert s.reason(p), p
+    for p in ("/home/u/.config/app/settings.ini", "/home/u/project/a.c", "/usr/lib/x.so",
+              "/etc/passwd", "/home/u/.docker/cli-plugins"):
+        assert s.reason(p) is None, p
+    assert s.holds("/home/u/.config") and s.holds("/etc") and s.holds("/home/u")
+    assert not s.holds("/home/u/.config/app") and not s.holds("/usr")
+
+
+# item 7: the output file and its strings -----------------------------------------------
+
+def test_output_is_written_without_following_a_planted_symlink(tmp_path, landlock):
+    if not os.access(learn.STRACE, os.X_OK):
+        pytest.skip("strace is not installed")
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    outdir = tmp_path / "shared"
+    outdir.mkdir()
+    output = outdir / "learned.toml"
+    # the names the old code used (OUTPUT.PID.tmp) and a few more
+    for name in (f"learned.toml.{os.getpid()}.tmp", "learned.toml.tmp"):
+        os.symlink(victim, outdir / name)
+    saved = sys.stdin
+    sys.stdin = open(os.devnull)
+    try:
+        code = learn.main(["true"], output=str(output), once=True, yes=True, via="strace")
+    finally:
+        sys.stdin.close()
+        sys.stdin = saved
+    assert code == 0
+    assert victim.read_text() == "precious\n"
+    assert not output.is_symlink() and "extends" in output.read_text()
+    left = sorted(p.name for p in outdir.iterdir())
+    assert left == sorted(["learned.toml", f"learned.toml.{os.getpid()}.tmp",
+                           "learned.toml.tmp"])
+
+
+def test_write_output_replaces_a_symlink_at_the_output_name(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    out = tmp_path / "out.toml"
+    out.symlink_to(victim)
+    learn.write_output(str(out), "x = 1\n")
+    assert victim.read_text() == "precious\n"
+    assert not out.is_symlink() and out.read_text() == "x = 1\n"
+
+
+def test_a_path_with_a_newline_cannot_inject_toml(tmp_path):
+    cand = learn.Candidate(["default"], home="/nonexistent-home")
+    cand.add_fs("/srv/data", True, {"read_file", "read_dir"}, True, "read_dir by x")
+    evil = '/evil\nrwx = ["."]\n#'     # a top-level name: flagged "covers ... as a whole"
+    cand.add_fs(evil, True, {"make_reg"}, False,
+                f"make_reg by x: {evil} (round 1)", label=f"label {evil}")
+    cand.add_port("connect_tcp", 1, 'why\nrwx = ["."]')
+    text = cand.render([f"header {evil}"])
+    doc = tomllib.loads(text)
+    assert "rwx" not in doc.get("filesystem", {}) and "rwx" not in doc
+    assert doc["filesystem"]["rule"] == [{"path": evil, "access": ["make_reg"]}]
+    for line in text.splitlines():
+        assert not line.startswith("rwx"), line
+
+
+# item 8: a stale ruleset descriptor ----------------------------------------------------
+
+def test_a_stale_ruleset_fd_is_not_reused(tmp_path, landlock):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key").write_text("top secret\n")
+    code = textwrap.dedent(f"""
+        import os
+        from landwrap.engine import launcher
+        from landwrap.profiles import profile
+        def plan(extra):
+            rs = profile.load(["default"]).ruleset
+            for p in extra:
+                rs.allow(p, "ro")
+            return rs.resolve()
+        env = dict(os.environ)
+        argv = ["cat", {str(secret / "key")!r}]
+        strict = plan([])
+        fd = strict.ruleset_fd()
+        print("strict", launcher.run(strict, argv, env, stdio=(-1, 2, 2)))
+        os.closerange(fd, fd + 1)
+        loose = plan([{str(secret)!r}])
+        print("same fd", loose.ruleset_fd() == fd)
+        print("loose", launcher.run(loose, argv, env, stdio=(-1, 2, 2)))
+        print("strict again", launcher.run(strict, argv, env, stdio=(-1, 2, 2)))
+        print("fds differ", strict.ruleset_fd() != loose.ruleset_fd())
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines == ["strict 1", "same fd True", "loose 0", "strict again 1",
+                     "fds differ True"], r.stdout + r.stderr
+
+
+# item 11: nothing attacker-controlled reaches the terminal raw ---------------------------
+
+@needs_audit
+def test_log_denials_escapes_a_program_name_set_with_pr_set_name(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("x\n")
+    code = ("import ctypes\n"
+            "ctypes.CDLL(None).prctl(15, b'\\x1b[2J\\x1b[Hfake', 0, 0, 0)\n"
+            f"try:\n    open({str(secret)!r})\nexcept OSError:\n    pass\n")
+    r = lw("run", "-q", "--log-denials", *PY_ROX, "--", sys.executable, "-I", "-S",
+           "-c", code)
+    assert r.returncode == 0, r.stderr
+    assert str(secret) in r.stderr
+    assert "\x1b" not in r.stderr
+    assert "\\x1b[2J" in r.stderr
+
+
+def test_learn_progress_escapes_file_names(tmp_path, landlock):
+    if not os.access(learn.STRACE, os.X_OK):
+        pytest.skip("strace is not installed")
+    work = tmp_path / "work"
+    work.mkdir()
+    name = "a\x1b[2Jb"
+    (work / name).write_text("x\n")
+    r = lw("learn", "-y", "--via", "strace", "--", "cat", work / name,
+           stdin=subprocess.DEVNULL, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stderr
+    assert "a\\x1b[2Jb" in r.stderr
+    assert tomllib.loads(r.stdout)["filesystem"]["ro"] == [str(work / name)]
+
+
+def test_learn_has_no_escaper_of_its_own():
+    src = open(learn.__file__).read()
+    assert "def _clean" not in src and "unicode_escape" not in src
+
+
+# item 13: the small ones ---------------------------------------------------------------
+
+def test_learn_survives_a_non_utf8_file_name(tmp_path, landlock):
+    if not os.access(learn.STRACE, os.X_OK):
+        pytest.skip("strace is not installed")
+    work = tmp_path / "work"
+    work.mkdir()
+    bad = os.path.join(os.fsencode(work), b"caf\xe9")
+    with open(bad, "wb") as f:
+        f.write(b"x\n")
+    r = subprocess.run([sys.executable, "-m", "landwrap", "learn", "-y", "--via", "strace",
+                        "--rounds", "2", "--", b"cat", bad],
+                       capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
+    err = r.stderr.decode("utf-8", "backslashreplace")
+    assert r.returncode == 1, err
+    assert "Traceback" not in err
+    assert "not valid UTF-8" in err and "caf\\udce9" in err
+    tomllib.loads(r.stdout.decode())
+
+
+def test_restrict_called_reentrantly_raises_instead_of_deadlocking(tmp_path, landlock):
+    code = textwrap.dedent("""
+        import signal, sys
+        import landwrap
+        from landwrap.engine import threads
+        seen = []
+        def handler(signo, frame):
+            try:
+                landwrap.restrict(False, ro=[sys.prefix])
+                seen.append("inner restrict returned")
+            except landwrap.EnforcementError as e:
+                seen.append(str(e))
+        signal.signal(signal.SIGUSR1, handler)
+        real = threads._proc_fds
+        def proc_fds():
+            signal.raise_signal(signal.SIGUSR1)   # arrives while restrict() runs
+            return real()
+        threads._proc_fds = proc_fds
+        landwrap.restrict(None, ro=[sys.prefix, sys.base_prefix])
+        print(seen)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "re-entrantly" in r.stdout, r.stdout
+
+
+def test_why_rejects_an_empty_access_list():
+    for access in (",", "", " , "):
+        r = lw("why", "-a", access, "/etc/passwd")
+        assert r.returncode == 125, (access, r.stdout, r.stderr)
+        assert "empty access list" in r.stderr
+        assert "allowed" not in r.stdout
+
+
+def _netlink(type_, text):
+    import struct
+
+    body = text.encode() + b"\0"
+    msg = struct.pack("=IHHII", 16 + len(body), type_, 0, 0, 0) + body
+    return msg + b"\0" * (-len(msg) % 4)
+
+
+def test_denial_records_are_tallied_as_they_arrive():
+    import tracemalloc
+
+    s = audit.Session()
+    getattr(s, "_reset_collection", lambda: None)()  # (the earlier code had none)
+    me = os.getpid()
+    head = [_netlink(1424, f"audit(1.0:1): domain=abc status=allocated mode=enforcing "
+                           f"pid=4242 uid=0 exe=\"/x\" comm=\"x\"")]
+    s._take(b"".join(head))
+    s.watch(4242)
+    tracemalloc.start()
+    n = 10000
+    for i in range(2, n + 2):
+        s._take(_netlink(1423, f'audit(1.0:{i}): domain=abc blockers=fs.read_file '
+                               f'path="/secret" dev="vda" ino=7')
+                + _netlink(1300, f'audit(1.0:{i}): arch=c000003e syscall=257 success=no '
+                                 f'exit=-13 ppid={me} pid=4242 comm="cat" exe="/usr/bin/cat"')
+                + _netlink(1320, f"audit(1.0:{i}): "))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 2 << 20, peak   # the earlier code kept every record: ~21 MB here
+    result = s._analysis()
+    assert sum(d.count for d in result.denials) == n
+    assert len(result.denials) == 1
+
+
+def test_distinct_denials_are_bounded():
+    s = audit.Session()
+    s._reset_collection()
+    s._take(_netlink(1424, "audit(1.0:1): domain=abc status=allocated pid=4242"))
+    s.watch(4242)
+    n = audit.MAX_DISTINCT + 500
+    for i in range(2, n + 2):
+        s._take(_netlink(1423, f'audit(1.0:{i}): domain=abc blockers=fs.read_file '
+                               f'path="/f{i}"') + _netlink(1320, f"audit(1.0:{i}): "))
+    result = s._analysis()
+    assert len(result.denials) <= audit.MAX_DISTINCT
+    assert sum(d.count for d in result.denials) + result.untallied == n
+
+
+@pytest.fixture
+def audit_alone():
+    """Run with no other landwrap audit session on the machine (helpers
+    share it): hold the coordination locks of /run/landwrap the way a
+    session does (the mutex, then every user's lock; never waiting for one
+    while holding the other, which could deadlock with a session that is
+    leaving), and put the audit switch back afterwards."""
+    import time
+
+    os.makedirs(audit.LOCK_DIR, mode=0o700, exist_ok=True)
+    mutex = os.open(os.path.join(audit.LOCK_DIR, "audit.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    users = os.open(os.path.join(audit.LOCK_DIR, "audit.users"), os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + 120
+    while True:
+        fcntl.flock(mutex, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            fcntl.flock(mutex, fcntl.LOCK_UN)
+        if time.monotonic() > deadline:
+            os.close(mutex)
+            os.close(users)
+            pytest.skip("other landwrap audit sessions kept running for 2 minutes")
+        time.sleep(0.2)
+    before = audit.audit_enabled()
+    try:
+        yield before
+    finally:
+        ctl = audit._Control()
+        try:
+            if ctl.enabled() != before and before in (0, 1):
+                ctl.set_enabled(before)
+        finally:
+            ctl.close()
+        os.close(users)
+        os.close(mutex)
+
+
+def _set_enabled(value):
+    ctl = audit._Control()
+    try:
+        ctl.set_enabled(value)
+    finally:
+        ctl.close()
+
+
+@needs_audit
+def test_auditing_an_administrator_turned_on_during_a_session_stays_on(tmp_path, audit_alone):
+    if audit_alone == 2:
+        pytest.skip("auditing is locked on here")
+    _set_enabled(0)   # (no landwrap session runs: audit_alone holds their locks)
+    with audit.Session(lock_dir=str(tmp_path / "locks")) as s:
+        assert audit.audit_enabled() == 1
+        _set_enabled(1)   # the administrator: `auditctl -e 1`
+        r = s.finish()
+        assert r is not None
+    assert audit.audit_enabled() == 1
+
+
+@needs_audit
+def test_a_stale_restore_note_does_not_switch_auditing_off(tmp_path, audit_alone):
+    if audit_alone == 2:
+        pytest.skip("auditing is locked on here")
+    _set_enabled(0)   # (no landwrap session runs: audit_alone holds their locks)
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o700)
+    (locks / "audit.restore").write_text("0\n")   # left by a killed session
+    _set_enabled(1)                               # later, an administrator
+    with audit.Session(lock_dir=str(locks)):
+        pass
+    assert audit.audit_enabled() == 1
+    # and a session that switched it on itself still switches it off
+    _set_enabled(0)
+    with audit.Session(lock_dir=str(locks)):
+        assert audit.audit_enabled() == 1
+    assert audit.audit_enabled() == 0
+
+
+def test_why_prints_paths_escaped(tmp_path):
+    d = tmp_path / "x\x1b[2Jy"
+    d.mkdir()
+    r = lw("why", d)
+    assert r.returncode == 1, r.stderr
+    assert "\x1b" not in r.stdout and "x\\x1b[2Jy" in r.stdout

@@ -1,0 +1,503 @@
+"""Issue 9, profiles: nothing a sandboxed program or another user writes
+can widen a later run, and nothing hostile reaches the terminal raw.
+
+Each test plays the attack for real (a forged cache entry, a .local.toml
+owned by nobody, a copy of cat named gpg...) with a temporary HOME and
+XDG directories, and checks the outcome with a real `landwrap run` where
+the outcome is a sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from landwrap import __version__
+from landwrap.profiles import profile
+from landwrap.engine.ruleset import Plan, Ruleset
+
+from conftest import PY_ROX, lw
+
+NOBODY = 65534
+SECRET = "top-secret-value"
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A fake user: HOME with a secret, XDG dirs, a project directory."""
+    h = tmp_path / "home"
+    (h / ".ssh").mkdir(parents=True, mode=0o700)
+    (h / ".ssh" / "id_rsa").write_text(SECRET + "\n")
+    (h / ".cache").mkdir()
+    (h / ".config").mkdir()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "tmp").mkdir()
+    env = {
+        "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+        "HOME": str(h),
+        "USER": "root",
+        "TMPDIR": str(tmp_path / "tmp"),
+        "XDG_CACHE_HOME": str(h / ".cache"),
+        "XDG_CONFIG_HOME": str(h / ".config"),
+        "LANG": "C.UTF-8",
+    }
+    return h, env
+
+
+def run_cat(env, path, *opts, cwd=None):
+    return lw("run", *opts, "--", "cat", str(path), env=env, cwd=cwd)
+
+
+# 1. parse-cache poisoning ------------------------------------------------
+
+def _forge_default_entry(cache_dir, body_doc, mac=b"\0" * 32, old_format=False):
+    """Write a cache entry for default.toml as a sandbox that can write the
+    cache directory would: stat() is not restricted, the file is public."""
+    path = os.path.join(profile.PACKAGE_PROFILES, "default.toml")
+    st = os.stat(path)
+    raw = open(path, "rb").read()
+    name = "%x-%x-%x-%x.%s.marshal" % (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size,
+                                       __version__)
+    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+    entry = os.path.join(cache_dir, name)
+    data = marshal.dumps((raw, body_doc)) if old_format else mac + marshal.dumps(body_doc)
+    with open(entry, "wb") as f:
+        f.write(data)
+    os.chmod(entry, 0o600)
+    return entry
+
+
+@pytest.mark.usefixtures("landlock")
+@pytest.mark.parametrize("old_format", [True, False], ids=["old-format", "new-format"])
+def test_forged_cache_entry_does_not_widen_the_next_run(home, old_format):
+    h, env = home
+    secret = h / ".ssh" / "id_rsa"
+    r = run_cat(env, secret, "-q", "-p", "default")
+    assert r.returncode != 0 and SECRET not in r.stdout  # default: denied
+    cache = h / ".cache" / "landwrap"
+    _forge_default_entry(cache, {"description": "forged",
+                                 "filesystem": {"unrestricted": True}},
+                         old_format=old_format)
+    r = run_cat(env, secret, "-q", "-p", "default")
+    assert SECRET not in r.stdout, "a forged cache entry widened the sandbox"
+    assert r.returncode != 0
+
+
+@pytest.mark.usefixtures("landlock")
+@pytest.mark.parametrize("grant", ["~/.cache", "~/.config", "~", "~/.cache/landwrap"])
+def test_rw_over_landwraps_own_state_is_refused(home, grant):
+    """--rw ~/.cache would let the sandbox write a cache entry (or the key)
+    that decides the next run: refused in every mode, naming the rule and
+    the directory; nothing is created."""
+    h, env = home
+    (h / ".cache" / "landwrap").mkdir()
+    path = grant.replace("~", str(h))
+    code = (f"import os; os.makedirs({str(h)!r} + '/.config/landwrap/profiles', exist_ok=True);"
+            f"open({str(h)!r} + '/.config/landwrap/profiles/default.local.toml', 'w')"
+            ".write('[filesystem]\\nunrestricted = true\\n')")
+    for mode in ((), ("--best-effort",)):
+        r = lw("run", "-q", *mode, *PY_ROX, "--rw", path, "--", sys.executable, "-I", "-S",
+               "-c", code, env=env)
+        assert r.returncode == 125, r.stderr
+        assert f"--rw {path}" in r.stderr and "landwrap's own directory" in r.stderr
+        assert r.stderr.count("\n") <= 2  # one line (and a hint)
+    assert not (h / ".config" / "landwrap").exists()
+    # a sibling directory is fine
+    (h / ".cache" / "other").mkdir()
+    r = lw("run", "-q", "--rw", str(h / ".cache" / "other"), "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.usefixtures("landlock")
+def test_learned_profile_granting_the_cache_is_refused(home, tmp_path):
+    """What `learn` wrote after a program created one file in ~/.cache: a
+    profile granting ~/.cache read-write.  It never runs."""
+    h, env = home
+    learned = tmp_path / "learned.toml"
+    learned.write_text(f'extends = ["default"]\n[filesystem]\nrw = ["{h}/.cache"]\n')
+    r = lw("run", "-q", "-p", learned, "--", "true", env=env)
+    assert r.returncode == 125
+    assert f"{learned}: filesystem.rw" in r.stderr and "landwrap's own directory" in r.stderr
+
+
+def test_state_dirs_cover_profiles_config_and_cache(home):
+    h, env = home
+    dirs = profile.state_dirs(env)
+    assert str(h / ".config" / "landwrap" / "profiles") in dirs
+    assert str(h / ".config" / "landwrap") in dirs
+    assert str(h / ".cache" / "landwrap") in dirs
+    assert "/etc/landwrap/profiles" in dirs
+
+
+# 2. rules that cannot move ------------------------------------------------
+
+@pytest.mark.usefixtures("landlock")
+def test_rule_through_a_symlink_the_sandbox_can_repoint_is_refused(home, tmp_path):
+    h, env = home
+    work = tmp_path / "work"
+    (work / "out").mkdir()
+    # after one run, the sandbox has replaced out/cache with a symlink to ~/.ssh
+    os.symlink(h / ".ssh", work / "out" / "cache")
+    prof = tmp_path / "build.toml"
+    prof.write_text(textwrap.dedent("""\
+        extends = ["default"]
+        [filesystem]
+        rw = ["${CWD}/out"]
+        ro = ["${CWD}/out/cache"]
+        """))
+    r = run_cat(env, work / "out" / "cache" / "id_rsa", "-q", "-p", prof, cwd=work)
+    assert SECRET not in r.stdout
+    assert r.returncode == 125
+    assert "symlink" in r.stderr and f"{work}/out/cache" in r.stderr
+    # best-effort: the rule is left out, the rest runs
+    r = run_cat(env, work / "out" / "cache" / "id_rsa", "-q", "--best-effort", "-p", prof,
+                cwd=work)
+    assert SECRET not in r.stdout and r.returncode != 0
+
+
+# 3. profile trust ----------------------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown to nobody")
+
+
+def _nobody_dir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, NOBODY, NOBODY)
+    return path
+
+
+@needs_root
+@pytest.mark.usefixtures("landlock")
+@pytest.mark.parametrize("where", ["LANDWRAP_PROFILE_PATH", "XDG_CONFIG_HOME"])
+def test_root_skips_a_local_toml_owned_by_nobody(home, tmp_path, where):
+    h, env = home
+    if where == "LANDWRAP_PROFILE_PATH":
+        d = _nobody_dir(tmp_path / "theirs")
+        env["LANDWRAP_PROFILE_PATH"] = str(d)
+    else:  # su without -: root keeps nobody's XDG_CONFIG_HOME
+        cfg = _nobody_dir(tmp_path / "nobody-config")
+        d = _nobody_dir(cfg / "landwrap" / "profiles")
+        os.chown(cfg / "landwrap", NOBODY, NOBODY)
+        env["XDG_CONFIG_HOME"] = str(cfg)
+    local = d / "cat.local.toml"  # `cat` runs with cat.toml
+    local.write_text("[filesystem]\nunrestricted = true\n")
+    os.chown(local, NOBODY, NOBODY)
+    r = run_cat(env, h / ".ssh" / "id_rsa")
+    assert SECRET not in r.stdout and r.returncode != 0
+    warn = [ln for ln in r.stderr.splitlines() if "skipping" in ln]
+    assert len(warn) == 1 and str(local) in warn[0] and "uid 65534" in warn[0], r.stderr
+
+
+@needs_root
+def test_group_writable_profile_dir_is_skipped_and_explicit_file_refused(tmp_path, home):
+    h, env = home
+    d = tmp_path / "shared"
+    d.mkdir()
+    (d / "mine.toml").write_text('description = "x"\n')
+    os.chmod(d, 0o775)
+    env["LANDWRAP_PROFILE_PATH"] = str(d)
+    r = lw("profile", "list", env=env)
+    assert "mine" not in r.stdout.split()
+    assert "writable by group or others" in r.stderr
+    r = lw("run", "-p", str(d / "mine.toml"), "--", "true", env=env)
+    assert r.returncode == 125 and "not trusted" in r.stderr
+
+
+@needs_root
+def test_root_never_writes_its_cache_into_a_directory_it_does_not_own(home, tmp_path):
+    h, env = home
+    cache = _nobody_dir(tmp_path / "nobody-cache")
+    os.chmod(cache, 0o755)
+    env["LANDWRAP_CACHE_DIR"] = str(cache)  # as under sudo -E
+    r = lw("run", "-q", "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(cache) == []
+    # nor creates its cache directory in one
+    env["LANDWRAP_CACHE_DIR"] = str(cache / "landwrap")
+    r = lw("run", "-q", "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(cache) == []
+
+
+# 4. profiles attach to executables ------------------------------------------
+
+@pytest.mark.usefixtures("landlock")
+def test_a_copy_of_cat_named_gpg_gets_default(home, tmp_path):
+    h, env = home
+    keys = h / ".gnupg" / "private-keys-v1.d"
+    keys.mkdir(parents=True)
+    (keys / "k.key").write_text(SECRET + "\n")
+    dl = tmp_path / "Downloads"
+    dl.mkdir()
+    shutil.copy("/bin/cat", dl / "gpg")
+    r = lw("run", "--dry-run", "--json", "--", dl / "gpg", env=env)
+    d = json.loads(r.stdout)
+    assert d["profiles"][-1].endswith("/default.toml"), d["profiles"]
+    assert "not one of the programs" in d["profile_chosen"]
+    r = lw("run", "-q", "--", dl / "gpg", keys / "k.key", env=env)
+    assert SECRET not in r.stdout and r.returncode != 0
+    # the real gpg (where installed) still gets gpg.toml, and says why
+    if os.path.exists("/usr/bin/gpg"):
+        r = lw("run", "--dry-run", "--", "gpg", env=env)
+        assert "/gpg.toml" in r.stdout and "Chosen: gpg: /usr/bin/gpg is" in r.stdout
+
+
+def test_gpg_profile_does_not_grant_every_terminal(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = profile.load(["gpg"], dirs=[profile.PACKAGE_PROFILES]).ruleset.resolve()
+    assert not plan.allows("/dev/pts/0", 2)  # write_file
+    assert not any(r.path.startswith("/dev/pts") for r in plan.rules)
+
+
+def test_programs_key_is_validated(tmp_path):
+    p = tmp_path / "x.toml"
+    p.write_text('programs = ["gpg"]\n')
+    with pytest.raises(profile.ProfileError, match="absolute paths"):
+        profile.load([str(p)], dirs=[])
+
+
+# 5. ${CWD} -----------------------------------------------------------------
+
+@pytest.mark.usefixtures("landlock")
+def test_cwd_profile_started_in_home_does_not_get_home(home):
+    h, env = home
+    code = (f"print(open({str(h / '.ssh' / 'id_rsa')!r}).read());"
+            f"open({str(h / '.bashrc')!r}, 'a').write('evil')")
+    r = lw("run", "-q", "--", "python3", "-I", "-c", code, env=env, cwd=h)
+    assert SECRET not in r.stdout and r.returncode == 125
+    assert "${CWD}" in r.stderr and "cwd-rw.toml:" in r.stderr, r.stderr
+    assert "Hint: run from the project directory" in r.stderr
+    assert not (h / ".bashrc").exists()
+    r = lw("run", "--best-effort", "--", "python3", "-I", "-c", code, env=env, cwd=h)
+    assert SECRET not in r.stdout and r.returncode != 0
+    assert "left out" in r.stderr
+    # an explicit --rw . stays the user's choice (with landwrap's own state
+    # outside it: that is never writable)
+    env = {**env, "XDG_CONFIG_HOME": str(h.parent / "xdg-config"),
+           "XDG_CACHE_HOME": str(h.parent / "xdg-cache")}
+    r = lw("run", "-q", "--rw", ".", "--", "python3", "-I", "-c",
+           "open('note', 'w').write('x')", env=env, cwd=h)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.usefixtures("landlock")
+def test_cwd_profile_from_root_dir_is_refused(home):
+    h, env = home
+    r = lw("run", "-q", "-p", "default", "-p", "cwd-rw", "--", "true", env=env, cwd="/")
+    assert r.returncode == 125 and "${CWD} is /" in r.stderr
+
+
+# 9. the command line is strict --------------------------------------------
+
+@pytest.mark.usefixtures("landlock")
+def test_extended_best_effort_profile_cannot_relax_connect_tcp(home, tmp_path):
+    h, env = home
+    (tmp_path / "lax.toml").write_text('compat = "best-effort"\nabi = 3\n')
+    (tmp_path / "app.toml").write_text('extends = ["default", "lax.toml"]\n')
+    r = lw("run", "-q", "-p", tmp_path / "app.toml", "--connect-tcp", "443", "--", "true",
+           env=env)
+    assert r.returncode == 125, (r.returncode, r.stderr)
+    assert "TCP" in r.stderr or "tcp" in r.stderr
+    # the command line relaxes it itself
+    r = lw("run", "-q", "--best-effort", "-p", tmp_path / "app.toml", "--connect-tcp", "443",
+           "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    # --strict makes the whole run strict: the profile's own best-effort goes too
+    (tmp_path / "scoped.toml").write_text(
+        'extends = ["default", "lax.toml"]\n[scope]\nsignal = true\n')
+    r = lw("run", "-q", "-p", tmp_path / "scoped.toml", "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    r = lw("run", "-q", "--strict", "-p", tmp_path / "scoped.toml", "--", "true", env=env)
+    assert r.returncode == 125 and "signal" in r.stderr
+    r = lw("run", "--strict", "--best-effort", "--", "true", env=env)
+    assert r.returncode == 125
+    # --log-denials is explicit too: not silently dropped at the profile's abi 3
+    r = lw("run", "-q", "--log-denials", "-p", tmp_path / "app.toml", "--", "true", env=env)
+    assert r.returncode == 125 and "--log-denials" in r.stderr, r.stderr
+
+
+# 10. --user ----------------------------------------------------------------
+
+@needs_root
+def test_user_resolves_variables_for_that_user(home, tmp_path):
+    h, env = home
+    target = pwd.getpwuid(NOBODY)
+    p = tmp_path / "u.toml"
+    p.write_text('extends = ["default"]\n[filesystem]\nro = ["${HOME}/x", "${XDG_CACHE_HOME}/y"]\n')
+    r = lw("run", "--user", "nobody", "--dry-run", "--json", "-p", p, "--", "true", env=env)
+    d = json.loads(r.stdout)
+    paths = [s["path"] for s in d["skipped"]] + [x["path"] for x in d["rules"]]
+    assert f"{target.pw_dir}/x" in paths and f"{target.pw_dir}/.cache/y" in paths, paths
+    assert not any(x.startswith(str(h)) for x in paths)
+    # and that user's landwrap state is protected as well as the caller's
+    prof = profile.load([str(p)], dirs=profile.search_path(env),
+                        environ=profile.user_environ(target))
+    assert f"{target.pw_dir}/.cache/landwrap" in prof.ruleset.protected
+    assert f"{target.pw_dir}/.config/landwrap/profiles" in prof.ruleset.protected
+
+
+# 11. output escaping --------------------------------------------------------
+
+def test_profile_description_escapes_in_list_and_show(tmp_path, home):
+    h, env = home
+    d = tmp_path / "profs"
+    d.mkdir()
+    (d / "evil.toml").write_text('description = "ok\\u001b[2J\\u001b[1;1Hfake line\\nsecond"\n')
+    env["LANDWRAP_PROFILE_PATH"] = str(d)
+    for args in (("profile", "list"), ("profile", "show", "--resolved", "evil"),
+                 ("profile", "show", "evil")):
+        r = lw(*args, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "\x1b" not in r.stdout, args
+        assert "\\x1b[2J" in r.stdout or "\\u001b[2J" in r.stdout, (args, r.stdout)
+
+
+@pytest.mark.usefixtures("landlock")
+def test_dry_run_escapes_paths(tmp_path, home):
+    h, env = home
+    odd = tmp_path / "a\nFilesystem: not restricted\x1b[2J"
+    odd.mkdir()
+    r = lw("run", "--dry-run", "--ro", odd, "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout
+    assert not any(ln.startswith("Filesystem: not restricted") for ln in r.stdout.splitlines())
+    assert "a\\nFilesystem" in r.stdout
+
+
+# 12. bounded input -----------------------------------------------------------
+
+def _limited(args, env, mem=1 << 30):
+    """Run landwrap with 1 GiB of address space: exhausting memory shows as
+    a failure, not as a swapping machine."""
+    import resource
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    return subprocess.run([sys.executable, "-m", "landwrap", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=120, preexec_fn=cap)
+
+
+def test_doubling_vars_is_a_one_line_error(tmp_path, home):
+    h, env = home
+    lines = ["[vars]", 'v0 = "xxxxxxxxxxxxxxxx"']
+    lines += [f'v{i} = "${{v{i - 1}}}${{v{i - 1}}}"' for i in range(1, 40)]
+    lines += ["[filesystem]", 'ro = ["/${v39}"]']
+    p = tmp_path / "dbl.toml"
+    p.write_text("\n".join(lines) + "\n")
+    assert len(p.read_bytes()) < 1200
+    for args in (("profile", "check", p), ("profile", "show", "--resolved", p),
+                 ("run", "-p", p, "--", "true")):
+        r = _limited(args, env)
+        assert r.returncode != 0
+        assert "Traceback" not in r.stderr and "MemoryError" not in r.stderr
+        err = (r.stdout + r.stderr).strip().splitlines()
+        assert err and f"{p}:" in err[0] and "vars.v" in err[0] and "characters" in err[0], err
+
+
+def test_repeated_globstar_collapses(tmp_path, home):
+    h, env = home
+    tree = tmp_path / "t"
+    for i in range(30):
+        (tree / f"d{i}" / "e" / "f").mkdir(parents=True)
+        (tree / f"d{i}" / "e" / "f" / "x").write_text("x")
+    p = tmp_path / "g.toml"
+    p.write_text(f'[filesystem]\nro = ["{tree}/**/**/**/**/**/*"]\n')
+    prof = profile.load([str(p)], dirs=[])
+    paths = [r.path for r in prof.ruleset.paths]
+    assert len(paths) == len(set(paths))  # every match once
+    assert profile._collapse_globstars("/usr/**/**/**/*") == "/usr/**/*"
+    r = _limited(["run", "--dry-run", "-p", "default", "-p", p, "--", "true"], env)
+    assert r.returncode == 0, r.stderr
+
+
+def test_glob_match_limit_is_checked_while_matching(tmp_path, monkeypatch):
+    monkeypatch.setattr(profile, "MAX_MATCHES", 50)
+    tree = tmp_path / "t"
+    tree.mkdir()
+    for i in range(60):
+        (tree / f"f{i}").write_text("")
+    p = tmp_path / "g.toml"
+    p.write_text(f'\n[filesystem]\nro = ["{tree}/*"]\n')
+    with pytest.raises(profile.ProfileError) as e:
+        profile.load([str(p)], dirs=[])
+    assert str(e.value).startswith(f"{p}:3: filesystem.ro: ") and "more than 50" in str(e.value)
+
+
+def test_landlockconfig_expansion_is_bounded_before_expanding(tmp_path, home):
+    h, env = home
+    values = ", ".join(f'"v{i}"' for i in range(316))
+    text = f'abi = 4\n[[variable]]\nname = "v"\nliteral = [{values}]\n'
+    # one entry, 40 templates of 99,856 paths each: the old per-entry check
+    # came after 4 million paths had been built
+    text += ('[[path_beneath]]\nallowed_access = ["read_file"]\nparent = ['
+             + ", ".join(f'"/p{j}/${{v}}/${{v}}"' for j in range(40)) + "]\n")
+    p = tmp_path / "big.toml"
+    p.write_text(text)
+    assert len(text) < 6000
+    r = _limited(["profile", "check", p], env, mem=512 << 20)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr and "MemoryError" not in r.stderr
+    out = r.stdout.strip().splitlines()
+    assert f"{p}:" in out[0] and "path_beneath[" in out[0] and "expands to more than" in out[0]
+
+
+def _naive_ports(ports, handled):
+    merged = {}
+    for lo, hi, bits, origin in ports:
+        bits &= handled
+        if not bits:
+            continue
+        for port in range(lo, hi + 1):
+            e = merged.setdefault(port, [0, []])
+            e[0] |= bits
+            if origin not in e[1]:
+                e[1].append(origin)
+    return [(p, e[0], e[1]) for p, e in sorted(merged.items())]
+
+
+def test_port_ranges_are_merged_before_rules_are_made():
+    import random
+
+    rnd = random.Random(9)
+    # exact equality with the per-port expansion, on random inputs
+    for _ in range(300):
+        ports = []
+        for i in range(rnd.randint(0, 8)):
+            lo = rnd.randint(0, 60)
+            ports.append((lo, rnd.randint(lo, 70), rnd.choice((1, 2, 3)), f"o{i % 3}"))
+        h = rnd.choice((1, 2, 3))
+        plan = Plan(Ruleset(), "strict", 7)
+        plan._resolve_ports(ports, h)
+        assert plan.ports == _naive_ports(ports, h), ports
+
+
+def test_a_thousand_full_port_ranges_cost_one_sweep(tmp_path, home):
+    """1,000 x "0-65535" cost 9 s of CPU per run when every range was
+    expanded port by port; a sweep over the ranges' ends costs one pass
+    over the ports.  A CPU-time rlimit of 4 s (not a timing assertion:
+    the kernel kills the process) tells them apart."""
+    import resource
+
+    h, env = home
+    p = tmp_path / "ports.toml"
+    p.write_text("[network]\nconnect_tcp = [" + ", ".join(['"0-65535"'] * 1000) + "]\n")
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_CPU, (4, 4))
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        from landwrap.profiles import profile
+        prof = profile.load([{str(p)!r}], dirs=[])
+        plan = prof.ruleset.resolve(compat_mode="best-effort")
+        print(len(plan.ports), len(plan.ports[0][2]))
+        """)], env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        preexec_fn=cap)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["65536", "1"]
