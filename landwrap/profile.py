@@ -54,8 +54,9 @@ if not os.path.isdir(PACKAGE_PROFILES):
 
 TOP_KEYS = {"description", "extends", "compat", "abi", "filesystem", "network",
             "scope", "env", "vars", "programs"}
-FS_KEYS = {"ro", "rox", "rw", "rwx", "rule", "unrestricted"}
-RULE_KEYS = {"path", "access", "required"}
+FS_KEYS = {"ro", "rox", "rw", "rwx", "rule", "unrestricted", "hide", "private_tmp"}
+RULE_KEYS = {"path", "access", "required", "unsafe_cwd"}
+ENTRY_KEYS = {"path", "required", "unsafe_cwd"}
 NET_KEYS = {"bind_tcp", "connect_tcp", "bind_udp", "connect_udp", "unrestricted"}
 NET_RIGHT = {"bind_tcp": "bind_tcp", "connect_tcp": "connect_tcp",
              "bind_udp": "bind_udp", "connect_udp": "connect_send_udp"}
@@ -575,9 +576,14 @@ def builtin_vars(profile_dir: str, environ=None) -> dict:
     }
 
 
+class UnsetVariable(Exception):
+    """``${env:NAME}`` with NAME unset or empty: the rule is skipped."""
+
+
 def expand(text: str, variables: dict) -> str:
-    """``~`` at the start and ``${NAME}``; an unknown name raises KeyError,
-    a malformed reference ValueError."""
+    """``~`` at the start, ``${NAME}`` and ``${env:NAME}``; an unknown name
+    raises KeyError, a malformed reference ValueError, an unset or empty
+    environment variable UnsetVariable."""
     if text == "~" or text.startswith("~/"):
         text = "${HOME}" + text[1:]
     if "$" not in text:
@@ -600,10 +606,16 @@ def expand(text: str, variables: dict) -> str:
         if k < 0:
             raise ValueError("unterminated ${")
         name = text[j + 2:k]
-        if name not in variables:
+        if name.startswith("env:"):
+            value = os.environ.get(name[4:]) or ""
+            if not value or not name[4:]:
+                raise UnsetVariable(name)
+        elif name not in variables:
             raise KeyError(name)
-        out.append(variables[name])
-        size += len(variables[name]) + (j - i)
+        else:
+            value = variables[name]
+        out.append(value)
+        size += len(value) + (j - i)
         if size > MAX_VALUE:
             raise ValueError(f"expands to more than {MAX_VALUE} characters")
         i = k + 1
@@ -640,7 +652,7 @@ def _unknown(ctx, table: str | None, got: dict, known: set, index=None):
                      table, index, line_key=k)
 
 
-def _path(ctx, key, raw, table=None, index=None) -> str:
+def _path(ctx, key, raw, table=None, index=None) -> str | None:
     if (type(raw) is str and raw[:1] == "/" and "$" not in raw and "\0" not in raw
             and "/." not in raw and "//" not in raw):
         return raw.rstrip("/") or "/" if raw[-1] == "/" else raw  # the common case
@@ -650,6 +662,8 @@ def _path(ctx, key, raw, table=None, index=None) -> str:
         ctx.fail(key, "path contains a NUL byte", table, index)
     try:
         p = expand(raw, ctx.vars)
+    except UnsetVariable:
+        return None  # ${env:NAME} unset or empty: the rule is skipped
     except KeyError as e:
         ctx.fail(key, f"unknown variable ${{{e.args[0]}}} in {raw!r} (known: "
                  + ", ".join(sorted(ctx.vars)) + ")", table, index)
@@ -687,6 +701,9 @@ class Profile:
         #: it: (ProfileError, expanded path); `landwrap run` refuses them in
         #: strict mode and warns in best-effort.
         self.cwd_refused: list = []
+        #: ``private_tmp = true``: `landwrap run` gives the command a fresh
+        #: TMPDIR of its own, removed when it ends.
+        self.private_tmp = False
         #: Why this profile was chosen (automatic selection), for reports.
         self.why = ""
 
@@ -718,6 +735,9 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         _expect(ctx, key, value, str, "vars")
         try:
             variables[name] = expand(value, variables)
+        except UnsetVariable as e:
+            ctx.fail(key, f"${{{e.args[0]}}} is unset here: use ${{env:...}} in the paths "
+                     "themselves (a rule naming an unset one is skipped)", "vars")
         except KeyError as e:
             ctx.fail(key, f"unknown variable ${{{e.args[0]}}}", "vars")
         except ValueError as e:
@@ -748,21 +768,24 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
             required = False
             if type(item) is str:
                 p = _path(ctx, key, item, "filesystem")
-                if _cwd_refused(prof, ctx, key, item, p, "filesystem", None):
+                if p is None or _cwd_refused(prof, ctx, key, item, p, "filesystem", None):
                     continue
                 if not _is_glob(p):
                     plain.append(p)
                     continue
                 _allow(prof, ctx, key, p, access, False, "filesystem", None)
                 continue
+            skip_unsafe = False
             if isinstance(item, dict):
-                _unknown(ctx, "filesystem", item, {"path", "required"})
+                _unknown(ctx, "filesystem", item, ENTRY_KEYS)
                 if "path" not in item:
                     ctx.fail(key, "an entry table needs a 'path'", "filesystem")
                 required = _expect(ctx, key, item.get("required", False), bool, "filesystem")
+                skip_unsafe = _unsafe_cwd(ctx, key, item, "filesystem", None)
                 item = item["path"]
             p = _path(ctx, key, item, "filesystem")
-            if _cwd_refused(prof, ctx, key, item, p, "filesystem", None):
+            if p is None or _cwd_refused(prof, ctx, key, item, p, "filesystem", None,
+                                         skip_unsafe):
                 continue
             _allow(prof, ctx, key, p, access, required, "filesystem", None)
         if len(rs.paths) + len(plain) > MAX_RULES:
@@ -780,7 +803,8 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         if "path" not in rule or "access" not in rule:
             ctx.fail(key, "a rule needs 'path' and 'access'", table, i)
         p = _path(ctx, key + ".path", rule["path"], table, i)
-        if _cwd_refused(prof, ctx, key + ".path", rule["path"], p, table, i):
+        if p is None or _cwd_refused(prof, ctx, key + ".path", rule["path"], p, table, i,
+                                     _unsafe_cwd(ctx, key, rule, table, i)):
             continue
         acc = _list(ctx, key + ".access", rule["access"], table, i)
         if not acc:
@@ -796,6 +820,26 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         bits = compat.bits(compat.FS_RIGHTS, names)
         _allow(prof, ctx, key, p, bits, required, table, i,
                exact=compat.bits(compat.FS_RIGHTS, exact))
+    for item in _list(ctx, "filesystem.hide", fs.get("hide", []), "filesystem"):
+        p = _path(ctx, "filesystem.hide", item, "filesystem")
+        if p is None:
+            continue
+        if p == "/":
+            ctx.fail("filesystem.hide", "cannot hide / (grant less instead)", "filesystem")
+        found = [p]  # even when nothing matches: its directory is carved, so
+        if _is_glob(p):  # a matching file created later is not granted either
+            import glob
+
+            for m in glob.iglob(_collapse_globstars(p), recursive=True):
+                found.append(m)
+                if len(found) > MAX_MATCHES:
+                    ctx.fail("filesystem.hide", f"{p!r} matches more than {MAX_MATCHES} "
+                             "paths", "filesystem")
+        for m in found:
+            rs.hide(m, origin=f"{path}: filesystem.hide")
+    if "private_tmp" in fs and _expect(ctx, "filesystem.private_tmp", fs["private_tmp"],
+                                       bool, "filesystem"):
+        prof.private_tmp = True
     if "unrestricted" in fs and _expect(ctx, "filesystem.unrestricted", fs["unrestricted"],
                                         bool, "filesystem"):
         rs.fs = False
@@ -849,6 +893,8 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
             ctx.fail(f"env.set.{name}", "the value contains a NUL byte", "env")
         try:
             prof.env_set[name] = expand(value, variables) if "$" in value else value
+        except UnsetVariable:
+            continue  # ${env:NAME} unset or empty: the setting is skipped
         except (KeyError, ValueError) as e:
             ctx.fail(f"env.set.{name}", f"bad value: {e}", "env")
 
@@ -887,10 +933,21 @@ def _allow(prof, ctx, key, p, access, required, table, index, exact=0):
         rs.allow(m, access, origin=origin, required=required, need=exact)
 
 
-def _cwd_refused(prof, ctx, key, raw, p, table, index) -> bool:
+def _unsafe_cwd(ctx, key, item, table, index) -> bool:
+    """The ``unsafe_cwd`` key of an entry table: True for "skip"."""
+    if "unsafe_cwd" not in item:
+        return False
+    v = _expect(ctx, key + ".unsafe_cwd", item["unsafe_cwd"], str, table, index)
+    if v not in ("refuse", "skip"):
+        ctx.fail(key + ".unsafe_cwd", f"expected 'refuse' or 'skip', got {v!r}", table, index)
+    return v == "skip"
+
+
+def _cwd_refused(prof, ctx, key, raw, p, table, index, skip=False) -> bool:
     """A rule using ${CWD} that would grant /, $HOME or a directory above
     $HOME is left out (and recorded): started from such a directory, a
-    project-directory profile would open the whole home or system."""
+    project-directory profile would open the whole home or system.  With
+    *skip* (``unsafe_cwd = "skip"``) it is only noted (--dry-run, -v)."""
     if type(raw) is not str or "${CWD}" not in raw:
         return False
     home = os.path.realpath(ctx.vars.get("HOME") or "/")
@@ -903,6 +960,10 @@ def _cwd_refused(prof, ctx, key, raw, p, table, index) -> bool:
         why = "a directory above your home directory"
     else:
         return False
+    if skip:
+        prof.skipped_globs.append((p, f"{ctx.path}: {key} (${{CWD}} is {why}: "
+                                   "left out, unsafe_cwd = \"skip\")"))
+        return True
     line = line_of(ctx.path, table, key.rsplit(".", 1)[-1], index)
     err = ProfileError(
         f"${{CWD}} is {printable(real)}, {why}: refusing to grant it", ctx.path, line,

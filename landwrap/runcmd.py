@@ -6,6 +6,7 @@ resolves the sandbox, reports, and launches.  Returns the exit status.
 from __future__ import annotations
 
 import os
+import sys
 
 from . import compat, companion, launcher, policy, report, spawn
 from .errors import EXIT_ERROR, LandwrapError, UsageError
@@ -114,6 +115,61 @@ def _run(opts: dict) -> int:
         raise UsageError(f"--abi {opts['abi']}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
     argv = opts["command"]
     prof = build_profile(opts)
+    if prof.private_tmp and not opts.get("dry_run"):
+        tmp = private_tmp(opts.get("user"), opts.get("group"))
+        try:
+            return _run_in(opts, prof, argv, tmp)
+        finally:
+            if opts.get("keep_tmp"):
+                report.info(f"kept the private temporary directory {tmp}")
+            else:
+                remove_private_tmp(tmp)
+    return _run_in(opts, prof, argv, None)
+
+
+def private_tmp(user=None, group=None) -> str:
+    """A fresh directory for one run (``private_tmp = true``): made by
+    mkdtemp in the real temporary directory (mode 0700, a name nobody can
+    guess or plant first), owned by the user the command runs as."""
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="landwrap-")
+    if user is not None or group is not None:
+        uflags, uid, gid = launcher.resolve_user(user, group, {})
+        os.chown(tmp, uid if user is not None else -1, gid if group is not None else -1)
+    return tmp
+
+
+def remove_private_tmp(tmp: str) -> None:
+    """Remove *tmp* and everything in it without following symlinks
+    (shutil.rmtree works through directory descriptors here: a symlink
+    the command left is removed, never followed)."""
+    import shutil
+
+    def retry(func, path, exc):
+        # a directory the command made unreadable (chmod 0): open it up, once
+        try:
+            d = path if func in (os.open, os.scandir, os.rmdir) else os.path.dirname(path)
+            st = os.lstat(d)
+            if (st.st_mode & 0o170000) == 0o040000:
+                os.chmod(d, 0o700)
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+    if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover
+        report.warn(f"left {tmp} in place: this Python cannot remove it safely")
+        return
+    shutil.rmtree(tmp, onexc=retry) if sys.version_info >= (3, 12) else \
+        shutil.rmtree(tmp, onerror=lambda f, p, e: retry(f, p, e))
+    if os.path.lexists(tmp):
+        report.warn(f"could not remove the private temporary directory {tmp}")
+
+
+def _run_in(opts: dict, prof, argv, tmp) -> int:
+    if tmp is not None:
+        prof.ruleset.allow(tmp, "rw", origin="private TMPDIR (private_tmp)")
+        prof.env_set["TMPDIR"] = tmp
     if opts.get("log_denials"):
         from . import denials
 
@@ -148,6 +204,9 @@ def _run(opts: dict) -> int:
             print(report.format_plan(plan, path or f"{argv[0]} (not found)", argv,
                                      why=prof.why), end="")
             print("beside Landlock:\n" + "".join(f"  {line}\n" for line in comp.lines()), end="")
+            if prof.private_tmp:
+                print("private TMPDIR: a fresh directory (mode 0700) for each run, granted "
+                      "rw and removed when the command ends (--keep-tmp keeps it)")
         if path is None:
             report.error(missing)
             return missing.exit_code

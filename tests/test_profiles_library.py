@@ -103,7 +103,7 @@ def shipped():
 
 
 #: Profiles that are not named after a program: composed by the others.
-BLOCKS = {"default", "system-libs", "terminal", "network-client", "tls", "cwd-ro",
+BLOCKS = {"default", "system-base", "system-libs", "terminal", "network-client", "tls", "cwd-ro",
           "cwd-rw", "tmpdir", "python-runtime", "node-runtime", "coreutils",
           "archive", "compiler"}
 
