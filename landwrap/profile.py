@@ -55,8 +55,8 @@ if not os.path.isdir(PACKAGE_PROFILES):
 TOP_KEYS = {"description", "extends", "compat", "abi", "filesystem", "network",
             "scope", "env", "vars", "programs"}
 FS_KEYS = {"ro", "rox", "rw", "rwx", "rule", "unrestricted", "hide", "private_tmp"}
-RULE_KEYS = {"path", "access", "required", "unsafe_cwd"}
-ENTRY_KEYS = {"path", "required", "unsafe_cwd"}
+RULE_KEYS = {"path", "access", "required", "unsafe_cwd", "create"}
+ENTRY_KEYS = {"path", "required", "unsafe_cwd", "create"}
 NET_KEYS = {"bind_tcp", "connect_tcp", "bind_udp", "connect_udp", "unrestricted"}
 NET_RIGHT = {"bind_tcp": "bind_tcp", "connect_tcp": "connect_tcp",
              "bind_udp": "bind_udp", "connect_udp": "connect_send_udp"}
@@ -610,6 +610,8 @@ def expand(text: str, variables: dict) -> str:
             value = os.environ.get(name[4:]) or ""
             if not value or not name[4:]:
                 raise UnsetVariable(name)
+        elif name == "exe_prefix" and name not in variables:
+            raise UnsetVariable(name)  # no command (or a table entry): skipped
         elif name not in variables:
             raise KeyError(name)
         else:
@@ -701,6 +703,12 @@ class Profile:
         #: it: (ProfileError, expanded path); `landwrap run` refuses them in
         #: strict mode and warns in best-effort.
         self.cwd_refused: list = []
+        #: Install prefixes of the command (``${exe_prefix}``): as found on
+        #: PATH and, when that is a symlink, of its real path.
+        self.exe_prefixes: list = []
+        #: ``create = true`` rules: [(path, origin)] that `landwrap run`
+        #: creates (0700, owned by the user the command runs as) first.
+        self.create_dirs: list = []
         #: ``private_tmp = true``: `landwrap run` gives the command a fresh
         #: TMPDIR of its own, removed when it ends.
         self.private_tmp = False
@@ -764,7 +772,8 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
     for access in ("ro", "rox", "rw", "rwx"):
         key = f"filesystem.{access}"
         plain = []  # optional, glob-free paths: added in one go
-        for item in _list(ctx, key, fs.get(access, []), "filesystem"):
+        for item in [v for it in _list(ctx, key, fs.get(access, []), "filesystem")
+                     for v in (_variants(prof, it) if type(it) is str else [it])]:
             required = False
             if type(item) is str:
                 p = _path(ctx, key, item, "filesystem")
@@ -782,11 +791,16 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
                     ctx.fail(key, "an entry table needs a 'path'", "filesystem")
                 required = _expect(ctx, key, item.get("required", False), bool, "filesystem")
                 skip_unsafe = _unsafe_cwd(ctx, key, item, "filesystem", None)
+                create = _expect(ctx, key, item.get("create", False), bool, "filesystem")
                 item = item["path"]
+            else:
+                create = False
             p = _path(ctx, key, item, "filesystem")
             if p is None or _cwd_refused(prof, ctx, key, item, p, "filesystem", None,
                                          skip_unsafe):
                 continue
+            if create:
+                _create(prof, ctx, key, p, "filesystem", None)
             _allow(prof, ctx, key, p, access, required, "filesystem", None)
         if len(rs.paths) + len(plain) > MAX_RULES:
             ctx.fail(key, f"more than {MAX_RULES} path rules in all", "filesystem")
@@ -806,6 +820,8 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         if p is None or _cwd_refused(prof, ctx, key + ".path", rule["path"], p, table, i,
                                      _unsafe_cwd(ctx, key, rule, table, i)):
             continue
+        if _expect(ctx, key + ".create", rule.get("create", False), bool, table, i):
+            _create(prof, ctx, key + ".create", p, table, i)
         acc = _list(ctx, key + ".access", rule["access"], table, i)
         if not acc:
             ctx.fail(key + ".access", "empty access list", table, i)
@@ -933,6 +949,14 @@ def _allow(prof, ctx, key, p, access, required, table, index, exact=0):
         rs.allow(m, access, origin=origin, required=required, need=exact)
 
 
+def _create(prof, ctx, key, p, table, index) -> None:
+    """``create = true``: `landwrap run` makes the directory before
+    restricting (see runcmd.create_dirs); globs make no sense there."""
+    if _is_glob(p):
+        ctx.fail(key, f"create = true needs a plain path, not the glob {p!r}", table, index)
+    prof.create_dirs.append((p, f"{ctx.path}: {key}"))
+
+
 def _unsafe_cwd(ctx, key, item, table, index) -> bool:
     """The ``unsafe_cwd`` key of an entry table: True for "skip"."""
     if "unsafe_cwd" not in item:
@@ -972,6 +996,35 @@ def _cwd_refused(prof, ctx, key, raw, p, table, index, skip=False) -> bool:
     err.path = real
     prof.cwd_refused.append(err)
     return True
+
+
+def exe_prefixes(program: str, environ=None) -> list:
+    """``${exe_prefix}``: the installation prefix of *program* (the
+    directory above its ``bin``/``sbin``, else its directory), for the path
+    as found and for its real path (a venv's python3 is a symlink to the
+    real interpreter).  A prefix that is /, the home directory or above it
+    is left out."""
+    env = os.environ if environ is None else environ
+    home = os.path.realpath(env.get("HOME") or "/")
+    out = []
+    for p in (os.path.abspath(program), os.path.realpath(program)):
+        d = os.path.dirname(p)
+        if os.path.basename(d) in ("bin", "sbin"):
+            d = os.path.dirname(d)
+        real = os.path.realpath(d)
+        if real == "/" or real == home or home.startswith(real.rstrip("/") + "/"):
+            continue
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def _variants(prof, raw) -> list:
+    """*raw* once per ``${exe_prefix}`` value (none when the command is
+    unknown); other entries as they are."""
+    if type(raw) is not str or "${exe_prefix}" not in raw:
+        return [raw]
+    return [raw.replace("${exe_prefix}", d.replace("$", "$$")) for d in prof.exe_prefixes]
 
 
 def programs(doc: dict, path: str, name: str | None = None) -> list:
@@ -1061,11 +1114,14 @@ def _is_landlockconfig(doc: dict) -> bool:
                                   "pathBeneath", "netPort"))
 
 
-def load(specs, *, dirs=None, environ=None) -> Profile:
+def load(specs, *, dirs=None, environ=None, program: str | None = None) -> Profile:
     """Resolve profile names/paths (later ones add to earlier) into one
-    :class:`Profile`.  Raises ProfileError."""
+    :class:`Profile`.  *program* (the resolved command) gives
+    ``${exe_prefix}``.  Raises ProfileError."""
     dirs = search_path(environ) if dirs is None else dirs
     prof = Profile()
+    if program:
+        prof.exe_prefixes = exe_prefixes(program, environ)
     protect(prof.ruleset, environ)
     for spec in specs:
         _load_into(prof, spec, None, dirs, [], environ)
@@ -1127,6 +1183,14 @@ def for_command(profiles, command, *, dirs=None, environ=None) -> Profile:
         name, why = choose(command, dirs)
         specs = [name]
         why = f"{name}: {why}"
-    prof = load(specs, dirs=dirs, environ=environ)
+    program = None
+    if command:
+        from .spawn import find_program
+
+        try:
+            program = find_program(command, os.environ.get("PATH"))
+        except Exception:  # not found: the run will say so
+            pass
+    prof = load(specs, dirs=dirs, environ=environ, program=program)
     prof.why = why or "chosen with -p"
     return prof

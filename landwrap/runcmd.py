@@ -115,6 +115,8 @@ def _run(opts: dict) -> int:
         raise UsageError(f"--abi {opts['abi']}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
     argv = opts["command"]
     prof = build_profile(opts)
+    if prof.create_dirs and not opts.get("dry_run"):
+        create_dirs(prof, opts.get("user"), opts.get("group"))
     if prof.private_tmp and not opts.get("dry_run"):
         tmp = private_tmp(opts.get("user"), opts.get("group"))
         try:
@@ -125,6 +127,54 @@ def _run(opts: dict) -> int:
             else:
                 remove_private_tmp(tmp)
     return _run_in(opts, prof, argv, None)
+
+
+def create_dirs(prof, user=None, group=None) -> None:
+    """Make the directories of ``create = true`` rules that do not exist
+    yet (and missing parents), mode 0700, owned by the user the command
+    runs as.  Component by component through directory descriptors, never
+    following a symlink (ELOOP is refused), and never inside landwrap's own
+    state (a rule may not create what decides the next sandbox)."""
+    import errno
+
+    from .errors import PathError
+    from .safetext import printable
+
+    uid = gid = -1
+    if user is not None or group is not None:
+        _, uid, gid = launcher.resolve_user(user, group, {})
+    state = [os.path.abspath(d) for d in prof.ruleset.protected]
+    for path, origin in prof.create_dirs:
+        path = os.path.abspath(path)
+        for d in state:
+            if path == d or path.startswith(d.rstrip("/") + "/") or \
+                    d.startswith(path.rstrip("/") + "/"):
+                raise PathError(f"{printable(origin)}: create = true: {printable(path)} is "
+                                f"(in) landwrap's own directory {printable(d)}",
+                                "name another directory")
+        fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in [c for c in path.split("/") if c]:
+                flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                try:
+                    nfd = os.open(part, flags, dir_fd=fd)
+                except FileNotFoundError:
+                    os.mkdir(part, 0o700, dir_fd=fd)
+                    nfd = os.open(part, flags, dir_fd=fd)
+                    if uid != -1 or gid != -1:
+                        # an O_PATH descriptor: chown through /proc
+                        os.chown(f"/proc/self/fd/{nfd}", uid, gid)
+                except OSError as e:
+                    raise PathError(f"{printable(origin)}: create = true: cannot create "
+                                    f"{printable(path)}: {printable(part)}: "
+                                    + ("a symlink (not followed) or not a directory"
+                                       if e.errno in (errno.ELOOP, errno.ENOTDIR)
+                                       else (e.strerror or str(e))),
+                                    "create it yourself, or name the real path") from None
+                os.close(fd)
+                fd = nfd
+        finally:
+            os.close(fd)
 
 
 def private_tmp(user=None, group=None) -> str:

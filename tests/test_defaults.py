@@ -224,3 +224,205 @@ def test_every_app_profile_has_defaults_system_access():
         if missing:
             failures.append((name, missing[:3]))
     assert not failures, failures
+
+
+# everyday jobs, first try -------------------------------------------------------
+
+SYS_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@pytest.fixture
+def job(proj):
+    """(work, env) with the distribution's python3 first on PATH."""
+    work, env = proj
+    env = dict(env, PATH=SYS_PATH)
+    env.pop("VIRTUAL_ENV", None)
+    return work, env
+
+
+def ok(r):
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.mark.usefixtures("landlock")
+def test_read_only_jobs_in_the_project(job):
+    work, env = job
+    r = ok(run(work, env, "--", "find", ".", "-name", "*.txt"))
+    assert sorted(r.stdout.split()) == ["./data.txt", "./sub/more.txt"]
+    assert ok(run(work, env, "--", "awk", "{print $2}", "data.txt")).stdout == "2\n1\n3\n"
+    assert ok(run(work, env, "--", "sha256sum", "data.txt")).stdout.split()[1] == "data.txt"
+    assert ok(run(work, env, "--", "du", "-sh", ".")).stdout.split()[1] == "."
+    assert "localhost" in ok(run(work, env, "--", "cat", "/etc/hosts")).stdout
+    # ...and nothing of the home directory around the project
+    (work.parent / ".netrc").write_text("password x")
+    r = run(work, env, "--", "cat", str(work.parent / ".netrc"))
+    assert r.returncode == 1 and "Permission denied" in r.stderr
+
+
+@pytest.mark.usefixtures("landlock")
+def test_sed_in_place_with_rw_dot(job):
+    work, env = job
+    ok(run(work, env, "--rw", ".", "--", "sed", "-i", "s/a/A/", "data.txt"))
+    assert (work / "data.txt").read_text().startswith("b 2\nA 1")
+    r = run(work, env, "--", "sed", "-i", "s/b/B/", "data.txt")   # without --rw .: denied
+    assert r.returncode != 0 and (work / "data.txt").read_text().startswith("b 2")
+
+
+@pytest.mark.usefixtures("landlock")
+def test_sort_spills_to_the_private_tmpdir(job):
+    work, env = job
+    (work / "n.txt").write_text("".join(f"{i % 97}\n" for i in range(3000)))
+    r = ok(run(work, env, "--", "sort", "-n", "-S", "1k", "n.txt"))
+    assert len(r.stdout.split()) == 3000
+    r = ok(run(work, env, "--", "sh", "-c", 'sort -n -S 1k -T "$TMPDIR" n.txt | head -1'))
+    assert r.stdout == "0\n"
+    r = run(work, env, "--dry-run", "--json", "--", "sort", "n.txt")
+    import json
+
+    assert not any(x["path"] == "/tmp" for x in json.loads(r.stdout)["rules"])
+
+
+@pytest.mark.usefixtures("landlock")
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="no system python3")
+def test_python3_job_writes_out_also_from_an_outside_venv(job, tmp_path):
+    work, env = job
+    (work / "job.py").write_text("import tempfile\nwith tempfile.TemporaryFile() as t: "
+                                 "t.write(b'x')\nopen('out', 'w').write('done')\n")
+    ok(run(work, env, "--", "python3", "job.py"))
+    assert (work / "out").read_text() == "done"
+    (work / "out").unlink()
+    venv = tmp_path / "venvs" / "v"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True)
+    venv_env = dict(env, VIRTUAL_ENV=str(venv), PATH=f"{venv}/bin:{env['PATH']}")
+    for cmd in ("python3", "python"):
+        ok(run(work, venv_env, "--", cmd, "job.py"))
+        assert (work / "out").read_text() == "done"
+        (work / "out").unlink()
+
+
+@pytest.mark.usefixtures("landlock")
+def test_git_clone_of_a_local_repository(job, tmp_path):
+    work, env = job
+    repo = tmp_path / "repo"
+    g = ["git", "-c", "user.email=a@b", "-c", "user.name=a"]
+    subprocess.run(g + ["init", "-q", str(repo)], check=True)
+    (repo / "f").write_text("x")
+    subprocess.run(g + ["-C", str(repo), "add", "f"], check=True)
+    subprocess.run(g + ["-C", str(repo), "commit", "-qm", "x"], check=True)
+    ok(run(work, env, "--ro", repo, "--", "git", "clone", "-q", repo, "cl"))
+    assert (work / "cl" / "f").read_text() == "x"
+
+
+@pytest.mark.usefixtures("landlock")
+@pytest.mark.skipif(not shutil.which("cc") or not shutil.which("make"), reason="no cc/make")
+def test_make_of_a_small_c_project(job):
+    work, env = job
+    make_c_project(work)
+    ok(run(work, env, "--", "make"))
+    assert subprocess.run([str(work / "app")]).returncode == 3
+
+
+def make_c_project(d):
+    (d / "main.c").write_text('#include "f.h"\nint main(void){return f() + g();}\n')
+    (d / "f.h").write_text("int f(void);\nint g(void);\n")
+    (d / "f.c").write_text('#include "f.h"\nint f(void){return 1;}\n')
+    (d / "g.c").write_text('#include "f.h"\nint g(void){return 2;}\n')
+    (d / "Makefile").write_text("app: main.o f.o g.o\n\tcc -o app main.o f.o g.o\n"
+                                "%.o: %.c f.h\n\tcc -c $< -o $@\n")
+
+
+def make_wheel(d):
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {"mypk/__init__.py": b"X = 1\n",
+             "mypk-0.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: mypk\nVersion: 0.1\n",
+             "mypk-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\n"
+                                         b"Root-Is-Purelib: true\nTag: py3-none-any\n"}
+    whl = d / "mypk-0.1-py3-none-any.whl"
+    rec = []
+    with zipfile.ZipFile(whl, "w") as z:
+        for n, b in files.items():
+            z.writestr(n, b)
+            h = base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode()
+            rec.append(f"{n},sha256={h},{len(b)}")
+        z.writestr("mypk-0.1.dist-info/RECORD", "\n".join(rec + ["mypk-0.1.dist-info/RECORD,,"]))
+    return whl
+
+
+@pytest.mark.usefixtures("landlock")
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="no system python3")
+def test_pip_install_of_a_local_wheel_into_a_venv(job):
+    work, env = job
+    whl = make_wheel(work)
+    venv = work / ".venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
+    venv_env = dict(env, VIRTUAL_ENV=str(venv), PATH=f"{venv}/bin:{env['PATH']}")
+    assert not (work.parent / ".cache" / "pip").exists()
+    r = ok(run(work, venv_env, "-p", "pip", "--", "pip", "install", "-q", "--no-index",
+               whl.name))
+    assert "cache has been disabled" not in r.stderr
+    assert (work.parent / ".cache" / "pip").is_dir()          # create = true
+    assert oct((work.parent / ".cache" / "pip").stat().st_mode & 0o777) == "0o700"
+    assert subprocess.run([str(venv / "bin" / "python"), "-c", "import mypk"]).returncode == 0
+
+
+# variables and create = true --------------------------------------------------
+
+def test_env_variable_in_a_path_and_skipped_when_unset(tmp_path, monkeypatch):
+    d = tmp_path / "gnupg"
+    d.mkdir()
+    prof = tmp_path / "p.toml"
+    prof.write_text('[filesystem]\nro = ["${env:LW_TEST_DIR}", "${env:LW_TEST_DIR}/x"]\n'
+                    'rw = [{ path = "${env:LW_UNSET_DIR}/y" }]\n'
+                    '[env.set]\nA = "${env:LW_UNSET_DIR}"\n')
+    monkeypatch.setenv("LW_TEST_DIR", str(d))
+    monkeypatch.delenv("LW_UNSET_DIR", raising=False)
+    p = profile.load([str(prof)])
+    assert [r.path for r in p.ruleset.paths] == [str(d), f"{d}/x"]
+    assert "A" not in p.env_set
+    monkeypatch.setenv("LW_TEST_DIR", "")   # empty counts as unset
+    assert profile.load([str(prof)]).ruleset.paths == []
+
+
+def test_exe_prefix_of_a_venv_and_of_the_real_interpreter(tmp_path):
+    real = tmp_path / "opt" / "py" / "bin"
+    real.mkdir(parents=True)
+    (real / "python3.11").write_text("")
+    venv = tmp_path / "v" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python3").symlink_to(real / "python3.11")
+    assert profile.exe_prefixes(str(venv / "python3"), {"HOME": str(tmp_path / "h")}) == [
+        str(tmp_path / "v"), str(tmp_path / "opt" / "py")]
+    # a prefix that is $HOME (or above it) is left out
+    assert profile.exe_prefixes(str(venv / "python3"), {"HOME": str(tmp_path / "v")}) == [
+        str(tmp_path / "opt" / "py")]
+    assert profile.exe_prefixes("/bin/sh", {"HOME": "/root"}) in ([], ["/usr"])
+
+
+@pytest.mark.usefixtures("landlock")
+def test_create_refuses_symlinks_and_landwraps_state(proj, tmp_path):
+    work, env = proj
+    home = work.parent
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (home / ".cache").mkdir()
+    (home / ".cache" / "link").symlink_to(target)
+    prof = tmp_path / "p.toml"
+    prof.write_text(f'[filesystem]\nrw = [{{ path = "{home}/.cache/link/new", create = true }}]\n')
+    r = run(work, env, "-p", prof, "--", "true")
+    assert r.returncode == 125 and "symlink" in r.stderr, r.stderr
+    assert not (target / "new").exists()
+    prof.write_text('[filesystem]\nrw = [{ path = "${XDG_CONFIG_HOME}/landwrap/profiles/x", '
+                    'create = true }]\n')
+    r = run(work, env, "-p", prof, "--", "true")
+    assert r.returncode == 125 and "landwrap's own directory" in r.stderr, r.stderr
+    assert not (home / ".config" / "landwrap").exists()
+    # an ordinary one is made, 0700
+    prof.write_text('extends = ["system-base"]\n'
+                    '[filesystem]\nrw = [{ path = "~/.npm/x", create = true }]\n')
+    ok(run(work, env, "-p", prof, "--", "true"))
+    assert (home / ".npm" / "x").is_dir()
+    assert (home / ".npm").stat().st_mode & 0o777 == 0o700
