@@ -712,6 +712,8 @@ class Profile:
         #: ``private_tmp = true``: `landwrap run` gives the command a fresh
         #: TMPDIR of its own, removed when it ends.
         self.private_tmp = False
+        #: The profile names (or files) asked for, for messages.
+        self.names: list = []
         #: Why this profile was chosen (automatic selection), for reports.
         self.why = ""
 
@@ -1192,5 +1194,7 @@ def for_command(profiles, command, *, dirs=None, environ=None) -> Profile:
         except Exception:  # not found: the run will say so
             pass
     prof = load(specs, dirs=dirs, environ=environ, program=program)
+    prof.names = [os.path.basename(s)[:-len(SUFFIX)] if s.endswith(SUFFIX) else s
+                  for s in specs]
     prof.why = why or "chosen with -p"
     return prof

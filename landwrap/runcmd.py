@@ -264,8 +264,6 @@ def _run_in(opts: dict, prof, argv, tmp) -> int:
     path = spawn.find_program(argv[0], env.get("PATH"))
     if opts.get("verbose"):
         report.info(f"running {path} in the sandbox below")
-        import sys
-
         sys.stderr.write(report.format_plan(plan, path, argv, why=prof.why))
     elif not opts.get("quiet"):
         for line in report.plan_warnings(plan):
@@ -276,5 +274,37 @@ def _run_in(opts: dict, prof, argv, tmp) -> int:
     if opts.get("log_denials"):
         return denials.run_logged(plan, argv, env, keep_fds=keep, user_flags=uflags,
                                   uid=uid, gid=gid, path=path, companion=comp)
-    return launcher.run(plan, argv, env, keep_fds=keep, user_flags=uflags,
-                        uid=uid, gid=gid, path=path, companion=comp)
+    status = launcher.run(plan, argv, env, keep_fds=keep, user_flags=uflags,
+                          uid=uid, gid=gid, path=path, companion=comp)
+    if status != 0 and not opts.get("quiet") and sys.stderr.isatty():
+        report.info(failure_hint(opts, prof, argv, status))
+    return status
+
+
+def failure_hint(opts: dict, prof, argv, status: int) -> str:
+    """One line after a command failed (stderr a terminal, no -q): the
+    profile used and the next step -- `run --log-denials` where denials can
+    be read (the kernel's records as root, strace otherwise), else `learn`."""
+    import shlex
+
+    from .learn import STRACE
+    from .safetext import printable
+
+    name = os.path.basename(argv[0])
+    what = f"was killed by signal {status - 128}" if status > 128 else f"exited {status}"
+    names = getattr(prof, "names", None) or []
+    used = ", ".join(f'"{n}"' for n in names) or "none"
+    # the same command line with --log-denials (its options as given)
+    opts_given = []
+    if "run" in sys.argv and "--" in sys.argv:
+        opts_given = sys.argv[sys.argv.index("run") + 1:sys.argv.index("--")]
+    elif opts.get("profile"):
+        opts_given = [a for n in opts["profile"] for a in ("-p", n)]
+    cmd = ["run", "--log-denials", *[a for a in opts_given if a != "--log-denials"],
+           "--", *argv]
+    can_log = os.geteuid() == 0 or os.access(STRACE, os.X_OK)
+    if can_log:
+        step = "see what was denied with: landwrap " + shlex.join(cmd)
+    else:
+        step = "learn what it needs with: landwrap learn -o PROFILE.toml -- " + shlex.join(argv)
+    return printable(f"{name} {what} under profile {used}; {step}")

@@ -426,3 +426,76 @@ def test_create_refuses_symlinks_and_landwraps_state(proj, tmp_path):
     ok(run(work, env, "-p", prof, "--", "true"))
     assert (home / ".npm" / "x").is_dir()
     assert (home / ".npm").stat().st_mode & 0o777 == 0o700
+
+
+# after a failure ---------------------------------------------------------------
+
+def _on_a_terminal(work, env, *args):
+    """`landwrap run ARGS` with stderr on a pseudo-terminal; its stderr text."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run([sys.executable, "-m", "landwrap", "run", *map(str, args)],
+                           cwd=work, env=env, stdout=subprocess.PIPE, stderr=slave,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        os.close(slave)
+        slave = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return r.returncode, out.decode(errors="replace")
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+
+
+@pytest.mark.usefixtures("landlock")
+def test_a_failure_on_a_terminal_names_the_profile_and_the_next_step(job):
+    work, env = job
+    code, err = _on_a_terminal(work, env, "--", "cat", "/etc/shadow")
+    assert code == 1
+    assert 'cat exited 1 under profile "cat"; see what was denied with: landwrap run ' \
+        "--log-denials -- cat /etc/shadow" in err, err
+    code, err = _on_a_terminal(work, env, "-p", "default", "--", "sh", "-c", "kill -9 $$")
+    assert code == 137 and 'killed by signal 9 under profile "default"' in err, err
+    code, err = _on_a_terminal(work, env, "-q", "--", "cat", "/etc/shadow")
+    assert code == 1 and "landwrap" not in err, err
+    code, err = _on_a_terminal(work, env, "--", "true")
+    assert code == 0 and err == "", err
+    # not a terminal: nothing (scripts parse stderr)
+    r = run(work, env, "--", "cat", "/etc/shadow")
+    assert "landwrap" not in r.stderr
+
+
+@pytest.mark.usefixtures("landlock")
+@pytest.mark.skipif(not os.access("/usr/bin/strace", os.X_OK), reason="strace not installed")
+def test_log_denials_without_root_falls_back_to_strace(tmp_path):
+    """As nobody, on a file nobody may read outside the sandbox (so the
+    denial is the sandbox's, not the file mode's)."""
+    import pathlib
+    import tempfile
+
+    d = pathlib.Path(tempfile.mkdtemp(prefix="lw-t10-"))
+    os.chmod(d, 0o755)
+    (d / "s").write_text("secret")
+    os.chmod(d / "s", 0o644)
+    ok_outside = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
+                                 "--clear-groups", "cat", str(d / "s")], capture_output=True)
+    assert ok_outside.returncode == 0
+    env = dict(os.environ, HOME=str(d), XDG_CACHE_HOME=str(d / "c"))
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        sys.executable, "-m", "landwrap", "run", "--log-denials", "-p",
+                        "system-libs", "--", "cat", str(d / "s"), "/etc/hostname"],
+                       cwd="/", env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "strace instead" in r.stderr
+    assert f"read_file {d}/s  by /usr/bin/cat  -> allow with --ro {d}/s" in r.stderr, r.stderr
+    shutil.rmtree(d)
