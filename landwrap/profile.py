@@ -536,10 +536,10 @@ class _Ctx:
         self.path = path
         self.vars = variables
 
-    def fail(self, key: str, message: str, table=None, index=None, line_key=None):
-        raise ProfileError(printable(message), self.path,
-                           line_of(self.path, table, line_key or key.rsplit(".", 1)[-1], index),
-                           printable(key))
+    def fail(self, key: str, message: str, table=None, index=None, line_key=None, line=None):
+        if line is None:
+            line = line_of(self.path, table, line_key or key.rsplit(".", 1)[-1], index)
+        raise ProfileError(printable(message), self.path, line, printable(key))
 
 
 def user_environ(pw) -> dict:
@@ -650,8 +650,88 @@ def _unknown(ctx, table: str | None, got: dict, known: set, index=None):
     for k in got:
         if k not in known:
             where = f"{table}.{k}" if table else k
-            ctx.fail(where, f"unknown key (expected one of: {', '.join(sorted(known))})",
-                     table, index, line_key=k)
+            # a misspelt table ([netwrok]) is found by its header line
+            line = line_of(ctx.path, where, None) if isinstance(got[k], dict) else None
+            what = "unknown table" if isinstance(got[k], dict) else "unknown key"
+            ctx.fail(where, f"{what} (expected one of: {', '.join(sorted(known))})",
+                     table, index, line_key=k, line=line)
+
+
+def table_of(key: str) -> tuple:
+    """(table, key, index) for :func:`line_of` from a rule origin's key:
+    ``filesystem.ro`` -> ("filesystem", "ro", None), ``filesystem.rule[2]``
+    -> ("filesystem.rule", "path", 2)."""
+    head, _, last = key.rpartition(".")
+    if last.endswith("]") and "[" in last:
+        name, _, idx = last[:-1].partition("[")
+        try:
+            return (f"{head}.{name}" if head else name, "path", int(idx))
+        except ValueError:
+            pass
+    return (head or None, last, None)
+
+
+#: What stands in for a broken [[filesystem.rule]] while `profile check`
+#: looks for more errors (indexes of the others stay the same).
+_PLACEHOLDER_RULE = {"path": "/nonexistent", "access": ["read_file"]}
+
+
+def _drop(doc: dict, key: str) -> bool:
+    """Take the key an error named (dotted, ``rule[N]`` for an array
+    entry) out of *doc*; False when it is not there."""
+    node = doc
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        name, idx = part, None
+        if part.endswith("]") and "[" in part:
+            name, _, n = part[:-1].partition("[")
+            try:
+                idx = int(n)
+            except ValueError:
+                return False
+        if not isinstance(node, dict) or name not in node:
+            return False
+        if idx is not None:
+            entries = node[name]
+            if isinstance(entries, list) and 0 <= idx < len(entries):
+                if entries[idx] == _PLACEHOLDER_RULE:
+                    return False
+                entries[idx] = dict(_PLACEHOLDER_RULE)
+            else:
+                del node[name]
+            return True
+        if i == len(parts) - 1:
+            del node[name]
+            return True
+        node = node[name]
+    return False
+
+
+def more_errors(path: str, first: ProfileError, limit: int = 100) -> list:
+    """The errors of the file at *path* after *first* (`profile check`
+    reports them all): the key each error names is left out and the file
+    validated again, up to *limit* errors."""
+    import copy
+
+    try:
+        doc = copy.deepcopy(load_document(path))
+    except ProfileError:
+        return []
+    out: list = []
+    err = first
+    for _ in range(limit):
+        if not err.key or not _drop(doc, err.key):
+            break
+        try:
+            _apply_document(Profile(), doc, path)
+        except ProfileError as e:
+            if e.file != path:
+                break
+            out.append(e)
+            err = e
+            continue
+        break
+    return out
 
 
 def _path(ctx, key, raw, table=None, index=None) -> str | None:

@@ -254,20 +254,45 @@ def format_resolved(view: dict) -> str:
 
 def check(spec: str, dirs=None) -> list:
     """Errors of one profile file or name, as ``FILE:LINE: key: message``
-    lines (empty when it is valid).  Loads it with its extends and .local
-    additions and resolves its paths (best effort, so that the kernel's
-    ABI does not matter): required paths must exist."""
+    lines (empty when it is valid): every error of the file itself, each
+    with its line (validation goes on past an error with the offending key
+    left out), then every missing required path.  Loads it with its
+    extends and .local additions and resolves its paths (best effort, so
+    that the kernel's ABI does not matter)."""
     if not profile.is_path(spec) and os.path.isfile(spec):
         spec = "./" + spec  # a file given by a bare name, not a profile name
+    errors: list = []
     try:
         prof = profile.load([spec], dirs=dirs)
-        prof.ruleset.resolve(compat_mode="best-effort")
+    except ProfileError as e:
+        errors.append(e)
+        if e.key and e.file:
+            errors += profile.more_errors(e.file, e)
+        return _lines(errors)
     except LandwrapError as e:
-        lines = [printable(e)]
+        return _lines([e])
+    for r in prof.ruleset.paths:
+        if r.required and not os.path.lexists(r.path):
+            file, _, key = (r.origin or "").rpartition(": ")
+            line = profile.line_of(file, *profile.table_of(key)) if file else None
+            errors.append(ProfileError(f"{printable(r.path)}: no such file or directory "
+                                       "(the rule is required)", file or None, line,
+                                       key or None))
+    if not errors:
+        try:
+            prof.ruleset.resolve(compat_mode="best-effort")
+        except LandwrapError as e:
+            errors.append(e)
+    return _lines(errors)
+
+
+def _lines(errors) -> list:
+    lines = []
+    for e in errors:
+        lines.append(printable(e))
         if e.hint:
             lines.append(f"Hint: {printable(e.hint)}")
-        return lines
-    return []
+    return lines
 
 
 # export ----------------------------------------------------------------

@@ -499,3 +499,27 @@ def test_log_denials_without_root_falls_back_to_strace(tmp_path):
     assert "strace instead" in r.stderr
     assert f"read_file {d}/s  by /usr/bin/cat  -> allow with --ro {d}/s" in r.stderr, r.stderr
     shutil.rmtree(d)
+
+
+# profile check says everything at once ------------------------------------------
+
+def test_profile_check_reports_every_error_with_its_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('description = "x"\n[filesystem]\nro = ["/usr"]\nrw = [3]\n'
+                   '[[filesystem.rule]]\npath = "/etc"\naccess = ["raed_file"]\n\n'
+                   '[netwrok]\nconnect_tcp = [443]\n\n[network]\nconnect_tcp = [70000]\n')
+    r = lw("profile", "check", bad)
+    assert r.returncode == 1
+    lines = sorted(r.stdout.splitlines())
+    assert [x.split(": ")[0] for x in lines] == [f"{bad}:13", f"{bad}:4", f"{bad}:7",
+                                                 f"{bad}:9"], r.stdout
+    assert "netwrok: unknown table" in r.stdout and "raed_file" in r.stdout
+    assert "70000" in r.stdout and "filesystem.rw" in r.stdout
+    missing = tmp_path / "missing.toml"
+    missing.write_text('[filesystem]\nro = [{ path = "/nonexistent/a", required = true }]\n'
+                       '[[filesystem.rule]]\npath = "/nonexistent/b"\naccess = ["read_file"]\n'
+                       'required = true\n')
+    r = lw("profile", "check", missing)
+    assert r.returncode == 1
+    assert f"{missing}:2: filesystem.ro: /nonexistent/a: no such file" in r.stdout, r.stdout
+    assert f"{missing}:4: filesystem.rule[0]: /nonexistent/b: no such file" in r.stdout
