@@ -175,6 +175,9 @@ def resolved(spec: str, *, abi: int | None = None, dirs=None) -> dict:
             "restricted": bool(rs.fs),
             "paths": paths,
             "globs_matching_nothing": [{"pattern": p, "from": o} for p, o in prof.skipped_globs],
+            "hidden": [{"path": p, "from": o} for p, o in rs.hidden],
+            "private_tmp": prof.private_tmp,
+            "create": [{"path": p, "from": o} for p, o in prof.create_dirs],
         },
         "network": {"restricted": bool(rs.net), "ports": ports},
         "scope": {name: bool(rs.scopes & bit) for name, (bit, _) in compat.SCOPES.items()},
@@ -229,6 +232,22 @@ def format_resolved(view: dict) -> str:
                        f"# {p_(p['from'])}")
     for g in fs["globs_matching_nothing"]:
         out.append(f"  glob matching nothing: {p_(g['pattern'])}    # {p_(g['from'])}")
+    for c in fs.get("create", ()):
+        out.append(f"  created by `landwrap run` if missing (0700): {p_(c['path'])}    "
+                   f"# {p_(c['from'])}")
+    if fs.get("private_tmp"):
+        out.append("  private TMPDIR: a fresh directory for each run, read-write")
+    hidden = fs.get("hidden") or []
+    if hidden:
+        out.append(f"Hidden ({len(hidden)}; every grant above them is replaced by rules on "
+                   "the other entries of each directory on the way, which keeps read_dir):")
+        for h in hidden:
+            out.append(f"  {p_(h['path'])}    # {p_(h['from'])}")
+        carved = [r for r in plan["rules"] if any("(hiding " in o for o in r["from"])]
+        if carved:
+            out.append(f"  -> {len(carved)} kernel rules around them, e.g. "
+                       + ", ".join(f"{r['short']} {p_(r['path'])}" for r in carved[:4])
+                       + " (--dry-run lists them all)")
     net = view["network"]
     out.append("Network: " + ("restricted" if net["restricted"] else "not restricted"))
     for p in net["ports"]:

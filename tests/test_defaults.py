@@ -115,6 +115,10 @@ def test_hide_shows_in_dry_run_and_why(proj):
     r = subprocess.run([sys.executable, "-m", "landwrap", "why", "/etc/shadow"], cwd=work,
                        env=env, capture_output=True, text=True)
     assert r.returncode != 0 and "/etc/shadow is hidden" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "landwrap", "profile", "show", "--resolved",
+                        "default"], cwd=work, env=env, capture_output=True, text=True)
+    assert "Hidden (" in r.stdout and "  /etc/shadow    # " in r.stdout, r.stdout
+    assert "kernel rules around them, e.g. read_dir /etc" in r.stdout
 
 
 # the default profile --------------------------------------------------------
