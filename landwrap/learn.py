@@ -244,12 +244,14 @@ class Candidate:
         #: (see set_variables).
         self.variables: list = []
 
-    def set_variables(self, cwd: str, environ=None) -> None:
+    def set_variables(self, cwd: str, environ=None, program: str | None = None) -> None:
         """Write paths with the profile variables that match them: ${CWD}
         (unless it is /, $HOME or above it: a profile rule would refuse
-        it), the XDG directories, ${HOME}, and ${TMPDIR} when $TMPDIR is
-        set; each as the real path too."""
-        from .profile import builtin_vars
+        it), ${exe_prefix} (the command's own installation, not /usr),
+        ${env:VIRTUAL_ENV} when a venv is active, the XDG directories,
+        ${HOME}, and ${TMPDIR} when $TMPDIR is set; each as the real path
+        too."""
+        from .profile import builtin_vars, exe_prefixes
 
         env = os.environ if environ is None else environ
         v = builtin_vars("/", env)
@@ -264,6 +266,11 @@ class Candidate:
         rc = os.path.realpath(cwd)
         if rc != "/" and rc != home and not home.startswith(rc.rstrip("/") + "/"):
             pairs.append((cwd, "${CWD}"))
+        if program:
+            pairs += [(d, "${exe_prefix}") for d in exe_prefixes(program, env)
+                      if d not in ("/usr", "/usr/local", "/")]
+        if os.environ.get("VIRTUAL_ENV", "").startswith("/"):
+            pairs.append((os.environ["VIRTUAL_ENV"], "${env:VIRTUAL_ENV}"))
         for n in names:
             if v.get(n) and v[n] != "/":
                 pairs.append((v[n], "${%s}" % n))
@@ -272,7 +279,7 @@ class Candidate:
             for x in {os.path.normpath(d), os.path.realpath(d)}:
                 if x != "/" and (x, name) not in out:
                     out.append((x, name))
-        self.variables = sorted(out, key=lambda e: -len(e[0]))
+        self.variables = sorted(out, key=lambda e: -len(e[0]))  # stable: earlier wins ties
 
     def spell(self, path: str) -> str:
         """*path* as written in the profile: the longest matching variable
@@ -616,6 +623,7 @@ class Learner:
         self.clean = False
         self.declined = False
         self.last_status = None
+        self.program = None
         self.stuck: list = []
         self._changed = False
         self._touched: list = []
@@ -673,7 +681,13 @@ class Learner:
         from . import profile
 
         self.cand = Candidate(self._base_specs(), self.home, self.sensitive)
-        self.cand.set_variables(self.cwd, self.environ)
+        from .spawn import find_program
+
+        try:
+            self.program = find_program(self.argv[0], os.environ.get("PATH"))
+        except LandwrapError:
+            self.program = None
+        self.cand.set_variables(self.cwd, self.environ, self.program)
         profile.load(self.cand.base, environ=self.environ)  # a bad base fails here
         self.tmp = tempfile.mkdtemp(prefix="landwrap-learn-")
         try:
@@ -720,7 +734,8 @@ class Learner:
         from . import launcher, profile, spawn
 
         self.rounds_run = n
-        prof = profile.load([self._candidate_file(n)], environ=self.environ)
+        prof = profile.load([self._candidate_file(n)], environ=self.environ,
+                            program=self.program)
         rs = prof.ruleset
         argv = self.argv
         trace = None

@@ -635,3 +635,21 @@ def test_learn_help_and_man_agree_on_p():
                             "landwrap.1")).read()
     i = man.index('Start from this profile (repeatable); by default, from the')
     assert ".B default\nprofile (not the profile" in man[i:i + 200]
+
+
+@pytest.mark.usefixtures("landlock")
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="no system python3")
+def test_learn_writes_exe_prefix_for_a_venv_interpreter(job, tmp_path):
+    work, env = job
+    venv = tmp_path / "venvs" / "v"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True)
+    venv_env = dict(env, VIRTUAL_ENV=str(venv), PATH=f"{venv}/bin:{env['PATH']}")
+    (work / "a.py").write_text("print(1)\n")
+    out = tmp_path / "v.toml"
+    r = learn(work, venv_env, "-p", "system-libs", "-o", out, "--", "python", "a.py")
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert '"${exe_prefix}/pyvenv.cfg"' in text and str(venv) not in \
+        "\n".join(x for x in text.splitlines() if not x.lstrip().startswith("#")), text
+    r = run(work, venv_env, "-p", out, "--", "python", "a.py")
+    assert r.returncode == 0 and r.stdout == "1\n", r.stderr
