@@ -653,3 +653,15 @@ def test_learn_writes_exe_prefix_for_a_venv_interpreter(job, tmp_path):
         "\n".join(x for x in text.splitlines() if not x.lstrip().startswith("#")), text
     r = run(work, venv_env, "-p", out, "--", "python", "a.py")
     assert r.returncode == 0 and r.stdout == "1\n", r.stderr
+
+
+@pytest.mark.usefixtures("landlock")
+@pytest.mark.skipif(os.geteuid() != 0, reason="--user needs root")
+def test_private_tmp_belongs_to_the_user_the_command_runs_as(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    r = lw("run", "--user", "nobody", "--", "sh", "-c",
+           'touch "$TMPDIR/f" && stat -c "%n %u %a" "$TMPDIR"', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    d, uid, mode = r.stdout.split()
+    assert uid == "65534" and mode == "700"
+    assert not os.path.lexists(d)
