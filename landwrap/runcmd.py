@@ -181,9 +181,21 @@ def private_tmp(user=None, group=None) -> str:
     """A fresh directory for one run (``private_tmp = true``): made by
     mkdtemp in the real temporary directory (mode 0700, a name nobody can
     guess or plant first), owned by the user the command runs as."""
-    import tempfile
-
-    tmp = tempfile.mkdtemp(prefix="landwrap-")
+    # what tempfile.mkdtemp does, without its import cost (~10 ms a run):
+    # a random name in the real temporary directory, made with O_EXCL
+    # semantics (mkdir fails on anything already there, symlinks included)
+    base = os.environ.get("TMPDIR") or "/tmp"
+    if not os.path.isabs(base) or not os.path.isdir(base):
+        base = "/tmp"
+    for _ in range(100):
+        tmp = os.path.join(base, "landwrap-" + os.urandom(8).hex())
+        try:
+            os.mkdir(tmp, 0o700)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"cannot create a private temporary directory in {base}")
     if user is not None or group is not None:
         uflags, uid, gid = launcher.resolve_user(user, group, {})
         os.chown(tmp, uid if user is not None else -1, gid if group is not None else -1)
@@ -194,6 +206,11 @@ def remove_private_tmp(tmp: str) -> None:
     """Remove *tmp* and everything in it without following symlinks
     (shutil.rmtree works through directory descriptors here: a symlink
     the command left is removed, never followed)."""
+    try:
+        os.rmdir(tmp)  # the common case: the command left nothing
+        return
+    except OSError:
+        pass
     import shutil
 
     def retry(func, path, exc):
