@@ -777,6 +777,8 @@ class Profile:
         self.env_set: dict = {}
         self.description = ""
         self.skipped_globs: list = []
+        #: ${CWD} rules left out by ``unsafe_cwd = "skip"``: (path, origin, why)
+        self.skipped_cwd: list = []
         self.unscoped = 0  # scopes some profile lifted (scope.X = false)
         self.applied: set = set()  # real paths of the files applied (extends dedup)
         #: ${CWD} rules left out because the directory is /, $HOME or above
@@ -1067,8 +1069,9 @@ def _cwd_refused(prof, ctx, key, raw, p, table, index, skip=False) -> bool:
     else:
         return False
     if skip:
-        prof.skipped_globs.append((p, f"{ctx.path}: {key} (${{CWD}} is {why}: "
-                                   "left out, unsafe_cwd = \"skip\")"))
+        prof.skipped_cwd.append((p, f"{ctx.path}: {key}",
+                                 f"${{CWD}} is {why}: left out (unsafe_cwd = \"skip\"); "
+                                 "pass --ro DIR yourself"))
         return True
     line = line_of(ctx.path, table, key.rsplit(".", 1)[-1], index)
     err = ProfileError(

@@ -177,6 +177,8 @@ def resolved(spec: str, *, abi: int | None = None, dirs=None) -> dict:
             "globs_matching_nothing": [{"pattern": p, "from": o} for p, o in prof.skipped_globs],
             "hidden": [{"path": p, "from": o} for p, o in rs.hidden],
             "private_tmp": prof.private_tmp,
+            "cwd_left_out": [{"path": p, "from": o, "reason": w}
+                             for p, o, w in prof.skipped_cwd],
             "create": [{"path": p, "from": o} for p, o in prof.create_dirs],
         },
         "network": {"restricted": bool(rs.net), "ports": ports},
@@ -232,6 +234,8 @@ def format_resolved(view: dict) -> str:
                        f"# {p_(p['from'])}")
     for g in fs["globs_matching_nothing"]:
         out.append(f"  glob matching nothing: {p_(g['pattern'])}    # {p_(g['from'])}")
+    for c in fs.get("cwd_left_out", ()):
+        out.append(f"  left out: {p_(c['path'])} ({p_(c['reason'])})    # {p_(c['from'])}")
     for c in fs.get("create", ()):
         out.append(f"  created by `landwrap run` if missing (0700): {p_(c['path'])}    "
                    f"# {p_(c['from'])}")

@@ -244,6 +244,7 @@ def _run_in(opts: dict, prof, argv, tmp) -> int:
     else:
         plan = prof.ruleset.resolve()
     plan.skipped += [(p, origin, "the glob matches nothing") for p, origin in prof.skipped_globs]
+    plan.skipped += prof.skipped_cwd
     env = launcher.build_env(bool(opts.get("clean_env")) or prof.env_clean,
                              prof.env_settings() + list(opts.get("env") or ()))
     keep = launcher.check_keep_fds(opts.get("keep_fd") or ())
