@@ -286,6 +286,10 @@ def completion(shell):
 @click.option("--rounds", type=click.IntRange(1, 100), default=8, show_default=True,
               metavar="N", help="Run the command at most N times.")
 @click.option("--once", is_flag=True, help="Run the command once: no re-runs.")
+@click.option("--expect-exit", "expect_exit", type=click.IntRange(0, 255), default=0,
+              show_default=True, metavar="N",
+              help="The exit status COMMAND should end with: a round without denials "
+              "that exits otherwise is a failure, not a complete profile.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before re-running the command.")
 @click.option("--via", type=click.Choice(["auto", "audit", "strace"]), default="auto",
               show_default=True,
@@ -298,18 +302,21 @@ def completion(shell):
               "otherwise only listed (or asked about on a terminal). Repeatable.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED,
                 shell_complete=_complete_command)
-def learn(output, base, rounds, once, yes, via, allow_sensitive, command):
+def learn(output, base, rounds, once, expect_exit, yes, via, allow_sensitive, command):
     """Write a profile for COMMAND by running it in the sandbox.
 
     Each round runs COMMAND sandboxed, collects what the sandbox denied and
     widens the profile minimally, until a round has no denials.  The result
     is a commented TOML profile: every rule says what it was learned from.
-    COMMAND runs up to --rounds times: anything it does happens each time
-    (on a terminal you are asked before each re-run unless --yes).
+    COMMAND runs up to --rounds times, each time with its side effects:
+    anything it does (files it writes, requests it sends) happens each time
+    (on a terminal you are asked before each re-run unless --yes).  Paths
+    are written as ${CWD}, ${HOME}, XDG and ${TMPDIR} where they match.
 
     \b
-    Exit status: 0 when the profile ran COMMAND without denials, 1 when it
-    is incomplete, 125 on errors.
+    Exit status: 0 when the profile ran COMMAND without denials and with
+    the --expect-exit status, 1 when it is incomplete or COMMAND failed
+    without denials, 125 on errors.
 
     \b
     Examples:
@@ -319,7 +326,8 @@ def learn(output, base, rounds, once, yes, via, allow_sensitive, command):
     from ..diagnose.learn import main as learn_main  # lazy: a command loads only its own modules
 
     sys.exit(learn_main(list(command), output=output, base=base, rounds=rounds,
-                        once=once, yes=yes, via=via, allow_sensitive=allow_sensitive))
+                        once=once, yes=yes, via=via, allow_sensitive=allow_sensitive,
+                        expect_exit=expect_exit))
 
 
 @cli.command(cls=_RunCommand, context_settings=CONTEXT)

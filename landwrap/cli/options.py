@@ -55,6 +55,9 @@ RUN_OPTIONS = (
     (("--log-denials",), "log_denials", FLAG, None, None,
      "Have the kernel log what the sandbox denies (Landlock ABI 7) and, as root, print each "
      "denial with the option that would allow it when the command ends."),
+    (("--keep-tmp",), "keep_tmp", FLAG, None, None,
+     "Keep the private temporary directory of a profile with private_tmp (the default "
+     "profile) when the command ends, and say where it is."),
     (("--dry-run",), "dry_run", FLAG, None, None,
      "Print the resolved sandbox and what the kernel will enforce, then exit."),
     (("--json",), "json", FLAG, None, None, "With --dry-run: print it as JSON."),

@@ -176,6 +176,11 @@ def resolved(spec: str, *, abi: int | None = None, dirs=None) -> dict:
             "restricted": bool(rs.fs),
             "paths": paths,
             "globs_matching_nothing": [{"pattern": p, "from": o} for p, o in prof.skipped_globs],
+            "hidden": [{"path": p, "from": o} for p, o in rs.hidden],
+            "private_tmp": prof.private_tmp,
+            "cwd_left_out": [{"path": p, "from": o, "reason": w}
+                             for p, o, w in prof.skipped_cwd],
+            "create": [{"path": p, "from": o} for p, o in prof.create_dirs],
         },
         "network": {"restricted": bool(rs.net), "ports": ports},
         "scope": {name: bool(rs.scopes & bit) for name, (bit, _) in compat.SCOPES.items()},
@@ -230,6 +235,24 @@ def format_resolved(view: dict) -> str:
                        f"# {p_(p['from'])}")
     for g in fs["globs_matching_nothing"]:
         out.append(f"  glob matching nothing: {p_(g['pattern'])}    # {p_(g['from'])}")
+    for c in fs.get("cwd_left_out", ()):
+        out.append(f"  left out: {p_(c['path'])} ({p_(c['reason'])})    # {p_(c['from'])}")
+    for c in fs.get("create", ()):
+        out.append(f"  created by `landwrap run` if missing (0700): {p_(c['path'])}    "
+                   f"# {p_(c['from'])}")
+    if fs.get("private_tmp"):
+        out.append("  private TMPDIR: a fresh directory for each run, read-write")
+    hidden = fs.get("hidden") or []
+    if hidden:
+        out.append(f"Hidden ({len(hidden)}; every grant above them is replaced by rules on "
+                   "the other entries of each directory on the way, which keeps read_dir):")
+        for h in hidden:
+            out.append(f"  {p_(h['path'])}    # {p_(h['from'])}")
+        carved = [r for r in plan["rules"] if any("(hiding " in o for o in r["from"])]
+        if carved:
+            out.append(f"  -> {len(carved)} kernel rules around them, e.g. "
+                       + ", ".join(f"{r['short']} {p_(r['path'])}" for r in carved[:4])
+                       + " (--dry-run lists them all)")
     net = view["network"]
     out.append("Network: " + ("restricted" if net["restricted"] else "not restricted"))
     for p in net["ports"]:
@@ -255,20 +278,45 @@ def format_resolved(view: dict) -> str:
 
 def check(spec: str, dirs=None) -> list:
     """Errors of one profile file or name, as ``FILE:LINE: key: message``
-    lines (empty when it is valid).  Loads it with its extends and .local
-    additions and resolves its paths (best effort, so that the kernel's
-    ABI does not matter): required paths must exist."""
+    lines (empty when it is valid): every error of the file itself, each
+    with its line (validation goes on past an error with the offending key
+    left out), then every missing required path.  Loads it with its
+    extends and .local additions and resolves its paths (best effort, so
+    that the kernel's ABI does not matter)."""
     if not profile.is_path(spec) and os.path.isfile(spec):
         spec = "./" + spec  # a file given by a bare name, not a profile name
+    errors: list = []
     try:
         prof = profile.load([spec], dirs=dirs)
-        prof.ruleset.resolve(compat_mode="best-effort")
+    except ProfileError as e:
+        errors.append(e)
+        if e.key and e.file:
+            errors += profile.more_errors(e.file, e)
+        return _lines(errors)
     except LandwrapError as e:
-        lines = [printable(e)]
+        return _lines([e])
+    for r in prof.ruleset.paths:
+        if r.required and not os.path.lexists(r.path):
+            file, _, key = (r.origin or "").rpartition(": ")
+            line = profile.line_of(file, *profile.table_of(key)) if file else None
+            errors.append(ProfileError(f"{printable(r.path)}: no such file or directory "
+                                       "(the rule is required)", file or None, line,
+                                       key or None))
+    if not errors:
+        try:
+            prof.ruleset.resolve(compat_mode="best-effort")
+        except LandwrapError as e:
+            errors.append(e)
+    return _lines(errors)
+
+
+def _lines(errors) -> list:
+    lines = []
+    for e in errors:
+        lines.append(printable(e))
         if e.hint:
             lines.append(f"Hint: {printable(e.hint)}")
-        return lines
-    return []
+    return lines
 
 
 # export ----------------------------------------------------------------

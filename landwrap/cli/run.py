@@ -6,6 +6,7 @@ resolves the sandbox, reports, and launches.  Returns the exit status.
 from __future__ import annotations
 
 import os
+import sys
 
 from ..engine import compat, companion, launcher, spawn
 from . import policy, report
@@ -115,6 +116,128 @@ def _run(opts: dict) -> int:
         raise UsageError(f"--abi {opts['abi']}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
     argv = opts["command"]
     prof = build_profile(opts)
+    if prof.create_dirs and not opts.get("dry_run"):
+        create_dirs(prof, opts.get("user"), opts.get("group"))
+    if prof.private_tmp and not opts.get("dry_run"):
+        tmp = private_tmp(opts.get("user"), opts.get("group"))
+        try:
+            return _run_in(opts, prof, argv, tmp)
+        finally:
+            if opts.get("keep_tmp"):
+                report.info(f"kept the private temporary directory {tmp}")
+            else:
+                remove_private_tmp(tmp)
+    return _run_in(opts, prof, argv, None)
+
+
+def create_dirs(prof, user=None, group=None) -> None:
+    """Make the directories of ``create = true`` rules that do not exist
+    yet (and missing parents), mode 0700, owned by the user the command
+    runs as.  Component by component through directory descriptors, never
+    following a symlink (ELOOP is refused), and never inside landwrap's own
+    state (a rule may not create what decides the next sandbox)."""
+    import errno
+
+    from ..engine.errors import PathError
+    from ..engine.safetext import printable
+
+    uid = gid = -1
+    if user is not None or group is not None:
+        _, uid, gid = launcher.resolve_user(user, group, {})
+    state = [os.path.abspath(d) for d in prof.ruleset.protected]
+    for path, origin in prof.create_dirs:
+        path = os.path.abspath(path)
+        for d in state:
+            if path == d or path.startswith(d.rstrip("/") + "/") or \
+                    d.startswith(path.rstrip("/") + "/"):
+                raise PathError(f"{printable(origin)}: create = true: {printable(path)} is "
+                                f"(in) landwrap's own directory {printable(d)}",
+                                "name another directory")
+        fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in [c for c in path.split("/") if c]:
+                flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                try:
+                    nfd = os.open(part, flags, dir_fd=fd)
+                except FileNotFoundError:
+                    os.mkdir(part, 0o700, dir_fd=fd)
+                    nfd = os.open(part, flags, dir_fd=fd)
+                    if uid != -1 or gid != -1:
+                        # an O_PATH descriptor: chown through /proc
+                        os.chown(f"/proc/self/fd/{nfd}", uid, gid)
+                except OSError as e:
+                    raise PathError(f"{printable(origin)}: create = true: cannot create "
+                                    f"{printable(path)}: {printable(part)}: "
+                                    + ("a symlink (not followed) or not a directory"
+                                       if e.errno in (errno.ELOOP, errno.ENOTDIR)
+                                       else (e.strerror or str(e))),
+                                    "create it yourself, or name the real path") from None
+                os.close(fd)
+                fd = nfd
+        finally:
+            os.close(fd)
+
+
+def private_tmp(user=None, group=None) -> str:
+    """A fresh directory for one run (``private_tmp = true``): made by
+    mkdtemp in the real temporary directory (mode 0700, a name nobody can
+    guess or plant first), owned by the user the command runs as."""
+    # what tempfile.mkdtemp does, without its import cost (~10 ms a run):
+    # a random name in the real temporary directory, made with O_EXCL
+    # semantics (mkdir fails on anything already there, symlinks included)
+    base = os.environ.get("TMPDIR") or "/tmp"
+    if not os.path.isabs(base) or not os.path.isdir(base):
+        base = "/tmp"
+    for _ in range(100):
+        tmp = os.path.join(base, "landwrap-" + os.urandom(8).hex())
+        try:
+            os.mkdir(tmp, 0o700)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"cannot create a private temporary directory in {base}")
+    if user is not None or group is not None:
+        uflags, uid, gid = launcher.resolve_user(user, group, {})
+        os.chown(tmp, uid if user is not None else -1, gid if group is not None else -1)
+    return tmp
+
+
+def remove_private_tmp(tmp: str) -> None:
+    """Remove *tmp* and everything in it without following symlinks
+    (shutil.rmtree works through directory descriptors here: a symlink
+    the command left is removed, never followed)."""
+    try:
+        os.rmdir(tmp)  # the common case: the command left nothing
+        return
+    except OSError:
+        pass
+    import shutil
+
+    def retry(func, path, exc):
+        # a directory the command made unreadable (chmod 0): open it up, once
+        try:
+            d = path if func in (os.open, os.scandir, os.rmdir) else os.path.dirname(path)
+            st = os.lstat(d)
+            if (st.st_mode & 0o170000) == 0o040000:
+                os.chmod(d, 0o700)
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+    if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover
+        report.warn(f"left {tmp} in place: this Python cannot remove it safely")
+        return
+    shutil.rmtree(tmp, onexc=retry) if sys.version_info >= (3, 12) else \
+        shutil.rmtree(tmp, onerror=lambda f, p, e: retry(f, p, e))
+    if os.path.lexists(tmp):
+        report.warn(f"could not remove the private temporary directory {tmp}")
+
+
+def _run_in(opts: dict, prof, argv, tmp) -> int:
+    if tmp is not None:
+        prof.ruleset.allow(tmp, "rw", origin="private TMPDIR (private_tmp)")
+        prof.env_set["TMPDIR"] = tmp
     if opts.get("log_denials"):
         from ..diagnose import denials
 
@@ -122,6 +245,7 @@ def _run(opts: dict) -> int:
     else:
         plan = prof.ruleset.resolve()
     plan.skipped += [(p, origin, "the glob matches nothing") for p, origin in prof.skipped_globs]
+    plan.skipped += prof.skipped_cwd
     env = launcher.build_env(bool(opts.get("clean_env")) or prof.env_clean,
                              prof.env_settings() + list(opts.get("env") or ()))
     keep = launcher.check_keep_fds(opts.get("keep_fd") or ())
@@ -149,6 +273,9 @@ def _run(opts: dict) -> int:
             print(report.format_plan(plan, path or f"{argv[0]} (not found)", argv,
                                      why=prof.why), end="")
             print("beside Landlock:\n" + "".join(f"  {line}\n" for line in comp.lines()), end="")
+            if prof.private_tmp:
+                print("private TMPDIR: a fresh directory (mode 0700) for each run, granted "
+                      "rw and removed when the command ends (--keep-tmp keeps it)")
         if path is None:
             report.error(missing)
             return missing.exit_code
@@ -156,8 +283,6 @@ def _run(opts: dict) -> int:
     path = spawn.find_program(argv[0], env.get("PATH"))
     if opts.get("verbose"):
         report.info(f"running {path} in the sandbox below")
-        import sys
-
         sys.stderr.write(report.format_plan(plan, path, argv, why=prof.why))
     elif not opts.get("quiet"):
         for line in report.plan_warnings(plan):
@@ -168,5 +293,37 @@ def _run(opts: dict) -> int:
     if opts.get("log_denials"):
         return denials.run_logged(plan, argv, env, keep_fds=keep, user_flags=uflags,
                                   uid=uid, gid=gid, path=path, companion=comp)
-    return launcher.run(plan, argv, env, keep_fds=keep, user_flags=uflags,
-                        uid=uid, gid=gid, path=path, companion=comp)
+    status = launcher.run(plan, argv, env, keep_fds=keep, user_flags=uflags,
+                          uid=uid, gid=gid, path=path, companion=comp)
+    if status != 0 and not opts.get("quiet") and sys.stderr.isatty():
+        report.info(failure_hint(opts, prof, argv, status))
+    return status
+
+
+def failure_hint(opts: dict, prof, argv, status: int) -> str:
+    """One line after a command failed (stderr a terminal, no -q): the
+    profile used and the next step -- `run --log-denials` where denials can
+    be read (the kernel's records as root, strace otherwise), else `learn`."""
+    import shlex
+
+    from ..diagnose.learn import STRACE
+    from ..engine.safetext import printable
+
+    name = os.path.basename(argv[0])
+    what = f"was killed by signal {status - 128}" if status > 128 else f"exited {status}"
+    names = getattr(prof, "names", None) or []
+    used = ", ".join(f'"{n}"' for n in names) or "none"
+    # the same command line with --log-denials (its options as given)
+    opts_given = []
+    if "run" in sys.argv and "--" in sys.argv:
+        opts_given = sys.argv[sys.argv.index("run") + 1:sys.argv.index("--")]
+    elif opts.get("profile"):
+        opts_given = [a for n in opts["profile"] for a in ("-p", n)]
+    cmd = ["run", "--log-denials", *[a for a in opts_given if a != "--log-denials"],
+           "--", *argv]
+    can_log = os.geteuid() == 0 or os.access(STRACE, os.X_OK)
+    if can_log:
+        step = "see what was denied with: landwrap " + shlex.join(cmd)
+    else:
+        step = "learn what it needs with: landwrap learn -o PROFILE.toml -- " + shlex.join(argv)
+    return printable(f"{name} {what} under profile {used}; {step}")

@@ -196,11 +196,12 @@ class Grant:
     ``path``; ``short`` rules are written as ro/rox/rw/rwx, the others as
     an exact ``[[filesystem.rule]]``; ``why`` are the comment lines."""
 
-    __slots__ = ("path", "is_dir", "rights", "short", "why", "label")
+    __slots__ = ("path", "is_dir", "rights", "short", "why", "label", "create")
 
     def __init__(self, path, is_dir, rights, short, label=None):
         self.path, self.is_dir, self.rights = path, is_dir, set(rights)
         self.short, self.label = short, label
+        self.create = False
         self.why: list = []
 
     def shorthand(self) -> str | None:
@@ -241,6 +242,54 @@ class Candidate:
         self.warnings: list = []
         self.home = home or os.path.expanduser("~")
         self.sensitive = sensitive or Sensitive(self.home)
+        #: [(directory, "${NAME}")], longest first: how paths are written
+        #: (see set_variables).
+        self.variables: list = []
+
+    def set_variables(self, cwd: str, environ=None, program: str | None = None) -> None:
+        """Write paths with the profile variables that match them: ${CWD}
+        (unless it is /, $HOME or above it: a profile rule would refuse
+        it), ${exe_prefix} (the command's own installation, not /usr),
+        ${env:VIRTUAL_ENV} when a venv is active, the XDG directories,
+        ${HOME}, and ${TMPDIR} when $TMPDIR is set; each as the real path
+        too."""
+        from ..profiles.profile import builtin_vars, exe_prefixes
+
+        env = os.environ if environ is None else environ
+        v = builtin_vars("/", env)
+        home = os.path.realpath(self.home)
+        pairs = []
+        # the XDG variables only where the environment sets them (otherwise
+        # ${HOME}/.config reads better and means the same)
+        names = [n for n in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME",
+                             "XDG_STATE_HOME") if env.get(n)] + ["HOME"]
+        if env.get("TMPDIR"):
+            names.append("TMPDIR")
+        rc = os.path.realpath(cwd)
+        if rc != "/" and rc != home and not home.startswith(rc.rstrip("/") + "/"):
+            pairs.append((cwd, "${CWD}"))
+        if program:
+            pairs += [(d, "${exe_prefix}") for d in exe_prefixes(program, env)
+                      if d not in ("/usr", "/usr/local", "/")]
+        if os.environ.get("VIRTUAL_ENV", "").startswith("/"):
+            pairs.append((os.environ["VIRTUAL_ENV"], "${env:VIRTUAL_ENV}"))
+        for n in names:
+            if v.get(n) and v[n] != "/":
+                pairs.append((v[n], "${%s}" % n))
+        out = []
+        for d, name in pairs:
+            for x in {os.path.normpath(d), os.path.realpath(d)}:
+                if x != "/" and (x, name) not in out:
+                    out.append((x, name))
+        self.variables = sorted(out, key=lambda e: -len(e[0]))  # stable: earlier wins ties
+
+    def spell(self, path: str) -> str:
+        """*path* as written in the profile: the longest matching variable
+        prefix, and every other ``$`` doubled (the loader expands ``$``)."""
+        for d, name in self.variables:
+            if path == d or path.startswith(d + "/"):
+                return name + path[len(d):].replace("$", "$$")
+        return path.replace("$", "$$")
 
     def widen_ok(self, d: str) -> bool:
         """Whether a rule may be generalised to directory *d*: not too broad,
@@ -357,13 +406,16 @@ class Candidate:
                 out.append(f"{name} = [")
                 for g in short[name]:
                     out += _comment_lines(g, "  ")
-                    out.append(f"  {q(g.path)},")
+                    out.append(f"  {{ path = {q(self.spell(g.path))}, create = true }},"
+                               if g.create else f"  {q(self.spell(g.path))},")
                 out.append("]")
         for g in exact:
             out.append("")
             out += _comment_lines(g, "")
             out.append("[[filesystem.rule]]")
-            out.append(f"path = {q(g.path)}")
+            out.append(f"path = {q(self.spell(g.path))}")
+            if g.create:
+                out.append("create = true")
             out.append("access = [" + ", ".join(q(n) for n in g.access_list()) + "]")
         if self.ports:
             out += ["", "[network]"]
@@ -537,7 +589,12 @@ class Learner:
 
     def __init__(self, argv, *, base=(), rounds: int = DEFAULT_ROUNDS, once: bool = False,
                  via: str = "auto", stdout_fd: int = -1, progress=None, confirm=None,
-                 environ=None, allow_sensitive=(), confirm_sensitive=None):
+                 environ=None, allow_sensitive=(), confirm_sensitive=None,
+                 expect_exit: int = 0):
+        self.expect_exit = expect_exit
+        #: exit status of each round, and what each round left in the
+        #: directories the command could create in (for created_hint)
+        self.statuses: list = []
         if not argv:
             raise UsageError("no command to learn")
         if via not in ("auto", "audit", "strace"):
@@ -568,6 +625,7 @@ class Learner:
         self.clean = False
         self.declined = False
         self.last_status = None
+        self.program = None
         self.stuck: list = []
         self._changed = False
         self._touched: list = []
@@ -626,8 +684,19 @@ class Learner:
         from ..profiles import profile
 
         self.cand = Candidate(self._base_specs(), self.home, self.sensitive)
+        from ..engine.spawn import find_program
+
+        try:
+            self.program = find_program(self.argv[0], os.environ.get("PATH"))
+        except LandwrapError:
+            self.program = None
+        self.cand.set_variables(self.cwd, self.environ, self.program)
         profile.load(self.cand.base, environ=self.environ)  # a bad base fails here
         self.tmp = tempfile.mkdtemp(prefix="landwrap-learn-")
+        try:
+            self._cwd_before = set(os.listdir(self.cwd))
+        except OSError:
+            self._cwd_before = set()
         try:
             self._choose_method()
             for n in range(1, self.rounds + 1):
@@ -669,7 +738,8 @@ class Learner:
         from ..profiles import profile
 
         self.rounds_run = n
-        prof = profile.load([self._candidate_file(n)], environ=self.environ)
+        prof = profile.load([self._candidate_file(n)], environ=self.environ,
+                            program=self.program)
         rs = prof.ruleset
         argv = self.argv
         trace = None
@@ -683,7 +753,19 @@ class Learner:
             plan = rs.resolve()
             argv = [STRACE, "-f", "-qq", "-yy", "-s", "4096", "-o", trace,
                     "-e", "trace=%file,%network,fchdir", "--", *self.argv]
-        env = launcher.build_env(prof.env_clean, prof.env_settings())
+        settings = prof.env_settings()
+        if prof.private_tmp:
+            # as `landwrap run` does: a fresh TMPDIR for this round only
+            import tempfile
+
+            private = tempfile.mkdtemp(prefix=f"tmp-{n}-", dir=self.tmp)
+            rs.allow(private, "rw", origin="private TMPDIR (private_tmp)")
+            settings.append(f"TMPDIR={private}")
+            if self.method == "audit":
+                plan = dn.resolve_logged(rs)
+            else:
+                plan = rs.resolve()
+        env = launcher.build_env(prof.env_clean, settings)
         path = spawn.find_program(argv[0], env.get("PATH"))
         stdio = (-1, self.stdout_fd, -1)
         failed = None
@@ -705,8 +787,11 @@ class Learner:
         count = sum(getattr(d, "count", 1) for d in found) + \
             (result.untallied if self.session is not None else 0)
         what = f"{count} denial{'s' if count != 1 else ''}"
+        self.statuses.append(status)
         tail = f"added: {', '.join(added)}" if added else (
-            "nothing new to add" if found else "the profile is complete")
+            "nothing new to add" if found else
+            "the profile is complete" if status == self.expect_exit else
+            f"no denials, but the command failed (exit status {status})")
         self.progress(f"round {n}: {what} (exit status {status}); {tail}")
         if failed is not None and not found:
             self.progress(f"round {n}: {failed}")
@@ -741,6 +826,11 @@ class Learner:
                 added.append(f"{_describe_grant(g)} (+{','.join(new)})" if g.shorthand()
                              else f"+{','.join(new)} {t}")
         added += [f"ro {m} (merged)" for m in merged] + other
+        for g in self.cand.grants.values():
+            # a directory the program itself made: `landwrap run` creates it
+            # (create = true) when it is gone, instead of a broad parent
+            if g.is_dir and not g.create and self._made_here(g.path):
+                g.create = True
         self._changed = bool(added)
         return added
 
@@ -784,10 +874,11 @@ class Learner:
             self._grant(d, prog, target, True, add | {"read_dir"}, True, why, label)
         elif not os.path.lexists(path):
             # creation only where it happened (the nearest existing directory)
-            self._grant(d, prog, _existing_ancestor(path), True, set(rights), False,
+            where = _existing_ancestor(path)
+            self._grant(d, prog, where, True, self._creating(where, rights), False,
                         why.replace(f": {path}", f": {path} (not there after the run)"))
         elif os.path.isdir(path) and not os.path.islink(path):
-            self._grant(d, prog, path, True, set(rights), False, why)
+            self._grant(d, prog, path, True, self._creating(path, rights), False, why)
         else:
             parent = os.path.dirname(path)
             pg = cand.grants.get(parent)
@@ -805,6 +896,18 @@ class Learner:
                     add.add("read_file")
                 self._grant(d, prog, path, False, add, True, why)
         return []
+
+    def _creating(self, where: str, rights) -> set:
+        """*rights* for creating in directory *where*; in the working
+        directory (the project learn runs in) a file created is a file
+        written: writing it comes with the creation, so that a half-written
+        output (an empty main.o) does not stall the next round."""
+        add = set(rights)
+        cwd = os.path.realpath(self.cwd)
+        if "make_reg" in add and (where == cwd or where.startswith(cwd + "/")) \
+                and not too_broad(where, self.home):
+            add |= {"write_file", "truncate"}
+        return add
 
     def _grant(self, d, prog, target, is_dir, rights, short, why, label=None) -> None:
         try:
@@ -843,7 +946,7 @@ class Learner:
             elif why not in cover.why and len(cover.why) < 3:
                 cover.why.append(why)
             return
-        if is_dir and "make_reg" in rights and target not in self._listing:
+        if is_dir and rights & {"make_reg", "make_dir"} and target not in self._listing:
             try:
                 self._listing[target] = set(os.listdir(target))
             except OSError:
@@ -859,9 +962,32 @@ class Learner:
         return before is not None and os.path.basename(path) not in before
 
     # results ------------------------------------------------------------------------
+    def created_hint(self) -> list:
+        """When a later round failed where an earlier one succeeded: the
+        paths the command created in earlier rounds (it may fail because
+        they are there now, as `git clone` into an existing directory)."""
+        if len(self.statuses) < 2 or self.statuses[-1] == self.expect_exit:
+            return []
+        try:
+            now = set(os.listdir(self.cwd))
+        except OSError:
+            now = set()
+        made = sorted(os.path.join(self.cwd, e) for e in now - self._cwd_before)
+        earlier = any(s == self.expect_exit for s in self.statuses[:-1])
+        lead = "an earlier round succeeded; " if earlier else ""
+        if not made:
+            return [lead + "each round re-ran the command with its side effects, which may "
+                    "make a later round fail"] if earlier else []
+        return [lead + "these paths in the working directory were created by earlier rounds "
+                "and may make the later ones fail (remove them and learn again):"] + \
+            [f"  {printable(p)}" for p in made[:20]]
+
     def header(self) -> list:
         cmd = show_command(self.argv)
-        state = ("the last round ran without denials" if self.clean else
+        failed = self.clean and self.last_status != self.expect_exit
+        state = (f"the last round ran without denials but the command failed (exit status "
+                 f"{self.last_status}): this profile is not known to be complete" if failed
+                 else "the last round ran without denials" if self.clean else
                  "the last round still had denials: this profile is incomplete "
                  "and its last additions are untested")
         via = {"audit": "the kernel's Landlock audit records",
@@ -1224,9 +1350,10 @@ def write_output(output: str, text: str) -> None:
 
 def main(argv, *, output: str | None = None, base=(), rounds: int = DEFAULT_ROUNDS,
          once: bool = False, yes: bool = False, via: str = "auto",
-         allow_sensitive=()) -> int:
-    """`landwrap learn`: 0 when the profile ran without denials, 1 when it
-    is incomplete, 125 on errors."""
+         allow_sensitive=(), expect_exit: int = 0) -> int:
+    """`landwrap learn`: 0 when the profile ran without denials and the
+    command exited *expect_exit*, 1 when it is incomplete or the command
+    failed without denials, 125 on errors."""
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     progress = report.info
     cmd = show_command(argv)
@@ -1251,12 +1378,14 @@ def main(argv, *, output: str | None = None, base=(), rounds: int = DEFAULT_ROUN
             if not os.path.isdir(out_dir):
                 raise UsageError(f"-o {output}: no such directory {out_dir}")
         if not once:
-            report.warn(f"learn runs `{cmd}` up to {rounds} times, sandboxed; whatever it does "
-                        "(files it writes, requests it sends) happens each time"
+            report.warn(f"learn runs `{cmd}` up to {rounds} times, sandboxed; each round re-runs "
+                        "it with its side effects: whatever it does (files it writes, requests "
+                        "it sends) happens each time"
                         + ("" if yes or not interactive
                            else "; you will be asked before each re-run")
                         + ". Use --once for a single run.")
         learner = Learner(argv, base=base, rounds=rounds, once=once, via=via,
+                          expect_exit=expect_exit,
                           stdout_fd=2 if output is None else -1, progress=progress,
                           confirm=None if yes or not interactive else confirm,
                           allow_sensitive=allow_sensitive,
@@ -1283,6 +1412,12 @@ def main(argv, *, output: str | None = None, base=(), rounds: int = DEFAULT_ROUN
             report.error(f"-o {printable(output)}: cannot write it: {e.strerror or e}")
             return 125
         report.info(f"wrote {printable(output)}")
+    if learner.clean and learner.last_status != expect_exit:
+        report.info(f"`{cmd}` failed without denials (exit status {learner.last_status}, "
+                    f"expected {expect_exit}): the profile is not known to be complete")
+        for line in learner.created_hint():
+            report.info(line)
+        return 1
     if learner.clean:
         report.info(f"the profile ran `{cmd}` without denials; use it with: "
                     f"landwrap run -p {show_command([output]) if output else 'FILE'} -- {cmd}")

@@ -168,6 +168,13 @@ def _why_fs(plan, ans: Answer, path: str, access) -> None:
     if not os.path.lexists(path):
         ans.notes.append(f"{path} does not exist (rules are checked on the "
                          "directories above it)")
+    for h in getattr(plan, "hidden", ()):
+        if real == h or real.startswith(h + "/"):
+            origins = [o for p, o in plan.request.hidden if os.path.realpath(p) == h]
+            ans.notes.append(f"{h} is hidden ({', '.join(origins) or 'hide'}): the grants "
+                             "above it were replaced by rules on the other entries of each "
+                             "directory on the way")
+            break
     denied = set()
     for right, where in fs_rights(path, access):
         c = Check(right, where)

@@ -134,6 +134,10 @@ class Ruleset:
         #: Filesystem rights a document leaves unhandled (landlockconfig): its
         #: rule on / for them stands for "not restricted", like --unrestricted-fs.
         self.unhandled_fs = 0
+        #: Paths taken out of broader grants: [(path, origin)].  Landlock has
+        #: no deny rule, so a directory rule above a hidden path is replaced
+        #: by rules on its other children (see Plan._carve_hidden).
+        self.hidden: list = []
 
     # building ---------------------------------------------------------
     def allow(self, path, access="ro", *, origin: str | None = None,
@@ -170,6 +174,21 @@ class Ruleset:
             if not p or "\0" in p:
                 raise PathError(f"bad path {p!r}: empty or contains a NUL byte")
             self.paths.append(PathRule(p, bits, origin, required))
+        return self
+
+    def hide(self, path, *, origin: str | None = None) -> "Ruleset":
+        """Leave *path* out of every broader grant (a rule on a directory
+        above it).  Landlock cannot deny beneath an allowed directory, so
+        the plan grants that directory's other children instead, one level
+        at a time down to *path*; the directories on the way keep only
+        read_dir.  Consequences, documented in landwrap-profile(5): entries
+        created later in a directory on the way are not granted, the names
+        (not contents) of a hidden directory's entries stay listable, and a
+        rule on *path* itself or beneath it still grants what it says."""
+        p = os.fsdecode(os.fspath(path))
+        if not p or "\0" in p:
+            raise PathError(f"bad path {p!r}: empty or contains a NUL byte")
+        self.hidden.append((p, origin or p))
         return self
 
     def allow_port(self, port, access, *, origin: str | None = None,
@@ -233,6 +252,7 @@ class Ruleset:
         self.ports += other.ports
         self.sources += [s for s in other.sources if s not in self.sources]
         self.protected += [d for d in other.protected if d not in self.protected]
+        self.hidden += [h for h in other.hidden if h not in self.hidden]
         return self
 
     if TYPE_CHECKING:
@@ -466,6 +486,7 @@ class Plan:
         self.explicit_missing: list = []
         self.skipped: list = []   # (path, origin, reason)
         self.redundant: list = []  # (path, origin, covered_by)
+        self.hidden: list = []   # real paths carved out of broader grants
         self.status = NOT_ENFORCED
         self.unavailable = None
         self._fd = -1
@@ -523,11 +544,18 @@ class Plan:
         if not handled:
             return
         try:
-            self._check_protected(merged)
+            hidden = self._check_protected(merged)
+            self._carve_hidden(merged, hidden)
             self._check_moved(merged, moved)
         except BaseException:
             self.close()
             raise
+        if self.hidden and fd >= 0:
+            # The rules bound while resolving include the directory grants
+            # that hiding has just replaced: a kernel ruleset cannot lose a
+            # rule, so it is built again from the carved rules, all of them.
+            self.close()
+            fd = -1
         # Drop rules whose rights their ancestors' rules already grant.
         # Sorted order puts every directory before what is beneath it, so the
         # coverage of a directory is final when it is first looked up.
@@ -563,13 +591,16 @@ class Plan:
         if fd >= 0:   # the directories as they were bound, for replaced()
             self._dirs = _identities(r.path for r in self.rules if r.is_dir)
 
-    def _check_protected(self, merged: dict) -> None:
+    def _check_protected(self, merged: dict) -> list:
         """landwrap's own state is never writable from the sandbox: a rule
         that lets it write in, above or beneath one of ``protected`` is
-        refused in every mode (Landlock cannot carve a directory out of a
-        grant; until a ``hide`` mechanism exists, refusing is the only way)."""
+        refused in strict mode.  In best-effort mode a directory rule above
+        a state directory keeps its grant with the state directory hidden
+        (returned with the other hidden paths, see :meth:`_carve_hidden`);
+        a rule on or beneath one is refused in every mode."""
+        hidden = [(os.path.realpath(p), origin) for p, origin in self.request.hidden]
         if not self.request.protected:
-            return
+            return hidden
         from .safetext import printable
 
         state = []
@@ -582,16 +613,89 @@ class Plan:
                 continue
             top = rule.path.rstrip("/") + "/"
             for p, d in state:
-                if p == rule.path or (rule.is_dir and p.startswith(top)) \
-                        or rule.path.startswith(p + "/"):
+                above = rule.is_dir and p.startswith(top)
+                if p == rule.path or above or rule.path.startswith(p + "/"):
+                    if above and self.mode != STRICT:
+                        # (when it does not exist yet, its parent keeps only
+                        # read_dir: nothing can create it)
+                        hidden.append((p, "landwrap's own state (best-effort)"))
+                        self.skipped.append((p, ", ".join(rule.origins),
+                                             "landwrap's own state: hidden from the grant"))
+                        continue
                     raise ProtectedStateError(
                         f"{printable(', '.join(rule.origins))}: {printable(rule.path)} would "
                         f"let the sandbox write in landwrap's own directory "
                         f"{printable(d)} (profiles, configuration or cache decide the "
                         "next sandbox)",
-                        "grant a narrower directory, or read-only access (landwrap cannot "
-                        "yet hide a directory inside a grant, so --best-effort refuses too)",
+                        "grant a narrower directory, or read-only access"
+                        + (" (--best-effort hides the directory from a grant above it)"
+                           if above else ""),
                         path=rule.path, directory=p, origins=rule.origins)
+        return hidden
+
+    def _carve_hidden(self, merged: dict, hidden: list) -> None:
+        """Replace every directory rule above a hidden path by rules on the
+        directory's other children, recursively down to the hidden path;
+        the directories on the way keep only read_dir.  Symlinks among the
+        children get no rule of their own (their targets have theirs).
+        Entries created later in a directory on the way are not granted."""
+        hidden = [(h, o) for h, o in hidden if h != "/"]
+        if not hidden:
+            return
+        paths = {h for h, _ in hidden}
+        above = set()
+        for h in paths:
+            d = h.rpartition("/")[0] or "/"
+            while True:
+                above.add(d)
+                if d == "/":
+                    break
+                d = d.rpartition("/")[0] or "/"
+        targets = [(r, r.access) for r in merged.values()
+                   if r.is_dir and r.access and r.path in above]
+        if not targets:
+            return
+        read_dir = compat.FS_RIGHTS["read_dir"][0]
+        self.hidden = sorted(paths)
+
+        def grant(p, is_dir, access, origins):
+            if not is_dir:
+                access &= compat.FS_FILE
+            e = merged.get(p)
+            if e is None:
+                merged[p] = Rule(p, is_dir, access, list(origins))
+            else:
+                e.access |= access
+                e.origins += [o for o in origins if o not in e.origins]
+
+        def carve(d, access, origins):
+            grant(d, True, access & read_dir, origins)
+            try:
+                entries = list(os.scandir(d))
+            except OSError:
+                return
+            for ent in entries:
+                p = os.path.join(d, ent.name)
+                if p in paths:
+                    continue
+                try:
+                    if ent.is_symlink():
+                        continue
+                    is_dir = ent.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if is_dir and p in above:
+                    carve(p, access, origins)
+                else:
+                    grant(p, is_dir, access, origins)
+
+        for rule, _ in targets:
+            rule.access = 0
+        for rule, access in targets:
+            names = [h for h in sorted(paths)
+                     if rule.path == "/" or h.startswith(rule.path + "/")]
+            note = f" (hiding {names[0]}" + (f" and {len(names) - 1} more)" if names[1:] else ")")
+            carve(rule.path, access, [o + note for o in rule.origins])
 
     def _check_moved(self, merged: dict, moved: list) -> None:
         """A rule reached through a symlink that sits in a directory this
@@ -814,6 +918,7 @@ class Plan:
                        "from": r.origins} for r in self.rules],
             "ports": [{"port": p, "access": compat.names(compat.NET_RIGHTS, b),
                        "from": o} for p, b, o in self.ports],
+            "hidden": list(self.hidden),
             "dropped": list(self.dropped),
             "unenforceable": list(self.unenforceable),
             "skipped": [{"path": p, "from": o, "reason": why} for p, o, why in self.skipped],

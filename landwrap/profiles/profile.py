@@ -54,8 +54,9 @@ if not os.path.isdir(PACKAGE_PROFILES):
 
 TOP_KEYS = {"description", "extends", "compat", "abi", "filesystem", "network",
             "scope", "env", "vars", "programs"}
-FS_KEYS = {"ro", "rox", "rw", "rwx", "rule", "unrestricted"}
-RULE_KEYS = {"path", "access", "required"}
+FS_KEYS = {"ro", "rox", "rw", "rwx", "rule", "unrestricted", "hide", "private_tmp"}
+RULE_KEYS = {"path", "access", "required", "unsafe_cwd", "create"}
+ENTRY_KEYS = {"path", "required", "unsafe_cwd", "create"}
 NET_KEYS = {"bind_tcp", "connect_tcp", "bind_udp", "connect_udp", "unrestricted"}
 NET_RIGHT = {"bind_tcp": "bind_tcp", "connect_tcp": "connect_tcp",
              "bind_udp": "bind_udp", "connect_udp": "connect_send_udp"}
@@ -535,10 +536,10 @@ class _Ctx:
         self.path = path
         self.vars = variables
 
-    def fail(self, key: str, message: str, table=None, index=None, line_key=None):
-        raise ProfileError(printable(message), self.path,
-                           line_of(self.path, table, line_key or key.rsplit(".", 1)[-1], index),
-                           printable(key))
+    def fail(self, key: str, message: str, table=None, index=None, line_key=None, line=None):
+        if line is None:
+            line = line_of(self.path, table, line_key or key.rsplit(".", 1)[-1], index)
+        raise ProfileError(printable(message), self.path, line, printable(key))
 
 
 def user_environ(pw) -> dict:
@@ -575,9 +576,14 @@ def builtin_vars(profile_dir: str, environ=None) -> dict:
     }
 
 
+class UnsetVariable(Exception):
+    """``${env:NAME}`` with NAME unset or empty: the rule is skipped."""
+
+
 def expand(text: str, variables: dict) -> str:
-    """``~`` at the start and ``${NAME}``; an unknown name raises KeyError,
-    a malformed reference ValueError."""
+    """``~`` at the start, ``${NAME}`` and ``${env:NAME}``; an unknown name
+    raises KeyError, a malformed reference ValueError, an unset or empty
+    environment variable UnsetVariable."""
     if text == "~" or text.startswith("~/"):
         text = "${HOME}" + text[1:]
     if "$" not in text:
@@ -600,10 +606,18 @@ def expand(text: str, variables: dict) -> str:
         if k < 0:
             raise ValueError("unterminated ${")
         name = text[j + 2:k]
-        if name not in variables:
+        if name.startswith("env:"):
+            value = os.environ.get(name[4:]) or ""
+            if not value or not name[4:]:
+                raise UnsetVariable(name)
+        elif name == "exe_prefix" and name not in variables:
+            raise UnsetVariable(name)  # no command (or a table entry): skipped
+        elif name not in variables:
             raise KeyError(name)
-        out.append(variables[name])
-        size += len(variables[name]) + (j - i)
+        else:
+            value = variables[name]
+        out.append(value)
+        size += len(value) + (j - i)
         if size > MAX_VALUE:
             raise ValueError(f"expands to more than {MAX_VALUE} characters")
         i = k + 1
@@ -636,11 +650,91 @@ def _unknown(ctx, table: str | None, got: dict, known: set, index=None):
     for k in got:
         if k not in known:
             where = f"{table}.{k}" if table else k
-            ctx.fail(where, f"unknown key (expected one of: {', '.join(sorted(known))})",
-                     table, index, line_key=k)
+            # a misspelt table ([netwrok]) is found by its header line
+            line = line_of(ctx.path, where, None) if isinstance(got[k], dict) else None
+            what = "unknown table" if isinstance(got[k], dict) else "unknown key"
+            ctx.fail(where, f"{what} (expected one of: {', '.join(sorted(known))})",
+                     table, index, line_key=k, line=line)
 
 
-def _path(ctx, key, raw, table=None, index=None) -> str:
+def table_of(key: str) -> tuple:
+    """(table, key, index) for :func:`line_of` from a rule origin's key:
+    ``filesystem.ro`` -> ("filesystem", "ro", None), ``filesystem.rule[2]``
+    -> ("filesystem.rule", "path", 2)."""
+    head, _, last = key.rpartition(".")
+    if last.endswith("]") and "[" in last:
+        name, _, idx = last[:-1].partition("[")
+        try:
+            return (f"{head}.{name}" if head else name, "path", int(idx))
+        except ValueError:
+            pass
+    return (head or None, last, None)
+
+
+#: What stands in for a broken [[filesystem.rule]] while `profile check`
+#: looks for more errors (indexes of the others stay the same).
+_PLACEHOLDER_RULE = {"path": "/nonexistent", "access": ["read_file"]}
+
+
+def _drop(doc: dict, key: str) -> bool:
+    """Take the key an error named (dotted, ``rule[N]`` for an array
+    entry) out of *doc*; False when it is not there."""
+    node = doc
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        name, idx = part, None
+        if part.endswith("]") and "[" in part:
+            name, _, n = part[:-1].partition("[")
+            try:
+                idx = int(n)
+            except ValueError:
+                return False
+        if not isinstance(node, dict) or name not in node:
+            return False
+        if idx is not None:
+            entries = node[name]
+            if isinstance(entries, list) and 0 <= idx < len(entries):
+                if entries[idx] == _PLACEHOLDER_RULE:
+                    return False
+                entries[idx] = dict(_PLACEHOLDER_RULE)
+            else:
+                del node[name]
+            return True
+        if i == len(parts) - 1:
+            del node[name]
+            return True
+        node = node[name]
+    return False
+
+
+def more_errors(path: str, first: ProfileError, limit: int = 100) -> list:
+    """The errors of the file at *path* after *first* (`profile check`
+    reports them all): the key each error names is left out and the file
+    validated again, up to *limit* errors."""
+    import copy
+
+    try:
+        doc = copy.deepcopy(load_document(path))
+    except ProfileError:
+        return []
+    out: list = []
+    err = first
+    for _ in range(limit):
+        if not err.key or not _drop(doc, err.key):
+            break
+        try:
+            _apply_document(Profile(), doc, path)
+        except ProfileError as e:
+            if e.file != path:
+                break
+            out.append(e)
+            err = e
+            continue
+        break
+    return out
+
+
+def _path(ctx, key, raw, table=None, index=None) -> str | None:
     if (type(raw) is str and raw[:1] == "/" and "$" not in raw and "\0" not in raw
             and "/." not in raw and "//" not in raw):
         return raw.rstrip("/") or "/" if raw[-1] == "/" else raw  # the common case
@@ -650,6 +744,8 @@ def _path(ctx, key, raw, table=None, index=None) -> str:
         ctx.fail(key, "path contains a NUL byte", table, index)
     try:
         p = expand(raw, ctx.vars)
+    except UnsetVariable:
+        return None  # ${env:NAME} unset or empty: the rule is skipped
     except KeyError as e:
         ctx.fail(key, f"unknown variable ${{{e.args[0]}}} in {raw!r} (known: "
                  + ", ".join(sorted(ctx.vars)) + ")", table, index)
@@ -681,12 +777,25 @@ class Profile:
         self.env_set: dict = {}
         self.description = ""
         self.skipped_globs: list = []
+        #: ${CWD} rules left out by ``unsafe_cwd = "skip"``: (path, origin, why)
+        self.skipped_cwd: list = []
         self.unscoped = 0  # scopes some profile lifted (scope.X = false)
         self.applied: set = set()  # real paths of the files applied (extends dedup)
         #: ${CWD} rules left out because the directory is /, $HOME or above
         #: it: (ProfileError, expanded path); `landwrap run` refuses them in
         #: strict mode and warns in best-effort.
         self.cwd_refused: list = []
+        #: Install prefixes of the command (``${exe_prefix}``): as found on
+        #: PATH and, when that is a symlink, of its real path.
+        self.exe_prefixes: list = []
+        #: ``create = true`` rules: [(path, origin)] that `landwrap run`
+        #: creates (0700, owned by the user the command runs as) first.
+        self.create_dirs: list = []
+        #: ``private_tmp = true``: `landwrap run` gives the command a fresh
+        #: TMPDIR of its own, removed when it ends.
+        self.private_tmp = False
+        #: The profile names (or files) asked for, for messages.
+        self.names: list = []
         #: Why this profile was chosen (automatic selection), for reports.
         self.why = ""
 
@@ -718,6 +827,9 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         _expect(ctx, key, value, str, "vars")
         try:
             variables[name] = expand(value, variables)
+        except UnsetVariable as e:
+            ctx.fail(key, f"${{{e.args[0]}}} is unset here: use ${{env:...}} in the paths "
+                     "themselves (a rule naming an unset one is skipped)", "vars")
         except KeyError as e:
             ctx.fail(key, f"unknown variable ${{{e.args[0]}}}", "vars")
         except ValueError as e:
@@ -744,26 +856,35 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
     for access in ("ro", "rox", "rw", "rwx"):
         key = f"filesystem.{access}"
         plain = []  # optional, glob-free paths: added in one go
-        for item in _list(ctx, key, fs.get(access, []), "filesystem"):
+        for item in [v for it in _list(ctx, key, fs.get(access, []), "filesystem")
+                     for v in (_variants(prof, it) if type(it) is str else [it])]:
             required = False
             if type(item) is str:
                 p = _path(ctx, key, item, "filesystem")
-                if _cwd_refused(prof, ctx, key, item, p, "filesystem", None):
+                if p is None or _cwd_refused(prof, ctx, key, item, p, "filesystem", None):
                     continue
                 if not _is_glob(p):
                     plain.append(p)
                     continue
                 _allow(prof, ctx, key, p, access, False, "filesystem", None)
                 continue
+            skip_unsafe = False
             if isinstance(item, dict):
-                _unknown(ctx, "filesystem", item, {"path", "required"})
+                _unknown(ctx, "filesystem", item, ENTRY_KEYS)
                 if "path" not in item:
                     ctx.fail(key, "an entry table needs a 'path'", "filesystem")
                 required = _expect(ctx, key, item.get("required", False), bool, "filesystem")
+                skip_unsafe = _unsafe_cwd(ctx, key, item, "filesystem", None)
+                create = _expect(ctx, key, item.get("create", False), bool, "filesystem")
                 item = item["path"]
+            else:
+                create = False
             p = _path(ctx, key, item, "filesystem")
-            if _cwd_refused(prof, ctx, key, item, p, "filesystem", None):
+            if p is None or _cwd_refused(prof, ctx, key, item, p, "filesystem", None,
+                                         skip_unsafe):
                 continue
+            if create:
+                _create(prof, ctx, key, p, "filesystem", None)
             _allow(prof, ctx, key, p, access, required, "filesystem", None)
         if len(rs.paths) + len(plain) > MAX_RULES:
             ctx.fail(key, f"more than {MAX_RULES} path rules in all", "filesystem")
@@ -780,8 +901,11 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         if "path" not in rule or "access" not in rule:
             ctx.fail(key, "a rule needs 'path' and 'access'", table, i)
         p = _path(ctx, key + ".path", rule["path"], table, i)
-        if _cwd_refused(prof, ctx, key + ".path", rule["path"], p, table, i):
+        if p is None or _cwd_refused(prof, ctx, key + ".path", rule["path"], p, table, i,
+                                     _unsafe_cwd(ctx, key, rule, table, i)):
             continue
+        if _expect(ctx, key + ".create", rule.get("create", False), bool, table, i):
+            _create(prof, ctx, key + ".create", p, table, i)
         acc = _list(ctx, key + ".access", rule["access"], table, i)
         if not acc:
             ctx.fail(key + ".access", "empty access list", table, i)
@@ -796,6 +920,26 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         bits = compat.bits(compat.FS_RIGHTS, names)
         _allow(prof, ctx, key, p, bits, required, table, i,
                exact=compat.bits(compat.FS_RIGHTS, exact))
+    for item in _list(ctx, "filesystem.hide", fs.get("hide", []), "filesystem"):
+        p = _path(ctx, "filesystem.hide", item, "filesystem")
+        if p is None:
+            continue
+        if p == "/":
+            ctx.fail("filesystem.hide", "cannot hide / (grant less instead)", "filesystem")
+        found = [p]  # even when nothing matches: its directory is carved, so
+        if _is_glob(p):  # a matching file created later is not granted either
+            import glob
+
+            for m in glob.iglob(_collapse_globstars(p), recursive=True):
+                found.append(m)
+                if len(found) > MAX_MATCHES:
+                    ctx.fail("filesystem.hide", f"{p!r} matches more than {MAX_MATCHES} "
+                             "paths", "filesystem")
+        for m in found:
+            rs.hide(m, origin=f"{path}: filesystem.hide")
+    if "private_tmp" in fs and _expect(ctx, "filesystem.private_tmp", fs["private_tmp"],
+                                       bool, "filesystem"):
+        prof.private_tmp = True
     if "unrestricted" in fs and _expect(ctx, "filesystem.unrestricted", fs["unrestricted"],
                                         bool, "filesystem"):
         rs.fs = False
@@ -849,6 +993,8 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
             ctx.fail(f"env.set.{name}", "the value contains a NUL byte", "env")
         try:
             prof.env_set[name] = expand(value, variables) if "$" in value else value
+        except UnsetVariable:
+            continue  # ${env:NAME} unset or empty: the setting is skipped
         except (KeyError, ValueError) as e:
             ctx.fail(f"env.set.{name}", f"bad value: {e}", "env")
 
@@ -887,10 +1033,29 @@ def _allow(prof, ctx, key, p, access, required, table, index, exact=0):
         rs.allow(m, access, origin=origin, required=required, need=exact)
 
 
-def _cwd_refused(prof, ctx, key, raw, p, table, index) -> bool:
+def _create(prof, ctx, key, p, table, index) -> None:
+    """``create = true``: `landwrap run` makes the directory before
+    restricting (see runcmd.create_dirs); globs make no sense there."""
+    if _is_glob(p):
+        ctx.fail(key, f"create = true needs a plain path, not the glob {p!r}", table, index)
+    prof.create_dirs.append((p, f"{ctx.path}: {key}"))
+
+
+def _unsafe_cwd(ctx, key, item, table, index) -> bool:
+    """The ``unsafe_cwd`` key of an entry table: True for "skip"."""
+    if "unsafe_cwd" not in item:
+        return False
+    v = _expect(ctx, key + ".unsafe_cwd", item["unsafe_cwd"], str, table, index)
+    if v not in ("refuse", "skip"):
+        ctx.fail(key + ".unsafe_cwd", f"expected 'refuse' or 'skip', got {v!r}", table, index)
+    return v == "skip"
+
+
+def _cwd_refused(prof, ctx, key, raw, p, table, index, skip=False) -> bool:
     """A rule using ${CWD} that would grant /, $HOME or a directory above
     $HOME is left out (and recorded): started from such a directory, a
-    project-directory profile would open the whole home or system."""
+    project-directory profile would open the whole home or system.  With
+    *skip* (``unsafe_cwd = "skip"``) it is only noted (--dry-run, -v)."""
     if type(raw) is not str or "${CWD}" not in raw:
         return False
     home = os.path.realpath(ctx.vars.get("HOME") or "/")
@@ -903,6 +1068,11 @@ def _cwd_refused(prof, ctx, key, raw, p, table, index) -> bool:
         why = "a directory above your home directory"
     else:
         return False
+    if skip:
+        prof.skipped_cwd.append((p, f"{ctx.path}: {key}",
+                                 f"${{CWD}} is {why}: left out (unsafe_cwd = \"skip\"); "
+                                 "pass --ro DIR yourself"))
+        return True
     line = line_of(ctx.path, table, key.rsplit(".", 1)[-1], index)
     err = ProfileError(
         f"${{CWD}} is {printable(real)}, {why}: refusing to grant it", ctx.path, line,
@@ -911,6 +1081,35 @@ def _cwd_refused(prof, ctx, key, raw, p, table, index) -> bool:
     err.path = real
     prof.cwd_refused.append(err)
     return True
+
+
+def exe_prefixes(program: str, environ=None) -> list:
+    """``${exe_prefix}``: the installation prefix of *program* (the
+    directory above its ``bin``/``sbin``, else its directory), for the path
+    as found and for its real path (a venv's python3 is a symlink to the
+    real interpreter).  A prefix that is /, the home directory or above it
+    is left out."""
+    env = os.environ if environ is None else environ
+    home = os.path.realpath(env.get("HOME") or "/")
+    out = []
+    for p in (os.path.abspath(program), os.path.realpath(program)):
+        d = os.path.dirname(p)
+        if os.path.basename(d) in ("bin", "sbin"):
+            d = os.path.dirname(d)
+        real = os.path.realpath(d)
+        if real == "/" or real == home or home.startswith(real.rstrip("/") + "/"):
+            continue
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def _variants(prof, raw) -> list:
+    """*raw* once per ``${exe_prefix}`` value (none when the command is
+    unknown); other entries as they are."""
+    if type(raw) is not str or "${exe_prefix}" not in raw:
+        return [raw]
+    return [raw.replace("${exe_prefix}", d.replace("$", "$$")) for d in prof.exe_prefixes]
 
 
 def programs(doc: dict, path: str, name: str | None = None) -> list:
@@ -1000,11 +1199,14 @@ def _is_landlockconfig(doc: dict) -> bool:
                                   "pathBeneath", "netPort"))
 
 
-def load(specs, *, dirs=None, environ=None) -> Profile:
+def load(specs, *, dirs=None, environ=None, program: str | None = None) -> Profile:
     """Resolve profile names/paths (later ones add to earlier) into one
-    :class:`Profile`.  Raises ProfileError."""
+    :class:`Profile`.  *program* (the resolved command) gives
+    ``${exe_prefix}``.  Raises ProfileError."""
     dirs = search_path(environ) if dirs is None else dirs
     prof = Profile()
+    if program:
+        prof.exe_prefixes = exe_prefixes(program, environ)
     protect(prof.ruleset, environ)
     for spec in specs:
         _load_into(prof, spec, None, dirs, [], environ)
@@ -1066,6 +1268,16 @@ def for_command(profiles, command, *, dirs=None, environ=None) -> Profile:
         name, why = choose(command, dirs)
         specs = [name]
         why = f"{name}: {why}"
-    prof = load(specs, dirs=dirs, environ=environ)
+    program = None
+    if command:
+        from ..engine.spawn import find_program
+
+        try:
+            program = find_program(command, os.environ.get("PATH"))
+        except Exception:  # not found: the run will say so
+            pass
+    prof = load(specs, dirs=dirs, environ=environ, program=program)
+    prof.names = [os.path.basename(s)[:-len(SUFFIX)] if s.endswith(SUFFIX) else s
+                  for s in specs]
     prof.why = why or "chosen with -p"
     return prof

@@ -95,21 +95,34 @@ def test_forged_cache_entry_does_not_widen_the_next_run(home, old_format):
 @pytest.mark.parametrize("grant", ["~/.cache", "~/.config", "~", "~/.cache/landwrap"])
 def test_rw_over_landwraps_own_state_is_refused(home, grant):
     """--rw ~/.cache would let the sandbox write a cache entry (or the key)
-    that decides the next run: refused in every mode, naming the rule and
-    the directory; nothing is created."""
+    that decides the next run: refused in strict mode, naming the rule and
+    the directory; with --best-effort a grant above the state directory
+    runs with that directory hidden (its parent keeps only read_dir, so it
+    cannot be created either), a grant on it is refused.  Nothing is
+    created."""
     h, env = home
     (h / ".cache" / "landwrap").mkdir()
     path = grant.replace("~", str(h))
-    code = (f"import os; os.makedirs({str(h)!r} + '/.config/landwrap/profiles', exist_ok=True);"
-            f"open({str(h)!r} + '/.config/landwrap/profiles/default.local.toml', 'w')"
-            ".write('[filesystem]\\nunrestricted = true\\n')")
-    for mode in ((), ("--best-effort",)):
-        r = lw("run", "-q", *mode, *PY_ROX, "--rw", path, "--", sys.executable, "-I", "-S",
-               "-c", code, env=env)
+    code = ("import os, sys\ndef a():\n"
+            f" os.makedirs({str(h)!r} + '/.config/landwrap/profiles', exist_ok=True)\n"
+            f" open({str(h)!r} + '/.config/landwrap/profiles/default.local.toml', 'w')"
+            ".write('[filesystem]\\nunrestricted = true\\n')\n"
+            f"def b(): open({str(h)!r} + '/.cache/landwrap/planted', 'w')\n"
+            "bad = 0\nfor f in (a, b):\n try: f()\n except PermissionError: bad += 1\n"
+            "sys.exit(bad == 2 and 1)\n")
+    r = lw("run", "-q", *PY_ROX, "--rw", path, "--", sys.executable, "-I", "-S",
+           "-c", code, env=env)
+    assert r.returncode == 125, r.stderr
+    assert f"--rw {path}" in r.stderr and "landwrap's own directory" in r.stderr
+    assert r.stderr.count("\n") <= 2  # one line (and a hint)
+    r = lw("run", "-q", "--best-effort", *PY_ROX, "--rw", path, "--", sys.executable, "-I",
+           "-S", "-c", code, env=env)
+    if grant.endswith("landwrap"):
         assert r.returncode == 125, r.stderr
-        assert f"--rw {path}" in r.stderr and "landwrap's own directory" in r.stderr
-        assert r.stderr.count("\n") <= 2  # one line (and a hint)
+    else:
+        assert r.returncode == 1, r.stderr  # both writes denied
     assert not (h / ".config" / "landwrap").exists()
+    assert not (h / ".cache" / "landwrap" / "planted").exists()
     # a sibling directory is fine
     (h / ".cache" / "other").mkdir()
     r = lw("run", "-q", "--rw", str(h / ".cache" / "other"), "--", "true", env=env)

@@ -115,7 +115,9 @@ def test_multiprocessing_pools_after_restrict(method, tmp_path):
     secret.write_text("x")
     run = lambda switch: subprocess.run(  # noqa: E731
         [sys.executable, str(script), method, switch, str(secret)],
-        capture_output=True, text=True, timeout=90, cwd=tmp_path)
+        # the default profile reads the current directory (issue 10): run
+        # from the script's directory, the secret outside it
+        capture_output=True, text=True, timeout=90, cwd=tmp_path / "app")
     r = run("1")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])

@@ -111,7 +111,7 @@ def shipped():
 
 
 #: Profiles that are not named after a program: composed by the others.
-BLOCKS = {"default", "system-libs", "terminal", "network-client", "tls", "cwd-ro",
+BLOCKS = {"default", "system-base", "system-libs", "terminal", "network-client", "tls", "cwd-ro",
           "cwd-rw", "tmpdir", "python-runtime", "node-runtime", "coreutils",
           "archive", "compiler"}
 
@@ -256,7 +256,7 @@ def test_man_formats_pages_but_cannot_read_home(box):
 
 # interpreters -------------------------------------------------------------
 
-@app("python3")
+@app("python3", "python")  # python: see also test_defaults (a venv's python)
 def test_python3_runs_a_script_that_writes_here_but_cannot_read_ssh(box):
     (box.work / "script.py").write_text(
         "import os, sys, tempfile\n"
