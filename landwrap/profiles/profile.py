@@ -999,12 +999,12 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
 
 def _iglob(p: str):
     """The paths glob pattern *p* matches.  A pattern whose wildcards (``*``
-    and ``?`` only) are all in its last component -- ``/etc/shadow*``, the
+    and ``?`` only, not ``**``) are all in its last component -- ``/etc/shadow*``, the
     default profile's hidden secrets -- is matched with one listdir, without
     importing glob (glob, re, enum and contextlib cost ~14 ms of every run's
     start); anything else goes to glob."""
     parent, _, last = p.rpartition("/")
-    if "[" in p or _is_glob(parent) or not last:
+    if "[" in p or "**" in last or _is_glob(parent) or not last:
         import glob  # only for richer patterns: its imports cost start-up time
 
         return glob.iglob(_collapse_globstars(p), recursive=True)
