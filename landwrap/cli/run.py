@@ -185,8 +185,14 @@ def private_tmp(user=None, group=None) -> str:
     # what tempfile.mkdtemp does, without its import cost (~10 ms a run):
     # a random name in the real temporary directory, made with O_EXCL
     # semantics (mkdir fails on anything already there, symlinks included)
+    from ..profiles import profile as _profile  # lazy like build_profile's (loaded by then)
+
     base = os.environ.get("TMPDIR") or "/tmp"
-    if not os.path.isabs(base) or not os.path.isdir(base):
+    if not os.path.isabs(base) or not os.path.isdir(base) or \
+            _profile.untrusted_dir(os.path.realpath(base)):
+        # $TMPDIR survives su and sudo -E: a directory another user controls
+        # could have our directory swapped for a symlink before its rule is
+        # made (a root sandbox would then write where the link points)
         base = "/tmp"
     for _ in range(100):
         tmp = os.path.join(base, "landwrap-" + os.urandom(8).hex())

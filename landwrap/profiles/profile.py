@@ -135,6 +135,12 @@ def untrusted(path: str, uids=None) -> str | None:
     return _untrusted_dirs(os.path.dirname(real), uids)
 
 
+def untrusted_dir(d: str) -> str | None:
+    """Why directory *d* (real, absolute) or one above it could be changed
+    by someone other than root or the effective user, or None."""
+    return _untrusted_dirs(d, (0, os.geteuid()))
+
+
 def _untrusted_dirs(d: str, uids) -> str | None:
     """Why directory *d* (real, absolute) or one above it could be changed
     by someone else, or None."""

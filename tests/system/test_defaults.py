@@ -667,3 +667,29 @@ def test_private_tmp_belongs_to_the_user_the_command_runs_as(tmp_path):
     d, uid, mode = r.stdout.split()
     assert uid == "65534" and mode == "700"
     assert not os.path.lexists(d)
+
+
+@pytest.mark.usefixtures("landlock")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a directory another user owns")
+def test_private_tmp_is_not_made_in_a_tmpdir_another_user_controls(tmp_path):
+    """$TMPDIR survives `su` and `sudo -E`: in a directory another user owns,
+    our private directory could be swapped for a symlink (to /etc, say)
+    before its rule is made.  Such a TMPDIR is not used as the base."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    os.chmod(tmp_path, 0o755)
+    env = dict(os.environ, TMPDIR=str(theirs))
+    r = subprocess.run([sys.executable, "-m", "landwrap", "run", "-q", "--", "sh", "-c",
+                        'echo "$TMPDIR"'], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    private = r.stdout.strip()
+    assert os.path.basename(private).startswith("landwrap-")
+    assert not private.startswith(str(theirs))
+    # a TMPDIR of the caller's own is still used
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    env = dict(os.environ, TMPDIR=str(mine))
+    r = subprocess.run([sys.executable, "-m", "landwrap", "run", "-q", "--", "sh", "-c",
+                        'echo "$TMPDIR"'], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip().startswith(str(mine) + "/landwrap-"), r.stderr
