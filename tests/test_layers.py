@@ -27,12 +27,7 @@ RANK = {"_lwcffi": -1, "engine": 0, "profiles": 1, "diagnose": 2, "cli": 3, "api
 GROUP = {"api": "library", "asyncio": "library"}
 #: The upward imports still there, each waiting for a named step.  The test
 #: fails when one goes away, so that this list only shrinks.
-PENDING = {
-    # learn.main, the `landwrap learn` command, moves to cli/ when learn.py is split
-    ("landwrap.diagnose.learn", "landwrap.cli.report"),
-    # run_logged, `landwrap run --log-denials`, moves to cli/run.py likewise
-    ("landwrap.diagnose.denials", "landwrap.cli.report"),
-}
+PENDING: set = set()
 
 
 def modules():

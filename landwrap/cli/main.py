@@ -323,7 +323,7 @@ def learn(output, base, rounds, once, expect_exit, yes, via, allow_sensitive, co
       landwrap learn -o git-status.toml -- git status
       landwrap learn --once -p default -- python3 app.py
     """
-    from ..diagnose.learn import main as learn_main  # lazy: a command loads only its own modules
+    from .learn import main as learn_main  # lazy: a command loads only its own modules
 
     sys.exit(learn_main(list(command), output=output, base=base, rounds=rounds,
                         once=once, yes=yes, via=via, allow_sensitive=allow_sensitive,

@@ -291,8 +291,10 @@ def _run_in(opts: dict, prof, argv, tmp) -> int:
     if unsandboxed:
         report.warn(unsandboxed)
     if opts.get("log_denials"):
-        return denials.run_logged(plan, argv, env, keep_fds=keep, user_flags=uflags,
-                                  uid=uid, gid=gid, path=path, companion=comp)
+        from .denials import run_logged  # lazy: audit and strace only for --log-denials
+
+        return run_logged(plan, argv, env, keep_fds=keep, user_flags=uflags,
+                          uid=uid, gid=gid, path=path, companion=comp)
     status = launcher.run(plan, argv, env, keep_fds=keep, user_flags=uflags,
                           uid=uid, gid=gid, path=path, companion=comp)
     if status != 0 and not opts.get("quiet") and sys.stderr.isatty():
