@@ -10,7 +10,6 @@ denials (and, for paths, whether they are directories).  Never prints.
 from __future__ import annotations
 
 import os
-import sys
 
 from ..engine import compat
 from ..profiles.profile import toml_str

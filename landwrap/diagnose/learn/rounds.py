@@ -56,11 +56,11 @@ import fnmatch
 import os
 import sys
 
-from ..engine import compat
-from . import denials as dn
-from ..engine.errors import CommandNotFound, LandwrapError, UsageError
-from ..profiles.profile import toml_str
-from ..engine.safetext import printable
+from ...engine import compat
+from .. import denials as dn
+from ...engine.errors import CommandNotFound, LandwrapError, UsageError
+from ...profiles.profile import toml_str
+from ...engine.safetext import printable
 
 DEFAULT_ROUNDS = 8
 COLLAPSE = 3
@@ -252,7 +252,7 @@ class Candidate:
         ${env:VIRTUAL_ENV} when a venv is active, the XDG directories,
         ${HOME}, and ${TMPDIR} when $TMPDIR is set; each as the real path
         too."""
-        from ..profiles.profile import builtin_vars, exe_prefixes
+        from ...profiles.profile import builtin_vars, exe_prefixes
 
         env = os.environ if environ is None else environ
         v = builtin_vars("/", env)
@@ -634,8 +634,8 @@ class Learner:
 
     # set-up -----------------------------------------------------------------
     def _choose_method(self):
-        from ..engine import _binding as _sys
-        from . import audit
+        from ...engine import _binding as _sys
+        from .. import audit
 
         kabi = _sys.kernel_abi()
         logs = kabi >= 0 and compat.mask(compat.RESTRICT_FLAGS, compat.effective_abi(kabi)) \
@@ -680,10 +680,10 @@ class Learner:
     def run(self) -> "Learner":
         import tempfile
 
-        from ..profiles import profile
+        from ...profiles import profile
 
         self.cand = Candidate(self._base_specs(), self.home, self.sensitive)
-        from ..engine.spawn import find_program
+        from ...engine.spawn import find_program
 
         try:
             self.program = find_program(self.argv[0], os.environ.get("PATH"))
@@ -733,8 +733,8 @@ class Learner:
         return path
 
     def _round(self, n: int) -> int:
-        from ..engine import launcher, spawn
-        from ..profiles import profile
+        from ...engine import launcher, spawn
+        from ...profiles import profile
 
         self.rounds_run = n
         prof = profile.load([self._candidate_file(n)], environ=self.environ,
@@ -1268,8 +1268,8 @@ def strace_denials(trace: str | None, plan, cwd: str, program: str, path_env=Non
     """Denials (``audit.Denial`` objects) reconstructed from a strace
     output file: failed calls whose rights the sandbox *plan* does not
     grant.  Calls that fail for other reasons (file modes) are dropped."""
-    from . import audit
-    from ..engine import spawn
+    from .. import audit
+    from ...engine import spawn
 
     if not trace or not os.path.exists(trace):
         return []
