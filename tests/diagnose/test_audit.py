@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from conftest import KERNEL_ABI, lw, needs_audit
+from conftest import KERNEL_ABI, audit_enabled, lw, needs_audit
 from landwrap.diagnose import audit, denials
+from landwrap.diagnose.audit import netlink
 
 # Records as this machine's kernel (Linux 6.18, Landlock ABI 7) sent them
 # over the audit read-log multicast group (the netlink payloads).
@@ -152,11 +153,11 @@ def test_report_counts_duplicates_and_exec_suggestion():
 
 
 def test_unavailable_reasons_are_one_actionable_line():
-    e = audit._explain(OSError(errno.EPROTONOSUPPORT, "x"), "opening", "CAP_AUDIT_READ")
+    e = netlink._explain(OSError(errno.EPROTONOSUPPORT, "x"), "opening", "CAP_AUDIT_READ")
     assert "audit=0" in e.reason and "audit=1" in e.fix
-    e = audit._explain(OSError(errno.ECONNREFUSED, "x"), "reading", "CAP_AUDIT_READ")
+    e = netlink._explain(OSError(errno.ECONNREFUSED, "x"), "reading", "CAP_AUDIT_READ")
     assert "namespace" in e.reason
-    e = audit._explain(OSError(errno.EPERM, "x"), "reading audit records", "CAP_AUDIT_READ")
+    e = netlink._explain(OSError(errno.EPERM, "x"), "reading audit records", "CAP_AUDIT_READ")
     assert "CAP_AUDIT_READ" in e.reason and "\n" not in str(e)
 
 
@@ -174,7 +175,7 @@ def secret(tmp_path):
 
 @needs_audit
 def test_log_denials_names_path_program_and_option(secret):
-    before = audit.audit_enabled()
+    before = audit_enabled()
     r = lw("run", "-q", "--log-denials", "--", "cat", secret)
     assert r.returncode == 1  # cat's own status
     assert "top secret" not in r.stdout
@@ -182,7 +183,7 @@ def test_log_denials_names_path_program_and_option(secret):
     line = next(x for x in r.stderr.splitlines() if str(secret) in x and "read_file" in x)
     assert "by /usr/bin/cat" in line
     assert f"--ro {secret}" in line
-    assert audit.audit_enabled() == before
+    assert audit_enabled() == before
 
 
 @needs_audit
@@ -231,7 +232,7 @@ def test_concurrent_sandboxes_get_only_their_own_denials(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_text("a")
     b.write_text("b")
-    before = audit.audit_enabled()
+    before = audit_enabled()
     cmd = [sys.executable, "-m", "landwrap", "run", "-q", "--log-denials", "--", "sh", "-c"]
     procs = [subprocess.Popen(cmd + [f"cat {p}; sleep 0.3; cat {p}; sleep 0.3; cat {p}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -240,16 +241,16 @@ def test_concurrent_sandboxes_get_only_their_own_denials(tmp_path):
     (_, err_a), (_, err_b) = results
     assert f"3x read_file {a}" in err_a and str(b) not in err_a
     assert f"3x read_file {b}" in err_b and str(a) not in err_b
-    assert audit.audit_enabled() == before
+    assert audit_enabled() == before
 
 
 @needs_audit
 def test_audit_switch_is_restored_after_a_session():
-    before = audit.audit_enabled()
+    before = audit_enabled()
     with audit.Session() as s:
-        assert audit.audit_enabled() in (1, 2)
+        assert audit_enabled() in (1, 2)
         assert s.was_enabled == before
-    assert audit.audit_enabled() == before
+    assert audit_enabled() == before
 
 
 @needs_audit

@@ -15,9 +15,10 @@ import textwrap
 
 import pytest
 
-from conftest import PY_ROX, lw, needs_audit
+from conftest import PY_ROX, audit_enabled, lw, needs_audit
 from landwrap.cli import learn as learn_cli
 from landwrap.diagnose import audit, learn
+from landwrap.diagnose.audit import netlink
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -483,11 +484,11 @@ def audit_alone():
             os.close(users)
             pytest.skip("other landwrap audit sessions kept running for 2 minutes")
         time.sleep(0.2)
-    before = audit.audit_enabled()
+    before = audit_enabled()
     try:
         yield before
     finally:
-        ctl = audit._Control()
+        ctl = netlink.Control()
         try:
             if ctl.enabled() != before and before in (0, 1):
                 ctl.set_enabled(before)
@@ -498,7 +499,7 @@ def audit_alone():
 
 
 def _set_enabled(value):
-    ctl = audit._Control()
+    ctl = netlink.Control()
     try:
         ctl.set_enabled(value)
     finally:
@@ -511,11 +512,11 @@ def test_auditing_an_administrator_turned_on_during_a_session_stays_on(tmp_path,
         pytest.skip("auditing is locked on here")
     _set_enabled(0)   # (no landwrap session runs: audit_alone holds their locks)
     with audit.Session(lock_dir=str(tmp_path / "locks")) as s:
-        assert audit.audit_enabled() == 1
+        assert audit_enabled() == 1
         _set_enabled(1)   # the administrator: `auditctl -e 1`
         r = s.finish()
         assert r is not None
-    assert audit.audit_enabled() == 1
+    assert audit_enabled() == 1
 
 
 @needs_audit
@@ -529,12 +530,12 @@ def test_a_stale_restore_note_does_not_switch_auditing_off(tmp_path, audit_alone
     _set_enabled(1)                               # later, an administrator
     with audit.Session(lock_dir=str(locks)):
         pass
-    assert audit.audit_enabled() == 1
+    assert audit_enabled() == 1
     # and a session that switched it on itself still switches it off
     _set_enabled(0)
     with audit.Session(lock_dir=str(locks)):
-        assert audit.audit_enabled() == 1
-    assert audit.audit_enabled() == 0
+        assert audit_enabled() == 1
+    assert audit_enabled() == 0
 
 
 def test_why_prints_paths_escaped(tmp_path):
