@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from ..engine import compat
+from ..engine.errors import DenialLoggingUnsupported, UnsupportedFeature
 from ..profiles.profile import toml_str
 from ..engine.safetext import printable
 
@@ -38,23 +39,15 @@ def needs() -> str:
 
 def resolve_logged(rs):
     """Resolve *rs* (a Ruleset) with denial logging requested; a kernel
-    (or --abi cap) without it gets a message that names --log-denials."""
-    from ..engine.errors import UnsupportedFeature
-
+    (or --abi cap) that lacks only that raises DenialLoggingUnsupported."""
     rs.request_flags(log_bit())
     try:
         return rs.resolve()
     except UnsupportedFeature as e:
         if [m for m in e.missing if m[0] != "flags"]:
             raise
-        cap = f" (capped with --abi {e.abi})" if "capped with --abi" in e.message else ""
-        msg = (f"--log-denials needs denial logging ({needs()}); Landlock "
-               f"ABI {e.abi}{cap} lacks it")
-        e.message = msg
-        e.args = (msg,)
-        e.hint = ("drop --log-denials (or --abi), run on a newer kernel, or pass "
-                  "--best-effort to run without the report")
-        raise
+        raise DenialLoggingUnsupported(e.abi, e.kernel_abi, e.missing, e.needed_abi,
+                                       needs()) from None
 
 
 def quote(path: str) -> str:
