@@ -10,6 +10,7 @@ denials (and, for paths, whether they are directories).  Never prints.
 from __future__ import annotations
 
 import os
+import shlex
 
 from ..engine import compat
 from ..engine.errors import DenialLoggingUnsupported, UnsupportedFeature
@@ -53,8 +54,6 @@ def resolve_logged(rs):
 def quote(path: str) -> str:
     if path and all(c.isalnum() or c in "/._-+,:@%=~" for c in path):
         return path
-    import shlex
-
     return shlex.quote(path)
 
 
@@ -84,8 +83,6 @@ def profile_line(option: str, rights=()) -> str:
     flag, _, path = option.partition(" ")
     short = flag.lstrip("-")
     if path.startswith("'"):
-        import shlex
-
         path = shlex.split(path)[0]
     rights = set(rights)
     if rights and short in ("rw", "rwx") and not rights & {"read_file", "write_file"}:
