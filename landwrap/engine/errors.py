@@ -162,14 +162,14 @@ class DenialLoggingUnsupported(UnsupportedFeature):
     lacks it (and nothing else is missing).  ``needs`` says which ABI and
     kernel have it ("ABI 7, Linux 6.15")."""
 
-    hint_template = None
-
     def __init__(self, abi: int, kernel_abi: int, missing: list[tuple[str, int, str]],
                  needed_abi: int, needs: str):
         self.needs = needs
         super().__init__(abi, kernel_abi, missing, needed_abi)
-        self.hint = ("drop --log-denials (or --abi), run on a newer kernel, or pass "
-                     "--best-effort to run without the report")
+
+    def hint_for(self, caller: Caller) -> str | None:
+        return ("drop --log-denials (or --abi), run on a newer kernel, or pass "
+                "--best-effort to run without the report")
 
     def _text(self, caller: Caller) -> str:
         cap = ("" if self.abi == self.kernel_abi
