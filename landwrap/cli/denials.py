@@ -18,7 +18,7 @@ import tempfile
 from . import report
 from ..diagnose import audit
 from ..diagnose.denials import format_report, log_bit, needs
-from ..diagnose.learn import STRACE, strace_denials
+from ..diagnose.learn.strace import STRACE, allow_strace, strace_argv, strace_denials
 from ..engine import launcher
 from ..engine.errors import LandwrapError
 
@@ -45,18 +45,15 @@ def run_traced(plan, argv, env, **kw) -> int:
         trace = os.path.join(tmp, "trace")
         rs = plan.request
         saved = (list(rs.paths), dict(rs.need))
-        rs.allow(os.path.realpath(STRACE), "rox", origin="strace (--log-denials)")
-        rs.allow(tmp, ("make_reg", "write_file", "truncate"), origin="strace output")
+        allow_strace(rs, tmp, "strace (--log-denials)", "strace output")
         try:
             traced = rs.resolve(compat_mode=plan.mode)
         finally:
             rs.paths, rs.need = saved
         kw.pop("path", None)
-        targv = [STRACE, "-f", "-qq", "-yy", "-s", "4096", "-o", trace,
-                 "-e", "trace=%file,%network,fchdir", "--", *argv]
         failed = None
         try:
-            status = launcher.run(traced, targv, env, **kw)
+            status = launcher.run(traced, strace_argv(trace, argv), env, **kw)
         except LandwrapError as e:
             failed, status = e, e.exit_code
         found = strace_denials(trace, plan, os.getcwd(), argv[0], env.get("PATH"))

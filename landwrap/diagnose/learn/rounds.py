@@ -19,7 +19,7 @@ from ...profiles import profile
 from .candidate import Candidate, Grant, show_command
 from .generalise import (FILE_RIGHTS, READ_RIGHTS, Sensitive, _existing_ancestor, container,
                          symlinks_on, too_broad)
-from .strace import STRACE, strace_denials
+from .strace import STRACE, allow_strace, strace_argv, strace_denials
 
 DEFAULT_ROUNDS = 8
 NET_KEY = {"connect_tcp": "connect_tcp", "bind_tcp": "bind_tcp",
@@ -177,12 +177,9 @@ class Learner:
             plan = dn.resolve_logged(rs)
         else:
             trace = os.path.join(self.tmp, f"trace-{n}")
-            rs.allow(os.path.realpath(STRACE), "rox", origin="strace (learning only)")
-            rs.allow(self.tmp, ("make_reg", "write_file", "truncate"),
-                     origin="strace output (learning only)")
+            allow_strace(rs, self.tmp, "strace (learning only)", "strace output (learning only)")
             plan = rs.resolve()
-            argv = [STRACE, "-f", "-qq", "-yy", "-s", "4096", "-o", trace,
-                    "-e", "trace=%file,%network,fchdir", "--", *self.argv]
+            argv = strace_argv(trace, self.argv)
         settings = prof.env_settings()
         if prof.private_tmp:
             # as `landwrap run` does: a fresh TMPDIR for this round only

@@ -14,6 +14,20 @@ from ...engine.errors import LandwrapError
 
 STRACE = "/usr/bin/strace"
 
+
+def allow_strace(rs, out_dir: str, origin: str, out_origin: str) -> None:
+    """Let the sandbox *rs* (a Ruleset) run strace and write its trace in
+    *out_dir* (only create and write files there), with these origins."""
+    rs.allow(os.path.realpath(STRACE), "rox", origin=origin)
+    rs.allow(out_dir, ("make_reg", "write_file", "truncate"), origin=out_origin)
+
+
+def strace_argv(trace: str, argv) -> list:
+    """*argv* run under strace, its children too, writing the file and
+    network calls (with the paths of descriptors) to *trace*."""
+    return [STRACE, "-f", "-qq", "-yy", "-s", "4096", "-o", trace,
+            "-e", "trace=%file,%network,fchdir", "--", *argv]
+
 _O = {"O_WRONLY": 1, "O_RDWR": 2}
 
 
