@@ -91,8 +91,18 @@ def test_parse_log_lines():
     assert audit.parse_line("hello") is None
 
 
+def analyse(recs, own_pids=(), parent_pid=None):
+    """*recs* tallied as audit.Session tallies them (Tally, watch, add)."""
+    t = audit.Tally(parent_pid)
+    for pid in own_pids:
+        t.watch(pid)
+    for r in recs:
+        t.add(r)
+    return t.result()
+
+
 def test_analyse_attributes_only_our_domain():
-    a = audit.analyse(records(), own_pids=[8032])
+    a = analyse(records(), own_pids=[8032])
     assert list(a.domains) == ["1b373f58c"]
     assert a.ignored == 1  # the other sandbox's denial
     assert all(d.domain == "1b373f58c" for d in a.denials)
@@ -114,14 +124,14 @@ def test_analyse_attributes_only_our_domain():
 def test_analyse_without_our_pid_uses_the_launchers_child():
     # the launcher's child failed to exec, so its pid never came back: the
     # SYSCALL record's ppid (the launcher) identifies it
-    assert audit.analyse(records(), own_pids=[]).denials == []
-    a = audit.analyse(records(), own_pids=[], parent_pid=8029)
+    assert analyse(records(), own_pids=[]).denials == []
+    a = analyse(records(), own_pids=[], parent_pid=8029)
     assert list(a.domains) == ["1b373f58c"]
-    assert audit.analyse(records(), own_pids=[999]).domains.keys() == {"2aaaaaaaa"}
+    assert analyse(records(), own_pids=[999]).domains.keys() == {"2aaaaaaaa"}
 
 
 def test_suggestions_and_report():
-    a = audit.analyse(records(), own_pids=[8032])
+    a = analyse(records(), own_pids=[8032])
     d = {(x.rights, x.path or x.port): x for x in a.denials}
     assert denials.suggest(d[(("read_file",), "/tmp/aw/secret")]) == "--ro /tmp/aw/secret"
     assert denials.suggest(d[(("make_reg",), "/tmp/aw")]) == "--rw /tmp/aw"
@@ -140,7 +150,7 @@ def test_suggestions_and_report():
 def test_report_counts_duplicates_and_exec_suggestion():
     recs = records()[:3] + [audit.parse_message(1423, SAMPLE[0][1].replace(":2)", ":20)")),
                             audit.parse_message(1300, SAMPLE[2][1].replace(":2)", ":20)"))]
-    a = audit.analyse(recs, own_pids=[8032])
+    a = analyse(recs, own_pids=[8032])
     assert "2x read_file /tmp/aw/secret" in denials.format_report(a)
     ex = audit.Denial("1", ("fs.execute", "fs.read_file"), {"path": "/opt/tool/bin/run"})
     assert denials.suggest(ex) == "--rox /opt/tool/bin"

@@ -35,7 +35,7 @@ the end-of-run marker is itself a record.
 """
 
 from .netlink import AuditUnavailable, availability  # noqa: F401
-from .records import Analysis, Denial, MAX_DISTINCT, Tally, analyse, parse_line  # noqa: F401
+from .records import Analysis, Denial, MAX_DISTINCT, Tally, parse_line  # noqa: F401
 from .records import parse_message  # noqa: F401
 from .session import Session  # noqa: F401
 from .switch import LOCK_DIR  # noqa: F401

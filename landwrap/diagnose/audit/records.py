@@ -1,6 +1,6 @@
 """audit/records.py: Landlock denial records, parsed and tallied.  Pure:
 no I/O.  :func:`parse_message` turns the text of one audit record into a
-:class:`Record`; :class:`Tally` (and :func:`analyse`) groups records into
+:class:`Record`; :class:`Tally` groups records into
 events and keeps the :class:`Denial` objects of the Landlock domains that
 belong to one sandbox, in memory that does not grow with their number.
 """
@@ -375,15 +375,3 @@ class Tally:
         out.ignored = sum(d.count for held in self.undecided.values() for d in held.values()) \
             + sum(self.spill.values())
         return out
-
-
-def analyse(records, own_pids=(), parent_pid: int | None = None) -> Analysis:
-    """Sort *records* (in the order they came) into an :class:`Analysis`
-    (see :class:`Tally`).  Denials in other domains -- other sandboxes,
-    and sandboxes nested inside this one -- are not reported."""
-    t = Tally(parent_pid)
-    for p in own_pids:
-        t.pids.add(str(p))
-    for r in records:
-        t.add(r)
-    return t.result()
