@@ -433,7 +433,7 @@ def _check_children(plan: Plan, strict: bool) -> None:
     fix = ("start them after restrict(), stop them first, or pass "
            "scope=['abstract_unix_socket'] to leave signals open")
     if strict:
-        raise EnforcementError(f"{what}; nothing was restricted", fix, children=kids)
+        raise EnforcementError(cause=what, hint=fix, children=kids)
     import warnings
 
     warnings.warn(f"{what} ({fix})", SandboxWarning, stacklevel=_caller_level())

@@ -75,6 +75,15 @@ def _audit_reason():
 needs_audit = pytest.mark.skipif(_audit_reason() is not None, reason=_audit_reason() or "")
 
 
+def audit_enabled():
+    """The kernel's audit enabled flag (0, 1, 2 = locked on), read the way
+    audit.Session reads it."""
+    from landwrap.diagnose.audit import netlink
+
+    with netlink.Control() as ctl:
+        return ctl.enabled()
+
+
 def pytest_sessionstart(session):
     # Subprocesses (`python -m landwrap`, `python -S -c ...`) import landwrap
     # from their working directory first: make it the landwrap under test

@@ -27,12 +27,7 @@ RANK = {"_lwcffi": -1, "engine": 0, "profiles": 1, "diagnose": 2, "cli": 3, "api
 GROUP = {"api": "library", "asyncio": "library"}
 #: The upward imports still there, each waiting for a named step.  The test
 #: fails when one goes away, so that this list only shrinks.
-PENDING = {
-    # learn.main, the `landwrap learn` command, moves to cli/ when learn.py is split
-    ("landwrap.diagnose.learn", "landwrap.cli.report"),
-    # run_logged, `landwrap run --log-denials`, moves to cli/run.py likewise
-    ("landwrap.diagnose.denials", "landwrap.cli.report"),
-}
+PENDING: set = set()
 
 
 def modules():
@@ -185,9 +180,7 @@ def test_only_the_binding_imports_the_compiled_library():
 
 #: Modules whose function-local imports still lack their reason: the ones
 #: the h10 branch is changing, left alone until it is merged.
-UNEXPLAINED = {"landwrap.engine.ruleset", "landwrap.profiles.profile", "landwrap.cli.run",
-               "landwrap.cli.profilecmd", "landwrap.diagnose.denials",
-               "landwrap.diagnose.learn", "landwrap.diagnose.why"}
+UNEXPLAINED = {"landwrap.engine.ruleset", "landwrap.profiles.profile"}
 
 
 def test_function_local_imports_say_why():

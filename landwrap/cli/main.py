@@ -70,14 +70,14 @@ def _run_options(f):
 # shell completion (`landwrap completion SHELL` prints the script) ----------
 
 def _complete_file(ctx, param, incomplete):
-    from click.shell_completion import CompletionItem
+    from click.shell_completion import CompletionItem  # lazy: only when completing
 
     return [CompletionItem(incomplete, type="file")]
 
 
 def _complete_profile(ctx, param, incomplete):
     """Profile names (NAME|PATH: a path-like word completes as a file)."""
-    from click.shell_completion import CompletionItem
+    from click.shell_completion import CompletionItem  # lazy: only when completing
 
     from .profilecmd import complete_profiles  # lazy: a command loads only its own modules
 
@@ -88,7 +88,7 @@ def _complete_profile(ctx, param, incomplete):
 
 def _complete_command(ctx, param, incomplete):
     """The program name from $PATH, then its arguments as files."""
-    from click.shell_completion import CompletionItem
+    from click.shell_completion import CompletionItem  # lazy: only when completing
 
     from .profilecmd import complete_commands  # lazy: a command loads only its own modules
 
@@ -143,7 +143,7 @@ def status(as_json, abi):
     except LandwrapError as e:
         _fail(e)
     if as_json:
-        import json
+        import json  # lazy: only for --json
 
         click.echo(json.dumps(st, indent=2))
     else:
@@ -178,7 +178,7 @@ def profile_list(as_json):
 
     rows = profilecmd.list_rows()
     if as_json:
-        import json
+        import json  # lazy: only for --json
 
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -208,7 +208,7 @@ def profile_show(spec, resolved, as_json, abi):
     except LandwrapError as e:
         _profile_fail(e)
     if as_json:
-        import json
+        import json  # lazy: only for --json
 
         click.echo(json.dumps(view, indent=2, default=str))
     else:
@@ -266,7 +266,7 @@ def completion(shell):
     for zsh (in ~/.zshrc, after compinit): eval "$(landwrap completion zsh)"
     for fish:  landwrap completion fish > ~/.config/fish/completions/landwrap.fish
     """
-    from click.shell_completion import get_completion_class
+    from click.shell_completion import get_completion_class  # lazy: this command only
 
     cls = get_completion_class(shell)
     click.echo(cls(cli, {}, "landwrap", "_LANDWRAP_COMPLETE").source())
@@ -323,7 +323,7 @@ def learn(output, base, rounds, once, expect_exit, yes, via, allow_sensitive, co
       landwrap learn -o git-status.toml -- git status
       landwrap learn --once -p default -- python3 app.py
     """
-    from ..diagnose.learn import main as learn_main  # lazy: a command loads only its own modules
+    from .learn import main as learn_main  # lazy: a command loads only its own modules
 
     sys.exit(learn_main(list(command), output=output, base=base, rounds=rounds,
                         once=once, yes=yes, via=via, allow_sensitive=allow_sensitive,

@@ -5,12 +5,16 @@ resolves the sandbox, reports, and launches.  Returns the exit status.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
 from ..engine import compat, companion, launcher, spawn
 from . import policy, report
-from ..engine.errors import EXIT_ERROR, LandwrapError, UsageError
+from ..engine.errors import EXIT_ERROR, LandwrapError, PathError, UsageError
+from ..engine.ruleset import Ruleset
+from ..engine.safetext import printable
+from ..profiles import profile
 
 
 def build_profile(opts: dict):
@@ -25,8 +29,6 @@ def build_profile(opts: dict):
         raise UsageError("--profile and --no-profile cannot be combined")
     if opts.get("strict") and opts.get("best_effort"):
         raise UsageError("--strict and --best-effort cannot be combined")
-    from ..profiles import profile
-
     environ = _target_environ(opts.get("user"))
     if opts.get("no_profile"):
         prof = profile.Profile()
@@ -58,9 +60,7 @@ def _target_environ(user):
     (that user's home and XDG directories), or None for the caller."""
     if user is None:
         return None
-    import pwd
-
-    from ..profiles import profile
+    import pwd  # lazy: only for --user
 
     try:
         pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
@@ -74,8 +74,6 @@ def _target_environ(user):
 def _check_command_line_strictly(opts: dict, abi) -> None:
     """A profile said ``compat = "best-effort"``: what the command line
     asked for must still be enforceable (raises UnsupportedFeature)."""
-    from ..engine.ruleset import Ruleset
-
     cli = Ruleset()
     cli.abi = abi
     cli.fs = any(opts.get(a) for a in policy.PATH_OPTIONS)
@@ -83,7 +81,7 @@ def _check_command_line_strictly(opts: dict, abi) -> None:
     explicit = {k: v for k, v in opts.items() if k in policy.PORT_OPTIONS}
     policy.apply_options(cli, explicit)
     if opts.get("log_denials"):
-        from ..diagnose import denials
+        from ..diagnose import denials  # lazy: only for --log-denials
 
         denials.resolve_logged(cli)  # refuses a kernel without denial logging
     elif cli.fs or cli.need["net"]:
@@ -136,11 +134,6 @@ def create_dirs(prof, user=None, group=None) -> None:
     runs as.  Component by component through directory descriptors, never
     following a symlink (ELOOP is refused), and never inside landwrap's own
     state (a rule may not create what decides the next sandbox)."""
-    import errno
-
-    from ..engine.errors import PathError
-    from ..engine.safetext import printable
-
     uid = gid = -1
     if user is not None or group is not None:
         _, uid, gid = launcher.resolve_user(user, group, {})
@@ -218,7 +211,7 @@ def remove_private_tmp(tmp: str) -> None:
         return
     except OSError:
         pass
-    import shutil
+    import shutil  # lazy: only when the command left files there
 
     def retry(func, path, exc):
         # a directory the command made unreadable (chmod 0): open it up, once
@@ -245,7 +238,7 @@ def _run_in(opts: dict, prof, argv, tmp) -> int:
         prof.ruleset.allow(tmp, "rw", origin="private TMPDIR (private_tmp)")
         prof.env_set["TMPDIR"] = tmp
     if opts.get("log_denials"):
-        from ..diagnose import denials
+        from ..diagnose import denials  # lazy: only for --log-denials
 
         plan = denials.resolve_logged(prof.ruleset)
     else:
@@ -267,7 +260,7 @@ def _run_in(opts: dict, prof, argv, tmp) -> int:
             path = None
             missing = e
         if opts.get("json"):
-            import json
+            import json  # lazy: only for --json
 
             d = plan.to_dict()
             d["command"] = argv
@@ -297,8 +290,10 @@ def _run_in(opts: dict, prof, argv, tmp) -> int:
     if unsandboxed:
         report.warn(unsandboxed)
     if opts.get("log_denials"):
-        return denials.run_logged(plan, argv, env, keep_fds=keep, user_flags=uflags,
-                                  uid=uid, gid=gid, path=path, companion=comp)
+        from .denials import run_logged  # lazy: audit and strace only for --log-denials
+
+        return run_logged(plan, argv, env, keep_fds=keep, user_flags=uflags,
+                          uid=uid, gid=gid, path=path, companion=comp)
     status = launcher.run(plan, argv, env, keep_fds=keep, user_flags=uflags,
                           uid=uid, gid=gid, path=path, companion=comp)
     if status != 0 and not opts.get("quiet") and sys.stderr.isatty():
@@ -310,10 +305,9 @@ def failure_hint(opts: dict, prof, argv, status: int) -> str:
     """One line after a command failed (stderr a terminal, no -q): the
     profile used and the next step -- `run --log-denials` where denials can
     be read (the kernel's records as root, strace otherwise), else `learn`."""
-    import shlex
+    import shlex  # lazy: only after a failure, on a terminal
 
-    from ..diagnose.learn import STRACE
-    from ..engine.safetext import printable
+    from ..diagnose.learn import STRACE  # lazy: likewise (loads all of learn)
 
     name = os.path.basename(argv[0])
     what = f"was killed by signal {status - 128}" if status > 128 else f"exited {status}"

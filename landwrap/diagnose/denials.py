@@ -1,24 +1,19 @@
-"""denials.py: `landwrap run --log-denials` -- what the sandbox denied, and
-the option that would allow it.
+"""denials.py: what the sandbox denied, and the option that would allow it
+(for `landwrap run --log-denials`, whose command body is ``cli.denials``).
 
-:func:`run_logged` runs the command with the kernel's denial logging on
-(restrict flag LOG_NEW_EXEC_ON, so the exec'd program and its children are
-logged), collects the records through ``audit.Session`` and prints a short
-report to stderr when the command ends.  When the records cannot be read it
-says why in one line and runs the command anyway.  The exit status is always
-the command's.
-
+:func:`resolve_logged` asks for the kernel's denial logging (restrict flag
+LOG_NEW_EXEC_ON, so the exec'd program and its children are logged).
 :func:`suggest` and :func:`format_report` are pure: they only look at
-denials (and, for paths, whether they are directories).
+denials (and, for paths, whether they are directories).  Never prints.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import shlex
 
 from ..engine import compat
-from ..cli import report
+from ..engine.errors import DenialLoggingUnsupported, UnsupportedFeature
 from ..profiles.profile import toml_str
 from ..engine.safetext import printable
 
@@ -45,30 +40,20 @@ def needs() -> str:
 
 def resolve_logged(rs):
     """Resolve *rs* (a Ruleset) with denial logging requested; a kernel
-    (or --abi cap) without it gets a message that names --log-denials."""
-    from ..engine.errors import UnsupportedFeature
-
+    (or --abi cap) that lacks only that raises DenialLoggingUnsupported."""
     rs.request_flags(log_bit())
     try:
         return rs.resolve()
     except UnsupportedFeature as e:
         if [m for m in e.missing if m[0] != "flags"]:
             raise
-        cap = f" (capped with --abi {e.abi})" if "capped with --abi" in e.message else ""
-        msg = (f"--log-denials needs denial logging ({needs()}); Landlock "
-               f"ABI {e.abi}{cap} lacks it")
-        e.message = msg
-        e.args = (msg,)
-        e.hint = ("drop --log-denials (or --abi), run on a newer kernel, or pass "
-                  "--best-effort to run without the report")
-        raise
+        raise DenialLoggingUnsupported(e.abi, e.kernel_abi, e.missing, e.needed_abi,
+                                       needs()) from None
 
 
 def quote(path: str) -> str:
     if path and all(c.isalnum() or c in "/._-+,:@%=~" for c in path):
         return path
-    import shlex
-
     return shlex.quote(path)
 
 
@@ -98,8 +83,6 @@ def profile_line(option: str, rights=()) -> str:
     flag, _, path = option.partition(" ")
     short = flag.lstrip("-")
     if path.startswith("'"):
-        import shlex
-
         path = shlex.split(path)[0]
     rights = set(rights)
     if rights and short in ("rw", "rwx") and not rights & {"read_file", "write_file"}:
@@ -214,100 +197,3 @@ def format_report(result, launcher_exe: str | None = None) -> str:
         out.append("landwrap: some audit records were lost (receive buffer overflow); "
                    "the list may be incomplete")
     return "\n".join(out) + "\n"
-
-
-class _Traced:
-    """What ``format_report`` needs, from a strace run."""
-
-    def __init__(self, denials):
-        self.denials = denials
-        self.untallied = 0
-        self.kernel_count = None
-        self.lost = 0
-
-
-def run_traced(plan, argv, env, **kw) -> int:
-    """`run --log-denials` where the kernel's records cannot be read (not
-    root): run the command under strace in the same sandbox (plus strace
-    itself and a private directory for its output) and report the failed
-    calls the sandbox would deny, as `learn --via strace` does.  Less exact
-    than the kernel's records: a call that failed for another reason
-    (file modes) and that the sandbox would also deny is reported too."""
-    import shutil
-    import tempfile
-
-    from ..engine import launcher
-    from ..engine.errors import LandwrapError
-    from .learn import STRACE, strace_denials
-
-    tmp = tempfile.mkdtemp(prefix="landwrap-trace-")
-    try:
-        trace = os.path.join(tmp, "trace")
-        rs = plan.request
-        saved = (list(rs.paths), dict(rs.need))
-        rs.allow(os.path.realpath(STRACE), "rox", origin="strace (--log-denials)")
-        rs.allow(tmp, ("make_reg", "write_file", "truncate"), origin="strace output")
-        try:
-            traced = rs.resolve(compat_mode=plan.mode)
-        finally:
-            rs.paths, rs.need = saved
-        kw.pop("path", None)
-        targv = [STRACE, "-f", "-qq", "-yy", "-s", "4096", "-o", trace,
-                 "-e", "trace=%file,%network,fchdir", "--", *argv]
-        failed = None
-        try:
-            status = launcher.run(traced, targv, env, **kw)
-        except LandwrapError as e:
-            failed, status = e, e.exit_code
-        found = strace_denials(trace, plan, os.getcwd(), argv[0], env.get("PATH"))
-        if failed is not None:
-            report.error(failed)
-        sys.stderr.write(format_report(_Traced(found), STRACE))
-        sys.stderr.flush()
-        return status
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def unavailable_line(reason: str, fix: str) -> str:
-    return f"--log-denials: cannot read the denial records: {reason}; {fix}"
-
-
-def run_logged(plan, argv, env, **kw) -> int:
-    """`landwrap run --log-denials`: run like ``launcher.run`` and report
-    the sandbox's denials on stderr afterwards."""
-    from . import audit
-    from ..engine import launcher
-    from ..engine.errors import LandwrapError
-
-    if not plan.flags & log_bit():
-        report.info(f"--log-denials: Landlock ABI {plan.abi} cannot log denials (needs {needs()}); "
-                    "running without the report")
-        return launcher.run(plan, argv, env, **kw)
-    session = audit.Session()
-    try:
-        session.open()
-    except audit.AuditUnavailable as e:
-        from .learn import STRACE
-
-        if os.access(STRACE, os.X_OK):
-            report.info(f"--log-denials: cannot read the denial records ({e.reason}); "
-                        "tracing the command with strace instead")
-            return run_traced(plan, argv, env, **kw)
-        report.info(unavailable_line(e.reason, e.fix + ", or install strace"))
-        return launcher.run(plan, argv, env, **kw)
-    failed = None
-    try:
-        try:
-            status = launcher.run(plan, argv, env, on_start=session.watch, **kw)
-        except LandwrapError as e:  # the command did not start
-            failed = e
-            status = e.exit_code
-        result = session.finish()
-    finally:
-        session.close()
-    if failed is not None:
-        report.error(failed)
-    sys.stderr.write(format_report(result, os.path.realpath(sys.executable)))
-    sys.stderr.flush()
-    return status

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import os
 
+from . import denials
 from ..engine import compat
 from ..engine.errors import LandlockUnavailable, UnsupportedFeature, UsageError
+from ..engine.ruleset import parse_ports, short_access
 from ..engine.safetext import printable
+from ..profiles import profile
+from ..profiles.profile import line_of
 
 #: Words for --access: (rights, checked on the parent directory?)
 #: ``None`` for "on the parent" means: on PATH itself when it is an
@@ -78,8 +82,6 @@ class Answer:
 def load_plan(specs, environ=None):
     """The resolved plan of profiles *specs* on this kernel; a profile that
     needs more than the kernel has is resolved best-effort (noted)."""
-    from ..profiles import profile
-
     prof = profile.load(list(specs) or ["default"], environ=environ)
     notes = []
     try:
@@ -95,8 +97,6 @@ def parse_target(text: str):
     """('net', proto, port) for ``tcp:443``/``udp:53``, else ('fs', path)."""
     proto, sep, port = text.partition(":")
     if sep and proto in NET_WORDS and not text.startswith("/"):
-        from ..engine.ruleset import parse_ports
-
         lo, hi = parse_ports(port)
         if lo != hi:
             raise UsageError(f"{text}: ask about one port at a time")
@@ -160,8 +160,6 @@ def why(specs, target: str, access=None, *, environ=None, plan=None) -> Answer:
 
 
 def _why_fs(plan, ans: Answer, path: str, access) -> None:
-    from . import denials
-
     real = os.path.realpath(path)
     if real != path:
         ans.notes.append(f"{path} resolves to {real}")
@@ -243,8 +241,6 @@ def _why_net(plan, ans: Answer, proto: str, port: int, access) -> None:
 
 
 def _rule_text(plan, rule) -> str:
-    from ..engine.ruleset import short_access
-
     kind = "" if rule.is_dir else " (file)"
     return f"{short_access(rule.access, plan.fs, rule.is_dir)} {rule.path}{kind}"
 
@@ -277,8 +273,6 @@ def _locate(origin: str, path: str | None = None) -> str:
     file, sep, key = origin.partition(": ")
     if not sep or not os.path.isfile(file):
         return origin
-    from ..profiles.profile import line_of
-
     table, _, name = key.rpartition(".")
     index = None
     if name.endswith("]") and "[" in name:

@@ -157,6 +157,27 @@ class UnsupportedFeature(LandwrapError):
         return super().for_caller(caller)
 
 
+class DenialLoggingUnsupported(UnsupportedFeature):
+    """Denial logging (``--log-denials``) was asked for on an ABI that
+    lacks it (and nothing else is missing).  ``needs`` says which ABI and
+    kernel have it ("ABI 7, Linux 6.15")."""
+
+    def __init__(self, abi: int, kernel_abi: int, missing: list[tuple[str, int, str]],
+                 needed_abi: int, needs: str):
+        self.needs = needs
+        super().__init__(abi, kernel_abi, missing, needed_abi)
+
+    def hint_for(self, caller: Caller) -> str | None:
+        return ("drop --log-denials (or --abi), run on a newer kernel, or pass "
+                "--best-effort to run without the report")
+
+    def _text(self, caller: Caller) -> str:
+        cap = ("" if self.abi == self.kernel_abi
+               else f" (capped with {spell('abi', self.abi, caller)})")
+        return (f"--log-denials needs denial logging ({self.needs}); Landlock "
+                f"ABI {self.abi}{cap} lacks it")
+
+
 class SandboxWarning(UserWarning):
     """Something works differently inside the sandbox than the caller may
     expect (e.g. children started before ``restrict()`` cannot be
@@ -217,11 +238,20 @@ class EnforcementError(LandwrapError):
     thread of this process is now restricted (then exit rather than go
     on)."""
 
-    def __init__(self, message: str, hint: str | None = None, *,
+    #: The sentence after ``cause``: what the process is left with.
+    OUTCOME = {False: "nothing was restricted", True: "only the calling thread is restricted"}
+
+    def __init__(self, message: str = "", hint: str | None = None, *,
                  errno: int | None = None, restricted: bool = False,
                  threads: dict[int, str] | None = None,
-                 children: list[tuple[int, str]] | None = None):
+                 children: list[tuple[int, str]] | None = None,
+                 cause: str | None = None):
+        if cause is not None:  # the message is the cause and the outcome
+            message = f"{cause}; {self.OUTCOME[restricted]}"
         super().__init__(message, hint, errno=errno)
+        #: Why it failed, without what the process is left with (None:
+        #: only ``message`` says it).
+        self.cause = cause
         self.restricted = restricted
         self.threads = dict(threads or {})
         self.children = list(children or [])

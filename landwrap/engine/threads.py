@@ -171,9 +171,9 @@ def _pick_signal(task_fd: int, me: int, exclude=()) -> tuple:
     if not free:
         lo, hi = min(candidate_signals()), max(candidate_signals())
         raise EnforcementError(
-            f"cannot restrict every thread: every real-time signal from {lo} to {hi} "
-            "already has a handler; nothing was restricted",
-            "free one of them, or use Landlock ABI 8 (TSYNC)")
+            cause=f"cannot restrict every thread: every real-time signal from {lo} to {hi} "
+            "already has a handler",
+            hint="free one of them, or use Landlock ABI 8 (TSYNC)")
     deadline = time.monotonic() + BLOCKED_GRACE
     info = thread_info(task_fd)
     names = dict(info)
@@ -195,9 +195,9 @@ def _pick_signal(task_fd: int, me: int, exclude=()) -> tuple:
     tids = sorted(suspects[free[0]])
     who = ", ".join(f"{tid} ({names[tid][0]})" for tid in tids[:8])
     raise EnforcementError(
-        f"cannot restrict every thread: thread {who} block(s) the real-time "
-        "signals landwrap uses to reach them; nothing was restricted",
-        "restrict() before starting such threads, or on Landlock ABI 8 "
+        cause=f"cannot restrict every thread: thread {who} block(s) the real-time "
+        "signals landwrap uses to reach them",
+        hint="restrict() before starting such threads, or on Landlock ABI 8 "
         f"({compat.since(compat.RESTRICT_FLAGS['tsync'][1])}), which does it in the kernel")
 
 
@@ -274,9 +274,8 @@ def _by_signal(ruleset_fd: int, flags: int, timeout: float, task_fd: int,
                 info, sig = _pick_signal(task_fd, me, exclude=tried)
             except EnforcementError as e2:
                 raise EnforcementError(
-                    e2.message.replace("nothing was restricted",
-                                       "only the calling thread is restricted"),
-                    "the process is only partly sandboxed: exit", restricted=True) from e2
+                    cause=e2.cause, hint="the process is only partly sandboxed: exit",
+                    restricted=True) from e2
     return _judge(outcome, records, info, sig, timeout, escapes)
 
 

@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from conftest import KERNEL_ABI, lw, needs_audit
+from conftest import KERNEL_ABI, audit_enabled, lw, needs_audit
 from landwrap.diagnose import audit, denials
+from landwrap.diagnose.audit import netlink
 
 # Records as this machine's kernel (Linux 6.18, Landlock ABI 7) sent them
 # over the audit read-log multicast group (the netlink payloads).
@@ -90,8 +91,18 @@ def test_parse_log_lines():
     assert audit.parse_line("hello") is None
 
 
+def analyse(recs, own_pids=(), parent_pid=None):
+    """*recs* tallied as audit.Session tallies them (Tally, watch, add)."""
+    t = audit.Tally(parent_pid)
+    for pid in own_pids:
+        t.watch(pid)
+    for r in recs:
+        t.add(r)
+    return t.result()
+
+
 def test_analyse_attributes_only_our_domain():
-    a = audit.analyse(records(), own_pids=[8032])
+    a = analyse(records(), own_pids=[8032])
     assert list(a.domains) == ["1b373f58c"]
     assert a.ignored == 1  # the other sandbox's denial
     assert all(d.domain == "1b373f58c" for d in a.denials)
@@ -113,14 +124,14 @@ def test_analyse_attributes_only_our_domain():
 def test_analyse_without_our_pid_uses_the_launchers_child():
     # the launcher's child failed to exec, so its pid never came back: the
     # SYSCALL record's ppid (the launcher) identifies it
-    assert audit.analyse(records(), own_pids=[]).denials == []
-    a = audit.analyse(records(), own_pids=[], parent_pid=8029)
+    assert analyse(records(), own_pids=[]).denials == []
+    a = analyse(records(), own_pids=[], parent_pid=8029)
     assert list(a.domains) == ["1b373f58c"]
-    assert audit.analyse(records(), own_pids=[999]).domains.keys() == {"2aaaaaaaa"}
+    assert analyse(records(), own_pids=[999]).domains.keys() == {"2aaaaaaaa"}
 
 
 def test_suggestions_and_report():
-    a = audit.analyse(records(), own_pids=[8032])
+    a = analyse(records(), own_pids=[8032])
     d = {(x.rights, x.path or x.port): x for x in a.denials}
     assert denials.suggest(d[(("read_file",), "/tmp/aw/secret")]) == "--ro /tmp/aw/secret"
     assert denials.suggest(d[(("make_reg",), "/tmp/aw")]) == "--rw /tmp/aw"
@@ -139,7 +150,7 @@ def test_suggestions_and_report():
 def test_report_counts_duplicates_and_exec_suggestion():
     recs = records()[:3] + [audit.parse_message(1423, SAMPLE[0][1].replace(":2)", ":20)")),
                             audit.parse_message(1300, SAMPLE[2][1].replace(":2)", ":20)"))]
-    a = audit.analyse(recs, own_pids=[8032])
+    a = analyse(recs, own_pids=[8032])
     assert "2x read_file /tmp/aw/secret" in denials.format_report(a)
     ex = audit.Denial("1", ("fs.execute", "fs.read_file"), {"path": "/opt/tool/bin/run"})
     assert denials.suggest(ex) == "--rox /opt/tool/bin"
@@ -152,11 +163,11 @@ def test_report_counts_duplicates_and_exec_suggestion():
 
 
 def test_unavailable_reasons_are_one_actionable_line():
-    e = audit._explain(OSError(errno.EPROTONOSUPPORT, "x"), "opening", "CAP_AUDIT_READ")
+    e = netlink._explain(OSError(errno.EPROTONOSUPPORT, "x"), "opening", "CAP_AUDIT_READ")
     assert "audit=0" in e.reason and "audit=1" in e.fix
-    e = audit._explain(OSError(errno.ECONNREFUSED, "x"), "reading", "CAP_AUDIT_READ")
+    e = netlink._explain(OSError(errno.ECONNREFUSED, "x"), "reading", "CAP_AUDIT_READ")
     assert "namespace" in e.reason
-    e = audit._explain(OSError(errno.EPERM, "x"), "reading audit records", "CAP_AUDIT_READ")
+    e = netlink._explain(OSError(errno.EPERM, "x"), "reading audit records", "CAP_AUDIT_READ")
     assert "CAP_AUDIT_READ" in e.reason and "\n" not in str(e)
 
 
@@ -174,7 +185,7 @@ def secret(tmp_path):
 
 @needs_audit
 def test_log_denials_names_path_program_and_option(secret):
-    before = audit.audit_enabled()
+    before = audit_enabled()
     r = lw("run", "-q", "--log-denials", "--", "cat", secret)
     assert r.returncode == 1  # cat's own status
     assert "top secret" not in r.stdout
@@ -182,7 +193,7 @@ def test_log_denials_names_path_program_and_option(secret):
     line = next(x for x in r.stderr.splitlines() if str(secret) in x and "read_file" in x)
     assert "by /usr/bin/cat" in line
     assert f"--ro {secret}" in line
-    assert audit.audit_enabled() == before
+    assert audit_enabled() == before
 
 
 @needs_audit
@@ -231,7 +242,7 @@ def test_concurrent_sandboxes_get_only_their_own_denials(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_text("a")
     b.write_text("b")
-    before = audit.audit_enabled()
+    before = audit_enabled()
     cmd = [sys.executable, "-m", "landwrap", "run", "-q", "--log-denials", "--", "sh", "-c"]
     procs = [subprocess.Popen(cmd + [f"cat {p}; sleep 0.3; cat {p}; sleep 0.3; cat {p}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -240,16 +251,16 @@ def test_concurrent_sandboxes_get_only_their_own_denials(tmp_path):
     (_, err_a), (_, err_b) = results
     assert f"3x read_file {a}" in err_a and str(b) not in err_a
     assert f"3x read_file {b}" in err_b and str(a) not in err_b
-    assert audit.audit_enabled() == before
+    assert audit_enabled() == before
 
 
 @needs_audit
 def test_audit_switch_is_restored_after_a_session():
-    before = audit.audit_enabled()
+    before = audit_enabled()
     with audit.Session() as s:
-        assert audit.audit_enabled() in (1, 2)
+        assert audit_enabled() in (1, 2)
         assert s.was_enabled == before
-    assert audit.audit_enabled() == before
+    assert audit_enabled() == before
 
 
 @needs_audit

@@ -1,0 +1,285 @@
+"""audit/session.py: :class:`Session` collects the denial records of
+sandboxed commands -- subscribes, switches auditing on (``switch``), reads
+in a thread while the command runs, drains what the kernel still has
+queued, and puts auditing back.  Keeps a tally, not the records.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import socket
+import threading
+import time
+
+from .netlink import Control, _explain, messages, open_readlog
+from .records import (AUDIT_CONFIG_CHANGE, AUDIT_EOE, AUDIT_LANDLOCK_ACCESS,
+                      AUDIT_LANDLOCK_DOMAIN, AUDIT_SYSCALL, AUDIT_TRUSTED_APP, Analysis, Tally,
+                      parse_message)
+from .switch import LOCK_DIR, Switch
+
+
+class Session:
+    """Collect the denial records of sandboxed commands.
+
+    ::
+
+        with Session() as s:              # raises AuditUnavailable
+            launcher.run(plan, ..., on_start=s.watch)
+            result = s.finish()           # an Analysis
+
+    :meth:`open` subscribes and switches auditing on (only if it was off);
+    :meth:`watch` names the sandbox's first process; :meth:`finish` drains
+    the records still in flight and analyses them; :meth:`close` puts
+    auditing back.  A session can collect several runs in turn (``learn``):
+    :meth:`finish` starts a fresh collection.
+    """
+
+    #: Upper bounds for draining after the command ends (seconds).
+    DRAIN_TIMEOUT = 3.0
+    DEALLOC_WAIT = 0.5
+
+    def __init__(self, lock_dir: str = LOCK_DIR):
+        self.lock_dir = lock_dir
+        self.ctl = None
+        self.sock = None
+        self.switch = None
+        self.switched_on = False
+        self.was_enabled = None
+        self.lost = 0
+        self._config_serial = None   # the latest switch change seen
+        self._start_serial = None    # the serial of this session's start marker
+        self._marker_serial = None
+        self.tally = None
+        self._tally_lock = None
+        self._reset_collection()
+        self._stop_r = self._stop_w = -1
+        self._thread = None
+        self._seen_marker = None
+        self._marker = None
+        self._old_handlers: dict = {}
+
+    # life cycle ---------------------------------------------------------
+    def __enter__(self) -> "Session":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Subscribe to the records and make sure auditing is on.  Raises
+        :class:`AuditUnavailable` (having undone everything)."""
+        try:
+            self.sock = open_readlog()
+            for opt in (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF):
+                try:
+                    self.sock.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)
+                    break
+                except OSError:
+                    continue
+            try:
+                self.ctl = Control()
+                self.was_enabled = self.ctl.enabled()
+            except OSError as e:
+                raise _explain(e, "querying the audit status", "CAP_AUDIT_CONTROL") from None
+            self._trap_signals()
+            self.switch = Switch(self.ctl, self.lock_dir)
+            try:
+                self.switched_on = self.switch.acquire()
+            except OSError as e:
+                raise _explain(e, "switching auditing on", "CAP_AUDIT_CONTROL") from None
+            self._start_reader()
+            self._start_serial = self._mark("start")
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def changed_by_others(self) -> bool:
+        """Whether someone else set the audit switch while this session ran
+        (when the start marker never came back, any change seen counts)."""
+        if self._config_serial is None:
+            return False
+        return self._start_serial is None or self._config_serial > self._start_serial
+
+    def close(self) -> None:
+        """Stop reading and put auditing back.  Idempotent."""
+        self._stop_reader()
+        try:
+            if self.switch is not None:
+                self.switch.release(self.changed_by_others)
+        except OSError:
+            pass
+        finally:
+            self.switch = None
+            if self.ctl is not None:
+                self.ctl.close()
+                self.ctl = None
+            if self.sock is not None:
+                self.sock.close()
+                self.sock = None
+            self._untrap_signals()
+
+    def _trap_signals(self) -> None:
+        """SIGTERM/SIGHUP would kill Python without running ``finally``:
+        turn them into SystemExit while auditing may be switched on."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signo, frame):
+            raise SystemExit(128 + signo)
+
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                if signal.getsignal(s) in (signal.SIG_DFL, None):
+                    self._old_handlers[s] = signal.signal(s, handler)
+            except (ValueError, OSError):
+                pass
+
+    def _untrap_signals(self) -> None:
+        for s, old in self._old_handlers.items():
+            try:
+                signal.signal(s, old)
+            except (ValueError, OSError):
+                pass
+        self._old_handlers = {}
+
+    # reading ----------------------------------------------------------------
+    def _start_reader(self) -> None:
+        self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
+        self._seen_marker = threading.Event()
+        self._thread = threading.Thread(target=self._read_loop, name="landwrap-audit",
+                                        daemon=True)
+        # The launcher waits for SIGCHLD with sigwaitinfo() in the main
+        # thread: a thread that left it unblocked could swallow it.  The
+        # reader starts with every signal blocked.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            self._thread.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def _read_loop(self) -> None:
+        sock = self.sock
+        sock.setblocking(False)
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
+        while True:
+            events = dict(poller.poll())
+            if sock.fileno() in events:
+                while True:
+                    try:
+                        data = sock.recv(1 << 17)
+                    except BlockingIOError:
+                        break
+                    except OSError as e:
+                        if e.errno == errno.ENOBUFS:
+                            self.lost += 1
+                            continue
+                        return
+                    self._take(data)
+            if self._stop_r in events:
+                return
+
+    def _reset_collection(self) -> None:
+        if self._tally_lock is None:
+            self._tally_lock = threading.Lock()
+        with self._tally_lock:
+            self.tally = Tally(os.getpid())
+
+    def _take(self, data: bytes) -> None:
+        """Tally the records in one netlink read as they arrive: nothing is
+        kept per record (see :class:`Tally`)."""
+        for type_, body in messages(data):
+            if type_ == AUDIT_TRUSTED_APP:
+                if self._marker and self._marker.encode() in body:
+                    rec = parse_message(type_, body)
+                    self._marker_serial = rec.serial if rec is not None else None
+                    self._seen_marker.set()
+                continue
+            if type_ == AUDIT_CONFIG_CHANGE:
+                # Switching auditing on from off is not logged, so a change
+                # of the switch seen here is someone else's (an
+                # administrator's `auditctl -e 1`, an auditd starting) --
+                # unless it was made before this session began: the kernel
+                # delivers records late, and its serials tell the order.
+                if b" audit_enabled=" in body or b" audit_pid=" in body:
+                    rec = parse_message(type_, body)
+                    serial = rec.serial if rec is not None else 1 << 62
+                    self._config_serial = max(self._config_serial or 0, serial)
+                continue
+            if type_ in (AUDIT_LANDLOCK_ACCESS, AUDIT_LANDLOCK_DOMAIN, AUDIT_SYSCALL,
+                         AUDIT_EOE):
+                rec = parse_message(type_, body)
+                if rec is not None:
+                    with self._tally_lock:
+                        self.tally.add(rec)
+
+    def _analysis(self) -> Analysis:
+        with self._tally_lock:
+            result = self.tally.result()
+        result.lost = self.lost
+        return result
+
+    def _stop_reader(self) -> None:
+        if self._thread is not None:
+            os.write(self._stop_w, b"x")
+            self._thread.join(5)
+            self._thread = None
+        for fd in (self._stop_r, self._stop_w):
+            if fd >= 0:
+                os.close(fd)
+        self._stop_r = self._stop_w = -1
+
+    # collecting ---------------------------------------------------------------
+    def watch(self, pid: int) -> None:
+        """The sandbox's first process (the launcher's ``on_start`` hook)."""
+        with self._tally_lock:
+            self.tally.watch(pid)
+
+    def drain(self) -> None:
+        """Wait until the kernel has delivered every record of the finished
+        command: send a marker record and wait for it to come back (bounded
+        by :data:`DRAIN_TIMEOUT`).  Then give the kernel a moment (at most
+        :data:`DEALLOC_WAIT`) to report the freed domains and their totals."""
+        if self._mark("drain") is None:
+            # No CAP_AUDIT_WRITE: wait for the stream to go quiet instead.
+            last, deadline = -1, time.monotonic() + self.DRAIN_TIMEOUT
+            while time.monotonic() < deadline and self.tally.received != last:
+                last = self.tally.received
+                time.sleep(0.1)
+        deadline = time.monotonic() + self.DEALLOC_WAIT
+        while time.monotonic() < deadline:
+            with self._tally_lock:
+                if self.tally.settled():
+                    break
+            time.sleep(0.01)
+
+    def _mark(self, what: str) -> int | None:
+        """Send a marker record and wait until it comes back (bounded by
+        :data:`DRAIN_TIMEOUT`): every record queued before it has then been
+        read.  Returns its serial, or None (no CAP_AUDIT_WRITE, timeout)."""
+        self._seen_marker.clear()
+        self._marker_serial = None
+        self._marker = f"landwrap {what} {os.getpid()}.{time.monotonic_ns()}"
+        try:
+            self.ctl.user_message(self._marker)
+        except OSError:
+            return None
+        if not self._seen_marker.wait(self.DRAIN_TIMEOUT):
+            return None
+        return self._marker_serial
+
+    def finish(self) -> Analysis:
+        """Drain, analyse, and start afresh for the next run."""
+        if self.ctl is None:
+            raise RuntimeError("audit session is not open")
+        self.drain()
+        result = self._analysis()
+        self._reset_collection()
+        self.lost = 0
+        return result

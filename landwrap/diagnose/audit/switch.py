@@ -1,0 +1,112 @@
+"""audit/switch.py: the audit enabled flag, shared by concurrent landwrap
+sessions through lock files in :data:`LOCK_DIR`.  Never leaves auditing on
+that it found off (short of SIGKILL), and switches off only what landwrap
+itself switched on.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+from .netlink import Control
+
+LOCK_DIR = "/run/landwrap"
+
+
+class Switch:
+    """Turns auditing on for a session and back off after the last
+    concurrent landwrap session, using flock()s in :data:`LOCK_DIR`:
+    ``audit.lock`` serialises the transitions, every session holds a shared
+    lock on ``audit.users``, and ``audit.restore`` records that auditing was
+    off before (it survives a killed session and is honoured by the next)."""
+
+    def __init__(self, ctl: Control, lock_dir: str = LOCK_DIR):
+        self.ctl = ctl
+        self.dir = lock_dir
+        self.users = -1
+        self.restore_off = False  # uncoordinated fallback
+
+    def _open(self, name: str) -> int:
+        return os.open(os.path.join(self.dir, name),
+                       os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+
+    def _mutex(self) -> int:
+        try:
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+            st = os.lstat(self.dir)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return -1
+            fd = self._open("audit.lock")
+        except OSError:
+            return -1
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def _restore_file(self) -> str:
+        return os.path.join(self.dir, "audit.restore")
+
+    def acquire(self) -> bool:
+        """Make sure auditing is on; returns True if this session (or a
+        killed earlier one) turned it on."""
+        mutex = self._mutex()
+        if mutex < 0:  # no lock directory: manage the switch alone
+            if self.ctl.enabled() == 0:
+                self.ctl.set_enabled(1)
+                self.restore_off = True
+            return self.restore_off
+        try:
+            self.users = self._open("audit.users")
+            try:
+                fcntl.flock(self.users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                first = True
+            except BlockingIOError:
+                first = False
+            pending = os.path.exists(self._restore_file())
+            if first and pending:
+                # Left by a session that was killed: whether auditing is
+                # still the way it left it (or an administrator has turned
+                # it on since) cannot be known, so it is not switched off.
+                pending = False
+                os.unlink(self._restore_file())
+            if self.ctl.enabled() == 0:
+                self.ctl.set_enabled(1)
+                if not pending:
+                    fd = self._open("audit.restore")
+                    os.write(fd, b"0\n")
+                    os.close(fd)
+                pending = True
+            fcntl.flock(self.users, fcntl.LOCK_SH)
+            return pending
+        finally:
+            os.close(mutex)
+
+    def release(self, changed_by_others: bool = False) -> None:
+        """Leave; the last session switches auditing back off if landwrap
+        switched it on and nobody else has set it since
+        (*changed_by_others*: a session saw a configuration change that was
+        not landwrap's; the note is then dropped for every session)."""
+        if self.users < 0:
+            if self.restore_off:
+                self.restore_off = False
+                if self.ctl.enabled() == 1 and not changed_by_others:
+                    self.ctl.set_enabled(0)
+            return
+        mutex = self._mutex()
+        try:
+            try:
+                fcntl.flock(self.users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                last = True
+            except BlockingIOError:
+                last = False
+            if changed_by_others and os.path.exists(self._restore_file()):
+                os.unlink(self._restore_file())
+            if last and os.path.exists(self._restore_file()):
+                if self.ctl.enabled() == 1:
+                    self.ctl.set_enabled(0)
+                os.unlink(self._restore_file())
+        finally:
+            os.close(self.users)
+            self.users = -1
+            if mutex >= 0:
+                os.close(mutex)
