@@ -167,13 +167,11 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
     for access, paths in (("ro", ro), ("rox", rox), ("rw", rw), ("rwx", rwx)):
         for p in _many(paths, (str, bytes, os.PathLike)):
             rs.allow(p, access, origin=f"{access}={os.fsdecode(os.fspath(p))}")
-    for right, ports in (("bind_tcp", bind_tcp), ("connect_tcp", connect_tcp)):
+    for arg, ports in (("bind_tcp", bind_tcp), ("connect_tcp", connect_tcp),
+                       ("bind_udp", bind_udp), ("connect_udp", connect_udp)):
         for spec in _many(ports, (int, str)):
-            rs.allow_port(spec, right, origin=f"{right}={spec}")
-    for arg, right, ports in (("bind_udp", "bind_udp", bind_udp),
-                              ("connect_udp", "connect_send_udp", connect_udp)):
-        for spec in _many(ports, (int, str)):
-            rs.allow_port(spec, right, origin=f"{arg}={spec}", required=compat == STRICT)
+            rs.allow_port(spec, _profile.NET_RIGHT[arg], origin=f"{arg}={spec}",
+                          required=arg.endswith("_tcp") or compat == STRICT)
     if scope is not None:
         if scope is False:
             rs.scopes = 0
@@ -191,7 +189,7 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
             rs.scopes = bits
             rs.need["scoped"] = bits
     if compat is not None:
-        if compat not in (STRICT, BEST_EFFORT):
+        if compat not in _compat.MODES:
             raise UsageError(f"unknown compat mode {compat!r} "
                              "(expected 'strict' or 'best-effort')")
         rs.compat = compat

@@ -13,6 +13,7 @@ import os
 
 from ..engine import compat
 from ..profiles import profile
+from ..engine.ruleset import short_access
 from ..engine.safetext import printable
 from ..engine.errors import LandlockUnavailable, LandwrapError, ProfileError, UnsupportedFeature
 
@@ -85,14 +86,7 @@ def locate(spec: str, dirs=None) -> tuple:
         if not os.path.isfile(p):
             raise ProfileError("no such file", p)
         return p, []
-    if not spec or spec.startswith(".") or "\0" in spec:
-        raise ProfileError(f"bad profile name {spec!r}")
-    p = profile.find(spec, dirs)
-    if p is None:
-        raise ProfileError(f"no profile named {spec!r} on the profile path",
-                           hint="`landwrap profile list` shows them; searched: "
-                           + ", ".join(dirs))
-    return p, profile.find_locals(spec, dirs)
+    return profile.locate(spec, None, dirs), profile.find_locals(spec, dirs)
 
 
 def show_written(spec: str, dirs=None) -> str:
@@ -192,10 +186,7 @@ def resolved(spec: str, *, abi: int | None = None, dirs=None) -> dict:
 
 
 def _short(bits: int) -> str:
-    for name in ("rwx", "rw", "rox", "ro"):
-        if bits == compat.access_bits(name):
-            return name
-    return ",".join(compat.names(compat.FS_RIGHTS, bits))
+    return short_access(bits, compat.FS_ALL)
 
 
 def format_resolved(view: dict) -> str:

@@ -112,7 +112,7 @@ def main(opts: dict) -> int:
 def _run(opts: dict) -> int:
     if opts.get("json") and not opts.get("dry_run"):
         raise UsageError("--json only goes with --dry-run")
-    if opts.get("abi") is not None and not 1 <= opts["abi"] <= compat.LATEST_ABI:
+    if opts.get("abi") is not None and not compat.known_abi(opts["abi"]):
         raise UsageError(f"--abi {opts['abi']}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
     argv = opts["command"]
     prof = build_profile(opts)

@@ -60,7 +60,7 @@ from ..engine import compat
 from . import denials as dn
 from ..cli import report
 from ..engine.errors import CommandNotFound, LandwrapError, UsageError
-from ..profiles.profile import toml_str
+from ..profiles.profile import NET_KEY, toml_str
 from ..engine.safetext import printable
 
 DEFAULT_ROUNDS = 8
@@ -71,8 +71,6 @@ READ_RIGHTS = {"read_file", "read_dir"}
 FILE_RIGHTS = set(compat.names(compat.FS_RIGHTS, compat.FS_FILE))
 SHARE_DATA = {"zoneinfo", "terminfo", "fonts", "i18n", "ca-certificates", "mime",
               "icons", "misc", "X11", "glib-2.0", "gtk-3.0"}
-NET_KEY = {"connect_tcp": "connect_tcp", "bind_tcp": "bind_tcp",
-           "bind_udp": "bind_udp", "connect_send_udp": "connect_udp"}
 
 #: Sensitive paths in a home directory (relative to $HOME; ``.config/``
 #: entries also under $XDG_CONFIG_HOME): keys, credential stores, browser

@@ -14,6 +14,7 @@ import os
 from ..engine import compat
 from ..engine.errors import LandlockUnavailable, UnsupportedFeature, UsageError
 from ..engine.safetext import printable
+from ..profiles.profile import NET_KEY
 
 #: Words for --access: (rights, checked on the parent directory?)
 #: ``None`` for "on the parent" means: on PATH itself when it is an
@@ -38,8 +39,7 @@ NET_WORDS = {
     "tcp": {"connect": "connect_tcp", "bind": "bind_tcp"},
     "udp": {"connect": "connect_send_udp", "send": "connect_send_udp", "bind": "bind_udp"},
 }
-_ENTRY = {"remove_dir", "remove_file", "make_char", "make_dir", "make_reg", "make_sock",
-          "make_fifo", "make_block", "make_sym", "refer"}
+_ENTRY = compat.DIR_ENTRY_RIGHTS
 
 
 class Check:
@@ -232,8 +232,7 @@ def _why_net(plan, ans: Answer, proto: str, port: int, access) -> None:
             c.allowed = bool(c.grants)
             if not c.allowed:
                 c.why = f"no rule allows {right} on port {port}"
-                key = {"connect_tcp": "connect_tcp", "bind_tcp": "bind_tcp",
-                       "bind_udp": "bind_udp", "connect_send_udp": "connect_udp"}[right]
+                key = NET_KEY[right]
                 if right.endswith("_tcp"):
                     ans.suggestion = f"--{right.replace('_', '-')} {port}"
                 else:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 
+from . import compat
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Literal, Optional, Sequence, Tuple
@@ -112,7 +114,7 @@ class LandlockUnavailable(LandwrapError):
                        else _errno.errorcode.get(err, str(err)))
         if err == _errno.ENOSYS:
             msg = "Landlock is not supported by this kernel (ENOSYS: not built in)"
-            hint = ("Landlock needs Linux 5.13 or newer built with "
+            hint = (f"Landlock needs Linux {compat.KERNEL[1]} or newer built with "
                     "CONFIG_SECURITY_LANDLOCK=y")
         elif err == _errno.EOPNOTSUPP:
             msg = "Landlock is built into this kernel but disabled (EOPNOTSUPP)"

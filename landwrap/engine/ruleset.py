@@ -23,8 +23,8 @@ from .errors import (LandlockUnavailable, NothingEnforced, PathError, RulesetErr
 
 TYPE_CHECKING = False
 
-STRICT = "strict"
-BEST_EFFORT = "best-effort"
+STRICT = compat.STRICT
+BEST_EFFORT = compat.BEST_EFFORT
 
 #: Rights that change what a directory holds or what a file says: landwrap's
 #: own state never gets any of them (see Plan._check_protected).  refer
@@ -297,11 +297,11 @@ class Ruleset:
         when strict mode cannot enforce what was asked, and
         :class:`PathError` for a required path that does not exist."""
         mode = compat_mode or self.compat
-        if mode not in (STRICT, BEST_EFFORT):
+        if mode not in compat.MODES:
             raise UsageError(f"unknown compatibility mode {mode!r} "
                              "(expected 'strict' or 'best-effort')")
         cap = abi if abi is not None else self.abi
-        if cap is not None and not 1 <= cap <= compat.LATEST_ABI:
+        if cap is not None and not compat.known_abi(cap):
             raise UsageError(f"bad ABI {cap}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
         if kernel_abi is None:
             from . import _binding as _sys

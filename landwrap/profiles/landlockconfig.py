@@ -60,7 +60,8 @@ MAX_RULES = 200_000  # path rules of one document, checked before expanding
 _FS = compat.FS_RIGHTS
 _READ_EXEC = compat.bits(_FS, ("execute", "read_file", "read_dir"))
 _EXECUTE = _FS["execute"][0]
-_GROUP_ABI = {"fs": 1, "net": 4, "scope": 6}  # first ABI with rights of the kind
+_GROUP_ABI = {kind: compat.first_abi(table) for kind, table in (  # first ABI with rights of the kind
+    ("fs", compat.FS_RIGHTS), ("net", compat.NET_RIGHTS), ("scope", compat.SCOPES))}
 _TABLES = {"fs": compat.FS_RIGHTS, "net": compat.NET_RIGHTS, "scope": compat.SCOPES}
 
 
@@ -242,7 +243,7 @@ def _access(d: _Doc, kind: str, value, abi, section, index, key) -> tuple:
             got = group_bits(kind, group, abi)
         elif dot and prefix[:1] == "v" and prefix[1:].isdigit() and prefix[1:2] != "0":
             n = int(prefix[1:])
-            if _GROUP_ABI[kind] <= n <= compat.LATEST_ABI:
+            if _GROUP_ABI[kind] <= n and compat.known_abi(n):
                 got = group_bits(kind, group, n)
         if got is None:
             known = list(table) + [f"abi.{g}" for g in (
@@ -484,8 +485,7 @@ def _toml_str(s: str) -> str:
 def _comment(text: str) -> str:
     """A TOML comment line: control characters (a newline would end the
     comment and inject TOML) are written escaped."""
-    return "# " + "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF
-                          else ascii(ch)[1:-1] for ch in text)
+    return "# " + printable(text)
 
 
 def _toml_list(items) -> str:

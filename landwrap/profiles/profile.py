@@ -60,6 +60,8 @@ ENTRY_KEYS = {"path", "required", "unsafe_cwd", "create"}
 NET_KEYS = {"bind_tcp", "connect_tcp", "bind_udp", "connect_udp", "unrestricted"}
 NET_RIGHT = {"bind_tcp": "bind_tcp", "connect_tcp": "connect_tcp",
              "bind_udp": "bind_udp", "connect_udp": "connect_send_udp"}
+#: The profile key (and API argument) of each network right.
+NET_KEY = {right: key for key, right in NET_RIGHT.items()}
 SCOPE_KEYS = {"signal", "abstract_unix_socket"}
 ENV_KEYS = {"clean", "pass", "set"}
 BUILTIN_VARS = ("HOME", "CWD", "TMPDIR", "UID", "USER", "XDG_CONFIG_HOME",
@@ -841,12 +843,12 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         programs(doc, path)
     if "compat" in doc:
         c = _expect(ctx, "compat", doc["compat"], str)
-        if c not in ("strict", "best-effort"):
+        if c not in compat.MODES:
             ctx.fail("compat", f"expected 'strict' or 'best-effort', got {c!r}")
         rs.compat = c
     if "abi" in doc:
         a = _expect(ctx, "abi", doc["abi"], int)
-        if not 1 <= a <= compat.LATEST_ABI:
+        if not compat.known_abi(a):
             ctx.fail("abi", f"expected an ABI from 1 to {compat.LATEST_ABI}, got {a}")
         rs.abi = a
 
@@ -1168,7 +1170,10 @@ def programs(doc: dict, path: str, name: str | None = None) -> list:
 
 # composition -----------------------------------------------------------
 
-def _locate(spec: str, base_dir: str | None, dirs) -> str:
+def locate(spec: str, base_dir: str | None, dirs) -> str:
+    """The file of profile *spec*: a path (relative to *base_dir* when
+    given) or a name found on *dirs*; ProfileError for a bad or unknown
+    name."""
     if is_path(spec):
         if "\0" in spec:
             raise ProfileError(f"bad profile path {spec!r}: it contains a NUL byte")
@@ -1187,7 +1192,7 @@ def _locate(spec: str, base_dir: str | None, dirs) -> str:
 
 
 def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -> None:
-    path = _locate(spec, base_dir, dirs)
+    path = locate(spec, base_dir, dirs)
     if is_path(spec):
         _require_trusted(path)
     real = os.path.realpath(path)
