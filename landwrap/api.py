@@ -37,7 +37,7 @@ from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
 from typing import (IO, Any, AnyStr, Callable, Iterable, Literal, Mapping, Optional,
                     Sequence, TypedDict, TypeVar, Union, overload)
 
-from .engine import _binding as _sys, compat as _compat, companion as _companion, spawn, threads
+from .engine import _binding, compat as _compat, companion as _companion, spawn, threads
 from .profiles import profile as _profile
 from .engine.errors import (CommandNotFound, EnforcementError, LandwrapError, SandboxWarning,
                             SpawnError, UsageError)
@@ -466,7 +466,7 @@ def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
     result = threads.restrict_process(fd, plan.flags, plan.abi)
     if comp.filter:
         try:
-            _sys.seccomp_install(comp.parts(), os.getpid(), True)
+            _binding.seccomp_install(comp.parts(), os.getpid(), True)
         except OSError as e:
             raise EnforcementError(
                 "the Landlock sandbox is enforced but the seccomp companion filter "
@@ -510,7 +510,7 @@ def abi() -> int:
     """The Landlock ABI version of the running kernel (1 for Linux 5.13 ...
     7 for 6.15, 8 for 7.0), or 0 when the kernel has no Landlock or it is
     disabled at boot (:func:`status` says which)."""
-    v = _sys.kernel_abi()
+    v = _binding.kernel_abi()
     return v if v > 0 else 0
 
 
@@ -822,7 +822,7 @@ class Popen(subprocess.Popen[AnyStr]):
         if plan is not None:
             self.plan = plan
         self._lw_ruleset = ruleset if isinstance(ruleset, Ruleset) else None
-        self._lw_flags = _sys.F_PDEATHSIG if die_with_parent else 0
+        self._lw_flags = _binding.F_PDEATHSIG if die_with_parent else 0
         newer: dict[str, Any] = {}  # arguments older Pythons do not know
         if pipesize != -1:
             newer["pipesize"] = pipesize
@@ -866,17 +866,17 @@ class Popen(subprocess.Popen[AnyStr]):
 
         flags = self._lw_flags
         if close_fds:
-            flags |= _sys.F_CLOSE_FDS
+            flags |= _binding.F_CLOSE_FDS
         if restore_signals:
-            flags |= _sys.F_RESTORE_SIGPIPE
+            flags |= _binding.F_RESTORE_SIGPIPE
         if start_new_session:
-            flags |= _sys.F_NEW_SESSION
+            flags |= _binding.F_NEW_SESSION
         if gids is not None:
-            flags |= _sys.F_CLEAR_GROUPS
+            flags |= _binding.F_CLEAR_GROUPS
         if gid is not None:
-            flags |= _sys.F_SET_GID
+            flags |= _binding.F_SET_GID
         if uid is not None:
-            flags |= _sys.F_SET_UID
+            flags |= _binding.F_SET_UID
         for what, n in (("user", uid), ("group", gid)):
             if n is not None and not 0 <= n <= MAX_ID:
                 raise ValueError(f"{what} id {n} is out of range (0-{MAX_ID})")
@@ -897,7 +897,7 @@ class Popen(subprocess.Popen[AnyStr]):
             e.filename = os.fsdecode(os.fspath(executable))
             raise
         except SpawnError as e:
-            chdir = e.stage == _sys.STAGES[_sys.STAGE_CHDIR]
+            chdir = e.stage == _binding.STAGES[_binding.STAGE_CHDIR]
             raise _as_oserror(e, cwd if chdir else executable) from e
         self.pid = pid
         self._child_created = True

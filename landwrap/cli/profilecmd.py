@@ -314,10 +314,10 @@ def _lines(errors) -> list:
 
 def export(spec: str, *, abi: int | None = None, fmt: str = "toml", dirs=None) -> str:
     """The resolved profile as landlockconfig text (see ``llconfig``)."""
-    from ..profiles import landlockconfig as llconfig
+    from ..profiles import landlockconfig
 
     prof = profile.load([spec], dirs=dirs)
-    return llconfig.export(prof, abi=abi, fmt=fmt)
+    return landlockconfig.export(prof, abi=abi, fmt=fmt)
 
 
 # completion ------------------------------------------------------------

@@ -633,10 +633,10 @@ class Learner:
 
     # set-up -----------------------------------------------------------------
     def _choose_method(self):
-        from ..engine import _binding as _sys
+        from ..engine import _binding
         from . import audit
 
-        kabi = _sys.kernel_abi()
+        kabi = _binding.kernel_abi()
         logs = kabi >= 0 and compat.mask(compat.RESTRICT_FLAGS, compat.effective_abi(kabi)) \
             & dn.log_bit()
         if self.via in ("auto", "audit") and not logs:

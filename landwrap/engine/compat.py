@@ -5,7 +5,7 @@ right and scope bits with the ABI and Linux release that introduced each, the
 restrict_self flags, and the downgrade logic that turns "what was asked for"
 into "what this kernel can enforce" (:func:`downgrade`).
 
-It must never make a system call: detection lives in ``_sys``.
+It must never make a system call: detection lives in ``_binding``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ or handed to spawned children any number of times.
 
 Pure except for path resolution (open O_PATH, once per path: rules are bound
 to those descriptors as they are resolved) and, in ``Plan``, the Landlock
-system calls through ``_sys``.
+system calls through ``_binding``.
 """
 
 from __future__ import annotations
@@ -304,8 +304,8 @@ class Ruleset:
         if cap is not None and not compat.known_abi(cap):
             raise UsageError(f"bad ABI {cap}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
         if kernel_abi is None:
-            from . import _binding as _sys
-            kernel_abi = _sys.kernel_abi()
+            from . import _binding
+            kernel_abi = _binding.kernel_abi()
         plan = Plan(self, mode, kernel_abi)
         want = {
             "fs": compat.FS_ALL if self.fs else 0,
@@ -497,7 +497,7 @@ class Plan:
         self._complete = False
 
     def _resolve_paths(self, rules, handled: int) -> None:
-        from . import _binding as _sys
+        from . import _binding
 
         lexical = _lexical_all([r.path for r in rules])
         # Each path is opened once: the rules of paths without a symlink on
@@ -505,7 +505,7 @@ class Plan:
         # rest are added by ruleset_fd()).
         fd = self._eager_ruleset() if handled else -1
         try:
-            infos = _sys.open_add_paths(fd, lexical, [r.access & handled for r in rules],
+            infos = _binding.open_add_paths(fd, lexical, [r.access & handled for r in rules],
                                         compat.FS_FILE)
         except OSError as e:
             self.close()
@@ -805,7 +805,7 @@ class Plan:
             self._fd, self._complete, self._todo = -1, False, None
         if self._complete or not self.enforces_anything:
             return self._fd
-        from . import _binding as _sys
+        from . import _binding
         fd, self._fd = self._fd, -1
         if fd < 0:
             fd = self._new_ruleset()
@@ -815,12 +815,12 @@ class Plan:
             r for r in self.rules if r.path in self._todo]
         try:
             try:
-                _sys.add_path_rules(fd, [r.path for r in rules], [r.access for r in rules])
+                _binding.add_path_rules(fd, [r.path for r in rules], [r.access for r in rules])
             except OSError as e:
                 raise _rule_error(e) from e
             for port, bits, _ in self.ports:
                 try:
-                    _sys.add_net_rule(fd, bits, port)
+                    _binding.add_net_rule(fd, bits, port)
                 except OSError as e:
                     raise RulesetError(
                         f"failed to add a rule for port {port}: {e.strerror}",
@@ -853,11 +853,11 @@ class Plan:
         return out
 
     def _new_ruleset(self) -> int:
-        from . import _binding as _sys
+        from . import _binding
         size = (compat.ATTR_SIZE_SCOPED if self.scoped else
                 compat.ATTR_SIZE_NET if self.net else compat.ATTR_SIZE_FS)
         try:
-            fd = _sys.create_ruleset(self.fs, self.net, self.scoped, size)
+            fd = _binding.create_ruleset(self.fs, self.net, self.scoped, size)
         except OSError as e:
             raise RulesetError(f"failed to create a ruleset: {e.strerror}",
                                errno=e.errno) from e

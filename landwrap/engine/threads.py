@@ -47,7 +47,7 @@ import errno
 import os
 import threading
 
-from . import _binding as _sys, compat
+from . import _binding, compat
 from .errors import EnforcementError
 
 #: Seconds to wait for every thread to answer.
@@ -137,7 +137,7 @@ def thread_info(task_fd: int | None = None) -> dict:
     if task_fd is None:
         task_fd = _proc_fds()[0]
     try:
-        rows = _sys.thread_masks(task_fd)
+        rows = _binding.thread_masks(task_fd)
     except OSError as e:
         raise EnforcementError(f"cannot list the threads of this process: {e.strerror}; "
                                "nothing was restricted", errno=e.errno) from e
@@ -167,7 +167,7 @@ def _pick_signal(task_fd: int, me: int, exclude=()) -> tuple:
     guarantee (it times out on any thread that does not answer)."""
     import time
 
-    free = [s for s in candidate_signals() if s not in exclude and _sys.signal_is_free(s)]
+    free = [s for s in candidate_signals() if s not in exclude and _binding.signal_is_free(s)]
     if not free:
         lo, hi = min(candidate_signals()), max(candidate_signals())
         raise EnforcementError(
@@ -213,8 +213,8 @@ def _caller_error(err: int) -> EnforcementError:
 
 def _restrict_caller(ruleset_fd: int, flags: int) -> None:
     try:
-        _sys.no_new_privs()
-        _sys.restrict_self(ruleset_fd, flags)
+        _binding.no_new_privs()
+        _binding.restrict_self(ruleset_fd, flags)
     except OSError as e:
         raise _caller_error(e.errno) from e
 
@@ -259,7 +259,7 @@ def _by_signal(ruleset_fd: int, flags: int, timeout: float, task_fd: int,
     tried = []
     while True:
         try:
-            outcome, records, escapes = _sys.restrict_threads(
+            outcome, records, escapes = _binding.restrict_threads(
                 ruleset_fd, flags, sig, task_fd, status_fd, max(1, int(timeout * 1000)))
             break
         except OSError as e:
@@ -303,20 +303,20 @@ def _judge(outcome: int, records: list, info: dict, sig: int,
            timeout: float, escapes: int = 0) -> ThreadsResult:
     """Turn a round's records into a result, or raise naming every thread
     that is not known to be restricted."""
-    ok = [tid for tid, st, err in records if st == _sys.T_DONE and not err]
+    ok = [tid for tid, st, err in records if st == _binding.T_DONE and not err]
     problems = []
     for tid, st, err in records:
-        if st == _sys.T_DONE and err:
+        if st == _binding.T_DONE and err:
             problems.append((tid, f"restricting it failed: {os.strerror(err)}"))
-        elif st in (_sys.T_SENT, _sys.T_BUSY):
+        elif st in (_binding.T_SENT, _binding.T_BUSY):
             problems.append((tid, f"did not answer signal {sig} within {timeout:g}s "
                                   "(blocked, stopped or traced)"))
-        elif st == _sys.T_LOST:
+        elif st == _binding.T_LOST:
             problems.append((tid, f"could not be signalled: {os.strerror(err)}"))
     if outcome == 0 and not problems:
         return ThreadsResult("signal", 1 + len(ok), sig, escapes)
     if outcome == errno.ENOSPC:
-        problems.append((None, f"more than {_sys.MAX_THREADS} threads"))
+        problems.append((None, f"more than {_binding.MAX_THREADS} threads"))
     elif outcome and outcome != errno.ETIMEDOUT and not problems:
         problems.append((None, f"scanning the threads failed: {os.strerror(outcome)}"))
     elif outcome == errno.ETIMEDOUT and not problems:

@@ -60,16 +60,9 @@ MAX_RULES = 200_000  # path rules of one document, checked before expanding
 _FS = compat.FS_RIGHTS
 _READ_EXEC = compat.bits(_FS, ("execute", "read_file", "read_dir"))
 _EXECUTE = _FS["execute"][0]
-_GROUP_ABI = {kind: compat.first_abi(table) for kind, table in (  # first ABI with rights of the kind
-    ("fs", compat.FS_RIGHTS), ("net", compat.NET_RIGHTS), ("scope", compat.SCOPES))}
 _TABLES = {"fs": compat.FS_RIGHTS, "net": compat.NET_RIGHTS, "scope": compat.SCOPES}
-
-
-def is_landlockconfig(doc: dict) -> bool:
-    """Whether a parsed document is in landlockconfig rather than landwrap
-    profile format (either spelling)."""
-    return any(k in doc for k in ("ruleset", "path_beneath", "net_port", "variable",
-                                  "pathBeneath", "netPort"))
+#: The first ABI with rights of each kind.
+_GROUP_ABI = {kind: compat.first_abi(table) for kind, table in _TABLES.items()}
 
 
 def group_bits(kind: str, group: str, abi: int) -> int | None:

@@ -1207,10 +1207,10 @@ def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -
         return  # reached again through another extends: a union, once is enough
     prof.applied.add(real)
     doc = load_document(path)
-    if _is_landlockconfig(doc):
-        from . import landlockconfig as llconfig
+    if is_landlockconfig(doc):
+        from . import landlockconfig
 
-        llconfig.apply(prof, doc, path)
+        landlockconfig.apply(prof, doc, path)
         prof.ruleset.sources.append(path)
         return
     parents = doc.get("extends", [])
@@ -1235,8 +1235,10 @@ def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -
             _load_into(prof, local, None, dirs, chain + [real], environ)
 
 
-def _is_landlockconfig(doc: dict) -> bool:
-    # TOML and JSON (camelCase) spellings; see llconfig.is_landlockconfig
+def is_landlockconfig(doc: dict) -> bool:
+    """Whether a parsed document is in landlockconfig rather than landwrap
+    profile format (either spelling: TOML, or JSON's camelCase).  Here, not
+    in landlockconfig.py, so that reading a profile does not import it."""
     return any(k in doc for k in ("ruleset", "path_beneath", "net_port", "variable",
                                   "pathBeneath", "netPort"))
 

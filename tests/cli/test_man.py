@@ -428,15 +428,15 @@ def test_profile_examples_are_valid(text, tmp_path):
 
 
 def test_landlockconfig_example_is_valid(tmp_path):
-    from landwrap.profiles import landlockconfig as llconfig
+    from landwrap.profiles import landlockconfig
 
     found = [text for section, text in _examples(MAN5) if section == "LANDLOCKCONFIG FILES"]
     assert found
     for text in found:
         doc = tomllib.loads(text)
-        assert llconfig.is_landlockconfig(doc)
+        assert profile.is_landlockconfig(doc)
         path = tmp_path / "example.toml"
         path.write_text(text)
         prof = profile.Profile()
-        llconfig.apply(prof, doc, str(path))
+        landlockconfig.apply(prof, doc, str(path))
         assert any(r.path == "/usr" for r in prof.ruleset.paths)

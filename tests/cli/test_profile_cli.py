@@ -429,7 +429,7 @@ def _shipped():
 @pytest.mark.parametrize("name", _shipped())
 def test_every_shipped_profile_exports_and_reads_back_the_same(name, tmp_path, monkeypatch):
     """In-process, for speed: export, load the export with -p, same kernel rules."""
-    from landwrap.profiles import landlockconfig as llconfig, profile
+    from landwrap.profiles import landlockconfig, profile
     from landwrap.engine.errors import UnsupportedFeature
 
     monkeypatch.setenv("LANDWRAP_CACHE_DIR", str(tmp_path / "cache"))
@@ -445,7 +445,7 @@ def test_every_shipped_profile_exports_and_reads_back_the_same(name, tmp_path, m
     except UnsupportedFeature:
         plan = prof.ruleset.resolve(compat_mode="best-effort")
     out = tmp_path / f"{name}.toml"
-    out.write_text(llconfig.export(plan, profile=prof))
+    out.write_text(landlockconfig.export(plan, profile=prof))
     back = profile.load([str(out)]).ruleset.resolve(compat_mode=plan.mode)
     assert _plan_view(back) == _plan_view(plan)
 

@@ -1,5 +1,5 @@
 """The profile loader's pure logic (landwrap/profile.py and the
-landlockconfig reader in landwrap/llconfig.py): lookup order, variables,
+landlockconfig reader in landwrap/landlockconfig.py): lookup order, variables,
 globs, extends, .local.toml additions, error messages with FILE:LINE: key,
 and the parse cache's ownership checks.  No Landlock here: paths are only
 resolved (stat/open O_PATH), never enforced."""
@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from landwrap.engine import compat
-from landwrap.profiles import landlockconfig as llconfig, profile
+from landwrap.profiles import landlockconfig, profile
 from landwrap.engine.errors import PathError, ProfileError
 
 
@@ -569,13 +569,13 @@ def test_landlockconfig_json_errors_have_lines(tmp_path):
 
 def test_access_groups():
     fs = compat.FS_RIGHTS
-    assert llconfig.group_bits("fs", "read_execute", 1) == compat.bits(
+    assert landlockconfig.group_bits("fs", "read_execute", 1) == compat.bits(
         fs, ("execute", "read_file", "read_dir"))
-    assert llconfig.group_bits("fs", "read_write", 3) == compat.mask(fs, 3) & ~fs["execute"][0]
-    assert llconfig.group_bits("fs", "all", 99) == compat.FS_ALL
-    assert llconfig.group_bits("net", "all", 4) == compat.NET_TCP
-    assert llconfig.group_bits("scope", "all", 6) == compat.SCOPE_ALL
-    assert llconfig.group_bits("net", "read_write", 6) is None
+    assert landlockconfig.group_bits("fs", "read_write", 3) == compat.mask(fs, 3) & ~fs["execute"][0]
+    assert landlockconfig.group_bits("fs", "all", 99) == compat.FS_ALL
+    assert landlockconfig.group_bits("net", "all", 4) == compat.NET_TCP
+    assert landlockconfig.group_bits("scope", "all", 6) == compat.SCOPE_ALL
+    assert landlockconfig.group_bits("net", "read_write", 6) is None
 
 
 def test_local_file_extends_are_followed(tmp_path):

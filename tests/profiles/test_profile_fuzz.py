@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from landwrap.engine import compat
-from landwrap.profiles import landlockconfig as llconfig, profile
+from landwrap.profiles import landlockconfig, profile
 from landwrap.profiles.profile import toml_str
 from landwrap.engine.errors import ProfileError
 from landwrap.engine.ruleset import FS_WRITE, ProtectedStateError, parse_ports
@@ -287,7 +287,7 @@ def test_valid_profiles_load_completely(case, fmt):
     plan = check_complete(prof, doc, paths, ports)
     # and the landlockconfig export reads back to the same kernel rules
     if plan is not None and plan.enforces_anything:
-        text = llconfig.export(plan, profile=prof)
+        text = landlockconfig.export(plan, profile=prof)
         back = profile.load([write("fuzz-export.toml", text)], dirs=[PROFILES])
         plan2 = back.ruleset.resolve(compat_mode="best-effort")
         assert _kernel_view(plan2) == _kernel_view(plan)
@@ -366,7 +366,7 @@ LLCONFIG = st.fixed_dictionaries({}, optional={
 def _camel(doc):
     """The JSON spelling of a landlockconfig document."""
     if isinstance(doc, dict):
-        return {llconfig._CAMEL.get(k, k): _camel(v) for k, v in doc.items()}
+        return {landlockconfig._CAMEL.get(k, k): _camel(v) for k, v in doc.items()}
     if isinstance(doc, list):
         return [_camel(v) for v in doc]
     return doc
@@ -404,7 +404,7 @@ def test_landlockconfig_documents_fail_cleanly_or_load_completely(doc, fmt):
     rs = r.ruleset
     # every literal parent that exists is in the ruleset with its rights
     for pb in doc.get("path_beneath", []):
-        bits, _ = llconfig._access(llconfig._Doc(path, doc), "fs", pb["allowed_access"],
+        bits, _ = landlockconfig._access(landlockconfig._Doc(path, doc), "fs", pb["allowed_access"],
                                    doc.get("abi"), "path_beneath", 0, "allowed_access")
         for raw in pb["parent"]:
             if "$" in raw:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from conftest import ROOT, need_program
 
 import landwrap
-from landwrap.engine import _binding as _sys
+from landwrap.engine import _binding
 from landwrap.profiles import profile
 from landwrap.cli.main import cli
 
@@ -109,7 +109,7 @@ def test_version_is_written_once():
 
 def test_extension_needs_nothing_newer_than_manylinux2014_glibc():
     objdump = need_program("objdump")
-    so = os.path.dirname(os.path.dirname(_sys.__spec__.origin))  # landwrap/, beside engine/
+    so = os.path.dirname(os.path.dirname(_binding.__spec__.origin))  # landwrap/, beside engine/
     ext = [os.path.join(so, f) for f in os.listdir(so) if f.startswith("_lwcffi") and f.endswith(".so")]
     assert len(ext) == 1, ext
     assert ext[0].endswith(".abi3.so")  # the stable ABI: one wheel for every CPython
@@ -127,7 +127,7 @@ def test_vfork_child_is_kept_out_of_line():
     reuse stack the suspended parent still needs.  Both are functions of
     their own in the built extension."""
     nm = need_program("nm")
-    so = os.path.dirname(os.path.dirname(_sys.__spec__.origin))  # landwrap/, beside engine/
+    so = os.path.dirname(os.path.dirname(_binding.__spec__.origin))  # landwrap/, beside engine/
     ext = [os.path.join(so, f) for f in os.listdir(so) if f.startswith("_lwcffi") and f.endswith(".so")]
     out = subprocess.run([nm, ext[0]], capture_output=True, text=True).stdout
     if not out.strip():
