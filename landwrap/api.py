@@ -38,7 +38,7 @@ from typing import (IO, Any, AnyStr, Callable, Iterable, Literal, Mapping, Optio
                     Sequence, TypedDict, TypeVar, Union, overload)
 
 from .engine import _binding, compat as _compat, companion as _companion, spawn, threads
-from .profiles import profile as _profile
+from .profiles import lookup as _lookup, profile as _profile, validate as _validate
 from .engine.errors import (CommandNotFound, EnforcementError, LandwrapError, SandboxWarning,
                             SpawnError, UsageError)
 from .engine.launcher import MAX_FD, MAX_ID, build_env
@@ -143,7 +143,7 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
                   connect_tcp: Ports = (), bind_udp: Ports = (), connect_udp: Ports = (),
                   scope: Scope = None, compat: Compat | None = None,
                   abi: int | None = None,
-                  command: str | None = None) -> tuple[Ruleset, _profile.Profile]:
+                  command: str | None = None) -> tuple[Ruleset, _validate.Profile]:
     """``(Ruleset, Profile)`` from the arguments :func:`restrict` and
     :func:`run` take.
 
@@ -155,7 +155,7 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
     ABI 10 (Linux 7.2); below it they are dropped with a warning (UDP stays
     open, as without them) unless ``compat="strict"`` is given explicitly."""
     if profile is False:
-        prof = _profile.Profile()  # type: ignore[no-untyped-call]
+        prof = _validate.Profile()  # type: ignore[no-untyped-call]
     elif profile is None:
         prof = _profile.for_command((), command)
     elif profile is True:
@@ -170,7 +170,7 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
     for arg, ports in (("bind_tcp", bind_tcp), ("connect_tcp", connect_tcp),
                        ("bind_udp", bind_udp), ("connect_udp", connect_udp)):
         for spec in _many(ports, (int, str)):
-            rs.allow_port(spec, _profile.NET_RIGHT[arg], origin=f"{arg}={spec}",
+            rs.allow_port(spec, _validate.NET_RIGHT[arg], origin=f"{arg}={spec}",
                           required=arg.endswith("_tcp") or compat == STRICT)
     if scope is not None:
         if scope is False:
@@ -336,7 +336,7 @@ def python_paths() -> list[str]:
         if isinstance(p, str) and p.startswith("/") and not _covers(p, home):
             prefixes.append(p)
     candidates = [os.path.realpath(sys.executable) if sys.executable else "", *prefixes,
-                  os.path.dirname(os.path.abspath(__file__)), _profile.PACKAGE_PROFILES]
+                  os.path.dirname(os.path.abspath(__file__)), _lookup.PACKAGE_PROFILES]
     for p in candidates:
         if p.startswith("/") and p not in out and os.path.exists(p):
             out.append(p)

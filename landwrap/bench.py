@@ -261,7 +261,7 @@ def _write_profile(path: str, files) -> None:
 
 def bench_profile(paths: int, rounds: int) -> dict:
     from .engine import _binding, compat
-    from .profiles import profile
+    from .profiles import lookup, profile
 
     abi = _binding.kernel_abi()
     fs = compat.mask(compat.FS_RIGHTS, abi)
@@ -429,7 +429,7 @@ def bench_denials(n: int) -> dict:
 # 6. other commands -------------------------------------------------------
 
 def bench_commands(n: int) -> dict:
-    from .profiles import profile
+    from .profiles import lookup, profile
 
     lw = landwrap_cmd()
     shipped = sorted(_shipped(profile))
@@ -444,7 +444,7 @@ def bench_commands(n: int) -> dict:
 
 
 def _shipped(profile) -> list:
-    d = profile.PACKAGE_PROFILES
+    d = lookup.PACKAGE_PROFILES
     return [os.path.join(d, n) for n in os.listdir(d) if n.endswith(".toml")]
 
 

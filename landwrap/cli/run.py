@@ -14,7 +14,7 @@ from ..engine.errors import EXIT_ERROR, LandwrapError, UsageError
 
 
 def build_profile(opts: dict):
-    """The requested sandbox (a profile.Profile), before the kernel is asked
+    """The requested sandbox (a validate.Profile), before the kernel is asked
     anything: the profiles (or none), then the command line on top.
 
     Profile variables and landwrap's protected state are those of the user
@@ -25,17 +25,17 @@ def build_profile(opts: dict):
         raise UsageError("--profile and --no-profile cannot be combined")
     if opts.get("strict") and opts.get("best_effort"):
         raise UsageError("--strict and --best-effort cannot be combined")
-    from ..profiles import profile
+    from ..profiles import lookup, profile, validate
 
     environ = _target_environ(opts.get("user"))
     if opts.get("no_profile"):
-        prof = profile.Profile()
+        prof = validate.Profile()
         prof.why = "--no-profile"
         profile.protect(prof.ruleset, environ)
     else:
         prof = profile.for_command(opts.get("profile") or (),
                                    opts["command"][0] if opts.get("command") else None,
-                                   dirs=profile.search_path() if environ else None,
+                                   dirs=lookup.search_path() if environ else None,
                                    environ=environ)
     rs = prof.ruleset
     policy.apply_options(rs, opts)
@@ -60,7 +60,7 @@ def _target_environ(user):
         return None
     import pwd
 
-    from ..profiles import profile
+    from ..profiles import variables
 
     try:
         pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
@@ -68,7 +68,7 @@ def _target_environ(user):
         if not user.isdigit():
             raise UsageError(f"--user {user}: no such user") from None
         pw = pwd.struct_passwd((user, "x", int(user), int(user), "", "/nonexistent", ""))
-    return profile.user_environ(pw)
+    return variables.user_environ(pw)
 
 
 def _check_command_line_strictly(opts: dict, abi) -> None:

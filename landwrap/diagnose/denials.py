@@ -19,7 +19,7 @@ import sys
 
 from ..engine import compat
 from ..cli import report
-from ..profiles.profile import toml_str
+from ..profiles.parse import toml_str
 from ..engine.safetext import printable
 
 #: The restrict_self() flag that makes the kernel log the denials of the

@@ -47,7 +47,7 @@ Never runs anything outside the sandbox, and never writes the output file
 before the learning is over; then writes it atomically (a new temporary
 file, ``O_EXCL|O_NOFOLLOW``, renamed over the output).  Every string in
 the profile and in progress lines is escaped (``safetext.printable``,
-``profile.toml_str``): file names are chosen by the program.
+``parse.toml_str``): file names are chosen by the program.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ from ..engine import compat
 from . import denials as dn
 from ..cli import report
 from ..engine.errors import CommandNotFound, LandwrapError, UsageError
-from ..profiles.profile import NET_KEY, toml_str
+from ..profiles.validate import NET_KEY
+from ..profiles.parse import toml_str
 from ..engine.safetext import printable
 
 DEFAULT_ROUNDS = 8
@@ -251,7 +252,7 @@ class Candidate:
         ${env:VIRTUAL_ENV} when a venv is active, the XDG directories,
         ${HOME}, and ${TMPDIR} when $TMPDIR is set; each as the real path
         too."""
-        from ..profiles.profile import builtin_vars, exe_prefixes
+        from ..profiles.variables import builtin_vars, exe_prefixes
 
         env = os.environ if environ is None else environ
         v = builtin_vars("/", env)

@@ -14,7 +14,7 @@ import os
 from ..engine import compat
 from ..engine.errors import LandlockUnavailable, UnsupportedFeature, UsageError
 from ..engine.safetext import printable
-from ..profiles.profile import NET_KEY
+from ..profiles.validate import NET_KEY
 
 #: Words for --access: (rights, checked on the parent directory?)
 #: ``None`` for "on the parent" means: on PATH itself when it is an
@@ -276,7 +276,7 @@ def _locate(origin: str, path: str | None = None) -> str:
     file, sep, key = origin.partition(": ")
     if not sep or not os.path.isfile(file):
         return origin
-    from ..profiles.profile import line_of
+    from ..profiles.parse import line_of
 
     table, _, name = key.rpartition(".")
     index = None

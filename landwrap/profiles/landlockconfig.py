@@ -35,7 +35,8 @@ from .. import __version__
 from ..engine import compat
 from ..engine.errors import ProfileError
 from ..engine.ruleset import Plan, Ruleset, short_access
-from .profile import line_of, printable, toml_str
+from .parse import line_of, toml_str
+from ..engine.safetext import printable
 
 #: Key names as TOML writes them -> as JSON writes them.
 _CAMEL = {

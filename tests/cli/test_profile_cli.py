@@ -421,15 +421,15 @@ def test_run_fast_path_stays_free_of_click_for_landlockconfig_files(tmp_path, en
 
 
 def _shipped():
-    from landwrap.profiles import profile
+    from landwrap.profiles import lookup, profile
 
-    return [name for name, *_ in profile.list_profiles([profile.PACKAGE_PROFILES])]
+    return [name for name, *_ in profile.list_profiles([lookup.PACKAGE_PROFILES])]
 
 
 @pytest.mark.parametrize("name", _shipped())
 def test_every_shipped_profile_exports_and_reads_back_the_same(name, tmp_path, monkeypatch):
     """In-process, for speed: export, load the export with -p, same kernel rules."""
-    from landwrap.profiles import landlockconfig, profile
+    from landwrap.profiles import landlockconfig, lookup, profile
     from landwrap.engine.errors import UnsupportedFeature
 
     monkeypatch.setenv("LANDWRAP_CACHE_DIR", str(tmp_path / "cache"))
@@ -439,7 +439,7 @@ def test_every_shipped_profile_exports_and_reads_back_the_same(name, tmp_path, m
         (tmp_path / d).mkdir()
     monkeypatch.chdir(tmp_path / "work")
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    prof = profile.load([name], dirs=[profile.PACKAGE_PROFILES])
+    prof = profile.load([name], dirs=[lookup.PACKAGE_PROFILES])
     try:
         plan = prof.ruleset.resolve()
     except UnsupportedFeature:

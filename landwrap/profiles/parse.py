@@ -1,0 +1,158 @@
+"""parse.py: a profile file -> its document (a dict), and back to lines.
+
+Reads TOML (or landlockconfig JSON) through the cache, finds the line of a
+key for error messages (:func:`line_of`, only on the error path) and
+writes TOML strings.  Checks no keys: that is validate.py's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..engine.errors import ProfileError
+from .lookup import _cache_dir
+from .cache import _cache_read, _cache_write
+
+def load_document(path: str) -> dict:
+    """The parsed TOML (or JSON) document at *path*.
+
+    Parsed documents are cached in ``$XDG_CACHE_HOME/landwrap`` (marshal,
+    keyed by file identity and mtime).  An entry holds the file's bytes,
+    which must match, and a MAC over them and the parsed document, keyed
+    by a secret only the user can read: a sandbox that can write some
+    cache directory still cannot forge an entry.  The cache directory is
+    used only when it belongs to the effective user and nothing above it
+    is writable by others.
+    """
+    try:
+        st = os.stat(path)
+        if (st.st_mode & 0o170000) != 0o100000:
+            raise ProfileError("not a regular file", path)
+    except OSError as e:
+        raise ProfileError(e.strerror or str(e), path) from None
+    cache = _cache_dir()
+    if not cache:
+        return _parse(path)
+    raw = _read(path)
+    key = os.path.join(cache, "%x-%x-%x-%x.%s.marshal" % (
+        st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size,
+        __import__("landwrap").__version__))
+    hit = _cache_read(cache, key, raw)
+    if hit is not None:
+        return hit
+    doc = _parse(path, raw)
+    _cache_write(cache, key, raw, doc)
+    return doc
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ProfileError(e.strerror or str(e), path) from None
+
+
+def _parse(path: str, raw: bytes | None = None) -> dict:
+    if raw is None:
+        raw = _read(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ProfileError("not valid UTF-8", path, line) from None
+    if path.endswith(".json"):
+        import json
+
+        try:
+            doc = json.loads(text)
+        except ValueError as e:  # JSONDecodeError, or an integer too long to convert
+            raise ProfileError(f"invalid JSON: {getattr(e, 'msg', e)}", path,
+                               getattr(e, "lineno", None)) from None
+        except RecursionError:
+            raise ProfileError("invalid JSON: nested too deeply", path) from None
+        try:  # JSON, unlike TOML, can carry lone surrogates (\ud800): no path or name
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProfileError("invalid JSON: a \\uXXXX escape is a lone surrogate, "
+                               "not a character", path) from None
+        except (ValueError, RecursionError):
+            pass
+    else:
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            msg = str(e)
+            line = None
+            if "(at line " in msg:
+                msg, _, where = msg.rpartition(" (at line ")
+                try:
+                    line = int(where.split(",")[0])
+                except ValueError:
+                    pass
+            elif msg.endswith("(at end of document)"):
+                line = text.count("\n") + 1
+                msg = msg[:-len(" (at end of document)")]
+            raise ProfileError(f"invalid TOML: {msg}", path, line) from None
+        except RecursionError:
+            raise ProfileError("invalid TOML: nested too deeply", path) from None
+        except ValueError as e:  # e.g. an integer too long to convert
+            raise ProfileError(f"invalid TOML: {e}", path) from None
+    if not isinstance(doc, dict):
+        raise ProfileError("the document must be a table/object", path)
+    return doc
+
+
+def line_of(path: str, table: str | None, key: str | None, index: int | None = None):
+    """Best-effort line number of *key* in *table* (dotted, ``None`` for the
+    top level) of the TOML file at *path*; for an array of tables, *index*
+    picks the entry.  Only used on the error path."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().split("\n")
+    except OSError:
+        return None
+    current = ""
+    seen = -1
+    header_line = None
+    for n, raw in enumerate(lines, 1):
+        s = raw.strip()
+        if s.startswith("["):
+            name = s.strip("[]").split("#")[0].strip().strip("[]").strip()
+            name = name.replace('"', "").replace("'", "").replace(" ", "")
+            current = name
+            if table is not None and name == table:
+                seen += 1
+                if index is None or seen == index:
+                    header_line = n
+                    if key is None:
+                        return n
+            continue
+        if key is None:
+            continue
+        in_table = (table is None and current == "") or (
+            table is not None and current == table and (index is None or seen == index))
+        k = s.split("=", 1)[0].strip().strip('"').strip("'")
+        if "=" in s and (k == key or k.endswith("." + key)) and (
+                in_table or (table and k == f"{table.split('.')[-1]}.{key}")):
+            return n
+    return header_line
+
+
+def toml_str(text: str) -> str:
+    """*text* as a TOML basic string (for writing profiles)."""
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append("\\u%04x" % ord(ch))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
