@@ -234,13 +234,48 @@ class Profile:
 
 
 def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
-    """Validate *doc* and add its allowances to *prof* (not its extends)."""
+    """Validate *doc* and add its allowances to *prof* (not its extends),
+    table by table, in the order the errors have always been reported."""
     pdir = os.path.dirname(os.path.abspath(path))
     variables = builtin_vars(pdir, environ)
     ctx = _Ctx(path, variables)
     _unknown(ctx, None, doc, TOP_KEYS)
-    rs = prof.ruleset
+    _apply_vars(ctx, doc, variables)
+    _apply_top(prof, ctx, doc, path)
+    fs = _table(ctx, doc, "filesystem", FS_KEYS)
+    _apply_access_lists(prof, ctx, fs, path)
+    _apply_rules(prof, ctx, fs)
+    _apply_hide(prof, ctx, fs, path)
+    if _switch(ctx, fs, "filesystem", "private_tmp"):
+        prof.private_tmp = True
+    if _switch(ctx, fs, "filesystem", "unrestricted"):
+        prof.ruleset.fs = False
+    net = _table(ctx, doc, "network", NET_KEYS)
+    _apply_ports(prof, ctx, net, path)
+    if _switch(ctx, net, "network", "unrestricted"):
+        prof.ruleset.net = False
+    _apply_scope(prof, ctx, _table(ctx, doc, "scope", SCOPE_KEYS))
+    env = _table(ctx, doc, "env", ENV_KEYS)
+    if _switch(ctx, env, "env", "clean"):
+        prof.env_clean = True
+    _apply_env(prof, ctx, env, variables)
 
+
+def _table(ctx, doc: dict, name: str, known: set) -> dict:
+    """The table *name* of *doc* (empty when absent), checked for unknown keys."""
+    table = doc.get(name, {})
+    _expect(ctx, name, table, dict, name)
+    _unknown(ctx, name, table, known)
+    return table
+
+
+def _switch(ctx, table: dict, name: str, key: str) -> bool:
+    """Whether the boolean *key* of table *name* is present and true."""
+    return key in table and _expect(ctx, f"{name}.{key}", table[key], bool, name)
+
+
+def _apply_vars(ctx, doc: dict, variables: dict) -> None:
+    """[vars]: each value expanded with the variables defined before it."""
     raw_vars = doc.get("vars", {})
     _expect(ctx, "vars", raw_vars, dict, "vars")
     for name, value in raw_vars.items():
@@ -260,6 +295,10 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         except ValueError as e:
             ctx.fail(key, str(e), "vars")
 
+
+def _apply_top(prof: Profile, ctx, doc: dict, path: str) -> None:
+    """description, programs, compat and abi."""
+    rs = prof.ruleset
     if "description" in doc:
         prof.description = _expect(ctx, "description", doc["description"], str)
     if "programs" in doc:
@@ -275,9 +314,10 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
             ctx.fail("abi", f"expected an ABI from 1 to {compat.LATEST_ABI}, got {a}")
         rs.abi = a
 
-    fs = doc.get("filesystem", {})
-    _expect(ctx, "filesystem", fs, dict, "filesystem")
-    _unknown(ctx, "filesystem", fs, FS_KEYS)
+
+def _apply_access_lists(prof: Profile, ctx, fs: dict, path: str) -> None:
+    """filesystem.ro/rox/rw/rwx: paths, globs and entry tables."""
+    rs = prof.ruleset
     for access in ("ro", "rox", "rw", "rwx"):
         key = f"filesystem.{access}"
         plain = []  # optional, glob-free paths: added in one go
@@ -314,6 +354,10 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         if len(rs.paths) + len(plain) > MAX_RULES:
             ctx.fail(key, f"more than {MAX_RULES} path rules in all", "filesystem")
         rs.allow_paths(plain, access, origin=f"{path}: {key}", required=False)
+
+
+def _apply_rules(prof: Profile, ctx, fs: dict) -> None:
+    """[[filesystem.rule]]: a path with exact rights."""
     rules = fs.get("rule", [])
     if isinstance(rules, dict):
         rules = [rules]
@@ -345,6 +389,10 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
         bits = compat.bits(compat.FS_RIGHTS, names)
         _allow(prof, ctx, key, p, bits, required, table, i,
                exact=compat.bits(compat.FS_RIGHTS, exact))
+
+
+def _apply_hide(prof: Profile, ctx, fs: dict, path: str) -> None:
+    """filesystem.hide: paths (and globs) taken out of broader grants."""
     for item in _list(ctx, "filesystem.hide", fs.get("hide", []), "filesystem"):
         p = _path(ctx, "filesystem.hide", item, "filesystem")
         if p is None:
@@ -359,17 +407,11 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
                     ctx.fail("filesystem.hide", f"{p!r} matches more than {MAX_MATCHES} "
                              "paths", "filesystem")
         for m in found:
-            rs.hide(m, origin=f"{path}: filesystem.hide")
-    if "private_tmp" in fs and _expect(ctx, "filesystem.private_tmp", fs["private_tmp"],
-                                       bool, "filesystem"):
-        prof.private_tmp = True
-    if "unrestricted" in fs and _expect(ctx, "filesystem.unrestricted", fs["unrestricted"],
-                                        bool, "filesystem"):
-        rs.fs = False
+            prof.ruleset.hide(m, origin=f"{path}: filesystem.hide")
 
-    net = doc.get("network", {})
-    _expect(ctx, "network", net, dict, "network")
-    _unknown(ctx, "network", net, NET_KEYS)
+
+def _apply_ports(prof: Profile, ctx, net: dict, path: str) -> None:
+    """network.bind_tcp/connect_tcp/bind_udp/connect_udp: ports and ranges."""
     for k, right in NET_RIGHT.items():
         key = f"network.{k}"
         for spec in _list(ctx, key, net.get(k, []), "network"):
@@ -379,28 +421,23 @@ def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
                 parse_ports(spec)
             except LandwrapError as e:
                 ctx.fail(key, e.message, "network")
-            rs.allow_port(spec, right, origin=f"{path}: {key}",
-                          required=right in ("bind_tcp", "connect_tcp"))
-    if "unrestricted" in net and _expect(ctx, "network.unrestricted", net["unrestricted"],
-                                         bool, "network"):
-        rs.net = False
+            prof.ruleset.allow_port(spec, right, origin=f"{path}: {key}",
+                                       required=right in ("bind_tcp", "connect_tcp"))
 
-    scope = doc.get("scope", {})
-    _expect(ctx, "scope", scope, dict, "scope")
-    _unknown(ctx, "scope", scope, SCOPE_KEYS)
+
+def _apply_scope(prof: Profile, ctx, scope: dict) -> None:
+    """[scope]: true requires a scope, false lifts it."""
     for k in SCOPE_KEYS:
         if k in scope:
             bit = compat.SCOPES[k][0]
             if _expect(ctx, f"scope.{k}", scope[k], bool, "scope"):
-                rs.require_scopes(bit)
+                prof.ruleset.require_scopes(bit)
             else:
                 prof.unscoped |= bit
 
-    env = doc.get("env", {})
-    _expect(ctx, "env", env, dict, "env")
-    _unknown(ctx, "env", env, ENV_KEYS)
-    if "clean" in env and _expect(ctx, "env.clean", env["clean"], bool, "env"):
-        prof.env_clean = True
+
+def _apply_env(prof: Profile, ctx, env: dict, variables: dict) -> None:
+    """env.pass and env.set (env.clean is a switch)."""
     for name in _list(ctx, "env.pass", env.get("pass", []), "env"):
         if not isinstance(name, str) or not name or "=" in name or "\0" in name:
             ctx.fail("env.pass", f"bad variable name {name!r}", "env")
