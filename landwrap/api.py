@@ -42,7 +42,8 @@ from .profiles import lookup as _lookup, profile as _profile, validate as _valid
 from .engine.errors import (CommandNotFound, EnforcementError, LandwrapError, SandboxWarning,
                             SpawnError, UsageError)
 from .engine.launcher import MAX_FD, MAX_ID, build_env
-from .engine.ruleset import BEST_EFFORT, NOT_ENFORCED, STRICT, Plan, Ruleset
+from .engine.plan import NOT_ENFORCED, Plan
+from .engine.ruleset import STRICT, Ruleset
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -261,7 +261,7 @@ def _write_profile(path: str, files) -> None:
 
 def bench_profile(paths: int, rounds: int) -> dict:
     from .engine import _binding, compat
-    from .profiles import lookup, profile
+    from .profiles import profile
 
     abi = _binding.kernel_abi()
     fs = compat.mask(compat.FS_RIGHTS, abi)
@@ -429,10 +429,10 @@ def bench_denials(n: int) -> dict:
 # 6. other commands -------------------------------------------------------
 
 def bench_commands(n: int) -> dict:
-    from .profiles import lookup, profile
+    from .profiles import lookup
 
     lw = landwrap_cmd()
-    shipped = sorted(_shipped(profile))
+    shipped = sorted(_shipped(lookup))
     med = interleaved({"python -c pass": [sys.executable, "-c", "pass"],
                        "landwrap status": lw + ["status"],
                        "landwrap profile list": lw + ["profile", "list"],
@@ -443,7 +443,7 @@ def bench_commands(n: int) -> dict:
                              1.5, floor_name="python -c pass")}
 
 
-def _shipped(profile) -> list:
+def _shipped(lookup) -> list:
     d = lookup.PACKAGE_PROFILES
     return [os.path.join(d, n) for n in os.listdir(d) if n.endswith(".toml")]
 

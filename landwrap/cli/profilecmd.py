@@ -13,7 +13,7 @@ import os
 
 from ..engine import compat
 from ..profiles import lookup, parse, profile, validate
-from ..engine.ruleset import short_access
+from ..engine.present import short_access
 from ..engine.safetext import printable
 from ..engine.errors import LandlockUnavailable, LandwrapError, ProfileError, UnsupportedFeature
 

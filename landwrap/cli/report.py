@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from ..engine import compat
-from ..engine.ruleset import short_access
+from ..engine.present import short_access
 from ..engine.safetext import printable
 
 

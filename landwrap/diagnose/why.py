@@ -242,7 +242,7 @@ def _why_net(plan, ans: Answer, proto: str, port: int, access) -> None:
 
 
 def _rule_text(plan, rule) -> str:
-    from ..engine.ruleset import short_access
+    from ..engine.present import short_access
 
     kind = "" if rule.is_dir else " (file)"
     return f"{short_access(rule.access, plan.fs, rule.is_dir)} {rule.path}{kind}"

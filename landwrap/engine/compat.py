@@ -19,6 +19,12 @@ STRICT = "strict"
 BEST_EFFORT = "best-effort"
 MODES = (STRICT, BEST_EFFORT)
 
+#: What enforcing a plan achieved: everything asked for, part of it
+#: (best-effort dropped something asked for), or nothing at all.
+FULLY = "fully"
+PARTIALLY = "partially"
+NOT_ENFORCED = "not"
+
 #: ABI -> first Linux release that has it.
 KERNEL = {
     1: "5.13", 2: "5.19", 3: "6.2", 4: "6.7", 5: "6.10",

@@ -34,7 +34,9 @@ import os
 from .. import __version__
 from ..engine import compat
 from ..engine.errors import ProfileError
-from ..engine.ruleset import Plan, Ruleset, short_access
+from ..engine.plan import Plan
+from ..engine.present import short_access
+from ..engine.ruleset import Ruleset
 from .parse import line_of, toml_str
 from ..engine.safetext import printable
 

@@ -22,7 +22,8 @@ import pytest
 
 from landwrap import __version__
 from landwrap.profiles import lookup, profile, validate, variables
-from landwrap.engine.ruleset import Plan, Ruleset
+from landwrap.engine.plan import Plan
+from landwrap.engine.ruleset import Ruleset
 
 from conftest import PY_ROX, lw
 

@@ -29,7 +29,8 @@ from landwrap.engine import compat
 from landwrap.profiles import landlockconfig, parse, profile, validate
 from landwrap.profiles.parse import toml_str
 from landwrap.engine.errors import ProfileError
-from landwrap.engine.ruleset import FS_WRITE, ProtectedStateError, parse_ports
+from landwrap.engine.plan import FS_WRITE, ProtectedStateError
+from landwrap.engine.ruleset import parse_ports
 
 # LANDWRAP_FUZZ_SCALE=N runs N times as many examples; LANDWRAP_FUZZ_RANDOM=1
 # draws new ones each run (for hunting locally; CI stays reproducible).
