@@ -21,6 +21,8 @@ whether seccomp filters are available.  Holds the capability name table
 
 from __future__ import annotations
 
+import os
+
 from . import _binding, compat
 from .errors import EnforcementError, UsageError
 
@@ -158,8 +160,6 @@ def for_plan(plan, *, cap_add=(), supervised: bool = False, euid: int | None = N
     is restricted, the process part when the signal scope is on.  Strict
     mode raises EnforcementError when no filter can be installed here;
     best-effort records why in ``plan.dropped``."""
-    import os
-
     c = Companion()
     req = plan.request
     c.mptcp = bool(req.net)

@@ -19,7 +19,9 @@ second thread: see ``csrc/landwrap.c``.
 
 from __future__ import annotations
 
+import _thread
 import os
+import time
 import _signal as signal  # the C module: `signal` costs an enum import
 
 from . import _binding, spawn
@@ -84,6 +86,7 @@ def resolve_user(user: str | None, group: str | None, env: dict) -> tuple:
         return 0, 0, 0
     if os.geteuid() != 0:
         raise UsageError("--user/--group need root (landwrap is not setuid: run it with sudo)")
+    # only for --user/--group (root only): grp and pwd read the NSS configuration
     import grp
     import pwd
 
@@ -193,8 +196,6 @@ def run(plan, argv, env, *, keep_fds=(), user_flags=0, uid=0, gid=0, path=None,
 
 def _supervise(listener: int) -> None:
     """Answer the filter's user notifications until no process uses it."""
-    import _thread
-
     def loop():
         try:
             while True:
@@ -273,8 +274,6 @@ def end_descendants(target: int, grace: float = GRACE) -> None:
     left = _descendants(me, target)
     if not left:
         return
-    import time
-
     for p in left:
         _kill(p, signal.SIGTERM)
     deadline = time.monotonic() + grace

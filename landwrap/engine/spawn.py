@@ -9,6 +9,7 @@ pipe and is raised here as a precise exception.  Never uses ``preexec_fn``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 from . import _binding, compat
@@ -124,8 +125,6 @@ def encode_env(env) -> list:
 def _pipe_above_stdio() -> tuple:
     """A close-on-exec pipe whose ends are not 0, 1 or 2 (those may be
     closed in the parent, and the child overwrites them)."""
-    import fcntl
-
     ends = list(os.pipe2(os.O_CLOEXEC))
     low = [fd for fd in ends if fd < 3]
     for i, fd in enumerate(ends):

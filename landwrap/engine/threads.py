@@ -45,7 +45,10 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import threading
+import time
+import _signal as signal  # the C module: `signal` costs an enum import
 
 from . import _binding, compat
 from .errors import EnforcementError
@@ -80,8 +83,6 @@ class ThreadsResult:
 def candidate_signals() -> list:
     """Real-time signals landwrap may borrow, most preferred first.  The
     top ones are left alone (debuggers and valgrind use them)."""
-    import signal
-
     return list(range(signal.SIGRTMAX - 3, signal.SIGRTMIN, -1))
 
 
@@ -165,8 +166,6 @@ def _pick_signal(task_fd: int, me: int, exclude=()) -> tuple:
     Only a diagnostic, to fail before anything is restricted when a
     thread will clearly never take the signal; the round itself is the
     guarantee (it times out on any thread that does not answer)."""
-    import time
-
     free = [s for s in candidate_signals() if s not in exclude and _binding.signal_is_free(s)]
     if not free:
         lo, hi = min(candidate_signals()), max(candidate_signals())
@@ -287,8 +286,6 @@ class _no_vfork:
     thread that cannot be reached."""
 
     def __enter__(self):
-        import sys
-
         self.mod = sys.modules.get("subprocess")
         self.old = getattr(self.mod, "_USE_VFORK", None)
         if self.old:

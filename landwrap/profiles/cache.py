@@ -8,6 +8,7 @@ that fails the check is ignored, never trusted.  Never parses TOML itself.
 
 from __future__ import annotations
 
+import marshal
 import os
 
 from .lookup import _untrusted_dirs, untrusted
@@ -54,7 +55,7 @@ def _mac(key: bytes, raw: bytes, body: bytes) -> bytes:
     try:
         from _blake2 import blake2b  # the C module: hashlib would cost ~7 ms to import
     except ImportError:  # pragma: no cover
-        from hashlib import blake2b
+        from hashlib import blake2b  # (Pythons without the C module)
     h = blake2b(key=key, digest_size=32)
     h.update(len(raw).to_bytes(8, "little"))
     h.update(raw)
@@ -77,8 +78,6 @@ def _cache_trusted(cache: str) -> bool:
 
 
 def _cache_read(cache, key, raw):
-    import marshal
-
     try:
         fd = os.open(key, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -106,8 +105,6 @@ def _cache_read(cache, key, raw):
 
 
 def _cache_write(cache, key, raw, doc):
-    import marshal
-
     try:
         body = marshal.dumps(doc)
     except ValueError:  # e.g. a datetime value: it will fail validation anyway

@@ -29,6 +29,7 @@ Errors are :class:`ProfileError` (``FILE:LINE: key: message``).
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from .. import __version__
@@ -296,8 +297,6 @@ def _template(d: _Doc, raw: str, variables: dict, section, index, key,
                       if limit < MAX_ITEMS else ""), section, index, key)
     if total == 0:
         return []
-    import itertools
-
     return ["".join(combo) for combo in itertools.product(*parts)]
 
 
@@ -544,7 +543,7 @@ def export(obj, *, abi: int | None = None, fmt: str = "toml", profile=None) -> s
     plan = _plan_of(obj, abi)
     doc = to_document(plan)
     if fmt == "json":
-        import json
+        import json  # only for --format json: json imports re
 
         out = {"abi": doc["abi"],
                "ruleset": [{_CAMEL.get(k, k): v for k, v in doc["ruleset"][0].items()}]}

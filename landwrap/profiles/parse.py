@@ -63,7 +63,7 @@ def _parse(path: str, raw: bytes | None = None) -> dict:
         line = raw[:e.start].count(b"\n") + 1
         raise ProfileError("not valid UTF-8", path, line) from None
     if path.endswith(".json"):
-        import json
+        import json  # only for JSON (landlockconfig) files: json imports re
 
         try:
             doc = json.loads(text)
@@ -81,9 +81,9 @@ def _parse(path: str, raw: bytes | None = None) -> dict:
             pass
     else:
         if sys.version_info >= (3, 11):
-            import tomllib
+            import tomllib  # only on a cache miss: the parser is what the cache saves
         else:  # pragma: no cover
-            import tomli as tomllib
+            import tomli as tomllib  # likewise
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:

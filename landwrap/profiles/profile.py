@@ -71,7 +71,7 @@ def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -
     prof.applied.add(real)
     doc = load_document(path)
     if is_landlockconfig(doc):
-        from . import landlockconfig
+        from . import landlockconfig  # only for that format: the ordinary run never loads it
 
         landlockconfig.apply(prof, doc, path)
         prof.ruleset.sources.append(path)
@@ -147,7 +147,7 @@ def choose(command: str | None, dirs=None, path_env=None) -> tuple:
     found = find(name, dirs if dirs is not None else search_path())
     if not found:
         return "default", f"no profile named {printable(name)}"
-    from ..engine.spawn import find_program
+    from ..engine.spawn import find_program  # spawn loads the compiled binding; profiles do not
 
     try:
         prog = find_program(command, os.environ.get("PATH") if path_env is None else path_env)
@@ -177,7 +177,7 @@ def for_command(profiles, command, *, dirs=None, environ=None) -> Profile:
         why = f"{name}: {why}"
     program = None
     if command:
-        from ..engine.spawn import find_program
+        from ..engine.spawn import find_program  # spawn loads the compiled binding; profiles do not
 
         try:
             program = find_program(command, os.environ.get("PATH"))

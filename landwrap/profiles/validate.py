@@ -136,7 +136,7 @@ def more_errors(path: str, first: ProfileError, limit: int = 100) -> list:
     """The errors of the file at *path* after *first* (`profile check`
     reports them all): the key each error names is left out and the file
     validated again, up to *limit* errors."""
-    import copy
+    import copy  # only on the error path (profile check)
 
     try:
         doc = copy.deepcopy(load_document(path))
