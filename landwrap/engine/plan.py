@@ -11,7 +11,6 @@ kernel_ruleset.py's; wording for people is present.py's.  Never prints.
 
 from __future__ import annotations
 
-import heapq
 import os
 import stat
 
@@ -456,6 +455,8 @@ class Plan(KernelRuleset, Presentation):
                 starts.setdefault(lo, []).append((hi, n, bits, origin))
         if not starts:
             return
+        import heapq  # only for port rules: not on every run's path
+
         out = []
         active: list = []  # heap of (hi, input order, bits, origin)
         bounds = sorted(starts)
