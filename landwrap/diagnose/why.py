@@ -276,7 +276,7 @@ def _locate(origin: str, path: str | None = None) -> str:
     file, sep, key = origin.partition(": ")
     if not sep or not os.path.isfile(file):
         return origin
-    from ..profiles.parse import line_of
+    from ..profiles.parse import entry_line, line_of
 
     table, _, name = key.rpartition(".")
     index = None
@@ -289,24 +289,8 @@ def _locate(origin: str, path: str | None = None) -> str:
         table, name = f"{table}.{name}", "path"
     line = line_of(file, table or None, name, index)
     if line and path and index is None:
-        line = _entry_line(file, line, path) or line
+        line = entry_line(file, line, path) or line
     return f"{file}:{line}: {key}" if line else origin
-
-
-def _entry_line(file: str, key_line: int, path: str) -> int | None:
-    try:
-        with open(file, encoding="utf-8", errors="replace") as f:
-            lines = f.read().split("\n")
-    except OSError:
-        return None
-    for n in range(key_line - 1, len(lines)):
-        s = lines[n].strip()
-        if n > key_line - 1 and (s.startswith("[") and not s.startswith("[\"") or
-                                 ("=" in s.split("#")[0] and not s.startswith(("\"", "'")))):
-            break
-        if f'"{path}"' in s or f"'{path}'" in s:
-            return n + 1
-    return None
 
 
 def format_answer(ans: Answer) -> str:

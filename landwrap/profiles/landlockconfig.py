@@ -38,7 +38,7 @@ from ..engine.errors import ProfileError
 from ..engine.plan import Plan
 from ..engine.present import short_access
 from ..engine.ruleset import Ruleset
-from .parse import line_of, toml_str
+from .parse import json_line, line_of, toml_str
 from ..engine.safetext import printable
 
 #: Key names as TOML writes them -> as JSON writes them.
@@ -124,55 +124,10 @@ class _Doc:
             if self._text is None:
                 with open(self.path, encoding="utf-8", errors="replace") as f:
                     self._text = f.read()
-            return _json_line(self._text, self.name(section) if section else None,
+            return json_line(self._text, self.name(section) if section else None,
                               index, self.name(key) if key else None)
         except (OSError, ValueError):
             return None
-
-
-def _json_line(text: str, section, index, key):
-    """Best-effort line of ``"key"`` inside entry *index* of the top-level
-    array ``"section"`` of a JSON text (or of a top-level key)."""
-    def find_key(name, start, end):
-        i = text.find(f'"{name}"', start, end)
-        return None if i < 0 else i
-
-    if section is None:
-        pos = find_key(key, 0, len(text)) if key else None
-        return None if pos is None else text.count("\n", 0, pos) + 1
-    pos = find_key(section, 0, len(text))
-    if pos is None:
-        return None
-    # walk the array: find entry *index* (objects at depth 1 of the array)
-    i = text.find("[", pos)
-    if i < 0 or index is None:
-        return text.count("\n", 0, pos) + 1
-    depth, n, in_str, start = 0, -1, False, None
-    j = i
-    while j < len(text):
-        c = text[j]
-        if in_str:
-            if c == "\\":
-                j += 1
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-        elif c in "[{":
-            depth += 1
-            if depth == 2 and c == "{":
-                n += 1
-                if n == index:
-                    start = j
-        elif c in "]}":
-            depth -= 1
-            if depth == 1 and start is not None:
-                k = find_key(key, start, j) if key else start
-                return text.count("\n", 0, start if k is None else k) + 1
-            if depth == 0:
-                break
-        j += 1
-    return text.count("\n", 0, pos) + 1
 
 
 def _type(v) -> str:

@@ -1,8 +1,9 @@
 """parse.py: a profile file -> its document (a dict), and back to lines.
 
 Reads TOML (or landlockconfig JSON) through the cache, finds the line of a
-key for error messages (:func:`line_of`, only on the error path) and
-writes TOML strings.  Checks no keys: that is validate.py's.
+key for error messages (the one home of line finding, only on the error
+path: :func:`line_of` and :func:`entry_line` in TOML, :func:`json_line` in
+JSON) and writes TOML strings.  Checks no keys: that is validate.py's.
 """
 
 from __future__ import annotations
@@ -142,6 +143,69 @@ def line_of(path: str, table: str | None, key: str | None, index: int | None = N
                 in_table or (table and k == f"{table.split('.')[-1]}.{key}")):
             return n
     return header_line
+
+
+def json_line(text: str, section, index, key):
+    """Best-effort line of ``"key"`` inside entry *index* of the top-level
+    array ``"section"`` of a JSON text (or of a top-level key)."""
+    def find_key(name, start, end):
+        i = text.find(f'"{name}"', start, end)
+        return None if i < 0 else i
+
+    if section is None:
+        pos = find_key(key, 0, len(text)) if key else None
+        return None if pos is None else text.count("\n", 0, pos) + 1
+    pos = find_key(section, 0, len(text))
+    if pos is None:
+        return None
+    # walk the array: find entry *index* (objects at depth 1 of the array)
+    i = text.find("[", pos)
+    if i < 0 or index is None:
+        return text.count("\n", 0, pos) + 1
+    depth, n, in_str, start = 0, -1, False, None
+    j = i
+    while j < len(text):
+        c = text[j]
+        if in_str:
+            if c == "\\":
+                j += 1
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c in "[{":
+            depth += 1
+            if depth == 2 and c == "{":
+                n += 1
+                if n == index:
+                    start = j
+        elif c in "]}":
+            depth -= 1
+            if depth == 1 and start is not None:
+                k = find_key(key, start, j) if key else start
+                return text.count("\n", 0, start if k is None else k) + 1
+            if depth == 0:
+                break
+        j += 1
+    return text.count("\n", 0, pos) + 1
+
+
+def entry_line(file: str, key_line: int, path: str) -> int | None:
+    """The line naming *path* (quoted) in the array that starts at line
+    *key_line* of the TOML file *file*, or None.  Only on the error path."""
+    try:
+        with open(file, encoding="utf-8", errors="replace") as f:
+            lines = f.read().split("\n")
+    except OSError:
+        return None
+    for n in range(key_line - 1, len(lines)):
+        s = lines[n].strip()
+        if n > key_line - 1 and (s.startswith("[") and not s.startswith("[\"") or
+                                 ("=" in s.split("#")[0] and not s.startswith(("\"", "'")))):
+            break
+        if f'"{path}"' in s or f"'{path}'" in s:
+            return n + 1
+    return None
 
 
 def toml_str(text: str) -> str:
