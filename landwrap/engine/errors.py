@@ -125,7 +125,28 @@ class LandlockUnavailable(LandwrapError):
         super().__init__(msg, hint, errno=err)
 
 
-class UnsupportedFeature(LandwrapError):
+class _AbiShortfall(LandwrapError):
+    """What UnsupportedFeature and NothingEnforced share: ``abi`` (the ABI
+    used), ``kernel_abi`` (the kernel's) and a message worded per caller
+    (the ABI cap is ``--abi N`` for the CLI, ``abi=N`` for the API)."""
+
+    abi: int
+    kernel_abi: int
+
+    def _text(self, caller: Caller) -> str:
+        raise NotImplementedError
+
+    def _capped(self, caller: Caller) -> str:
+        return ("" if self.abi == self.kernel_abi
+                else f" (capped with {spell('abi', self.abi, caller)})")
+
+    def for_caller(self, caller: Caller) -> LandwrapError:
+        self.message = self._text(caller)
+        self.args = (self.message,)
+        return super().for_caller(caller)
+
+
+class UnsupportedFeature(_AbiShortfall):
     """Strict mode: something asked for explicitly needs a newer ABI.
 
     ``missing`` is a list of ``(kind, bits, description)`` (kind ``"fs"``,
@@ -147,15 +168,9 @@ class UnsupportedFeature(LandwrapError):
 
     def _text(self, caller: Caller) -> str:
         what = "; ".join(desc for _, _, desc in self.missing)
-        cap = ("" if self.abi == self.kernel_abi
-               else f" (capped with {spell('abi', self.abi, caller)})")
+        cap = self._capped(caller)
         return (f"cannot enforce the requested sandbox: Landlock ABI {self.abi}{cap} "
                 f"lacks {what}")
-
-    def for_caller(self, caller: Caller) -> LandwrapError:
-        self.message = self._text(caller)
-        self.args = (self.message,)
-        return super().for_caller(caller)
 
 
 class SandboxWarning(UserWarning):
@@ -164,7 +179,7 @@ class SandboxWarning(UserWarning):
     signalled from it)."""
 
 
-class NothingEnforced(LandwrapError):
+class NothingEnforced(_AbiShortfall):
     """Strict mode: the sandbox asked for restrictions, but none of them
     exists at this ABI, so Landlock would enforce nothing at all.
 
@@ -183,15 +198,9 @@ class NothingEnforced(LandwrapError):
 
     def _text(self, caller: Caller) -> str:
         what = "; ".join(desc for _, _, desc in self.dropped) or "nothing it handles"
-        cap = ("" if self.abi == self.kernel_abi
-               else f" (capped with {spell('abi', self.abi, caller)})")
+        cap = self._capped(caller)
         return (f"refusing to run NOT SANDBOXED: Landlock ABI {self.abi}{cap} can enforce "
                 f"none of the restrictions asked for ({what})")
-
-    def for_caller(self, caller: Caller) -> LandwrapError:
-        self.message = self._text(caller)
-        self.args = (self.message,)
-        return super().for_caller(caller)
 
 
 class PathError(LandwrapError):
