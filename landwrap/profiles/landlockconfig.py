@@ -39,6 +39,7 @@ from ..engine.plan import Plan
 from ..engine.present import short_access
 from ..engine.ruleset import Ruleset
 from .parse import json_line, line_of, toml_str
+from .variables import references
 from ..engine.safetext import printable
 
 #: Key names as TOML writes them -> as JSON writes them.
@@ -214,17 +215,19 @@ def _template(d: _Doc, raw: str, variables: dict, section, index, key,
     known before anything is expanded."""
     parts: list = []
     text: list = []
-    i, n = 0, len(raw)
-    while i < n:
-        c = raw[i]
-        if c == "$" and i + 1 < n and raw[i + 1] == "$":
-            text.append("$")
-            i += 2
-        elif c == "$" and i + 1 < n and raw[i + 1] == "{":
-            end = raw.find("}", i + 2)
-            if end < 0:
-                d.fail(f"unclosed variable reference in {raw!r}", section, index, key)
-            name = raw[i + 2:end]
+    pieces = references(raw, lone_dollar=True)
+    while True:
+        try:
+            piece = next(pieces)
+        except StopIteration:
+            break
+        except ValueError:
+            d.fail(f"unclosed variable reference in {raw!r}", section, index, key)
+        if type(piece) is str:
+            if piece:
+                text.append(piece)
+        else:
+            name = piece[0]
             if not _valid_name(name):
                 d.fail(f"bad variable name {name!r} in {raw!r} (a letter, then letters, "
                        "digits and _)", section, index, key)
@@ -236,10 +239,6 @@ def _template(d: _Doc, raw: str, variables: dict, section, index, key,
                 parts.append(("".join(text),))
                 text = []
             parts.append(variables[name])
-            i = end + 1
-        else:
-            text.append(c)
-            i += 1
     if text or not parts:
         parts.append(("".join(text),))
     total = 1

@@ -56,6 +56,36 @@ class UnsetVariable(Exception):
     """``${env:NAME}`` with NAME unset or empty: the rule is skipped."""
 
 
+def references(text: str, lone_dollar: bool = False):
+    """*text* in pieces, in order: literal strings and ``(name,)`` for each
+    ``${name}``, with ``$$`` read as ``$`` (the one reader of ``${}`` syntax,
+    for profiles and landlockconfig).  Any other ``$`` is itself with
+    *lone_dollar*, else ValueError; so is an unterminated ``${``.  A
+    generator: an error is raised only when reading reaches it."""
+    i = 0
+    while True:
+        j = text.find("$", i)
+        if j < 0:
+            yield text[i:]
+            return
+        yield text[i:j]
+        if text.startswith("$$", j):
+            yield "$"
+            i = j + 2
+            continue
+        if not text.startswith("${", j):
+            if not lone_dollar:
+                raise ValueError("'$' must start a ${NAME} reference (write $$ for a '$')")
+            yield "$"
+            i = j + 1
+            continue
+        k = text.find("}", j)
+        if k < 0:
+            raise ValueError("unterminated ${")
+        yield (text[j + 2:k],)
+        i = k + 1
+
+
 def expand(text: str, variables: dict) -> str:
     """``~`` at the start, ``${NAME}`` and ``${env:NAME}``; an unknown name
     raises KeyError, a malformed reference ValueError, an unset or empty
@@ -65,23 +95,13 @@ def expand(text: str, variables: dict) -> str:
     if "$" not in text:
         return text
     out = []
-    i = size = 0
-    while True:
-        j = text.find("$", i)
-        if j < 0:
-            out.append(text[i:])
-            break
-        out.append(text[i:j])
-        if text.startswith("$$", j):
-            out.append("$")
-            i = j + 2
+    size = 0
+    for part in references(text):
+        if type(part) is str:
+            out.append(part)
+            size += len(part)
             continue
-        if not text.startswith("${", j):
-            raise ValueError("'$' must start a ${NAME} reference (write $$ for a '$')")
-        k = text.find("}", j)
-        if k < 0:
-            raise ValueError("unterminated ${")
-        name = text[j + 2:k]
+        name = part[0]
         if name.startswith("env:"):
             value = os.environ.get(name[4:]) or ""
             if not value or not name[4:]:
@@ -93,10 +113,9 @@ def expand(text: str, variables: dict) -> str:
         else:
             value = variables[name]
         out.append(value)
-        size += len(value) + (j - i)
+        size += len(value)
         if size > MAX_VALUE:
             raise ValueError(f"expands to more than {MAX_VALUE} characters")
-        i = k + 1
     return "".join(out)
 
 
