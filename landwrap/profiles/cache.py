@@ -11,7 +11,7 @@ from __future__ import annotations
 import marshal
 import os
 
-from .lookup import _untrusted_dirs, untrusted
+from .lookup import untrusted_dirs, untrusted
 
 #: The cache key: 32 random bytes in the cache directory, mode 0600.
 KEY_NAME = "key"
@@ -77,7 +77,7 @@ def _cache_trusted(cache: str) -> bool:
     return untrusted(cache, (0, os.getuid(), os.geteuid())) is None
 
 
-def _cache_read(cache, key, raw):
+def read_entry(cache, key, raw):
     try:
         fd = os.open(key, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -104,7 +104,7 @@ def _cache_read(cache, key, raw):
         os.close(fd)
 
 
-def _cache_write(cache, key, raw, doc):
+def write_entry(cache, key, raw, doc):
     try:
         body = marshal.dumps(doc)
     except ValueError:  # e.g. a datetime value: it will fail validation anyway
@@ -114,7 +114,7 @@ def _cache_write(cache, key, raw, doc):
             # create it only in a directory nobody else controls: never in
             # another user's (root under sudo -E, su without -)
             parent = os.path.dirname(os.path.abspath(cache))
-            if _untrusted_dirs(os.path.realpath(parent), (0, os.getuid(), os.geteuid())):
+            if untrusted_dirs(os.path.realpath(parent), (0, os.getuid(), os.geteuid())):
                 return
             try:
                 os.mkdir(cache, 0o700)

@@ -56,7 +56,7 @@ def find(name: str, dirs=None) -> str | None:
     ones are skipped with a warning, see :func:`untrusted`)."""
     for d in dirs if dirs is not None else search_path():
         p = os.path.join(d, name + SUFFIX)
-        if os.path.isfile(p) and _usable(p):
+        if os.path.isfile(p) and usable(p):
             return p
     return None
 
@@ -66,7 +66,7 @@ def find_locals(name: str, dirs=None) -> list:
     out = []
     for d in dirs if dirs is not None else search_path():
         p = os.path.join(d, name + LOCAL_SUFFIX)
-        if os.path.isfile(p) and _usable(p):
+        if os.path.isfile(p) and usable(p):
             out.append(p)
     return out
 
@@ -97,10 +97,10 @@ def untrusted(path: str, uids=None) -> str | None:
         return f"owned by uid {st.st_uid}, not by root or uid {os.getuid()}"
     if st.st_mode & 0o022:
         return f"writable by group or others (mode {st.st_mode & 0o7777:04o})"
-    return _untrusted_dirs(os.path.dirname(real), uids)
+    return untrusted_dirs(os.path.dirname(real), uids)
 
 
-def _untrusted_dirs(d: str, uids) -> str | None:
+def untrusted_dirs(d: str, uids) -> str | None:
     """Why directory *d* (real, absolute) or one above it could be changed
     by someone else, or None."""
     while True:
@@ -134,7 +134,7 @@ def warn_once(message: str) -> None:
         sys.stderr.write(f"landwrap: warning: {message}\n")
 
 
-def _usable(path: str) -> bool:
+def usable(path: str) -> bool:
     why = untrusted(path)
     if why is None:
         return True
@@ -142,7 +142,7 @@ def _usable(path: str) -> bool:
     return False
 
 
-def _require_trusted(path: str) -> None:
+def require_trusted(path: str) -> None:
     why = untrusted(path)
     if why is not None:
         raise ProfileError(f"not trusted: {printable(why)}", printable(path),
@@ -150,7 +150,7 @@ def _require_trusted(path: str) -> None:
                            "writable by others, nor any directory above it")
 
 
-def _cache_dir(environ=None):
+def cache_dir(environ=None):
     env = os.environ if environ is None else environ
     d = env.get("LANDWRAP_CACHE_DIR")
     if d is not None:
@@ -173,7 +173,7 @@ def state_dirs(environ=None) -> list:
     the next sandbox."""
     out = [d for d in search_path(environ) if d and d != _CHECKOUT_PROFILES]
     out.append(config_dir(environ))
-    cache = _cache_dir(environ)
+    cache = cache_dir(environ)
     if cache:
         out.append(cache)
     seen = []

@@ -12,8 +12,8 @@ import os
 import sys
 
 from ..engine.errors import ProfileError
-from .lookup import _cache_dir
-from .cache import _cache_read, _cache_write
+from .lookup import cache_dir
+from .cache import read_entry, write_entry
 
 def load_document(path: str) -> dict:
     """The parsed TOML (or JSON) document at *path*.
@@ -32,18 +32,18 @@ def load_document(path: str) -> dict:
             raise ProfileError("not a regular file", path)
     except OSError as e:
         raise ProfileError(e.strerror or str(e), path) from None
-    cache = _cache_dir()
+    cache = cache_dir()
     if not cache:
         return _parse(path)
     raw = _read(path)
     key = os.path.join(cache, "%x-%x-%x-%x.%s.marshal" % (
         st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size,
         __import__("landwrap").__version__))
-    hit = _cache_read(cache, key, raw)
+    hit = read_entry(cache, key, raw)
     if hit is not None:
         return hit
     doc = _parse(path, raw)
-    _cache_write(cache, key, raw, doc)
+    write_entry(cache, key, raw, doc)
     return doc
 
 

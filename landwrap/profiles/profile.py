@@ -19,11 +19,11 @@ import os
 from ..engine.errors import ProfileError
 from ..engine.safetext import printable
 from ..engine.ruleset import Ruleset
-from .lookup import (_require_trusted, _usable, find, find_locals, is_path, LOCAL_SUFFIX,
+from .lookup import (require_trusted, usable, find, find_locals, is_path, LOCAL_SUFFIX,
                      locate, search_path, state_dirs, SUFFIX)
 from .parse import line_of, load_document
 from .variables import exe_prefixes
-from .validate import _apply_document, _Ctx, _list, _type_name, Profile, programs
+from .validate import apply_document, Ctx, as_list, type_name, Profile, programs
 
 MAX_DEPTH = 32
 
@@ -41,7 +41,7 @@ def list_profiles(dirs=None) -> list:
                 continue
             name = f[:-len(SUFFIX)]
             path = os.path.join(d, f)
-            if not _usable(path):
+            if not usable(path):
                 continue
             if name in seen:
                 seen[name][3].append(path)
@@ -57,7 +57,7 @@ def list_profiles(dirs=None) -> list:
 def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -> None:
     path = locate(spec, base_dir, dirs)
     if is_path(spec):
-        _require_trusted(path)
+        require_trusted(path)
     real = os.path.realpath(path)
     if real in chain:
         cycle = " -> ".join(chain[chain.index(real):] + [real])
@@ -77,11 +77,11 @@ def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -
         prof.ruleset.sources.append(path)
         return
     parents = doc.get("extends", [])
-    ctx = _Ctx(path, {})
-    parents = _list(ctx, "extends", parents)
+    ctx = Ctx(path, {})
+    parents = as_list(ctx, "extends", parents)
     for parent in parents:
         if not isinstance(parent, str):
-            ctx.fail("extends", f"expected profile names or paths, got {_type_name(parent)}")
+            ctx.fail("extends", f"expected profile names or paths, got {type_name(parent)}")
         try:
             _load_into(prof, parent, os.path.dirname(path), dirs, chain + [real], environ)
         except ProfileError as e:
@@ -89,7 +89,7 @@ def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -
                 raise ProfileError(e.detail, path, line_of(path, None, "extends"),
                                    "extends", e.hint) from None
             raise
-    _apply_document(prof, doc, path, environ)
+    apply_document(prof, doc, path, environ)
     if path not in prof.ruleset.sources:
         prof.ruleset.sources.append(path)
     if not is_path(spec):

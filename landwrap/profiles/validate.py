@@ -36,7 +36,7 @@ SCOPE_KEYS = {"signal", "abstract_unix_socket"}
 ENV_KEYS = {"clean", "pass", "set"}
 
 
-class _Ctx:
+class Ctx:
     """Where we are, for error messages, and the variables in scope."""
 
     def __init__(self, path: str, variables: dict):
@@ -49,7 +49,7 @@ class _Ctx:
         raise ProfileError(printable(message), self.path, line, printable(key))
 
 
-def _type_name(v) -> str:
+def type_name(v) -> str:
     return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
             list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
 
@@ -58,11 +58,11 @@ def _expect(ctx, key, value, typ, table=None, index=None):
     if typ is int and isinstance(value, bool) or not isinstance(value, typ):
         want = {str: "a string", bool: "a boolean", int: "an integer", list: "an array",
                 dict: "a table"}[typ]
-        ctx.fail(key, f"expected {want}, got {_type_name(value)}", table, index)
+        ctx.fail(key, f"expected {want}, got {type_name(value)}", table, index)
     return value
 
 
-def _list(ctx, key, value, table=None, index=None):
+def as_list(ctx, key, value, table=None, index=None):
     if isinstance(value, (str, int, dict)) and not isinstance(value, bool):
         value = [value]
     _expect(ctx, key, value, list, table, index)
@@ -148,7 +148,7 @@ def more_errors(path: str, first: ProfileError, limit: int = 100) -> list:
         if not err.key or not _drop(doc, err.key):
             break
         try:
-            _apply_document(Profile(), doc, path)
+            apply_document(Profile(), doc, path)
         except ProfileError as e:
             if e.file != path:
                 break
@@ -164,7 +164,7 @@ def _path(ctx, key, raw, table=None, index=None) -> str | None:
             and "/." not in raw and "//" not in raw):
         return raw.rstrip("/") or "/" if raw[-1] == "/" else raw  # the common case
     if not isinstance(raw, str):
-        ctx.fail(key, f"expected a path string, got {_type_name(raw)}", table, index)
+        ctx.fail(key, f"expected a path string, got {type_name(raw)}", table, index)
     if "\0" in raw:
         ctx.fail(key, "path contains a NUL byte", table, index)
     try:
@@ -233,12 +233,12 @@ class Profile:
         return list(self.env_pass) + [f"{k}={v}" for k, v in self.env_set.items()]
 
 
-def _apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
+def apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
     """Validate *doc* and add its allowances to *prof* (not its extends),
     table by table, in the order the errors have always been reported."""
     pdir = os.path.dirname(os.path.abspath(path))
     variables = builtin_vars(pdir, environ)
-    ctx = _Ctx(path, variables)
+    ctx = Ctx(path, variables)
     _unknown(ctx, None, doc, TOP_KEYS)
     _apply_vars(ctx, doc, variables)
     _apply_top(prof, ctx, doc, path)
@@ -321,7 +321,7 @@ def _apply_access_lists(prof: Profile, ctx, fs: dict, path: str) -> None:
     for access in ("ro", "rox", "rw", "rwx"):
         key = f"filesystem.{access}"
         plain = []  # optional, glob-free paths: added in one go
-        for item in [v for it in _list(ctx, key, fs.get(access, []), "filesystem")
+        for item in [v for it in as_list(ctx, key, fs.get(access, []), "filesystem")
                      for v in (_variants(prof, it) if type(it) is str else [it])]:
             required = False
             if type(item) is str:
@@ -361,7 +361,7 @@ def _apply_rules(prof: Profile, ctx, fs: dict) -> None:
     rules = fs.get("rule", [])
     if isinstance(rules, dict):
         rules = [rules]
-    rules = _list(ctx, "filesystem.rule", rules, "filesystem")
+    rules = as_list(ctx, "filesystem.rule", rules, "filesystem")
     for i, rule in enumerate(rules):
         key = f"filesystem.rule[{i}]"
         table = "filesystem.rule"
@@ -375,7 +375,7 @@ def _apply_rules(prof: Profile, ctx, fs: dict) -> None:
             continue
         if _expect(ctx, key + ".create", rule.get("create", False), bool, table, i):
             _create(prof, ctx, key + ".create", p, table, i)
-        acc = _list(ctx, key + ".access", rule["access"], table, i)
+        acc = as_list(ctx, key + ".access", rule["access"], table, i)
         if not acc:
             ctx.fail(key + ".access", "empty access list", table, i)
         for a in acc:
@@ -393,7 +393,7 @@ def _apply_rules(prof: Profile, ctx, fs: dict) -> None:
 
 def _apply_hide(prof: Profile, ctx, fs: dict, path: str) -> None:
     """filesystem.hide: paths (and globs) taken out of broader grants."""
-    for item in _list(ctx, "filesystem.hide", fs.get("hide", []), "filesystem"):
+    for item in as_list(ctx, "filesystem.hide", fs.get("hide", []), "filesystem"):
         p = _path(ctx, "filesystem.hide", item, "filesystem")
         if p is None:
             continue
@@ -414,9 +414,9 @@ def _apply_ports(prof: Profile, ctx, net: dict, path: str) -> None:
     """network.bind_tcp/connect_tcp/bind_udp/connect_udp: ports and ranges."""
     for k, right in NET_RIGHT.items():
         key = f"network.{k}"
-        for spec in _list(ctx, key, net.get(k, []), "network"):
+        for spec in as_list(ctx, key, net.get(k, []), "network"):
             if isinstance(spec, bool) or not isinstance(spec, (int, str)):
-                ctx.fail(key, f"expected a port or \"LOW-HIGH\", got {_type_name(spec)}", "network")
+                ctx.fail(key, f"expected a port or \"LOW-HIGH\", got {type_name(spec)}", "network")
             try:
                 parse_ports(spec)
             except LandwrapError as e:
@@ -438,7 +438,7 @@ def _apply_scope(prof: Profile, ctx, scope: dict) -> None:
 
 def _apply_env(prof: Profile, ctx, env: dict, variables: dict) -> None:
     """env.pass and env.set (env.clean is a switch)."""
-    for name in _list(ctx, "env.pass", env.get("pass", []), "env"):
+    for name in as_list(ctx, "env.pass", env.get("pass", []), "env"):
         if not isinstance(name, str) or not name or "=" in name or "\0" in name:
             ctx.fail("env.pass", f"bad variable name {name!r}", "env")
         if name not in prof.env_pass:
@@ -598,9 +598,9 @@ def programs(doc: dict, path: str, name: str | None = None) -> list:
             name = os.path.basename(path)
             name = name[:-len(SUFFIX)] if name.endswith(SUFFIX) else name
         return [os.path.join(d, name) for d in SYSTEM_BIN_DIRS]
-    ctx = _Ctx(path, {})
+    ctx = Ctx(path, {})
     out = []
-    for p in _list(ctx, "programs", doc["programs"]):
+    for p in as_list(ctx, "programs", doc["programs"]):
         if type(p) is not str or not p.startswith("/") or "\0" in p:
             ctx.fail("programs", f"expected absolute paths of executables, got {p!r}")
         out.append(p)

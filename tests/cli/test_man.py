@@ -424,7 +424,7 @@ def test_profile_examples_are_valid(text, tmp_path):
     for name in [extends] if isinstance(extends, str) else extends:
         if "/" not in name:
             assert lookup.find(name) is not None or name == "network-client", name
-    validate._apply_document(validate.Profile(), doc, str(path))
+    validate.apply_document(validate.Profile(), doc, str(path))
 
 
 def test_landlockconfig_example_is_valid(tmp_path):
