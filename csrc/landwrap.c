@@ -130,50 +130,6 @@ static int open_no_symlinks(const char *path)
     return (int)syscall(__NR_openat2, AT_FDCWD, path, &how, sizeof(how));
 }
 
-int lw_resolve_paths(const char *paths, int n, struct lw_pathinfo *out,
-                     char *realbuf, int realcap)
-{
-    const char *p = paths;
-    int used = 0;
-
-    for (int i = 0; i < n; i++, p += strlen(p) + 1) {
-        struct stat st;
-        int fd = open_no_symlinks(p);
-
-        out[i].err = 0;
-        out[i].real_off = -1;
-        out[i].real_len = 0;
-        if (fd < 0 && (errno == ELOOP || errno == ENOSYS || errno == EXDEV)) {
-            /* a symlink on the way: follow it, and ask for the real path */
-            fd = open(p, O_PATH | O_CLOEXEC);
-            if (fd >= 0) {
-                char link[64];
-                ssize_t len = -1;
-                snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-                if (used < realcap)
-                    len = readlink(link, realbuf + used, (size_t)(realcap - used));
-                if (len > 0 && len < realcap - used) {
-                    out[i].real_off = used;
-                    out[i].real_len = (int)len;
-                    used += (int)len;
-                } else {
-                    out[i].real_off = -2;
-                }
-            }
-        }
-        if (fd < 0) {
-            out[i].err = errno;
-            continue;
-        }
-        if (lw_fstat(fd, &st) < 0)
-            out[i].err = errno;
-        else
-            out[i].mode = st.st_mode;
-        close(fd);
-    }
-    return 0;
-}
-
 int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed,
                       int n, int *failed)
 {

@@ -12,21 +12,7 @@ int lw_add_net_rule(int ruleset_fd, uint64_t allowed, uint64_t port);
 int lw_restrict_self(int ruleset_fd, uint32_t flags);
 int lw_no_new_privs(void);
 
-/* Batch path resolution, for profiles with thousands of paths.  paths is
- * n NUL-terminated strings back to back.  For each: its file type and, when
- * the path goes through a symbolic link, its real path (written into
- * realbuf; real_off -1 when the path has no symlink, -2 when realbuf is
- * full).  err is 0 or the errno of the failure. */
-struct lw_pathinfo {
-    int err;
-    unsigned int mode;
-    int real_off;
-    int real_len;
-};
-int lw_resolve_paths(const char *paths, int n, struct lw_pathinfo *out,
-                     char *realbuf, int realcap);
-
-/* Add n path rules: paths as above (real paths without symlinks; opened
+/* Add n path rules: paths NUL-terminated back to back (real paths without symlinks; opened
  * with RESOLVE_NO_SYMLINKS so a path swapped for a link since it was
  * resolved is refused).  Returns 0, or -1 with errno set and *failed set
  * to the index of the rule that failed. */
@@ -187,7 +173,7 @@ int lw_thread_masks(int task_fd, struct lw_thread_mask *out, int cap);
 
 /* ---- paths.c: resolving and adding path rules, one open per path ---- */
 
-/* For n paths (absolute, normalized, back to back as for lw_resolve_paths):
+/* For n paths (absolute, normalized, NUL-terminated, back to back):
  * open each once, report in err[i] 0 or the errno of opening it, in mode[i]
  * its st_mode and, when a symlink is on the way, its real path (written
  * into realbuf at real_off[i], real_len[i] bytes; real_off -1: no symlink,

@@ -29,7 +29,7 @@ _LAZY = {
     "python_paths": "api",
     "PIPE": "api", "DEVNULL": "api", "STDOUT": "api", "CompletedProcess": "api",
     "CalledProcessError": "api", "TimeoutExpired": "api",
-    "Ruleset": "api", "Plan": "engine.ruleset",  # api gives Ruleset its upper methods
+    "Ruleset": "api", "Plan": "engine.plan",  # api gives Ruleset its upper methods
     "LandwrapError": "engine.errors", "LandlockUnavailable": "engine.errors",
     "UnsupportedFeature": "engine.errors", "PathError": "engine.errors",
     "RulesetError": "engine.errors", "EnforcementError": "engine.errors",
@@ -63,4 +63,5 @@ if TYPE_CHECKING:
                                 LandlockUnavailable, LandwrapError, PathError, ProfileError,
                                 RulesetError, SandboxWarning, SpawnError, UnsupportedFeature,
                                 UsageError)
-    from .engine.ruleset import Plan, Ruleset
+    from .engine.plan import Plan
+    from .engine.ruleset import Ruleset

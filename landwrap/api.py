@@ -37,12 +37,13 @@ from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
 from typing import (IO, Any, AnyStr, Callable, Iterable, Literal, Mapping, Optional,
                     Sequence, TypedDict, TypeVar, Union, overload)
 
-from .engine import _binding as _sys, compat as _compat, companion as _companion, spawn, threads
-from .profiles import profile as _profile
+from .engine import _binding, compat as _compat, companion as _companion, spawn, threads
+from .profiles import lookup as _lookup, profile as _profile, validate as _validate
 from .engine.errors import (CommandNotFound, EnforcementError, LandwrapError, SandboxWarning,
                             SpawnError, UsageError)
 from .engine.launcher import MAX_FD, MAX_ID, build_env
-from .engine.ruleset import BEST_EFFORT, NOT_ENFORCED, STRICT, Plan, Ruleset
+from .engine.plan import NOT_ENFORCED, Plan
+from .engine.ruleset import STRICT, Ruleset
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
                   connect_tcp: Ports = (), bind_udp: Ports = (), connect_udp: Ports = (),
                   scope: Scope = None, compat: Compat | None = None,
                   abi: int | None = None,
-                  command: str | None = None) -> tuple[Ruleset, _profile.Profile]:
+                  command: str | None = None) -> tuple[Ruleset, _validate.Profile]:
     """``(Ruleset, Profile)`` from the arguments :func:`restrict` and
     :func:`run` take.
 
@@ -155,7 +156,7 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
     ABI 10 (Linux 7.2); below it they are dropped with a warning (UDP stays
     open, as without them) unless ``compat="strict"`` is given explicitly."""
     if profile is False:
-        prof = _profile.Profile()  # type: ignore[no-untyped-call]
+        prof = _validate.Profile()  # type: ignore[no-untyped-call]
     elif profile is None:
         prof = _profile.for_command((), command)
     elif profile is True:
@@ -167,13 +168,11 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
     for access, paths in (("ro", ro), ("rox", rox), ("rw", rw), ("rwx", rwx)):
         for p in _many(paths, (str, bytes, os.PathLike)):
             rs.allow(p, access, origin=f"{access}={os.fsdecode(os.fspath(p))}")
-    for right, ports in (("bind_tcp", bind_tcp), ("connect_tcp", connect_tcp)):
+    for arg, ports in (("bind_tcp", bind_tcp), ("connect_tcp", connect_tcp),
+                       ("bind_udp", bind_udp), ("connect_udp", connect_udp)):
         for spec in _many(ports, (int, str)):
-            rs.allow_port(spec, right, origin=f"{right}={spec}")
-    for arg, right, ports in (("bind_udp", "bind_udp", bind_udp),
-                              ("connect_udp", "connect_send_udp", connect_udp)):
-        for spec in _many(ports, (int, str)):
-            rs.allow_port(spec, right, origin=f"{arg}={spec}", required=compat == STRICT)
+            rs.allow_port(spec, _validate.NET_RIGHT[arg], origin=f"{arg}={spec}",
+                          required=arg.endswith("_tcp") or compat == STRICT)
     if scope is not None:
         if scope is False:
             rs.scopes = 0
@@ -191,7 +190,7 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
             rs.scopes = bits
             rs.need["scoped"] = bits
     if compat is not None:
-        if compat not in (STRICT, BEST_EFFORT):
+        if compat not in _compat.MODES:
             raise UsageError(f"unknown compat mode {compat!r} "
                              "(expected 'strict' or 'best-effort')")
         rs.compat = compat
@@ -338,7 +337,7 @@ def python_paths() -> list[str]:
         if isinstance(p, str) and p.startswith("/") and not _covers(p, home):
             prefixes.append(p)
     candidates = [os.path.realpath(sys.executable) if sys.executable else "", *prefixes,
-                  os.path.dirname(os.path.abspath(__file__)), _profile.PACKAGE_PROFILES]
+                  os.path.dirname(os.path.abspath(__file__)), _lookup.PACKAGE_PROFILES]
     for p in candidates:
         if p.startswith("/") and p not in out and os.path.exists(p):
             out.append(p)
@@ -468,7 +467,7 @@ def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
     result = threads.restrict_process(fd, plan.flags, plan.abi)
     if comp.filter:
         try:
-            _sys.seccomp_install(comp.parts(), os.getpid(), True)
+            _binding.seccomp_install(comp.parts(), os.getpid(), True)
         except OSError as e:
             raise EnforcementError(
                 "the Landlock sandbox is enforced but the seccomp companion filter "
@@ -512,7 +511,7 @@ def abi() -> int:
     """The Landlock ABI version of the running kernel (1 for Linux 5.13 ...
     7 for 6.15, 8 for 7.0), or 0 when the kernel has no Landlock or it is
     disabled at boot (:func:`status` says which)."""
-    v = _sys.kernel_abi()
+    v = _binding.kernel_abi()
     return v if v > 0 else 0
 
 
@@ -824,7 +823,7 @@ class Popen(subprocess.Popen[AnyStr]):
         if plan is not None:
             self.plan = plan
         self._lw_ruleset = ruleset if isinstance(ruleset, Ruleset) else None
-        self._lw_flags = _sys.F_PDEATHSIG if die_with_parent else 0
+        self._lw_flags = _binding.F_PDEATHSIG if die_with_parent else 0
         newer: dict[str, Any] = {}  # arguments older Pythons do not know
         if pipesize != -1:
             newer["pipesize"] = pipesize
@@ -868,17 +867,17 @@ class Popen(subprocess.Popen[AnyStr]):
 
         flags = self._lw_flags
         if close_fds:
-            flags |= _sys.F_CLOSE_FDS
+            flags |= _binding.F_CLOSE_FDS
         if restore_signals:
-            flags |= _sys.F_RESTORE_SIGPIPE
+            flags |= _binding.F_RESTORE_SIGPIPE
         if start_new_session:
-            flags |= _sys.F_NEW_SESSION
+            flags |= _binding.F_NEW_SESSION
         if gids is not None:
-            flags |= _sys.F_CLEAR_GROUPS
+            flags |= _binding.F_CLEAR_GROUPS
         if gid is not None:
-            flags |= _sys.F_SET_GID
+            flags |= _binding.F_SET_GID
         if uid is not None:
-            flags |= _sys.F_SET_UID
+            flags |= _binding.F_SET_UID
         for what, n in (("user", uid), ("group", gid)):
             if n is not None and not 0 <= n <= MAX_ID:
                 raise ValueError(f"{what} id {n} is out of range (0-{MAX_ID})")
@@ -899,7 +898,7 @@ class Popen(subprocess.Popen[AnyStr]):
             e.filename = os.fsdecode(os.fspath(executable))
             raise
         except SpawnError as e:
-            chdir = e.stage == _sys.STAGES[_sys.STAGE_CHDIR]
+            chdir = e.stage == _binding.STAGES[_binding.STAGE_CHDIR]
             raise _as_oserror(e, cwd if chdir else executable) from e
         self.pid = pid
         self._child_created = True

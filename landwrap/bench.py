@@ -63,8 +63,8 @@ if sys.argv[2:3] == ["bare"]:
     # The floor: one layer, one rule granting everything beneath /, every
     # filesystem right of this kernel handled (csrc/floor.c).
     sys.path[:0] = sys.argv[3:]
-    from landwrap.engine import _binding as _sys, compat
-    _sys.floor_bare_domain(compat.mask(compat.FS_RIGHTS, _sys.kernel_abi()))
+    from landwrap.engine import _binding, compat
+    _binding.floor_bare_domain(compat.mask(compat.FS_RIGHTS, _binding.kernel_abi()))
 t = time.perf_counter()
 n = 0
 for p in paths:
@@ -260,10 +260,10 @@ def _write_profile(path: str, files) -> None:
 
 
 def bench_profile(paths: int, rounds: int) -> dict:
-    from .engine import _binding as _sys, compat
+    from .engine import _binding, compat
     from .profiles import profile
 
-    abi = _sys.kernel_abi()
+    abi = _binding.kernel_abi()
     fs = compat.mask(compat.FS_RIGHTS, abi)
     ro = compat.access_bits("ro") & fs & compat.FS_FILE
     with tempfile.TemporaryDirectory(prefix="landwrap-bench-") as d:
@@ -290,8 +290,8 @@ def bench_profile(paths: int, rounds: int) -> dict:
                 rules = len(plan.rules)
                 plan.close()
                 f0 = time.perf_counter()
-                rfd = _sys.create_ruleset(fs, 0, 0, compat.ATTR_SIZE_FS)
-                floor_rules = _sys.floor_path_rules(rfd, files, ro)
+                rfd = _binding.create_ruleset(fs, 0, 0, compat.ATTR_SIZE_FS)
+                floor_rules = _binding.floor_path_rules(rfd, files, ro)
                 os.close(rfd)
                 f1 = time.perf_counter()
                 for k, v in zip(times, (b - a, c - b, e - c, f1 - f0)):
@@ -429,10 +429,10 @@ def bench_denials(n: int) -> dict:
 # 6. other commands -------------------------------------------------------
 
 def bench_commands(n: int) -> dict:
-    from .profiles import profile
+    from .profiles import lookup
 
     lw = landwrap_cmd()
-    shipped = sorted(_shipped(profile))
+    shipped = sorted(_shipped(lookup))
     med = interleaved({"python -c pass": [sys.executable, "-c", "pass"],
                        "landwrap status": lw + ["status"],
                        "landwrap profile list": lw + ["profile", "list"],
@@ -443,8 +443,8 @@ def bench_commands(n: int) -> dict:
                              1.5, floor_name="python -c pass")}
 
 
-def _shipped(profile) -> list:
-    d = profile.PACKAGE_PROFILES
+def _shipped(lookup) -> list:
+    d = lookup.PACKAGE_PROFILES
     return [os.path.join(d, n) for n in os.listdir(d) if n.endswith(".toml")]
 
 
@@ -494,9 +494,9 @@ def bench_scale(sizes, runs: int, depths, nruns: int) -> dict:
 # report ------------------------------------------------------------------
 
 def machine() -> dict:
-    from .engine import _binding as _sys
+    from .engine import _binding
 
-    return {"kernel": platform.release(), "landlock_abi": _sys.kernel_abi(),
+    return {"kernel": platform.release(), "landlock_abi": _binding.kernel_abi(),
             "python": platform.python_version(), "cpus": os.cpu_count(),
             "loadavg": [round(x, 2) for x in os.getloadavg()],
             "cpu": _cpu_model()}

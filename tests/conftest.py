@@ -48,9 +48,9 @@ def _test_the_installed_landwrap():
 
 _test_the_installed_landwrap()
 
-from landwrap.engine import _binding as _sys  # noqa: E402  (after choosing which landwrap)
+from landwrap.engine import _binding  # noqa: E402  (after choosing which landwrap)
 
-KERNEL_ABI = _sys.kernel_abi()
+KERNEL_ABI = _binding.kernel_abi()
 REQUIRE = os.environ.get("LANDWRAP_REQUIRE_LANDLOCK") == "1"
 
 #: What a sandboxed Python interpreter needs: the venv and the base install.
@@ -89,7 +89,7 @@ def pytest_sessionstart(session):
     # from their working directory first: make it the landwrap under test
     # (the checkout's, or the installed one run from the checkout, from nox
     # or from cibuildwheel's temporary directory).
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(_sys.__file__)))  # landwrap/
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(_binding.__file__)))  # landwrap/
     if os.path.realpath(os.path.join(os.getcwd(), "landwrap")) != os.path.realpath(pkg):
         cwd = tempfile.mkdtemp(prefix="landwrap-tests-cwd-")
         atexit.register(shutil.rmtree, cwd, True)

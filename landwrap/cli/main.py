@@ -150,7 +150,7 @@ def status(as_json, abi):
         click.echo(format_status(st), nl=False)
 
 
-# landwrap profile ... (the work is in profilecmd and llconfig) ---------------
+# landwrap profile ... (the work is in profilecmd and landlockconfig) ---------------
 
 def _profile_fail(e: LandwrapError):
     report.error(e)

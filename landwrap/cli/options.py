@@ -10,6 +10,8 @@ for its usual messages.  Never import click here.
 
 from __future__ import annotations
 
+from ..engine import compat
+
 FLAG, COUNT, VALUE, MULTI = "flag", "count", "value", "multi"
 
 # (declarations, dest, kind, type, metavar, help)
@@ -40,7 +42,7 @@ RUN_OPTIONS = (
      "Enforce everything strictly, whatever compat a profile declares (the default for "
      "what the command line asks for)."),
     (("--abi",), "abi", VALUE, int, "N",
-     "Use at most Landlock ABI N (1-10), as on an older kernel."),
+     f"Use at most Landlock ABI N (1-{compat.LATEST_ABI}), as on an older kernel."),
     (("--clean-env",), "clean_env", FLAG, None, None,
      "Pass only PATH, HOME, USER, LOGNAME, LANG, LC_*, TERM, TZ and TMPDIR to the command."),
     (("--env",), "env", MULTI, str, "NAME[=VALUE]",

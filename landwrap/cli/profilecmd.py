@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 
 from ..engine import compat
-from ..profiles import profile
+from ..profiles import lookup, parse, profile, validate
+from ..engine.present import short_access
 from ..engine.safetext import printable
 from ..engine.errors import LandlockUnavailable, LandwrapError, ProfileError, UnsupportedFeature
 
@@ -27,7 +28,7 @@ def origin_of(path: str, environ=None) -> str:
     env = os.environ if environ is None else environ
     d = os.path.dirname(path)
     extra = [x for x in env.get("LANDWRAP_PROFILE_PATH", "").split(":") if x]
-    fixed = profile.search_path(env)[len(extra):]
+    fixed = lookup.search_path(env)[len(extra):]
     if d in extra:
         return "LANDWRAP_PROFILE_PATH"
     for label, fd in zip(ORIGINS[1:], fixed):
@@ -43,7 +44,7 @@ def list_rows(dirs=None, environ=None) -> list:
     (the file that wins), ``from``, ``description``, ``shadowed`` (files of
     the same name further down the path) and ``local`` (its .local.toml
     additions)."""
-    dirs = profile.search_path(environ) if dirs is None else dirs
+    dirs = lookup.search_path(environ) if dirs is None else dirs
     rows = []
     for name, path, desc, shadowed in profile.list_profiles(dirs):
         rows.append({
@@ -52,7 +53,7 @@ def list_rows(dirs=None, environ=None) -> list:
             "from": origin_of(path, environ),
             "description": desc,
             "shadowed": [{"path": p, "from": origin_of(p, environ)} for p in shadowed],
-            "local": profile.find_locals(name, dirs),
+            "local": lookup.find_locals(name, dirs),
         })
     return rows
 
@@ -79,20 +80,13 @@ def format_list(rows: list) -> str:
 def locate(spec: str, dirs=None) -> tuple:
     """(path, local_files) of a profile name or path; ProfileError if there
     is no such profile."""
-    dirs = profile.search_path() if dirs is None else dirs
-    if profile.is_path(spec):
+    dirs = lookup.search_path() if dirs is None else dirs
+    if lookup.is_path(spec):
         p = os.path.abspath(os.path.expanduser(spec))
         if not os.path.isfile(p):
             raise ProfileError("no such file", p)
         return p, []
-    if not spec or spec.startswith(".") or "\0" in spec:
-        raise ProfileError(f"bad profile name {spec!r}")
-    p = profile.find(spec, dirs)
-    if p is None:
-        raise ProfileError(f"no profile named {spec!r} on the profile path",
-                           hint="`landwrap profile list` shows them; searched: "
-                           + ", ".join(dirs))
-    return p, profile.find_locals(spec, dirs)
+    return lookup.locate(spec, None, dirs), lookup.find_locals(spec, dirs)
 
 
 def show_written(spec: str, dirs=None) -> str:
@@ -116,8 +110,8 @@ def show_written(spec: str, dirs=None) -> str:
 def written_documents(spec: str, dirs=None) -> dict:
     """The parsed documents, for `profile show --json`."""
     path, locals_ = locate(spec, dirs)
-    return {"path": path, "document": profile.load_document(path),
-            "local": [{"path": p, "document": profile.load_document(p)} for p in locals_]}
+    return {"path": path, "document": parse.load_document(path),
+            "local": [{"path": p, "document": parse.load_document(p)} for p in locals_]}
 
 
 def _resolve(prof, abi=None):
@@ -163,13 +157,13 @@ def resolved(spec: str, *, abi: int | None = None, dirs=None) -> dict:
     for lo, hi, bits, origin in rs.ports:
         ports.append({"ports": str(lo) if lo == hi else f"{lo}-{hi}",
                       "access": compat.names(compat.NET_RIGHTS, bits), "from": origin})
-    main = None if profile.is_path(spec) else profile.find(spec, dirs)
+    main = None if lookup.is_path(spec) else lookup.find(spec, dirs)
     return {
         "profile": spec,
         "files": list(prof.sources),
         "description": prof.description,
         "programs": ([] if main is None
-                     else profile.programs(profile.load_document(main), main, spec)),
+                     else validate.programs(parse.load_document(main), main, spec)),
         "compat": rs.compat,
         "abi": rs.abi,
         "filesystem": {
@@ -192,10 +186,7 @@ def resolved(spec: str, *, abi: int | None = None, dirs=None) -> dict:
 
 
 def _short(bits: int) -> str:
-    for name in ("rwx", "rw", "rox", "ro"):
-        if bits == compat.access_bits(name):
-            return name
-    return ",".join(compat.names(compat.FS_RIGHTS, bits))
+    return short_access(bits, compat.FS_ALL)
 
 
 def format_resolved(view: dict) -> str:
@@ -283,7 +274,7 @@ def check(spec: str, dirs=None) -> list:
     left out), then every missing required path.  Loads it with its
     extends and .local additions and resolves its paths (best effort, so
     that the kernel's ABI does not matter)."""
-    if not profile.is_path(spec) and os.path.isfile(spec):
+    if not lookup.is_path(spec) and os.path.isfile(spec):
         spec = "./" + spec  # a file given by a bare name, not a profile name
     errors: list = []
     try:
@@ -291,14 +282,14 @@ def check(spec: str, dirs=None) -> list:
     except ProfileError as e:
         errors.append(e)
         if e.key and e.file:
-            errors += profile.more_errors(e.file, e)
+            errors += validate.more_errors(e.file, e)
         return _lines(errors)
     except LandwrapError as e:
         return _lines([e])
     for r in prof.ruleset.paths:
         if r.required and not os.path.lexists(r.path):
             file, _, key = (r.origin or "").rpartition(": ")
-            line = profile.line_of(file, *profile.table_of(key)) if file else None
+            line = parse.line_of(file, *validate.table_of(key)) if file else None
             errors.append(ProfileError(f"{printable(r.path)}: no such file or directory "
                                        "(the rule is required)", file or None, line,
                                        key or None))
@@ -323,10 +314,10 @@ def _lines(errors) -> list:
 
 def export(spec: str, *, abi: int | None = None, fmt: str = "toml", dirs=None) -> str:
     """The resolved profile as landlockconfig text (see ``llconfig``)."""
-    from ..profiles import landlockconfig as llconfig  # lazy: only `profile export`
+    from ..profiles import landlockconfig  # lazy: only `profile export`
 
     prof = profile.load([spec], dirs=dirs)
-    return llconfig.export(prof, abi=abi, fmt=fmt)
+    return landlockconfig.export(prof, abi=abi, fmt=fmt)
 
 
 # completion ------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from ..engine import compat
-from ..engine.ruleset import short_access
+from ..engine.present import short_access
 from ..engine.safetext import printable
 
 
@@ -34,7 +34,7 @@ def plan_warnings(plan) -> list:
     :func:`unsandboxed_warning`."""
     if not plan.dropped or not plan.enforces_anything:
         return []
-    if plan.mode == "best-effort" and plan.explicit_missing:
+    if plan.mode == compat.BEST_EFFORT and plan.explicit_missing:
         return ["best-effort: running without what was asked for but is "
                 "unsupported; " + plan.warning()]
     return [plan.warning()]

@@ -14,11 +14,11 @@ from . import policy, report
 from ..engine.errors import EXIT_ERROR, LandwrapError, PathError, UsageError
 from ..engine.ruleset import Ruleset
 from ..engine.safetext import printable
-from ..profiles import profile
+from ..profiles import lookup, profile, validate, variables
 
 
 def build_profile(opts: dict):
-    """The requested sandbox (a profile.Profile), before the kernel is asked
+    """The requested sandbox (a validate.Profile), before the kernel is asked
     anything: the profiles (or none), then the command line on top.
 
     Profile variables and landwrap's protected state are those of the user
@@ -31,13 +31,13 @@ def build_profile(opts: dict):
         raise UsageError("--strict and --best-effort cannot be combined")
     environ = _target_environ(opts.get("user"))
     if opts.get("no_profile"):
-        prof = profile.Profile()
+        prof = validate.Profile()
         prof.why = "--no-profile"
         profile.protect(prof.ruleset, environ)
     else:
         prof = profile.for_command(opts.get("profile") or (),
                                    opts["command"][0] if opts.get("command") else None,
-                                   dirs=profile.search_path() if environ else None,
+                                   dirs=lookup.search_path() if environ else None,
                                    environ=environ)
     rs = prof.ruleset
     policy.apply_options(rs, opts)
@@ -68,7 +68,7 @@ def _target_environ(user):
         if not user.isdigit():
             raise UsageError(f"--user {user}: no such user") from None
         pw = pwd.struct_passwd((user, "x", int(user), int(user), "", "/nonexistent", ""))
-    return profile.user_environ(pw)
+    return variables.user_environ(pw)
 
 
 def _check_command_line_strictly(opts: dict, abi) -> None:
@@ -110,7 +110,7 @@ def main(opts: dict) -> int:
 def _run(opts: dict) -> int:
     if opts.get("json") and not opts.get("dry_run"):
         raise UsageError("--json only goes with --dry-run")
-    if opts.get("abi") is not None and not 1 <= opts["abi"] <= compat.LATEST_ABI:
+    if opts.get("abi") is not None and not compat.known_abi(opts["abi"]):
         raise UsageError(f"--abi {opts['abi']}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
     argv = opts["command"]
     prof = build_profile(opts)
@@ -178,11 +178,9 @@ def private_tmp(user=None, group=None) -> str:
     # what tempfile.mkdtemp does, without its import cost (~10 ms a run):
     # a random name in the real temporary directory, made with O_EXCL
     # semantics (mkdir fails on anything already there, symlinks included)
-    from ..profiles import profile as _profile  # lazy like build_profile's (loaded by then)
-
     base = os.environ.get("TMPDIR") or "/tmp"
     if not os.path.isabs(base) or not os.path.isdir(base) or \
-            _profile.untrusted_dir(os.path.realpath(base)):
+            lookup.untrusted_dirs(os.path.realpath(base), (0, os.geteuid())):
         # $TMPDIR survives su and sudo -E: a directory another user controls
         # could have our directory swapped for a symlink before its rule is
         # made (a root sandbox would then write where the link points)

@@ -14,7 +14,7 @@ import shlex
 
 from ..engine import compat
 from ..engine.errors import DenialLoggingUnsupported, UnsupportedFeature
-from ..profiles.profile import toml_str
+from ..profiles.parse import toml_str
 from ..engine.safetext import printable
 
 #: The restrict_self() flag that makes the kernel log the denials of the
@@ -23,8 +23,7 @@ LOG_FLAG = "log_new_exec_on"
 
 #: Rights checked on the directory that holds the entry being made or
 #: removed, not on the entry itself.
-DIR_ENTRY_RIGHTS = {"remove_dir", "remove_file", "make_char", "make_dir", "make_reg",
-                    "make_sock", "make_fifo", "make_block", "make_sym", "refer"}
+DIR_ENTRY_RIGHTS = compat.DIR_ENTRY_RIGHTS
 WRITE_RIGHTS = set(compat.ACCESS_SETS["rw"]) - set(compat.ACCESS_SETS["ro"])
 PROGRAM_DIRS = {"bin", "sbin", "libexec"}
 

@@ -14,10 +14,12 @@ import os
 from . import denials
 from ..engine import compat
 from ..engine.errors import LandlockUnavailable, UnsupportedFeature, UsageError
-from ..engine.ruleset import parse_ports, short_access
+from ..engine.present import short_access
+from ..engine.ruleset import parse_ports
 from ..engine.safetext import printable
 from ..profiles import profile
-from ..profiles.profile import line_of
+from ..profiles.parse import entry_line, line_of
+from ..profiles.validate import NET_KEY
 
 #: Words for --access: (rights, checked on the parent directory?)
 #: ``None`` for "on the parent" means: on PATH itself when it is an
@@ -42,8 +44,7 @@ NET_WORDS = {
     "tcp": {"connect": "connect_tcp", "bind": "bind_tcp"},
     "udp": {"connect": "connect_send_udp", "send": "connect_send_udp", "bind": "bind_udp"},
 }
-_ENTRY = {"remove_dir", "remove_file", "make_char", "make_dir", "make_reg", "make_sock",
-          "make_fifo", "make_block", "make_sym", "refer"}
+_ENTRY = compat.DIR_ENTRY_RIGHTS
 
 
 class Check:
@@ -230,8 +231,7 @@ def _why_net(plan, ans: Answer, proto: str, port: int, access) -> None:
             c.allowed = bool(c.grants)
             if not c.allowed:
                 c.why = f"no rule allows {right} on port {port}"
-                key = {"connect_tcp": "connect_tcp", "bind_tcp": "bind_tcp",
-                       "bind_udp": "bind_udp", "connect_send_udp": "connect_udp"}[right]
+                key = NET_KEY[right]
                 if right.endswith("_tcp"):
                     ans.suggestion = f"--{right.replace('_', '-')} {port}"
                 else:
@@ -284,24 +284,8 @@ def _locate(origin: str, path: str | None = None) -> str:
         table, name = f"{table}.{name}", "path"
     line = line_of(file, table or None, name, index)
     if line and path and index is None:
-        line = _entry_line(file, line, path) or line
+        line = entry_line(file, line, path) or line
     return f"{file}:{line}: {key}" if line else origin
-
-
-def _entry_line(file: str, key_line: int, path: str) -> int | None:
-    try:
-        with open(file, encoding="utf-8", errors="replace") as f:
-            lines = f.read().split("\n")
-    except OSError:
-        return None
-    for n in range(key_line - 1, len(lines)):
-        s = lines[n].strip()
-        if n > key_line - 1 and (s.startswith("[") and not s.startswith("[\"") or
-                                 ("=" in s.split("#")[0] and not s.startswith(("\"", "'")))):
-            break
-        if f'"{path}"' in s or f"'{path}'" in s:
-            return n + 1
-    return None
 
 
 def format_answer(ans: Answer) -> str:

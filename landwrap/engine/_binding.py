@@ -38,11 +38,6 @@ def create_ruleset(fs: int, net: int, scoped: int, size: int) -> int:
     return fd
 
 
-def add_path_rule(ruleset_fd: int, allowed: int, parent_fd: int, path: str) -> None:
-    if lib.lw_add_path_rule(ruleset_fd, allowed, parent_fd) < 0:
-        raise _oserror(path)
-
-
 def add_net_rule(ruleset_fd: int, allowed: int, port: int) -> None:
     if lib.lw_add_net_rule(ruleset_fd, allowed, port) < 0:
         raise _oserror()
@@ -56,33 +51,6 @@ def no_new_privs() -> None:
 def restrict_self(ruleset_fd: int, flags: int) -> None:
     if lib.lw_restrict_self(ruleset_fd, flags) < 0:
         raise _oserror()
-
-
-def resolve_paths(paths) -> list:
-    """``[(err, mode, real)]`` for each absolute path in *paths* (str):
-    ``err`` 0 or an errno, ``mode`` its st_mode, ``real`` its real path
-    when it differs from the lexically normalized one, else None.  One
-    call into C for the whole list."""
-    n = len(paths)
-    if not n:
-        return []
-    blob = b"\0".join(os.fsencode(p) for p in paths) + b"\0"
-    out = ffi.new("struct lw_pathinfo[]", n)
-    cap = 64 * 1024
-    realbuf = ffi.new("char[]", cap)
-    lib.lw_resolve_paths(blob, n, out, realbuf, cap)
-    res = []
-    for i in range(n):
-        o = out[i]
-        if o.err:
-            res.append((o.err, 0, None))
-        elif o.real_off == -1:
-            res.append((0, o.mode, None))
-        elif o.real_off == -2:
-            res.append((0, o.mode, os.path.realpath(paths[i])))
-        else:
-            res.append((0, o.mode, os.fsdecode(ffi.unpack(realbuf + o.real_off, o.real_len))))
-    return res
 
 
 def add_path_rules(ruleset_fd: int, paths, allowed) -> None:
@@ -100,8 +68,9 @@ def add_path_rules(ruleset_fd: int, paths, allowed) -> None:
 def open_add_paths(ruleset_fd: int, paths, allowed, file_mask: int) -> list:
     """Resolve *paths* (absolute, normalized str) opening each once and, with
     a *ruleset_fd* >= 0, bind their rules to those same descriptors (see
-    csrc/paths.c).  ``[(err, mode, real, added)]`` per path: ``err``, ``mode``
-    and ``real`` as :func:`resolve_paths`, ``added`` 1 when the rule was
+    csrc/paths.c).  ``[(err, mode, real, added)]`` per path: ``err`` 0 or the
+    errno of opening it, ``mode`` its st_mode, ``real`` its real path when a
+    symlink is on the way (else None), ``added`` 1 when the rule was
     added, 2 when an ancestor's rule added here grants it all, 0 when the
     caller must still add it (a symlink on the way).  OSError names the path
     whose rule the kernel refused."""

@@ -21,7 +21,9 @@ whether seccomp filters are available.  Holds the capability name table
 
 from __future__ import annotations
 
-from . import _binding as _sys, compat
+import os
+
+from . import _binding, compat
 from .errors import EnforcementError, UsageError
 
 #: Linux capability names (without CAP_, lower case) by number.
@@ -104,13 +106,13 @@ class Companion:
     def parts(self) -> int:
         if not self.filter:
             return 0
-        p = _sys.SC_TTY
+        p = _binding.SC_TTY
         if self.mptcp:
-            p |= _sys.SC_MPTCP
+            p |= _binding.SC_MPTCP
         if self.processes:
-            p |= _sys.SC_PROCS
+            p |= _binding.SC_PROCS
             if self.supervised:
-                p |= _sys.SC_NOTIFY
+                p |= _binding.SC_NOTIFY
         return p
 
     def keep_mask(self) -> int:
@@ -158,8 +160,6 @@ def for_plan(plan, *, cap_add=(), supervised: bool = False, euid: int | None = N
     is restricted, the process part when the signal scope is on.  Strict
     mode raises EnforcementError when no filter can be installed here;
     best-effort records why in ``plan.dropped``."""
-    import os
-
     c = Companion()
     req = plan.request
     c.mptcp = bool(req.net)
@@ -180,9 +180,9 @@ def for_plan(plan, *, cap_add=(), supervised: bool = False, euid: int | None = N
                                  f"CAP_{name.upper()}, so it cannot keep it")
     c.drop_caps = euid == 0
     why = None
-    if not _sys.seccomp_arch():
+    if not _binding.seccomp_arch():
         why = "landwrap does not know this architecture's system call numbers"
-    elif not _sys.seccomp_available(c.supervised):
+    elif not _binding.seccomp_available(c.supervised):
         why = "the kernel cannot install seccomp filters (CONFIG_SECCOMP_FILTER)"
     if why:
         if plan.mode == "strict":
@@ -202,8 +202,8 @@ def status() -> dict:
     """What this machine offers the companion (for `landwrap status`):
     whether the filter can be installed, for which architecture, and
     whether the launcher can supervise thread ids (user notifications)."""
-    arch = _sys.seccomp_arch()
+    arch = _binding.seccomp_arch()
     names = {0xC000003E: "x86_64", 0xC00000B7: "aarch64"}
-    ok = bool(arch) and _sys.seccomp_available(False)
+    ok = bool(arch) and _binding.seccomp_available(False)
     return {"seccomp_filter": ok, "arch": names.get(arch),
-            "user_notification": ok and _sys.seccomp_available(True)}
+            "user_notification": ok and _binding.seccomp_available(True)}

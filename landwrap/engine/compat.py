@@ -5,13 +5,25 @@ right and scope bits with the ABI and Linux release that introduced each, the
 restrict_self flags, and the downgrade logic that turns "what was asked for"
 into "what this kernel can enforce" (:func:`downgrade`).
 
-It must never make a system call: detection lives in ``_sys``.
+It must never make a system call: detection lives in ``_binding``.
 """
 
 from __future__ import annotations
 
 #: The newest ABI landwrap knows.  A newer kernel is used at this ABI.
 LATEST_ABI = 10
+
+#: The compatibility modes: strict refuses a kernel that lacks something
+#: asked for; best-effort runs without it and says what it dropped.
+STRICT = "strict"
+BEST_EFFORT = "best-effort"
+MODES = (STRICT, BEST_EFFORT)
+
+#: What enforcing a plan achieved: everything asked for, part of it
+#: (best-effort dropped something asked for), or nothing at all.
+FULLY = "fully"
+PARTIALLY = "partially"
+NOT_ENFORCED = "not"
 
 #: ABI -> first Linux release that has it.
 KERNEL = {
@@ -72,6 +84,11 @@ REFER = FS_RIGHTS["refer"][0]
 FS_FILE = sum(FS_RIGHTS[n][0] for n in (
     "execute", "write_file", "read_file", "truncate", "ioctl_dev", "resolve_unix"))
 
+#: Rights checked on the directory that holds the entry being made or
+#: removed, not on the entry itself.
+DIR_ENTRY_RIGHTS = frozenset(("remove_dir", "remove_file", "make_char", "make_dir", "make_reg",
+                              "make_sock", "make_fifo", "make_block", "make_sym", "refer"))
+
 # The shorthand access sets of --ro/--rox/--rw/--rwx and of profiles.
 # Writing does not include creating device nodes (make_char, make_block):
 # a device node is access to the device, not to the directory; a profile
@@ -89,6 +106,16 @@ ACCESS_SETS = {
 
 # Size of struct landlock_ruleset_attr up to and including each field.
 ATTR_SIZE_FS, ATTR_SIZE_NET, ATTR_SIZE_SCOPED = 8, 16, 24
+
+
+def known_abi(abi: int) -> bool:
+    """Whether *abi* is one landwrap knows (1 to :data:`LATEST_ABI`)."""
+    return 1 <= abi <= LATEST_ABI
+
+
+def first_abi(table: dict) -> int:
+    """The first ABI with any member of *table* (e.g. 4 for NET_RIGHTS)."""
+    return min(since for _, since in table.values())
 
 
 def mask(table: dict, abi: int) -> int:

@@ -17,7 +17,10 @@ default), as arguments for the Python API (``compat='best-effort'``) --
 
 from __future__ import annotations
 
+import errno as _errno  # `errno` is a field name here
 import os
+
+from . import compat
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -106,13 +109,11 @@ class LandlockUnavailable(LandwrapError):
     """
 
     def __init__(self, err: int):
-        import errno as _errno
-
         self.reason = ("EOPNOTSUPP" if err == _errno.EOPNOTSUPP
                        else _errno.errorcode.get(err, str(err)))
         if err == _errno.ENOSYS:
             msg = "Landlock is not supported by this kernel (ENOSYS: not built in)"
-            hint = ("Landlock needs Linux 5.13 or newer built with "
+            hint = (f"Landlock needs Linux {compat.KERNEL[1]} or newer built with "
                     "CONFIG_SECURITY_LANDLOCK=y")
         elif err == _errno.EOPNOTSUPP:
             msg = "Landlock is built into this kernel but disabled (EOPNOTSUPP)"
@@ -124,7 +125,28 @@ class LandlockUnavailable(LandwrapError):
         super().__init__(msg, hint, errno=err)
 
 
-class UnsupportedFeature(LandwrapError):
+class _AbiShortfall(LandwrapError):
+    """What UnsupportedFeature and NothingEnforced share: ``abi`` (the ABI
+    used), ``kernel_abi`` (the kernel's) and a message worded per caller
+    (the ABI cap is ``--abi N`` for the CLI, ``abi=N`` for the API)."""
+
+    abi: int
+    kernel_abi: int
+
+    def _text(self, caller: Caller) -> str:
+        raise NotImplementedError
+
+    def _capped(self, caller: Caller) -> str:
+        return ("" if self.abi == self.kernel_abi
+                else f" (capped with {spell('abi', self.abi, caller)})")
+
+    def for_caller(self, caller: Caller) -> LandwrapError:
+        self.message = self._text(caller)
+        self.args = (self.message,)
+        return super().for_caller(caller)
+
+
+class UnsupportedFeature(_AbiShortfall):
     """Strict mode: something asked for explicitly needs a newer ABI.
 
     ``missing`` is a list of ``(kind, bits, description)`` (kind ``"fs"``,
@@ -146,15 +168,9 @@ class UnsupportedFeature(LandwrapError):
 
     def _text(self, caller: Caller) -> str:
         what = "; ".join(desc for _, _, desc in self.missing)
-        cap = ("" if self.abi == self.kernel_abi
-               else f" (capped with {spell('abi', self.abi, caller)})")
+        cap = self._capped(caller)
         return (f"cannot enforce the requested sandbox: Landlock ABI {self.abi}{cap} "
                 f"lacks {what}")
-
-    def for_caller(self, caller: Caller) -> LandwrapError:
-        self.message = self._text(caller)
-        self.args = (self.message,)
-        return super().for_caller(caller)
 
 
 class DenialLoggingUnsupported(UnsupportedFeature):
@@ -184,7 +200,7 @@ class SandboxWarning(UserWarning):
     signalled from it)."""
 
 
-class NothingEnforced(LandwrapError):
+class NothingEnforced(_AbiShortfall):
     """Strict mode: the sandbox asked for restrictions, but none of them
     exists at this ABI, so Landlock would enforce nothing at all.
 
@@ -203,15 +219,9 @@ class NothingEnforced(LandwrapError):
 
     def _text(self, caller: Caller) -> str:
         what = "; ".join(desc for _, _, desc in self.dropped) or "nothing it handles"
-        cap = ("" if self.abi == self.kernel_abi
-               else f" (capped with {spell('abi', self.abi, caller)})")
+        cap = self._capped(caller)
         return (f"refusing to run NOT SANDBOXED: Landlock ABI {self.abi}{cap} can enforce "
                 f"none of the restrictions asked for ({what})")
-
-    def for_caller(self, caller: Caller) -> LandwrapError:
-        self.message = self._text(caller)
-        self.args = (self.message,)
-        return super().for_caller(caller)
 
 
 class PathError(LandwrapError):

@@ -19,10 +19,12 @@ second thread: see ``csrc/landwrap.c``.
 
 from __future__ import annotations
 
+import _thread
 import os
+import time
 import _signal as signal  # the C module: `signal` costs an enum import
 
-from . import _binding as _sys, spawn
+from . import _binding, spawn
 from .errors import UsageError
 
 #: Kept by --clean-env (plus every LC_* variable).
@@ -84,10 +86,11 @@ def resolve_user(user: str | None, group: str | None, env: dict) -> tuple:
         return 0, 0, 0
     if os.geteuid() != 0:
         raise UsageError("--user/--group need root (landwrap is not setuid: run it with sudo)")
+    # only for --user/--group (root only): grp and pwd read the NSS configuration
     import grp
     import pwd
 
-    flags = _sys.F_CLEAR_GROUPS | _sys.F_SET_GID
+    flags = _binding.F_CLEAR_GROUPS | _binding.F_SET_GID
     uid = gid = 0
     if user is not None:
         num = parse_id(user, "--user")
@@ -102,7 +105,7 @@ def resolve_user(user: str | None, group: str | None, env: dict) -> tuple:
             env.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
         else:
             uid = gid = num
-        flags |= _sys.F_SET_UID
+        flags |= _binding.F_SET_UID
     if group is not None:
         num = parse_id(group, "--group")
         try:
@@ -150,7 +153,7 @@ def run(plan, argv, env, *, keep_fds=(), user_flags=0, uid=0, gid=0, path=None,
         companion = _companion.for_plan(plan, supervised=True)
     waitset = set(FORWARDED) | {signal.SIGCHLD}
     supervise = companion is not None and companion.filter and companion.supervised
-    _sys.set_subreaper()
+    _binding.set_subreaper()
     # Block before the fork so no signal is lost or handled by Python in
     # between; the child unblocks everything before exec.  The supervisor
     # thread inherits the mask, so signals still come to sigwaitinfo.
@@ -159,16 +162,16 @@ def run(plan, argv, env, *, keep_fds=(), user_flags=0, uid=0, gid=0, path=None,
     try:
         mine = theirs = -1
         if supervise:
-            mine, theirs = _sys.notif_pair()
+            mine, theirs = _binding.notif_pair()
         try:
             pid = spawn.start(
                 plan, path, argv, env, keep_fds=keep_fds, stdio=stdio,
-                flags=(user_flags | _sys.F_PDEATHSIG | _sys.F_UNBLOCK_SIGNALS
-                       | _sys.F_RESTORE_SIGPIPE | _sys.F_CLOSE_FDS),
+                flags=(user_flags | _binding.F_PDEATHSIG | _binding.F_UNBLOCK_SIGNALS
+                       | _binding.F_RESTORE_SIGPIPE | _binding.F_CLOSE_FDS),
                 uid=uid, gid=gid, companion=companion, notif_sock=theirs)
             if supervise:
                 try:
-                    listener = _sys.recv_fd(mine)
+                    listener = _binding.recv_fd(mine)
                 except BlockingIOError:
                     # Nested in another landwrap run: the child refuses
                     # other ids itself (one listener per filter chain).
@@ -193,12 +196,10 @@ def run(plan, argv, env, *, keep_fds=(), user_flags=0, uid=0, gid=0, path=None,
 
 def _supervise(listener: int) -> None:
     """Answer the filter's user notifications until no process uses it."""
-    import _thread
-
     def loop():
         try:
             while True:
-                _sys.notif_answer(listener)
+                _binding.notif_answer(listener)
         except OSError:
             pass
         finally:
@@ -273,8 +274,6 @@ def end_descendants(target: int, grace: float = GRACE) -> None:
     left = _descendants(me, target)
     if not left:
         return
-    import time
-
     for p in left:
         _kill(p, signal.SIGTERM)
     deadline = time.monotonic() + grace

@@ -9,9 +9,10 @@ pipe and is raised here as a precise exception.  Never uses ``preexec_fn``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 
-from . import _binding as _sys, compat
+from . import _binding, compat
 from .companion import cap_last
 from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError, SpawnError,
                      EXIT_CANNOT_EXEC)
@@ -124,8 +125,6 @@ def encode_env(env) -> list:
 def _pipe_above_stdio() -> tuple:
     """A close-on-exec pipe whose ends are not 0, 1 or 2 (those may be
     closed in the parent, and the child overwrites them)."""
-    import fcntl
-
     ends = list(os.pipe2(os.O_CLOEXEC))
     low = [fd for fd in ends if fd < 3]
     for i, fd in enumerate(ends):
@@ -140,13 +139,13 @@ def companion_flags(comp) -> tuple:
     """(spawn flags, SpawnArgs keywords) for a companion.Companion."""
     if comp is None:
         return 0, {}
-    flags = _sys.F_DROP_CAPS
+    flags = _binding.F_DROP_CAPS
     kw = {"keep_caps": comp.keep_mask()}
     if comp.drop_caps:
-        flags |= _sys.F_DROP_BOUNDING
+        flags |= _binding.F_DROP_BOUNDING
         kw["cap_last"] = cap_last()
     if comp.filter:
-        flags |= _sys.F_SECCOMP
+        flags |= _binding.F_SECCOMP
         kw["seccomp_parts"] = comp.parts()
     return flags, kw
 
@@ -165,17 +164,17 @@ def start(plan, path: str, argv, env, *, cwd=None, stdio=(-1, -1, -1),
         raise ValueError("embedded null byte in the arguments or the working directory")
     rfd = plan.ruleset_fd() if plan is not None else -1
     cflags, ckw = companion_flags(companion)
-    args = _sys.SpawnArgs(
+    args = _binding.SpawnArgs(
         os.fsencode(path), argv, encode_env(env), cwd=bcwd,
         stdio=stdio, keep_fds=keep_fds, ruleset_fd=rfd,
         restrict_flags=plan.flags if plan is not None else 0,
         flags=flags | cflags, uid=uid, gid=gid, notif_sock=notif_sock, **ckw)
     r, w = _pipe_above_stdio()
     try:
-        pid = _sys.spawn(args, w, os.getpid())
+        pid = _binding.spawn(args, w, os.getpid())
         os.close(w)
         w = -1
-        failure = _sys.read_child_error(r)
+        failure = _binding.read_child_error(r)
     finally:
         os.close(r)
         if w >= 0:
@@ -188,9 +187,9 @@ def start(plan, path: str, argv, env, *, cwd=None, stdio=(-1, -1, -1),
 
 def child_error(plan, path: str, cwd, stage: int, err: int) -> Exception:
     """The exception for a child that failed at *stage* with *err*."""
-    what = _sys.STAGES.get(stage, f"stage {stage}")
+    what = _binding.STAGES.get(stage, f"stage {stage}")
     text = os.strerror(err)
-    if stage == _sys.STAGE_EXEC:
+    if stage == _binding.STAGE_EXEC:
         if err == 2:  # ENOENT: the program, or its interpreter, is gone
             interp = _script_interpreter(path) or _elf_interpreter(path)
             if interp and not os.path.exists(interp):
@@ -207,20 +206,20 @@ def child_error(plan, path: str, cwd, stage: int, err: int) -> Exception:
             return CommandNotExecutable(f"{path}: cannot execute: {text}", path, err)
         return SpawnError(f"{path}: cannot execute: {text}", "exec", err,
                           exit_code=EXIT_CANNOT_EXEC)
-    if stage == _sys.STAGE_RESTRICT:
+    if stage == _binding.STAGE_RESTRICT:
         hint = None
         if err == 7:  # E2BIG
             hint = ("Landlock allows at most 16 nested sandboxes; this process "
                     "is already inside too many")
         return EnforcementError(f"failed to enforce the sandbox: {text}", hint, errno=err)
-    if stage == _sys.STAGE_SECCOMP:
+    if stage == _binding.STAGE_SECCOMP:
         return EnforcementError(f"failed to install the seccomp companion filter: {text}",
                                 "--best-effort runs without it where the kernel has none",
                                 errno=err)
-    if stage == _sys.STAGE_CAPS:
+    if stage == _binding.STAGE_CAPS:
         return EnforcementError(f"failed to drop capabilities: {text}",
                                 "landwrap needs CAP_SETPCAP to empty a root sandbox's "
                                 "bounding set", errno=err)
-    if stage == _sys.STAGE_CHDIR:
+    if stage == _binding.STAGE_CHDIR:
         return SpawnError(f"cannot change directory to {cwd}: {text}", what, err)
     return SpawnError(f"sandbox setup failed while {what}: {text}", what, err)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from . import _binding as _sys, compat
+from . import _binding, compat
 from .companion import status as companion_status
 from .errors import LandlockUnavailable
 
@@ -15,7 +15,7 @@ from .errors import LandlockUnavailable
 def status(abi: int | None = None) -> dict:
     """Kernel release, Landlock ABI, every feature with the ABI and kernel
     that adds it, the security model and the active LSMs."""
-    kabi = _sys.kernel_abi()
+    kabi = _binding.kernel_abi()
     out = {
         "kernel": os.uname().release,
         "landlock": "enabled" if kabi >= 0 else LandlockUnavailable(-kabi).reason,

@@ -45,9 +45,12 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import threading
+import time
+import _signal as signal  # the C module: `signal` costs an enum import
 
-from . import _binding as _sys, compat
+from . import _binding, compat
 from .errors import EnforcementError
 
 #: Seconds to wait for every thread to answer.
@@ -80,8 +83,6 @@ class ThreadsResult:
 def candidate_signals() -> list:
     """Real-time signals landwrap may borrow, most preferred first.  The
     top ones are left alone (debuggers and valgrind use them)."""
-    import signal
-
     return list(range(signal.SIGRTMAX - 3, signal.SIGRTMIN, -1))
 
 
@@ -137,7 +138,7 @@ def thread_info(task_fd: int | None = None) -> dict:
     if task_fd is None:
         task_fd = _proc_fds()[0]
     try:
-        rows = _sys.thread_masks(task_fd)
+        rows = _binding.thread_masks(task_fd)
     except OSError as e:
         raise EnforcementError(f"cannot list the threads of this process: {e.strerror}; "
                                "nothing was restricted", errno=e.errno) from e
@@ -165,9 +166,7 @@ def _pick_signal(task_fd: int, me: int, exclude=()) -> tuple:
     Only a diagnostic, to fail before anything is restricted when a
     thread will clearly never take the signal; the round itself is the
     guarantee (it times out on any thread that does not answer)."""
-    import time
-
-    free = [s for s in candidate_signals() if s not in exclude and _sys.signal_is_free(s)]
+    free = [s for s in candidate_signals() if s not in exclude and _binding.signal_is_free(s)]
     if not free:
         lo, hi = min(candidate_signals()), max(candidate_signals())
         raise EnforcementError(
@@ -213,8 +212,8 @@ def _caller_error(err: int) -> EnforcementError:
 
 def _restrict_caller(ruleset_fd: int, flags: int) -> None:
     try:
-        _sys.no_new_privs()
-        _sys.restrict_self(ruleset_fd, flags)
+        _binding.no_new_privs()
+        _binding.restrict_self(ruleset_fd, flags)
     except OSError as e:
         raise _caller_error(e.errno) from e
 
@@ -259,7 +258,7 @@ def _by_signal(ruleset_fd: int, flags: int, timeout: float, task_fd: int,
     tried = []
     while True:
         try:
-            outcome, records, escapes = _sys.restrict_threads(
+            outcome, records, escapes = _binding.restrict_threads(
                 ruleset_fd, flags, sig, task_fd, status_fd, max(1, int(timeout * 1000)))
             break
         except OSError as e:
@@ -286,8 +285,6 @@ class _no_vfork:
     thread that cannot be reached."""
 
     def __enter__(self):
-        import sys
-
         self.mod = sys.modules.get("subprocess")
         self.old = getattr(self.mod, "_USE_VFORK", None)
         if self.old:
@@ -302,20 +299,20 @@ def _judge(outcome: int, records: list, info: dict, sig: int,
            timeout: float, escapes: int = 0) -> ThreadsResult:
     """Turn a round's records into a result, or raise naming every thread
     that is not known to be restricted."""
-    ok = [tid for tid, st, err in records if st == _sys.T_DONE and not err]
+    ok = [tid for tid, st, err in records if st == _binding.T_DONE and not err]
     problems = []
     for tid, st, err in records:
-        if st == _sys.T_DONE and err:
+        if st == _binding.T_DONE and err:
             problems.append((tid, f"restricting it failed: {os.strerror(err)}"))
-        elif st in (_sys.T_SENT, _sys.T_BUSY):
+        elif st in (_binding.T_SENT, _binding.T_BUSY):
             problems.append((tid, f"did not answer signal {sig} within {timeout:g}s "
                                   "(blocked, stopped or traced)"))
-        elif st == _sys.T_LOST:
+        elif st == _binding.T_LOST:
             problems.append((tid, f"could not be signalled: {os.strerror(err)}"))
     if outcome == 0 and not problems:
         return ThreadsResult("signal", 1 + len(ok), sig, escapes)
     if outcome == errno.ENOSPC:
-        problems.append((None, f"more than {_sys.MAX_THREADS} threads"))
+        problems.append((None, f"more than {_binding.MAX_THREADS} threads"))
     elif outcome and outcome != errno.ETIMEDOUT and not problems:
         problems.append((None, f"scanning the threads failed: {os.strerror(outcome)}"))
     elif outcome == errno.ETIMEDOUT and not problems:

@@ -29,13 +29,18 @@ Errors are :class:`ProfileError` (``FILE:LINE: key: message``).
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from .. import __version__
 from ..engine import compat
 from ..engine.errors import ProfileError
-from ..engine.ruleset import Plan, Ruleset, short_access
-from .profile import line_of, printable, toml_str
+from ..engine.plan import Plan
+from ..engine.present import short_access
+from ..engine.ruleset import Ruleset
+from .parse import json_line, line_of, toml_str
+from .variables import references
+from ..engine.safetext import printable
 
 #: Key names as TOML writes them -> as JSON writes them.
 _CAMEL = {
@@ -60,15 +65,9 @@ MAX_RULES = 200_000  # path rules of one document, checked before expanding
 _FS = compat.FS_RIGHTS
 _READ_EXEC = compat.bits(_FS, ("execute", "read_file", "read_dir"))
 _EXECUTE = _FS["execute"][0]
-_GROUP_ABI = {"fs": 1, "net": 4, "scope": 6}  # first ABI with rights of the kind
 _TABLES = {"fs": compat.FS_RIGHTS, "net": compat.NET_RIGHTS, "scope": compat.SCOPES}
-
-
-def is_landlockconfig(doc: dict) -> bool:
-    """Whether a parsed document is in landlockconfig rather than landwrap
-    profile format (either spelling)."""
-    return any(k in doc for k in ("ruleset", "path_beneath", "net_port", "variable",
-                                  "pathBeneath", "netPort"))
+#: The first ABI with rights of each kind.
+_GROUP_ABI = {kind: compat.first_abi(table) for kind, table in _TABLES.items()}
 
 
 def group_bits(kind: str, group: str, abi: int) -> int | None:
@@ -126,55 +125,10 @@ class _Doc:
             if self._text is None:
                 with open(self.path, encoding="utf-8", errors="replace") as f:
                     self._text = f.read()
-            return _json_line(self._text, self.name(section) if section else None,
+            return json_line(self._text, self.name(section) if section else None,
                               index, self.name(key) if key else None)
         except (OSError, ValueError):
             return None
-
-
-def _json_line(text: str, section, index, key):
-    """Best-effort line of ``"key"`` inside entry *index* of the top-level
-    array ``"section"`` of a JSON text (or of a top-level key)."""
-    def find_key(name, start, end):
-        i = text.find(f'"{name}"', start, end)
-        return None if i < 0 else i
-
-    if section is None:
-        pos = find_key(key, 0, len(text)) if key else None
-        return None if pos is None else text.count("\n", 0, pos) + 1
-    pos = find_key(section, 0, len(text))
-    if pos is None:
-        return None
-    # walk the array: find entry *index* (objects at depth 1 of the array)
-    i = text.find("[", pos)
-    if i < 0 or index is None:
-        return text.count("\n", 0, pos) + 1
-    depth, n, in_str, start = 0, -1, False, None
-    j = i
-    while j < len(text):
-        c = text[j]
-        if in_str:
-            if c == "\\":
-                j += 1
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-        elif c in "[{":
-            depth += 1
-            if depth == 2 and c == "{":
-                n += 1
-                if n == index:
-                    start = j
-        elif c in "]}":
-            depth -= 1
-            if depth == 1 and start is not None:
-                k = find_key(key, start, j) if key else start
-                return text.count("\n", 0, start if k is None else k) + 1
-            if depth == 0:
-                break
-        j += 1
-    return text.count("\n", 0, pos) + 1
 
 
 def _type(v) -> str:
@@ -242,7 +196,7 @@ def _access(d: _Doc, kind: str, value, abi, section, index, key) -> tuple:
             got = group_bits(kind, group, abi)
         elif dot and prefix[:1] == "v" and prefix[1:].isdigit() and prefix[1:2] != "0":
             n = int(prefix[1:])
-            if _GROUP_ABI[kind] <= n <= compat.LATEST_ABI:
+            if _GROUP_ABI[kind] <= n and compat.known_abi(n):
                 got = group_bits(kind, group, n)
         if got is None:
             known = list(table) + [f"abi.{g}" for g in (
@@ -261,17 +215,19 @@ def _template(d: _Doc, raw: str, variables: dict, section, index, key,
     known before anything is expanded."""
     parts: list = []
     text: list = []
-    i, n = 0, len(raw)
-    while i < n:
-        c = raw[i]
-        if c == "$" and i + 1 < n and raw[i + 1] == "$":
-            text.append("$")
-            i += 2
-        elif c == "$" and i + 1 < n and raw[i + 1] == "{":
-            end = raw.find("}", i + 2)
-            if end < 0:
-                d.fail(f"unclosed variable reference in {raw!r}", section, index, key)
-            name = raw[i + 2:end]
+    pieces = references(raw, lone_dollar=True)
+    while True:
+        try:
+            piece = next(pieces)
+        except StopIteration:
+            break
+        except ValueError:
+            d.fail(f"unclosed variable reference in {raw!r}", section, index, key)
+        if type(piece) is str:
+            if piece:
+                text.append(piece)
+        else:
+            name = piece[0]
             if not _valid_name(name):
                 d.fail(f"bad variable name {name!r} in {raw!r} (a letter, then letters, "
                        "digits and _)", section, index, key)
@@ -283,10 +239,6 @@ def _template(d: _Doc, raw: str, variables: dict, section, index, key,
                 parts.append(("".join(text),))
                 text = []
             parts.append(variables[name])
-            i = end + 1
-        else:
-            text.append(c)
-            i += 1
     if text or not parts:
         parts.append(("".join(text),))
     total = 1
@@ -299,8 +251,6 @@ def _template(d: _Doc, raw: str, variables: dict, section, index, key,
                       if limit < MAX_ITEMS else ""), section, index, key)
     if total == 0:
         return []
-    import itertools
-
     return ["".join(combo) for combo in itertools.product(*parts)]
 
 
@@ -484,8 +434,7 @@ def _toml_str(s: str) -> str:
 def _comment(text: str) -> str:
     """A TOML comment line: control characters (a newline would end the
     comment and inject TOML) are written escaped."""
-    return "# " + "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF
-                          else ascii(ch)[1:-1] for ch in text)
+    return "# " + printable(text)
 
 
 def _toml_list(items) -> str:
@@ -548,7 +497,7 @@ def export(obj, *, abi: int | None = None, fmt: str = "toml", profile=None) -> s
     plan = _plan_of(obj, abi)
     doc = to_document(plan)
     if fmt == "json":
-        import json
+        import json  # only for --format json: json imports re
 
         out = {"abi": doc["abi"],
                "ruleset": [{_CAMEL.get(k, k): v for k, v in doc["ruleset"][0].items()}]}

@@ -27,7 +27,7 @@ import pytest
 
 from landwrap.cli import main as cli, options
 from landwrap.engine import compat
-from landwrap.profiles import profile
+from landwrap.profiles import lookup, profile, validate, variables
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -303,11 +303,11 @@ def test_files_section_gives_the_lookup_order():
 # landwrap-profile(5) -------------------------------------------------------
 
 TABLE_KEYS = {
-    "[filesystem]": profile.FS_KEYS,
-    "[[filesystem.rule]]": profile.RULE_KEYS,
-    "[network]": profile.NET_KEYS,
-    "[scope]": profile.SCOPE_KEYS,
-    "[env]": profile.ENV_KEYS,
+    "[filesystem]": validate.FS_KEYS,
+    "[[filesystem.rule]]": validate.RULE_KEYS,
+    "[network]": validate.NET_KEYS,
+    "[scope]": validate.SCOPE_KEYS,
+    "[env]": validate.ENV_KEYS,
 }
 
 
@@ -343,10 +343,10 @@ def test_profile_lookup_comes_first():
 def test_every_top_level_key_is_documented():
     entries = _key_entries("TOP-LEVEL KEYS")
     have = set(sections(MAN5))
-    for key in profile.TOP_KEYS:
+    for key in validate.TOP_KEYS:
         assert key in entries or f"[{key}]" in have, key
     for key in entries:
-        assert key in profile.TOP_KEYS, f"documented but not accepted: {key}"
+        assert key in validate.TOP_KEYS, f"documented but not accepted: {key}"
 
 
 @pytest.mark.parametrize("table", sorted(TABLE_KEYS))
@@ -363,7 +363,7 @@ def test_vars_table_is_documented():
     text = squash(sections(MAN5)["[vars]"])
     assert text.strip().startswith("Takes ")
     paths = squash(sections(MAN5)["PATHS AND VARIABLES"])
-    for name in profile.BUILTIN_VARS:
+    for name in variables.BUILTIN_VARS:
         assert "${%s}" % name in paths, name
     assert "$$" in paths
 
@@ -423,20 +423,20 @@ def test_profile_examples_are_valid(text, tmp_path):
     extends = doc.get("extends", [])
     for name in [extends] if isinstance(extends, str) else extends:
         if "/" not in name:
-            assert profile.find(name) is not None or name == "network-client", name
-    profile._apply_document(profile.Profile(), doc, str(path))
+            assert lookup.find(name) is not None or name == "network-client", name
+    validate.apply_document(validate.Profile(), doc, str(path))
 
 
 def test_landlockconfig_example_is_valid(tmp_path):
-    from landwrap.profiles import landlockconfig as llconfig
+    from landwrap.profiles import landlockconfig
 
     found = [text for section, text in _examples(MAN5) if section == "LANDLOCKCONFIG FILES"]
     assert found
     for text in found:
         doc = tomllib.loads(text)
-        assert llconfig.is_landlockconfig(doc)
+        assert profile.is_landlockconfig(doc)
         path = tmp_path / "example.toml"
         path.write_text(text)
-        prof = profile.Profile()
-        llconfig.apply(prof, doc, str(path))
+        prof = validate.Profile()
+        landlockconfig.apply(prof, doc, str(path))
         assert any(r.path == "/usr" for r in prof.ruleset.paths)

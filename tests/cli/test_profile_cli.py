@@ -421,15 +421,15 @@ def test_run_fast_path_stays_free_of_click_for_landlockconfig_files(tmp_path, en
 
 
 def _shipped():
-    from landwrap.profiles import profile
+    from landwrap.profiles import lookup, profile
 
-    return [name for name, *_ in profile.list_profiles([profile.PACKAGE_PROFILES])]
+    return [name for name, *_ in profile.list_profiles([lookup.PACKAGE_PROFILES])]
 
 
 @pytest.mark.parametrize("name", _shipped())
 def test_every_shipped_profile_exports_and_reads_back_the_same(name, tmp_path, monkeypatch):
     """In-process, for speed: export, load the export with -p, same kernel rules."""
-    from landwrap.profiles import landlockconfig as llconfig, profile
+    from landwrap.profiles import landlockconfig, lookup, profile
     from landwrap.engine.errors import UnsupportedFeature
 
     monkeypatch.setenv("LANDWRAP_CACHE_DIR", str(tmp_path / "cache"))
@@ -439,13 +439,13 @@ def test_every_shipped_profile_exports_and_reads_back_the_same(name, tmp_path, m
         (tmp_path / d).mkdir()
     monkeypatch.chdir(tmp_path / "work")
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    prof = profile.load([name], dirs=[profile.PACKAGE_PROFILES])
+    prof = profile.load([name], dirs=[lookup.PACKAGE_PROFILES])
     try:
         plan = prof.ruleset.resolve()
     except UnsupportedFeature:
         plan = prof.ruleset.resolve(compat_mode="best-effort")
     out = tmp_path / f"{name}.toml"
-    out.write_text(llconfig.export(plan, profile=prof))
+    out.write_text(landlockconfig.export(plan, profile=prof))
     back = profile.load([str(out)]).ruleset.resolve(compat_mode=plan.mode)
     assert _plan_view(back) == _plan_view(plan)
 

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from conftest import lw
-from landwrap.profiles import profile
+from landwrap.profiles import lookup, profile
 from landwrap.diagnose import why
 
 PROFILE = """\
@@ -103,7 +103,7 @@ def test_rules_inherited_from_the_base_profile(prof):
     a = ask(p, "/usr/bin/cat", "read")
     assert a.allowed
     origin = a.checks[0].grants[0][1]
-    base = profile.find("system-base")  # default extends it
+    base = lookup.find("system-base")  # default extends it
     assert origin.startswith(base) and ": filesystem.rox" in origin
     line = int(origin.split(":")[1])
     assert "rox" in open(base).read().split("\n")[line - 1]

@@ -8,7 +8,8 @@ import pytest
 
 from landwrap.engine import compat
 from landwrap.engine.errors import LandlockUnavailable, PathError, UnsupportedFeature, UsageError
-from landwrap.engine.ruleset import Ruleset, parse_ports, short_access
+from landwrap.engine.present import short_access
+from landwrap.engine.ruleset import Ruleset, parse_ports
 
 
 def plan_of(rs, abi=7, **kw):

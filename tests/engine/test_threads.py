@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("landlock")
 PRELUDE = textwrap.dedent("""
     import errno, json, os, random, signal, socket, sys, threading, time
     import landwrap
-    from landwrap.engine import _binding as _sys, threads as lwthreads
+    from landwrap.engine import _binding, threads as lwthreads
     ALLOWED, FORBIDDEN = sys.argv[1], sys.argv[2]
     PY = sorted({sys.prefix, sys.base_prefix,
                  os.path.dirname(os.path.realpath(sys.executable)),
@@ -139,7 +139,7 @@ def test_fifty_threads_some_blocked_in_syscalls(files):
         e = enf[0]
         print(json.dumps({"status": e.status, "threads": e.threads, "method": e.method,
                           "abi": e.abi, "tasks": tasks, "results": results,
-                          "signals_free": all(_sys.signal_is_free(s)
+                          "signals_free": all(_binding.signal_is_free(s)
                                               for s in lwthreads.candidate_signals())}))
     """, files)
     assert out["status"] in ("fully", "partially")
@@ -299,12 +299,12 @@ def test_stall_is_escaped_not_deadlocked(files):
     out = child("""
         lwthreads.thread_info = lambda *a: {}   # skip the pre-check
         rounds = []
-        real = _sys.restrict_threads
+        real = _binding.restrict_threads
         def spy(*a):
             r = real(*a)
             rounds.append([r[0], r[2]])
             return r
-        _sys.restrict_threads = spy
+        _binding.restrict_threads = spy
         lock, res = threading.Lock(), {}
         owner_has_it, waiter_ready = threading.Event(), threading.Event()
 
@@ -422,7 +422,7 @@ def test_signal_in_use_is_left_alone(files):
         go.set(); t.join()
         print(json.dumps({"threads": enf.threads, "res": res,
                           "still_ours": signal.getsignal(top) is handler,
-                          "top_free": _sys.signal_is_free(top)}))
+                          "top_free": _binding.signal_is_free(top)}))
     """, files)
     assert out["threads"] == 2 and out["res"] == [["ok", "EACCES"]]
     assert out["still_ours"] and not out["top_free"]
@@ -464,6 +464,6 @@ def test_tsync_is_decided_by_compat():
 
 
 def _kernel_abi():
-    from landwrap.engine import _binding as _sys
+    from landwrap.engine import _binding
 
-    return _sys.kernel_abi()
+    return _binding.kernel_abi()

@@ -21,8 +21,9 @@ import textwrap
 import pytest
 
 from landwrap import __version__
-from landwrap.profiles import profile
-from landwrap.engine.ruleset import Plan, Ruleset
+from landwrap.profiles import lookup, profile, validate, variables
+from landwrap.engine.plan import Plan
+from landwrap.engine.ruleset import Ruleset
 
 from conftest import PY_ROX, lw
 
@@ -61,7 +62,7 @@ def run_cat(env, path, *opts, cwd=None):
 def _forge_default_entry(cache_dir, body_doc, mac=b"\0" * 32, old_format=False):
     """Write a cache entry for default.toml as a sandbox that can write the
     cache directory would: stat() is not restricted, the file is public."""
-    path = os.path.join(profile.PACKAGE_PROFILES, "default.toml")
+    path = os.path.join(lookup.PACKAGE_PROFILES, "default.toml")
     st = os.stat(path)
     raw = open(path, "rb").read()
     name = "%x-%x-%x-%x.%s.marshal" % (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size,
@@ -143,7 +144,7 @@ def test_learned_profile_granting_the_cache_is_refused(home, tmp_path):
 
 def test_state_dirs_cover_profiles_config_and_cache(home):
     h, env = home
-    dirs = profile.state_dirs(env)
+    dirs = lookup.state_dirs(env)
     assert str(h / ".config" / "landwrap" / "profiles") in dirs
     assert str(h / ".config" / "landwrap") in dirs
     assert str(h / ".cache" / "landwrap") in dirs
@@ -265,7 +266,7 @@ def test_a_copy_of_cat_named_gpg_gets_default(home, tmp_path):
 
 def test_gpg_profile_does_not_grant_every_terminal(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    plan = profile.load(["gpg"], dirs=[profile.PACKAGE_PROFILES]).ruleset.resolve()
+    plan = profile.load(["gpg"], dirs=[lookup.PACKAGE_PROFILES]).ruleset.resolve()
     assert not plan.allows("/dev/pts/0", 2)  # write_file
     assert not any(r.path.startswith("/dev/pts") for r in plan.rules)
 
@@ -351,8 +352,8 @@ def test_user_resolves_variables_for_that_user(home, tmp_path):
     assert f"{target.pw_dir}/x" in paths and f"{target.pw_dir}/.cache/y" in paths, paths
     assert not any(x.startswith(str(h)) for x in paths)
     # and that user's landwrap state is protected as well as the caller's
-    prof = profile.load([str(p)], dirs=profile.search_path(env),
-                        environ=profile.user_environ(target))
+    prof = profile.load([str(p)], dirs=lookup.search_path(env),
+                        environ=variables.user_environ(target))
     assert f"{target.pw_dir}/.cache/landwrap" in prof.ruleset.protected
     assert f"{target.pw_dir}/.config/landwrap/profiles" in prof.ruleset.protected
 
@@ -426,13 +427,13 @@ def test_repeated_globstar_collapses(tmp_path, home):
     prof = profile.load([str(p)], dirs=[])
     paths = [r.path for r in prof.ruleset.paths]
     assert len(paths) == len(set(paths))  # every match once
-    assert profile._collapse_globstars("/usr/**/**/**/*") == "/usr/**/*"
+    assert validate._collapse_globstars("/usr/**/**/**/*") == "/usr/**/*"
     r = _limited(["run", "--dry-run", "-p", "default", "-p", p, "--", "true"], env)
     assert r.returncode == 0, r.stderr
 
 
 def test_glob_match_limit_is_checked_while_matching(tmp_path, monkeypatch):
-    monkeypatch.setattr(profile, "MAX_MATCHES", 50)
+    monkeypatch.setattr(validate, "MAX_MATCHES", 50)
     tree = tmp_path / "t"
     tree.mkdir()
     for i in range(60):
@@ -506,7 +507,7 @@ def test_a_thousand_full_port_ranges_cost_one_sweep(tmp_path, home):
     def cap():
         resource.setrlimit(resource.RLIMIT_CPU, (4, 4))
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
-        from landwrap.profiles import profile
+        from landwrap.profiles import lookup, profile, validate, variables
         prof = profile.load([{str(p)!r}], dirs=[])
         plan = prof.ruleset.resolve(compat_mode="best-effort")
         print(len(plan.ports), len(plan.ports[0][2]))

@@ -1,5 +1,5 @@
 """The profile loader's pure logic (landwrap/profile.py and the
-landlockconfig reader in landwrap/llconfig.py): lookup order, variables,
+landlockconfig reader in landwrap/landlockconfig.py): lookup order, variables,
 globs, extends, .local.toml additions, error messages with FILE:LINE: key,
 and the parse cache's ownership checks.  No Landlock here: paths are only
 resolved (stat/open O_PATH), never enforced."""
@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from landwrap.engine import compat
-from landwrap.profiles import landlockconfig as llconfig, profile
+from landwrap.profiles import cache, landlockconfig, lookup, parse, profile, variables
 from landwrap.engine.errors import PathError, ProfileError
 
 
@@ -47,11 +47,11 @@ def rule_paths(prof):
 def test_search_path_order(tmp_path):
     env = {"LANDWRAP_PROFILE_PATH": f"{tmp_path}/a::{tmp_path}/b", "HOME": "/home/x",
            "XDG_CONFIG_HOME": f"{tmp_path}/cfg"}
-    assert profile.search_path(env) == [
+    assert lookup.search_path(env) == [
         f"{tmp_path}/a", f"{tmp_path}/b", f"{tmp_path}/cfg/landwrap/profiles",
-        "/etc/landwrap/profiles", profile.PACKAGE_PROFILES]
+        "/etc/landwrap/profiles", lookup.PACKAGE_PROFILES]
     # without XDG_CONFIG_HOME: ~/.config
-    assert profile.search_path({"HOME": "/home/x"})[0] == "/home/x/.config/landwrap/profiles"
+    assert lookup.search_path({"HOME": "/home/x"})[0] == "/home/x/.config/landwrap/profiles"
 
 
 def test_first_hit_wins_and_locals_merge_from_everywhere(tmp_path, monkeypatch):
@@ -71,7 +71,7 @@ def test_first_hit_wins_and_locals_merge_from_everywhere(tmp_path, monkeypatch):
     assert set(rule_paths(profile.load([str(user / "app.toml")]))) == {"/user"}
     # list_profiles: one entry per name, the others shadowed; locals are not profiles
     rows = {name: (path, shadowed) for name, path, _, shadowed
-            in profile.list_profiles(profile.search_path())}
+            in profile.list_profiles(lookup.search_path())}
     assert rows["app"] == (str(b / "app.toml"), [str(user / "app.toml")])
     assert "app.local" not in rows and "default" in rows
 
@@ -82,7 +82,7 @@ def test_xdg_config_home_is_searched(tmp_path):
     shutil.copy("/bin/true", exe)
     write(tmp_path / "config/landwrap/profiles/mine.toml",
           f'programs = ["{exe}"]\n[filesystem]\nro = ["/m"]\n')
-    assert profile.find("mine") == str(tmp_path / "config/landwrap/profiles/mine.toml")
+    assert lookup.find("mine") == str(tmp_path / "config/landwrap/profiles/mine.toml")
     assert profile.default_for(str(exe)) == "mine"
     assert profile.default_for("/usr/bin/mine") == "default"  # not one of its programs
     assert profile.default_for("/usr/bin/no-such-profile-here") == "default"
@@ -108,7 +108,7 @@ def test_list_profiles_marks_invalid(tmp_path):
 
 def test_builtin_variables_follow_the_environment(tmp_path):
     env = {"HOME": "/h", "TMPDIR": "/t", "USER": "u"}
-    v = profile.builtin_vars("/pd", env)
+    v = variables.builtin_vars("/pd", env)
     assert (v["HOME"], v["TMPDIR"], v["USER"], v["PROFILE_DIR"]) == ("/h", "/t", "u", "/pd")
     assert v["XDG_CONFIG_HOME"] == "/h/.config"
     assert v["XDG_CACHE_HOME"] == "/h/.cache"
@@ -116,22 +116,22 @@ def test_builtin_variables_follow_the_environment(tmp_path):
     assert v["XDG_STATE_HOME"] == "/h/.local/state"
     assert v["XDG_RUNTIME_DIR"] == f"/run/user/{os.getuid()}"
     assert v["UID"] == str(os.getuid()) and v["CWD"] == os.getcwd()
-    v = profile.builtin_vars("/pd", {"HOME": "/h", "XDG_CONFIG_HOME": "/c"})
+    v = variables.builtin_vars("/pd", {"HOME": "/h", "XDG_CONFIG_HOME": "/c"})
     assert v["XDG_CONFIG_HOME"] == "/c" and v["TMPDIR"] == "/tmp"
 
 
 def test_expand():
     v = {"HOME": "/h", "A": "x"}
-    assert profile.expand("~", v) == "/h"
-    assert profile.expand("~/a", v) == "/h/a"
-    assert profile.expand("~root", v) == "~root"
-    assert profile.expand("/${A}/${A}$$", v) == "/x/x$"
+    assert variables.expand("~", v) == "/h"
+    assert variables.expand("~/a", v) == "/h/a"
+    assert variables.expand("~root", v) == "~root"
+    assert variables.expand("/${A}/${A}$$", v) == "/x/x$"
     with pytest.raises(KeyError):
-        profile.expand("${B}", v)
+        variables.expand("${B}", v)
     with pytest.raises(ValueError, match=r"\$\$"):
-        profile.expand("/a$b", v)
+        variables.expand("/a$b", v)
     with pytest.raises(ValueError, match="unterminated"):
-        profile.expand("${A", v)
+        variables.expand("${A", v)
 
 
 def test_vars_and_paths(tmp_path):
@@ -313,7 +313,7 @@ def test_diamond_extends_applies_each_file_once(tmp_path, monkeypatch):
         ext = f'extends = ["q{i + 1}", "./q{i + 1}.toml"]\n' if i + 1 < n else ""
         write(d / f"q{i}.toml", ext + f'[filesystem]\nro = ["/m{i}"]\n')
     seen = []
-    real = profile.load_document
+    real = parse.load_document
 
     def counting(path):
         seen.append(path)
@@ -356,19 +356,19 @@ def test_not_a_regular_file(tmp_path):
 
 def _cache_entries(tmp_path):
     d = tmp_path / "cache"
-    return sorted(e for e in d.iterdir() if e.name != profile.KEY_NAME) if d.exists() else []
+    return sorted(e for e in d.iterdir() if e.name != cache.KEY_NAME) if d.exists() else []
 
 
 def _signed(tmp_path, raw, doc):
     """A cache entry as landwrap itself writes it (with the secret key)."""
-    key = (tmp_path / "cache" / profile.KEY_NAME).read_bytes()
+    key = (tmp_path / "cache" / cache.KEY_NAME).read_bytes()
     body = marshal.dumps(doc)
-    return profile._mac(key, raw, body) + body
+    return cache._mac(key, raw, body) + body
 
 
 def test_cache_is_used_only_when_owned_and_private(tmp_path):
     p = write(tmp_path / "c.toml", 'description = "real"\n')
-    assert profile.load_document(p)["description"] == "real"
+    assert parse.load_document(p)["description"] == "real"
     (entry,) = _cache_entries(tmp_path)
     assert os.stat(tmp_path / "cache").st_mode & 0o777 == 0o700
     raw = open(p, "rb").read()
@@ -381,36 +381,36 @@ def test_cache_is_used_only_when_owned_and_private(tmp_path):
     # forged without the key (what a sandbox that can write the cache would
     # do, in the old format or the new one): ignored
     entry.write_bytes(marshal.dumps((raw, {"description": "forged"})))
-    assert profile.load_document(p)["description"] == "real"
+    assert parse.load_document(p)["description"] == "real"
     entry.write_bytes(b"\0" * 32 + marshal.dumps({"description": "forged"}))
-    assert profile.load_document(p)["description"] == "real"
+    assert parse.load_document(p)["description"] == "real"
     poison()
-    assert profile.load_document(p)["description"] == "from cache"
+    assert parse.load_document(p)["description"] == "from cache"
     poison(0o620)  # group-writable: ignored (and replaced)
-    assert profile.load_document(p)["description"] == "real"
+    assert parse.load_document(p)["description"] == "real"
     poison()
     os.chmod(tmp_path / "cache", 0o777)  # a directory others can write to: ignored
-    assert profile.load_document(p)["description"] == "real"
+    assert parse.load_document(p)["description"] == "real"
     os.chmod(tmp_path / "cache", 0o700)
     poison()
-    assert profile.load_document(p)["description"] == "from cache"
+    assert parse.load_document(p)["description"] == "from cache"
     poison(content=b"other bytes")  # an entry for other contents: ignored
-    assert profile.load_document(p)["description"] == "real"
+    assert parse.load_document(p)["description"] == "real"
     if os.geteuid() == 0:
         poison()
         os.chown(entry, 65534, 65534)  # someone else's entry: ignored
-        assert profile.load_document(p)["description"] == "real"
+        assert parse.load_document(p)["description"] == "real"
     # a symlink in place of the entry is not followed
     os.remove(entry)
     other = tmp_path / "other.marshal"
     other.write_bytes(marshal.dumps((raw, {"description": "via symlink"})))
     os.symlink(other, entry)
-    assert profile.load_document(p)["description"] == "real"
+    assert parse.load_document(p)["description"] == "real"
     # an entry of another shape (an older landwrap's) is ignored
     os.remove(entry)
     entry.write_bytes(marshal.dumps({"description": "old format"}))
     os.chmod(entry, 0o600)
-    assert profile.load_document(p)["description"] == "real"
+    assert parse.load_document(p)["description"] == "real"
 
 
 def test_cache_notices_changes_that_timestamps_miss(tmp_path):
@@ -418,18 +418,18 @@ def test_cache_notices_changes_that_timestamps_miss(tmp_path):
     clock tick): the new contents are read, not the cached ones."""
     p = write(tmp_path / "c.toml", 'description = "one"\n')
     os.utime(p, ns=(10**18, 10**18))
-    assert profile.load_document(p)["description"] == "one"
+    assert parse.load_document(p)["description"] == "one"
     assert len(_cache_entries(tmp_path)) == 1
     with open(p, "r+") as f:
         f.write('description = "two"\n')
     os.utime(p, ns=(10**18, 10**18))
-    assert profile.load_document(p)["description"] == "two"
+    assert parse.load_document(p)["description"] == "two"
 
 
 def test_cache_can_be_disabled(tmp_path, monkeypatch):
     monkeypatch.setenv("LANDWRAP_CACHE_DIR", "")
     p = write(tmp_path / "c.toml", 'description = "x"\n')
-    profile.load_document(p)
+    parse.load_document(p)
     assert _cache_entries(tmp_path) == []
 
 
@@ -569,13 +569,13 @@ def test_landlockconfig_json_errors_have_lines(tmp_path):
 
 def test_access_groups():
     fs = compat.FS_RIGHTS
-    assert llconfig.group_bits("fs", "read_execute", 1) == compat.bits(
+    assert landlockconfig.group_bits("fs", "read_execute", 1) == compat.bits(
         fs, ("execute", "read_file", "read_dir"))
-    assert llconfig.group_bits("fs", "read_write", 3) == compat.mask(fs, 3) & ~fs["execute"][0]
-    assert llconfig.group_bits("fs", "all", 99) == compat.FS_ALL
-    assert llconfig.group_bits("net", "all", 4) == compat.NET_TCP
-    assert llconfig.group_bits("scope", "all", 6) == compat.SCOPE_ALL
-    assert llconfig.group_bits("net", "read_write", 6) is None
+    assert landlockconfig.group_bits("fs", "read_write", 3) == compat.mask(fs, 3) & ~fs["execute"][0]
+    assert landlockconfig.group_bits("fs", "all", 99) == compat.FS_ALL
+    assert landlockconfig.group_bits("net", "all", 4) == compat.NET_TCP
+    assert landlockconfig.group_bits("scope", "all", 6) == compat.SCOPE_ALL
+    assert landlockconfig.group_bits("net", "read_write", 6) is None
 
 
 def test_local_file_extends_are_followed(tmp_path):

@@ -26,10 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from landwrap.engine import compat
-from landwrap.profiles import landlockconfig as llconfig, profile
-from landwrap.profiles.profile import toml_str
+from landwrap.profiles import landlockconfig, parse, profile, validate
+from landwrap.profiles.parse import toml_str
 from landwrap.engine.errors import ProfileError
-from landwrap.engine.ruleset import FS_WRITE, ProtectedStateError, parse_ports
+from landwrap.engine.plan import FS_WRITE, ProtectedStateError
+from landwrap.engine.ruleset import parse_ports
 
 # LANDWRAP_FUZZ_SCALE=N runs N times as many examples; LANDWRAP_FUZZ_RANDOM=1
 # draws new ones each run (for hunting locally; CI stays reproducible).
@@ -208,7 +209,7 @@ def valid_profiles(draw):
     if fs:
         doc["filesystem"] = fs
     net = {}
-    for key, right in profile.NET_RIGHT.items():
+    for key, right in validate.NET_RIGHT.items():
         specs = draw(st.lists(PORTS, max_size=3))
         if specs:
             net[key] = specs
@@ -217,7 +218,7 @@ def valid_profiles(draw):
                 ports.append((lo, hi, compat.NET_RIGHTS[right][0]))
     if net:
         doc["network"] = net
-    scope = draw(st.dictionaries(st.sampled_from(sorted(profile.SCOPE_KEYS)), st.booleans()))
+    scope = draw(st.dictionaries(st.sampled_from(sorted(validate.SCOPE_KEYS)), st.booleans()))
     if scope:
         doc["scope"] = scope
     env = {}
@@ -287,7 +288,7 @@ def test_valid_profiles_load_completely(case, fmt):
     plan = check_complete(prof, doc, paths, ports)
     # and the landlockconfig export reads back to the same kernel rules
     if plan is not None and plan.enforces_anything:
-        text = llconfig.export(plan, profile=prof)
+        text = landlockconfig.export(plan, profile=prof)
         back = profile.load([write("fuzz-export.toml", text)], dirs=[PROFILES])
         plan2 = back.ruleset.resolve(compat_mode="best-effort")
         assert _kernel_view(plan2) == _kernel_view(plan)
@@ -300,8 +301,8 @@ def _kernel_view(plan):
 
 # chaos: anything shaped like a document -----------------------------------
 
-KEYS = sorted(profile.TOP_KEYS | profile.FS_KEYS | profile.NET_KEYS | profile.SCOPE_KEYS
-              | profile.ENV_KEYS | profile.RULE_KEYS) + [
+KEYS = sorted(validate.TOP_KEYS | validate.FS_KEYS | validate.NET_KEYS | validate.SCOPE_KEYS
+              | validate.ENV_KEYS | validate.RULE_KEYS) + [
     "ruleset", "path_beneath", "net_port", "variable", "x", "", "Ro", "rox ", "\0"]
 WEIRD = [
     "/", "", "~", "~root", "${HOME}", "${NOPE}", "$", "${", "${}", "$x", "$$", "a\0b",
@@ -327,13 +328,13 @@ VALUES = st.recursive(
 SHAPED = st.fixed_dictionaries({}, optional={
     "description": VALUES, "extends": VALUES, "compat": VALUES, "abi": VALUES,
     "vars": st.dictionaries(st.text(max_size=6), VALUES, max_size=3),
-    "filesystem": st.dictionaries(st.sampled_from(sorted(profile.FS_KEYS) + ["x"]), VALUES,
+    "filesystem": st.dictionaries(st.sampled_from(sorted(validate.FS_KEYS) + ["x"]), VALUES,
                                   max_size=4),
-    "network": st.dictionaries(st.sampled_from(sorted(profile.NET_KEYS) + ["x"]), VALUES,
+    "network": st.dictionaries(st.sampled_from(sorted(validate.NET_KEYS) + ["x"]), VALUES,
                                max_size=4),
-    "scope": st.dictionaries(st.sampled_from(sorted(profile.SCOPE_KEYS) + ["x"]), VALUES,
+    "scope": st.dictionaries(st.sampled_from(sorted(validate.SCOPE_KEYS) + ["x"]), VALUES,
                              max_size=3),
-    "env": st.dictionaries(st.sampled_from(sorted(profile.ENV_KEYS) + ["x"]), VALUES,
+    "env": st.dictionaries(st.sampled_from(sorted(validate.ENV_KEYS) + ["x"]), VALUES,
                            max_size=3),
 })
 LL_ACCESS = st.lists(st.one_of(
@@ -366,7 +367,7 @@ LLCONFIG = st.fixed_dictionaries({}, optional={
 def _camel(doc):
     """The JSON spelling of a landlockconfig document."""
     if isinstance(doc, dict):
-        return {llconfig._CAMEL.get(k, k): _camel(v) for k, v in doc.items()}
+        return {landlockconfig._CAMEL.get(k, k): _camel(v) for k, v in doc.items()}
     if isinstance(doc, list):
         return [_camel(v) for v in doc]
     return doc
@@ -404,7 +405,7 @@ def test_landlockconfig_documents_fail_cleanly_or_load_completely(doc, fmt):
     rs = r.ruleset
     # every literal parent that exists is in the ruleset with its rights
     for pb in doc.get("path_beneath", []):
-        bits, _ = llconfig._access(llconfig._Doc(path, doc), "fs", pb["allowed_access"],
+        bits, _ = landlockconfig._access(landlockconfig._Doc(path, doc), "fs", pb["allowed_access"],
                                    doc.get("abi"), "path_beneath", 0, "allowed_access")
         for raw in pb["parent"]:
             if "$" in raw:
@@ -499,7 +500,7 @@ def test_raw_bytes_fail_cleanly(data, name):
 
 def test_huge_and_deep_documents_fail_cleanly():
     """Size limits and nesting: a clean error or a complete load, quickly."""
-    big = [f"{TREE}/data/{i}" for i in range(profile.MAX_ITEMS + 1)]
+    big = [f"{TREE}/data/{i}" for i in range(validate.MAX_ITEMS + 1)]
     r = load_clean(write("big.toml", toml_doc({"filesystem": {"ro": big}})))
     assert isinstance(r, ProfileError) and "too many" in str(r)
     ok = load_clean(write("big.toml", toml_doc({"filesystem": {"ro": big[:20000]}})))
@@ -590,7 +591,7 @@ def test_diamond_extends_load_each_file_once(monkeypatch):
         with open(os.path.join(GRAPH, f"q{i}.toml"), "w") as f:
             f.write(toml_doc({"extends": ext, "filesystem": {"ro": [f"{TREE}/marker/{i}"]}}))
     calls = []
-    real = profile.load_document
+    real = parse.load_document
 
     def counting(path):
         calls.append(path)

@@ -424,9 +424,9 @@ def test_profile_env_table_is_applied(tmp_path):
 # the kernel; importing -------------------------------------------------------------
 
 def test_abi_and_status():
-    from landwrap.engine import _binding as _sys
+    from landwrap.engine import _binding
 
-    k = _sys.kernel_abi()
+    k = _binding.kernel_abi()
     assert landwrap.abi() == (k if k > 0 else 0)
     st = landwrap.status()
     assert st["kernel_abi"] == (k if k >= 0 else None)

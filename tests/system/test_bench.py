@@ -15,7 +15,7 @@ import sysconfig
 import pytest
 
 import landwrap
-from landwrap.engine import _binding as _sys, compat
+from landwrap.engine import _binding, compat
 from landwrap.engine.ruleset import Ruleset
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -106,11 +106,20 @@ def tree(tmp_path):
     return t, paths
 
 
-def test_open_once_reports_what_the_old_resolution_did(tree):
+def _resolved_by_python(p):
+    """What opening *p* reports, found by Python's own stat and realpath."""
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        return (e.errno, 0, None)
+    real = os.path.realpath(p)
+    return (0, st.st_mode, None if real == p else real)
+
+
+def test_open_once_reports_what_stat_and_realpath_say(tree):
     _, paths = tree
-    old = _sys.resolve_paths(paths)
-    new = _sys.open_add_paths(-1, paths, [1] * len(paths), compat.FS_FILE)
-    assert [(e, m, r) for e, m, r, _ in new] == old
+    new = _binding.open_add_paths(-1, paths, [1] * len(paths), compat.FS_FILE)
+    assert [(e, m, r) for e, m, r, _ in new] == [_resolved_by_python(p) for p in paths]
     assert [e for e, *_ in new][5:10] == [errno.ENOENT, errno.ENOENT, errno.ENOTDIR,
                                          errno.ENOENT, errno.ENAMETOOLONG]
     assert new[3][2] == str(tree[0] / "out") and new[4][2] == str(tree[0] / "a" / "f")
@@ -121,19 +130,19 @@ def test_open_once_adds_rules_and_skips_covered_paths(tree, landlock):
     t, paths = tree
     fs = compat.mask(compat.FS_RIGHTS, landlock)
     ro, rw = compat.access_bits("ro") & fs, compat.access_bits("rw") & fs
-    fd = _sys.create_ruleset(fs, 0, 0, compat.ATTR_SIZE_FS)
+    fd = _binding.create_ruleset(fs, 0, 0, compat.ATTR_SIZE_FS)
     try:
-        got = _sys.open_add_paths(fd, paths[:5], [rw, ro, ro, ro, ro], compat.FS_FILE)
+        got = _binding.open_add_paths(fd, paths[:5], [rw, ro, ro, ro, ro], compat.FS_FILE)
         # a: added; a/sub and a/f: covered by a; a/link (a symlink, even under
         # a): left to the caller; dirlink/f: a symlink on the way, left too
         assert [added for *_, added in got] == [1, 2, 2, 0, 0]
         # a rule the kernel refuses names its path
         with pytest.raises(OSError) as e:
-            _sys.open_add_paths(fd, [str(t / "a" / "f")], [rw | compat.FS_RIGHTS[
+            _binding.open_add_paths(fd, [str(t / "a" / "f")], [rw | compat.FS_RIGHTS[
                 "make_dir"][0]], ~0 & ((1 << 64) - 1))
         assert e.value.errno == errno.EINVAL and e.value.filename == str(t / "a" / "f")
         # the floor adds one rule per path it can open (it follows links)
-        assert _sys.floor_path_rules(fd, paths, ro & compat.FS_FILE) == 5
+        assert _binding.floor_path_rules(fd, paths, ro & compat.FS_FILE) == 5
     finally:
         os.close(fd)
 

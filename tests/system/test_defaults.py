@@ -17,7 +17,7 @@ import pytest
 
 from conftest import PY_ROX, lw
 from landwrap.engine import compat
-from landwrap.profiles import profile
+from landwrap.profiles import lookup, profile, variables
 
 READ = compat.FS_RIGHTS["read_file"][0]
 EXEC = compat.FS_RIGHTS["execute"][0]
@@ -219,7 +219,7 @@ def _system_paths():
 def test_every_app_profile_has_defaults_system_access():
     """Whatever `default` allows under /usr, /lib*, /etc (and /opt), every
     shipped profile allows too, unless listed in NARROWER with a reason."""
-    dirs = [profile.PACKAGE_PROFILES]
+    dirs = [lookup.PACKAGE_PROFILES]
     base = profile.load(["default"], dirs=dirs).ruleset.resolve()
     paths = _system_paths()
     want = {p: base.allows(p, READ | EXEC) for p in paths}
@@ -402,12 +402,12 @@ def test_exe_prefix_of_a_venv_and_of_the_real_interpreter(tmp_path):
     venv = tmp_path / "v" / "bin"
     venv.mkdir(parents=True)
     (venv / "python3").symlink_to(real / "python3.11")
-    assert profile.exe_prefixes(str(venv / "python3"), {"HOME": str(tmp_path / "h")}) == [
+    assert variables.exe_prefixes(str(venv / "python3"), {"HOME": str(tmp_path / "h")}) == [
         str(tmp_path / "v"), str(tmp_path / "opt" / "py")]
     # a prefix that is $HOME (or above it) is left out
-    assert profile.exe_prefixes(str(venv / "python3"), {"HOME": str(tmp_path / "v")}) == [
+    assert variables.exe_prefixes(str(venv / "python3"), {"HOME": str(tmp_path / "v")}) == [
         str(tmp_path / "opt" / "py")]
-    assert profile.exe_prefixes("/bin/sh", {"HOME": "/root"}) in ([], ["/usr"])
+    assert variables.exe_prefixes("/bin/sh", {"HOME": "/root"}) in ([], ["/usr"])
 
 
 @pytest.mark.usefixtures("landlock")

@@ -457,11 +457,11 @@ def test_strict_mode_refuses_without_seccomp(landlock):
 
 
 def test_foreign_architecture_calls_are_refused():
-    from landwrap.engine import _binding as _sys
+    from landwrap.engine import _binding
 
     if os.uname().machine != "x86_64":
         pytest.skip("x86_64 only: i386/x32 entry points")
-    prog = _sys.seccomp_program(_sys.SC_TTY, 1)
+    prog = _binding.seccomp_program(_binding.SC_TTY, 1)
     # first instruction loads the arch, the second compares with AUDIT_ARCH_X86_64
     assert prog[:8] == bytes.fromhex("2000000004000000")
     assert int.from_bytes(prog[12:16], "little") == 0xC000003E

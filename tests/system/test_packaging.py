@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from conftest import ROOT, need_program
 
 import landwrap
-from landwrap.engine import _binding as _sys
-from landwrap.profiles import profile
+from landwrap.engine import _binding
+from landwrap.profiles import lookup, profile
 from landwrap.cli.main import cli
 
 if sys.version_info >= (3, 11):
@@ -88,10 +88,10 @@ def test_every_subpackage_and_the_shipped_profiles_are_packaged():
     assert tool["package-data"]["landwrap.profiles.shipped"] == ["*.toml"]
     # the landwrap under test finds every one of them, installed or in a checkout
     pkg = os.path.dirname(os.path.abspath(landwrap.__file__))
-    assert profile.PACKAGE_PROFILES in (os.path.join(pkg, "profiles", "shipped"),
+    assert lookup.PACKAGE_PROFILES in (os.path.join(pkg, "profiles", "shipped"),
                                         os.path.join(ROOT, "profiles"))
     shipped = {f[:-5] for f in os.listdir(os.path.join(ROOT, "profiles")) if f.endswith(".toml")}
-    assert shipped and shipped == {n for n, *_ in profile.list_profiles([profile.PACKAGE_PROFILES])}
+    assert shipped and shipped == {n for n, *_ in profile.list_profiles([lookup.PACKAGE_PROFILES])}
 
 
 def test_version_is_written_once():
@@ -109,7 +109,7 @@ def test_version_is_written_once():
 
 def test_extension_needs_nothing_newer_than_manylinux2014_glibc():
     objdump = need_program("objdump")
-    so = os.path.dirname(os.path.dirname(_sys.__spec__.origin))  # landwrap/, beside engine/
+    so = os.path.dirname(os.path.dirname(_binding.__spec__.origin))  # landwrap/, beside engine/
     ext = [os.path.join(so, f) for f in os.listdir(so) if f.startswith("_lwcffi") and f.endswith(".so")]
     assert len(ext) == 1, ext
     assert ext[0].endswith(".abi3.so")  # the stable ABI: one wheel for every CPython
@@ -127,7 +127,7 @@ def test_vfork_child_is_kept_out_of_line():
     reuse stack the suspended parent still needs.  Both are functions of
     their own in the built extension."""
     nm = need_program("nm")
-    so = os.path.dirname(os.path.dirname(_sys.__spec__.origin))  # landwrap/, beside engine/
+    so = os.path.dirname(os.path.dirname(_binding.__spec__.origin))  # landwrap/, beside engine/
     ext = [os.path.join(so, f) for f in os.listdir(so) if f.startswith("_lwcffi") and f.endswith(".so")]
     out = subprocess.run([nm, ext[0]], capture_output=True, text=True).stdout
     if not out.strip():
@@ -142,7 +142,7 @@ def test_main_in_a_source_tree_without_the_extension(tmp_path):
     tree = tmp_path / "checkout"
     shutil.copytree(os.path.dirname(landwrap.__file__), tree / "landwrap",
                     ignore=shutil.ignore_patterns("*.so", "__pycache__", "shipped"))
-    shutil.copytree(profile.PACKAGE_PROFILES, tree / "profiles")
+    shutil.copytree(lookup.PACKAGE_PROFILES, tree / "profiles")
     (tree / "setup.py").write_text("")
     # -S: no site-packages, so no editable install's finder either; the
     # dependencies come from PYTHONPATH, after the working directory.

@@ -36,7 +36,7 @@ import zipfile
 import pytest
 
 from conftest import missing, need_program
-from landwrap.profiles import profile
+from landwrap.profiles import lookup, profile
 
 pytestmark = pytest.mark.usefixtures("landlock")
 
@@ -106,7 +106,7 @@ def denied(r, *, code=None):
 # the library as a whole --------------------------------------------------
 
 def shipped():
-    return sorted(f[:-5] for f in os.listdir(profile.PACKAGE_PROFILES)
+    return sorted(f[:-5] for f in os.listdir(lookup.PACKAGE_PROFILES)
                   if f.endswith(".toml") and not f.endswith(".local.toml"))
 
 
@@ -142,9 +142,9 @@ def test_profile_loads_and_resolves(name, tmp_path, monkeypatch):
     # From a project directory: ${CWD} must not be landwrap's own checkout
     # (its profiles are never writable from a sandbox).
     monkeypatch.chdir(tmp_path)
-    prof = profile.load([name], dirs=[profile.PACKAGE_PROFILES])
+    prof = profile.load([name], dirs=[lookup.PACKAGE_PROFILES])
     assert prof.description.strip(), f"{name} has no description"
-    assert prof.sources[-1] == os.path.join(profile.PACKAGE_PROFILES, name + ".toml")
+    assert prof.sources[-1] == os.path.join(lookup.PACKAGE_PROFILES, name + ".toml")
     plan = prof.ruleset.resolve()  # strict: everything asked for is enforceable here
     assert plan.fs, name
     if name not in ("cwd-ro", "cwd-rw", "tmpdir", "terminal", "tls", "network-client"):
@@ -154,7 +154,7 @@ def test_profile_loads_and_resolves(name, tmp_path, monkeypatch):
 
 def test_blocks_say_they_are_blocks():
     for name in BLOCKS - {"default"}:
-        prof = profile.load([name], dirs=[profile.PACKAGE_PROFILES])
+        prof = profile.load([name], dirs=[lookup.PACKAGE_PROFILES])
         assert prof.description.startswith("Building block"), name
 
 
@@ -170,7 +170,7 @@ def test_command_basename_selects_its_profile(box):
 
 
 def test_system_libs_does_not_expose_etc_or_proc_pids():
-    plan = profile.load(["system-libs"], dirs=[profile.PACKAGE_PROFILES]).ruleset.resolve()
+    plan = profile.load(["system-libs"], dirs=[lookup.PACKAGE_PROFILES]).ruleset.resolve()
     read = 1 << 2
     assert plan.allows("/etc/ld.so.cache", read)
     assert not plan.allows("/etc/shadow", read)
@@ -447,7 +447,7 @@ def test_curl_fetches_but_only_from_allowed_ports(box, servers):
 
 def test_curl_profile_allows_only_http_ports(box, monkeypatch):
     monkeypatch.chdir(box.work)
-    prof = profile.load(["curl"], dirs=[profile.PACKAGE_PROFILES])
+    prof = profile.load(["curl"], dirs=[lookup.PACKAGE_PROFILES])
     plan = prof.ruleset.resolve()
     assert [p for p, bits, _ in plan.ports if bits & 2] == [80, 443]
 

@@ -11,7 +11,8 @@ import shlex
 
 from ...engine import compat
 from ...engine.safetext import printable
-from ...profiles.profile import builtin_vars, exe_prefixes, toml_str
+from ...profiles.parse import toml_str
+from ...profiles.variables import builtin_vars, exe_prefixes
 from .generalise import FILE_RIGHTS, READ_RIGHTS, Sensitive, too_broad
 
 COLLAPSE = 3

@@ -16,14 +16,13 @@ from ...engine import _binding, compat, launcher, spawn
 from ...engine.errors import CommandNotFound, LandwrapError, UsageError
 from ...engine.safetext import printable
 from ...profiles import profile
+from ...profiles.validate import NET_KEY
 from .candidate import Candidate, Grant, show_command
 from .generalise import (FILE_RIGHTS, READ_RIGHTS, Sensitive, _existing_ancestor, container,
                          symlinks_on, too_broad)
 from .strace import STRACE, allow_strace, strace_argv, strace_denials
 
 DEFAULT_ROUNDS = 8
-NET_KEY = {"connect_tcp": "connect_tcp", "bind_tcp": "bind_tcp",
-           "bind_udp": "bind_udp", "connect_send_udp": "connect_udp"}
 
 
 class Learner:

@@ -1,0 +1,167 @@
+"""kernel_ruleset.py: a Plan -> the kernel's Landlock ruleset.
+
+Builds the ruleset once (:meth:`KernelRuleset.ruleset_fd`) and reuses it,
+after checking that the descriptor is still the one this plan built (code
+may have closed it and let another file take its number: see
+:func:`fd_is_ours`).  Only the binding makes system calls; this module
+never decides what to allow (plan.py does) and never prints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+from . import compat
+from .errors import RulesetError
+
+# Which Plan built the ruleset behind each descriptor number, and the open
+# file it was: ``{fd: (plan id, (st_dev, st_ino), status flags)}``.  Every
+# Landlock ruleset shares one anonymous inode (st_dev/st_ino are the same
+# for all of them, checked on 6.18), so the inode alone tells a ruleset
+# from another file but not one ruleset from another; the table tells
+# landwrap's own rulesets apart, and the O_APPEND mark (meaningless on a
+# ruleset, which cannot be read or written) those of other code.
+_OWNERS: dict = {}
+_MARK = os.O_APPEND
+
+
+def claim_fd(fd: int, plan) -> None:
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | _MARK)
+    st = os.fstat(fd)
+    _OWNERS[fd] = (id(plan), (st.st_dev, st.st_ino), fcntl.fcntl(fd, fcntl.F_GETFL))
+
+
+def fd_is_ours(fd: int, plan) -> bool:
+    """Whether descriptor *fd* is still the ruleset *plan* built."""
+    entry = _OWNERS.get(fd)
+    if entry is None or entry[0] != id(plan):
+        return False
+    try:
+        st = os.fstat(fd)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == entry[1] and flags == entry[2]
+
+
+class KernelRuleset:
+    """The kernel half of :class:`~landwrap.engine.plan.Plan`: building,
+    checking and closing its Landlock ruleset."""
+
+    def ruleset_fd(self) -> int:
+        """The kernel ruleset (built on first use, then reused), or -1 when
+        there is nothing for Landlock to enforce.  Rules bind to the inodes
+        opened while resolving (paths without a symlink on the way) or now
+        (the rest, or all of them when the ruleset could not be made then).
+
+        The kept descriptor is checked before each reuse (:func:`fd_is_ours`):
+        code that closed it (``os.closerange``) may have let another ruleset,
+        or any file, take its number.  Then the ruleset is built again, all
+        of it."""
+        if self._fd >= 0 and not fd_is_ours(self._fd, self):
+            # not ours any more: never close what is not ours; start over
+            self._fd, self._complete, self._todo = -1, False, None
+        if self._complete or not self.enforces_anything:
+            return self._fd
+        from . import _binding  # compiled (cffi): loading a profile must not need it
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            fd = self._new_ruleset()
+            self._todo = None
+            self._dirs = identities(r.path for r in self.rules if r.is_dir)
+        rules = self.rules if self._todo is None else [
+            r for r in self.rules if r.path in self._todo]
+        try:
+            try:
+                _binding.add_path_rules(fd, [r.path for r in rules], [r.access for r in rules])
+            except OSError as e:
+                raise rule_error(e) from e
+            for port, bits, _ in self.ports:
+                try:
+                    _binding.add_net_rule(fd, bits, port)
+                except OSError as e:
+                    raise RulesetError(
+                        f"failed to add a rule for port {port}: {e.strerror}",
+                        errno=e.errno, port=port) from e
+        except BaseException:
+            _OWNERS.pop(fd, None)
+            os.close(fd)
+            self._todo = None
+            raise
+        self._fd = fd
+        self._complete = True
+        return fd
+
+    def replaced(self) -> list:
+        """The directories of this plan's rules that are no longer the ones
+        the kernel ruleset was built with (deleted, re-created, renamed
+        over): their rules now grant nothing.  One stat per directory rule;
+        empty before the kernel ruleset is built."""
+        if self._fd < 0:
+            return []
+        out = []
+        for p, dev, ino in self._dirs:
+            try:
+                st = os.stat(p)
+            except OSError:
+                out.append(p)
+                continue
+            if st.st_ino != ino or st.st_dev != dev:
+                out.append(p)
+        return out
+
+    def _new_ruleset(self) -> int:
+        from . import _binding  # compiled (cffi): loading a profile must not need it
+        size = (compat.ATTR_SIZE_SCOPED if self.scoped else
+                compat.ATTR_SIZE_NET if self.net else compat.ATTR_SIZE_FS)
+        try:
+            fd = _binding.create_ruleset(self.fs, self.net, self.scoped, size)
+        except OSError as e:
+            raise RulesetError(f"failed to create a ruleset: {e.strerror}",
+                               errno=e.errno) from e
+        claim_fd(fd, self)
+        return fd
+
+    def _eager_ruleset(self) -> int:
+        """The kernel ruleset to bind path rules to while resolving, or -1
+        (e.g. a plan for another kernel's ABI): ruleset_fd() then builds it,
+        and reports why it cannot."""
+        try:
+            self._fd = self._new_ruleset()
+        except RulesetError:
+            self._fd = -1
+        return self._fd
+
+    def close(self) -> None:
+        self._complete = False
+        self._todo = None
+        if self._fd >= 0:
+            if fd_is_ours(self._fd, self):
+                _OWNERS.pop(self._fd, None)
+                os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def identities(paths) -> list:
+    """``[(path, st_dev, st_ino)]`` of the *paths* that exist."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        out.append((p, st.st_dev, st.st_ino))
+    return out
+
+
+def rule_error(e: OSError) -> RulesetError:
+    return RulesetError(f"failed to add a rule for {e.filename}: {e.strerror}",
+                        "the path may have changed (or become a symlink) since "
+                        "it was resolved; run again", errno=e.errno, path=e.filename)

@@ -1,0 +1,504 @@
+"""plan.py: a request fitted to the kernel -- resolution and the Plan.
+
+:func:`resolve` asks ``compat`` what this kernel's ABI can enforce (strict:
+refuse what it cannot; best-effort: drop it and say so), opens each path
+once (binding rules to those descriptors as it goes), merges and checks the
+rules (landwrap's own state, hidden paths, symlinks the sandbox could
+re-point) and returns a :class:`Plan`: exactly what the kernel will be
+given, what was dropped and why.  Building the kernel ruleset is
+kernel_ruleset.py's; wording for people is present.py's.  Never prints.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from . import compat
+from .errors import (LandlockUnavailable, NothingEnforced, PathError, UnsupportedFeature,
+                     UsageError)
+from .kernel_ruleset import KernelRuleset, identities, rule_error
+from .present import Presentation
+from .safetext import printable
+
+STRICT = compat.STRICT
+
+#: Rights that change what a directory holds or what a file says: landwrap's
+#: own state never gets any of them (see Plan._check_protected).  refer
+#: alone changes nothing (moving also needs make_* and remove_*).
+FS_WRITE = compat.FS_ALL & ~compat.bits(compat.FS_RIGHTS, (
+    "execute", "read_file", "read_dir", "ioctl_dev", "resolve_unix", "refer"))
+#: Rights that can replace a directory entry (re-point a symlink).
+FS_RELINK = compat.bits(compat.FS_RIGHTS, ("remove_dir", "remove_file", "make_sym"))
+
+FULLY, PARTIALLY, NOT_ENFORCED = compat.FULLY, compat.PARTIALLY, compat.NOT_ENFORCED
+
+
+class ProtectedStateError(PathError):
+    """A rule would let the sandbox write in (or above, or beneath)
+    landwrap's own state directory ``directory``; ``path`` is the rule's
+    real path, ``origins`` where the rule comes from."""
+
+    def __init__(self, message: str, hint: str, *, path: str, directory: str, origins: list):
+        super().__init__(message, hint)
+        self.path, self.directory, self.origins = path, directory, list(origins)
+
+
+def resolve(request, *, compat_mode: str | None = None, abi: int | None = None,
+            kernel_abi: int | None = None) -> "Plan":
+    """:meth:`Ruleset.resolve <landwrap.engine.ruleset.Ruleset.resolve>`:
+    *request* fitted to the kernel (through ``compat``), its paths resolved
+    and merged."""
+    mode = compat_mode or request.compat
+    if mode not in compat.MODES:
+        raise UsageError(f"unknown compatibility mode {mode!r} "
+                         "(expected 'strict' or 'best-effort')")
+    cap = abi if abi is not None else request.abi
+    if cap is not None and not compat.known_abi(cap):
+        raise UsageError(f"bad ABI {cap}: landwrap knows ABI 1 to {compat.LATEST_ABI}")
+    if kernel_abi is None:
+        from . import _binding  # compiled (cffi): loading a profile must not need it
+        kernel_abi = _binding.kernel_abi()
+    plan = Plan(request, mode, kernel_abi)
+    want = {
+        "fs": compat.FS_ALL if request.fs else 0,
+        "net": compat.NET_ALL if request.net else 0,
+        "scoped": request.scopes,
+        "flags": request.restrict_flags,
+    }
+    need = dict(request.need)
+    if request.fs:
+        need["fs"] |= compat.FS_ABI1  # Landlock itself
+    refer_wanted = any(r.access & compat.REFER for r in request.paths)
+    anything = any(want.values())
+    if kernel_abi < 0:
+        err = LandlockUnavailable(-kernel_abi)
+        if mode == STRICT and anything:
+            raise err
+        plan.abi = 0
+        plan.unavailable = err
+        if anything:
+            plan.dropped.append("the whole sandbox: " + err.message)
+        plan.status = NOT_ENFORCED
+        plan._resolve_paths(request.paths, 0)
+        return plan
+    plan.abi = compat.effective_abi(kernel_abi, cap)
+    d = compat.downgrade(plan.abi, want, need, refer_wanted)
+    if d.missing and mode == STRICT:
+        raise UnsupportedFeature(plan.abi, min(kernel_abi, compat.LATEST_ABI),
+                                 d.missing, d.needed_abi)
+    # What was asked for explicitly and is not enforced (best-effort
+    # only: strict refused above) makes the run "partially" enforced;
+    # implicit restrictions this kernel lacks (UDP below ABI 10, say)
+    # are listed apart and do not.  One line per kind in each list.
+    plan.dropped += _describe_by_kind(d.missing)
+    plan.unenforceable += _describe_by_kind(d.dropped)
+    if d.refer_lost:
+        plan.dropped.append(
+            "refer (" + compat.since(compat.FS_RIGHTS["refer"][1]) + "): renaming "
+            "or linking across directories fails with EXDEV inside the sandbox")
+    plan.fs, plan.net, plan.scoped, plan.flags = d.fs, d.net, d.scoped, d.flags
+    plan.explicit_missing = d.missing
+    plan._resolve_paths(request.paths, d.fs)
+    plan._resolve_ports(request.ports, d.net)
+    # A layer that handles no filesystem right leaves the filesystem
+    # alone entirely: rename/link across directories and mount work in
+    # it (checked on Linux 6.18).  Only a layer that handles some
+    # filesystem right but not refer denies reparenting, so an
+    # unrestricted filesystem handles nothing at all.
+    if not (plan.fs or plan.net or plan.scoped):
+        plan.status = NOT_ENFORCED
+        if anything and mode == STRICT:
+            # Everything asked for was implicit and this kernel has
+            # none of it: running would mean no sandbox at all.
+            raise NothingEnforced(plan.abi, kernel_abi, d.dropped)
+    elif plan.dropped:
+        plan.status = PARTIALLY
+    else:
+        plan.status = FULLY
+    return plan
+
+
+_TABLES = {"fs": compat.FS_RIGHTS, "net": compat.NET_RIGHTS,
+           "scoped": compat.SCOPES, "flags": compat.RESTRICT_FLAGS}
+
+
+def _describe_by_kind(lost) -> list:
+    """One description per kind for ``(kind, bits, description)`` items."""
+    merged: dict = {}
+    for key, bits, _ in lost:
+        merged[key] = merged.get(key, 0) | bits
+    return [compat.describe(_TABLES[key], bits) for key, bits in merged.items()]
+
+
+def _symlink_on_way(path: str, can_change) -> str | None:
+    """The first symlink on *path* (absolute, lexical) whose directory
+    *can_change* says the sandbox may modify, or None."""
+    parts = path.strip("/").split("/")
+    cur = ""
+    for part in parts:
+        parent = cur or "/"
+        cur = f"{cur}/{part}"
+        try:
+            st = os.lstat(cur)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            if can_change(parent):
+                return cur
+            try:
+                cur = os.path.realpath(cur)
+            except OSError:
+                return None
+    return None
+
+
+class Rule:
+    __slots__ = ("path", "is_dir", "access", "origins")
+
+    def __init__(self, path, is_dir, access, origins):
+        self.path, self.is_dir, self.access, self.origins = path, is_dir, access, origins
+
+
+def _lexical(path: str) -> str:
+    """Absolute, lexically normalized *path* (cheap when it already is)."""
+    if not path.startswith("/"):
+        return os.path.abspath(path)
+    if "//" in path or "/." in path or (path.endswith("/") and path != "/"):
+        path = os.path.normpath(path)
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+    return path
+
+
+def _lexical_all(paths: list) -> list:
+    """:func:`_lexical` of each path; one scan of them all when all are
+    already absolute and normalized (as profiles give them)."""
+    joined = "\0".join(paths)
+    if (joined[:1] == "/" and joined.count("\0/") == len(paths) - 1 and "//" not in joined
+            and "/." not in joined and "/\0" not in joined and joined[-1:] != "/"):
+        return paths
+    return [_lexical(p) for p in paths]
+
+
+class Plan(KernelRuleset, Presentation):
+    """The sandbox as the kernel will get it (see :meth:`Ruleset.resolve`).
+
+    ``status`` is ``"fully"``, ``"partially"`` or ``"not"``; ``dropped``
+    says what was asked for and is not enforced (best-effort mode);
+    ``unenforceable`` lists implicit restrictions this kernel lacks (not
+    asked for, so they do not make the status "partially"); ``skipped`` lists optional paths
+    that do not exist; ``redundant`` lists rules merged away.  ``request`` is the
+    :class:`~landwrap.engine.ruleset.Ruleset` it was made from."""
+
+    def __init__(self, request, mode: str, kernel_abi: int):
+        self.request = request
+        self.mode = mode
+        self.kernel_abi = kernel_abi
+        self.abi = 0
+        self.fs = self.net = self.scoped = self.flags = 0
+        self.rules: list = []
+        self.ports: list = []   # (port, bits, origins)
+        self.dropped: list = []
+        self.unenforceable: list = []
+        self.explicit_missing: list = []
+        self.skipped: list = []   # (path, origin, reason)
+        self.redundant: list = []  # (path, origin, covered_by)
+        self.hidden: list = []   # real paths carved out of broader grants
+        self.status = NOT_ENFORCED
+        self.unavailable = None
+        self._fd = -1
+        #: (euid, companion.Companion) for spawns, cached by the API.
+        self._companion: tuple | None = None
+        self._dirs: list = []  # (path, dev, ino) of directory rules, at build time
+        self._todo = None  # real paths whose rules are still to add (None: all)
+        self._complete = False
+
+    def _resolve_paths(self, rules, handled: int) -> None:
+        from . import _binding  # compiled (cffi): loading a profile must not need it
+
+        lexical = _lexical_all([r.path for r in rules])
+        # Each path is opened once: the rules of paths without a symlink on
+        # the way are bound now to the descriptor that told their type (the
+        # rest are added by ruleset_fd()).
+        fd = self._eager_ruleset() if handled else -1
+        try:
+            infos = _binding.open_add_paths(fd, lexical, [r.access & handled for r in rules],
+                                        compat.FS_FILE)
+        except OSError as e:
+            self.close()
+            raise rule_error(e) from e
+        merged: dict = {}
+        moved = []  # (rule, lexical, real): a symlink was followed
+        todo = self._todo = set() if fd >= 0 else None
+        for r, lex, (err, mode, real, added) in zip(rules, lexical, infos):
+            if err:
+                reason = os.strerror(err)
+                if r.required:
+                    self.close()
+                    hint = None
+                    if r.origin and r.origin.startswith("--"):
+                        hint = "create it first, or pass --ignore-missing to skip it"
+                    raise PathError(f"{r.origin}: {r.path}: {reason}", hint,
+                                    errno=err, path=r.path)
+                self.skipped.append((r.path, r.origin, reason))
+                continue
+            real = real or lex
+            if todo is not None and not added:
+                todo.add(real)
+            is_dir = (mode & 0o170000) == 0o040000
+            access = r.access & handled
+            if not is_dir:
+                access &= compat.FS_FILE
+            if real != lex:
+                moved.append((r, lex, real, access))
+            entry = merged.get(real)
+            if entry is None:
+                merged[real] = Rule(real, is_dir, access, [r.origin])
+            else:
+                entry.access |= access
+                if r.origin not in entry.origins:
+                    entry.origins.append(r.origin)
+        if not handled:
+            return
+        try:
+            hidden = self._check_protected(merged)
+            self._carve_hidden(merged, hidden)
+            self._check_moved(merged, moved)
+        except BaseException:
+            self.close()
+            raise
+        if self.hidden and fd >= 0:
+            # The rules bound while resolving include the directory grants
+            # that hiding has just replaced: a kernel ruleset cannot lose a
+            # rule, so it is built again from the carved rules, all of them.
+            self.close()
+            fd = -1
+        # Drop rules whose rights their ancestors' rules already grant.
+        # Sorted order puts every directory before what is beneath it, so the
+        # coverage of a directory is final when it is first looked up.
+        kept: dict = {}
+        cover: dict = {"/": (0, None)}   # dir -> (rights granted beneath, by)
+
+        def covered(d):
+            c = cover.get(d)
+            if c is None:
+                parent = d.rpartition("/")[0] or "/"
+                bits, by = covered(parent)
+                k = kept.get(d)
+                if k is not None:
+                    bits, by = bits | k.access, by or k.path
+                c = cover[d] = (bits, by)
+            return c
+
+        for real in sorted(merged):
+            rule = merged[real]
+            if not rule.access:
+                self.redundant.append((real, rule.origins[0], None))
+                continue
+            if real == "/":
+                kept[real] = rule
+                cover["/"] = (rule.access, "/")
+                continue
+            bits, by = covered(real.rpartition("/")[0] or "/")
+            if rule.access & ~bits:
+                kept[real] = rule
+            else:
+                self.redundant.append((real, rule.origins[0], by))
+        self.rules = list(kept.values())
+        if fd >= 0:   # the directories as they were bound, for replaced()
+            self._dirs = identities(r.path for r in self.rules if r.is_dir)
+
+    def _check_protected(self, merged: dict) -> list:
+        """landwrap's own state is never writable from the sandbox: a rule
+        that lets it write in, above or beneath one of ``protected`` is
+        refused in strict mode.  In best-effort mode a directory rule above
+        a state directory keeps its grant with the state directory hidden
+        (returned with the other hidden paths, see :meth:`_carve_hidden`);
+        a rule on or beneath one is refused in every mode."""
+        hidden = [(os.path.realpath(p), origin) for p, origin in self.request.hidden]
+        if not self.request.protected:
+            return hidden
+        state = []
+        for d in self.request.protected:
+            for p in {os.path.abspath(d), os.path.realpath(d)}:
+                state.append((p, d))
+        for rule in merged.values():
+            free = self.request.unhandled_fs if rule.path == "/" else 0
+            if not rule.access & FS_WRITE & ~free:
+                continue
+            top = rule.path.rstrip("/") + "/"
+            for p, d in state:
+                above = rule.is_dir and p.startswith(top)
+                if p == rule.path or above or rule.path.startswith(p + "/"):
+                    if above and self.mode != STRICT:
+                        # (when it does not exist yet, its parent keeps only
+                        # read_dir: nothing can create it)
+                        hidden.append((p, "landwrap's own state (best-effort)"))
+                        self.skipped.append((p, ", ".join(rule.origins),
+                                             "landwrap's own state: hidden from the grant"))
+                        continue
+                    raise ProtectedStateError(
+                        f"{printable(', '.join(rule.origins))}: {printable(rule.path)} would "
+                        f"let the sandbox write in landwrap's own directory "
+                        f"{printable(d)} (profiles, configuration or cache decide the "
+                        "next sandbox)",
+                        "grant a narrower directory, or read-only access"
+                        + (" (--best-effort hides the directory from a grant above it)"
+                           if above else ""),
+                        path=rule.path, directory=p, origins=rule.origins)
+        return hidden
+
+    def _carve_hidden(self, merged: dict, hidden: list) -> None:
+        """Replace every directory rule above a hidden path by rules on the
+        directory's other children, recursively down to the hidden path;
+        the directories on the way keep only read_dir.  Symlinks among the
+        children get no rule of their own (their targets have theirs).
+        Entries created later in a directory on the way are not granted."""
+        hidden = [(h, o) for h, o in hidden if h != "/"]
+        if not hidden:
+            return
+        paths = {h for h, _ in hidden}
+        above = set()
+        for h in paths:
+            d = h.rpartition("/")[0] or "/"
+            while True:
+                above.add(d)
+                if d == "/":
+                    break
+                d = d.rpartition("/")[0] or "/"
+        targets = [(r, r.access) for r in merged.values()
+                   if r.is_dir and r.access and r.path in above]
+        if not targets:
+            return
+        read_dir = compat.FS_RIGHTS["read_dir"][0]
+        self.hidden = sorted(paths)
+
+        def grant(p, is_dir, access, origins):
+            if not is_dir:
+                access &= compat.FS_FILE
+            e = merged.get(p)
+            if e is None:
+                merged[p] = Rule(p, is_dir, access, list(origins))
+            else:
+                e.access |= access
+                e.origins += [o for o in origins if o not in e.origins]
+
+        def carve(d, access, origins):
+            grant(d, True, access & read_dir, origins)
+            try:
+                entries = list(os.scandir(d))
+            except OSError:
+                return
+            for ent in entries:
+                p = os.path.join(d, ent.name)
+                if p in paths:
+                    continue
+                try:
+                    if ent.is_symlink():
+                        continue
+                    is_dir = ent.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if is_dir and p in above:
+                    carve(p, access, origins)
+                else:
+                    grant(p, is_dir, access, origins)
+
+        for rule, _ in targets:
+            rule.access = 0
+        for rule, access in targets:
+            names = [h for h in sorted(paths)
+                     if rule.path == "/" or h.startswith(rule.path + "/")]
+            note = f" (hiding {names[0]}" + (f" and {len(names) - 1} more)" if names[1:] else ")")
+            carve(rule.path, access, [o + note for o in rule.origins])
+
+    def _check_moved(self, merged: dict, moved: list) -> None:
+        """A rule reached through a symlink that sits in a directory this
+        same sandbox may change can be re-pointed (say to /) for the next
+        run: refused in strict mode, left out in best-effort."""
+        if not moved:
+            return
+        free = self.request.unhandled_fs
+        writable = [r for r in merged.values() if r.is_dir and r.access & FS_RELINK
+                    & ~(free if r.path == "/" else 0)]
+
+        def can_change(d):
+            return any(w.path == "/" or d == w.path or d.startswith(w.path + "/")
+                       for w in writable)
+
+        for r, lex, real, access in moved:
+            link = _symlink_on_way(lex, can_change)
+            if link is None:
+                continue
+            msg = (f"{printable(r.origin)}: {printable(r.path)} goes through the symlink "
+                   f"{printable(link)}, in a directory the sandbox can change: a program "
+                   "could re-point the rule")
+            if self.mode == STRICT:
+                raise PathError(msg, f"name the real path ({printable(real)}) instead")
+            entry = merged.get(real)
+            if entry is not None:
+                entry.access &= ~access
+            self.skipped.append((r.path, r.origin, f"through the symlink {link}, which the "
+                                 "sandbox could re-point"))
+
+    def _resolve_ports(self, ports, handled: int) -> None:
+        """One kernel rule per port (Landlock has no ranges), computed by
+        sweeping over the ranges' ends: the cost is the number of ports
+        allowed, not ranges × ports."""
+        if not handled:
+            return
+        starts: dict = {}
+        for n, (lo, hi, bits, origin) in enumerate(ports):
+            bits &= handled
+            if bits:
+                starts.setdefault(lo, []).append((hi, n, bits, origin))
+        if not starts:
+            return
+        import heapq  # only for port rules: not on every run's path
+
+        out = []
+        active: list = []  # heap of (hi, input order, bits, origin)
+        bounds = sorted(starts)
+        i = 0
+        port = bounds[0]
+        while i < len(bounds) or active:
+            if not active:
+                port = max(port, bounds[i])
+            while i < len(bounds) and bounds[i] <= port:
+                for entry in starts[bounds[i]]:
+                    heapq.heappush(active, entry)
+                i += 1
+            # the segment [port, end] has a constant set of ranges
+            end = min(active[0][0], bounds[i] - 1 if i < len(bounds) else 65535)
+            bits = 0
+            origins: list = []
+            for _, _, b, o in sorted(active, key=lambda e: e[1]):
+                bits |= b
+                if o not in origins:
+                    origins.append(o)
+            out.extend((p, bits, origins) for p in range(port, end + 1))
+            port = end + 1
+            while active and active[0][0] < port:
+                heapq.heappop(active)
+        self.ports = out
+
+    # questions ---------------------------------------------------------
+    def rules_for(self, path: str) -> list:
+        """The rules that apply to *path* (itself or an ancestor)."""
+        real = os.path.realpath(path)
+        return [r for r in self.rules
+                if r.path == real or (r.is_dir and (
+                    r.path == "/" or real.startswith(r.path + "/")))]
+
+    def allows(self, path: str, bits: int) -> int:
+        """The part of filesystem access *bits* this plan allows on *path*;
+        rights the ruleset does not handle are allowed everywhere."""
+        granted = compat.FS_ALL & ~self.fs
+        for r in self.rules_for(path):
+            granted |= r.access
+        return bits & granted
+
+    @property
+    def enforces_anything(self) -> bool:
+        return bool(self.fs or self.net or self.scoped)
