@@ -14,6 +14,7 @@ from . import policy, report
 from ..engine.errors import EXIT_ERROR, LandwrapError, PathError, UsageError
 from ..engine.ruleset import Ruleset
 from ..engine.safetext import printable
+from ..engine.trust import untrusted_dirs
 from ..profiles import lookup, profile, validate, variables
 
 
@@ -180,7 +181,7 @@ def private_tmp(user=None, group=None) -> str:
     # semantics (mkdir fails on anything already there, symlinks included)
     base = os.environ.get("TMPDIR") or "/tmp"
     if not os.path.isabs(base) or not os.path.isdir(base) or \
-            lookup.untrusted_dirs(os.path.realpath(base), (0, os.geteuid())):
+            untrusted_dirs(os.path.realpath(base), (0, os.geteuid())):
         # $TMPDIR survives su and sudo -E: a directory another user controls
         # could have our directory swapped for a symlink before its rule is
         # made (a root sandbox would then write where the link points)

@@ -20,6 +20,7 @@ from .errors import (LandlockUnavailable, NothingEnforced, PathError, Unsupporte
 from .kernel_ruleset import KernelRuleset, identities, rule_error
 from .present import Presentation
 from .safetext import printable
+from .trust import owner_ok, untrusted_dirs
 
 STRICT = compat.STRICT
 
@@ -131,9 +132,10 @@ def _describe_by_kind(lost) -> list:
     return [compat.describe(_TABLES[key], bits) for key, bits in merged.items()]
 
 
-def _symlink_on_way(path: str, can_change) -> str | None:
-    """The first symlink on *path* (absolute, lexical) whose directory
-    *can_change* says the sandbox may modify, or None."""
+def _symlink_on_way(path: str, can_change) -> tuple | None:
+    """``(symlink, who)`` for the first symlink on *path* (absolute,
+    lexical) that *can_change* says can be re-pointed (it returns who
+    could: "the sandbox", "another user"), or None."""
     parts = path.strip("/").split("/")
     cur = ""
     for part in parts:
@@ -144,8 +146,9 @@ def _symlink_on_way(path: str, can_change) -> str | None:
         except OSError:
             return None
         if stat.S_ISLNK(st.st_mode):
-            if can_change(parent):
-                return cur
+            who = can_change(parent, st)
+            if who:
+                return cur, who
             try:
                 cur = os.path.realpath(cur)
             except OSError:
@@ -423,24 +426,34 @@ class Plan(KernelRuleset, Presentation):
         writable = [r for r in merged.values() if r.is_dir and r.access & FS_RELINK
                     & ~(free if r.path == "/" else 0)]
 
-        def can_change(d):
-            return any(w.path == "/" or d == w.path or d.startswith(w.path + "/")
-                       for w in writable)
+        uids = (0, os.geteuid())
+
+        def can_change(d, link_st):
+            if any(w.path == "/" or d == w.path or d.startswith(w.path + "/")
+                   for w in writable):
+                return "the sandbox"
+            # A symlink another user owns, or in a directory another user
+            # can change (a $HOME or $TMPDIR that survived su or sudo -E):
+            # it could point anywhere by the time the rule is made, or next run.
+            if not owner_ok(link_st, uids) or untrusted_dirs(os.path.realpath(d), uids):
+                return "another user"
+            return None
 
         for r, lex, real, access in moved:
-            link = _symlink_on_way(lex, can_change)
-            if link is None:
+            found = _symlink_on_way(lex, can_change)
+            if found is None:
                 continue
+            link, who = found
             msg = (f"{printable(r.origin)}: {printable(r.path)} goes through the symlink "
-                   f"{printable(link)}, in a directory the sandbox can change: a program "
-                   "could re-point the rule")
+                   f"{printable(link)}, which {who} can change: the rule could be "
+                   "re-pointed")
             if self.mode == STRICT:
                 raise PathError(msg, f"name the real path ({printable(real)}) instead")
             entry = merged.get(real)
             if entry is not None:
                 entry.access &= ~access
-            self.skipped.append((r.path, r.origin, f"through the symlink {link}, which the "
-                                 "sandbox could re-point"))
+            self.skipped.append((r.path, r.origin, f"through the symlink {link}, which "
+                                 f"{who} could re-point"))
 
     def _resolve_ports(self, ports, handled: int) -> None:
         """One kernel rule per port (Landlock has no ranges), computed by

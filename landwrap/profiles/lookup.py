@@ -13,6 +13,7 @@ import os
 import sys
 
 from ..engine.errors import ProfileError
+from ..engine.trust import owner_ok, untrusted_dirs
 from ..engine.safetext import printable
 
 SUFFIX = ".toml"
@@ -71,12 +72,7 @@ def find_locals(name: str, dirs=None) -> list:
     return out
 
 
-_dir_verdicts: dict = {}
 _warned: set = set()
-
-
-def _owner_ok(st, uids) -> bool:
-    return st.st_uid in uids
 
 
 def untrusted(path: str, uids=None) -> str | None:
@@ -93,38 +89,11 @@ def untrusted(path: str, uids=None) -> str | None:
         st = os.stat(real)
     except OSError as e:
         return e.strerror or str(e)
-    if not _owner_ok(st, uids):
+    if not owner_ok(st, uids):
         return f"owned by uid {st.st_uid}, not by root or uid {os.getuid()}"
     if st.st_mode & 0o022:
         return f"writable by group or others (mode {st.st_mode & 0o7777:04o})"
     return untrusted_dirs(os.path.dirname(real), uids)
-
-
-def untrusted_dirs(d: str, uids) -> str | None:
-    """Why directory *d* (real, absolute) or one above it could be changed
-    by someone else, or None."""
-    while True:
-        key = (d, uids)
-        verdict = _dir_verdicts.get(key)
-        if verdict is None:
-            try:
-                dst = os.stat(d)
-            except OSError as e:
-                verdict = f"{d}: {e.strerror}"
-            else:
-                if not _owner_ok(dst, uids):
-                    verdict = f"directory {d} is owned by uid {dst.st_uid}"
-                elif dst.st_mode & 0o022 and not (dst.st_mode & 0o1000 and dst.st_uid == 0):
-                    verdict = (f"directory {d} is writable by group or others "
-                               f"(mode {dst.st_mode & 0o7777:04o})")
-                else:
-                    verdict = ""
-            _dir_verdicts[key] = verdict
-        if verdict:
-            return verdict
-        if d == "/":
-            return None
-        d = os.path.dirname(d)
 
 
 def warn_once(message: str) -> None:

@@ -515,3 +515,30 @@ def test_a_thousand_full_port_ranges_cost_one_sweep(tmp_path, home):
         preexec_fn=cap)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["65536", "1"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make files another user owns")
+def test_rule_through_a_symlink_another_user_controls_is_refused(tmp_path):
+    """$HOME survives `sudo -E` (and $TMPDIR, $XDG_* survive su): a root run
+    whose profile grants ${HOME}/data, where that home belongs to another
+    user who made data a symlink to /etc, would give the root sandbox /etc."""
+    home = tmp_path / "home"
+    home.mkdir()
+    target = tmp_path / "target"   # stands for /etc: root's own directory
+    target.mkdir()
+    (home / "data").symlink_to(target)
+    os.lchown(home / "data", 65534, 65534)
+    os.chown(home, 65534, 65534)
+    os.chmod(tmp_path, 0o755)
+    prof = tmp_path / "p.toml"
+    prof.write_text('[filesystem]\nrw = ["${HOME}/data"]\n')
+    env = dict(os.environ, HOME=str(home))
+    r = lw("run", "-q", "-p", prof, "--dry-run", "--", "true", env=env)
+    assert r.returncode == 125, r.stdout + r.stderr
+    assert "another user" in r.stderr and "data" in r.stderr
+    # the same home owned by root (the invoking user): the link is trusted
+    os.chown(home, 0, 0)
+    os.lchown(home / "data", 0, 0)
+    r = lw("run", "-q", "-p", prof, "--dry-run", "--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+    assert str(target) in r.stdout
