@@ -232,6 +232,14 @@ def remove_private_tmp(tmp: str) -> None:
         report.warn(f"could not remove the private temporary directory {tmp}")
 
 
+def _program(prof, argv, env) -> str:
+    """The program to run: the one the profile was chosen for (looked up
+    once, by profile.for_command), unless the command's own PATH differs."""
+    if prof.program is not None and env.get("PATH") == os.environ.get("PATH"):
+        return prof.program
+    return spawn.find_program(argv[0], env.get("PATH"))
+
+
 def _run_in(opts: dict, prof, argv, tmp) -> int:
     if tmp is not None:
         prof.ruleset.allow(tmp, "rw", origin="private TMPDIR (private_tmp)")
@@ -254,7 +262,7 @@ def _run_in(opts: dict, prof, argv, tmp) -> int:
     comp = companion.for_plan(plan, cap_add=opts.get("cap_add") or (), supervised=True)
     if opts.get("dry_run"):
         try:
-            path = spawn.find_program(argv[0], env.get("PATH"))
+            path = _program(prof, argv, env)
         except LandwrapError as e:
             path = None
             missing = e
@@ -278,7 +286,7 @@ def _run_in(opts: dict, prof, argv, tmp) -> int:
             report.error(missing)
             return missing.exit_code
         return 0
-    path = spawn.find_program(argv[0], env.get("PATH"))
+    path = _program(prof, argv, env)
     if opts.get("verbose"):
         report.info(f"running {path} in the sandbox below")
         sys.stderr.write(report.format_plan(plan, path, argv, why=prof.why))
@@ -288,6 +296,7 @@ def _run_in(opts: dict, prof, argv, tmp) -> int:
     unsandboxed = report.unsandboxed_warning(plan)
     if unsandboxed:
         report.warn(unsandboxed)
+    plan.ruleset_fd()  # the kernel ruleset is complete before anything is spawned
     if opts.get("log_denials"):
         from .denials import run_logged  # lazy: audit and strace only for --log-denials
 

@@ -132,13 +132,14 @@ def protect(rs: Ruleset, environ=None) -> None:
             rs.protected.append(d)
 
 
-def choose(command: str | None, dirs=None, path_env=None) -> tuple:
+def choose(command: str | None, dirs=None, path_env=None, program=None) -> tuple:
     """(profile name, why) for `landwrap run COMMAND` without -p.
 
     The profile named after the command's basename, if the command is one
     of the executables that profile is for (its ``programs``, compared by
     real path); otherwise ``default``.  A copy of ``cat`` named ``gpg`` in
-    a download directory is not gpg."""
+    a download directory is not gpg.  *program*: the command as already
+    looked up on PATH (None: looked up here)."""
     if not command:
         return "default", "no command"
     name = os.path.basename(command)
@@ -147,11 +148,8 @@ def choose(command: str | None, dirs=None, path_env=None) -> tuple:
     found = find(name, dirs if dirs is not None else search_path())
     if not found:
         return "default", f"no profile named {printable(name)}"
-    from ..engine.spawn import find_program  # spawn loads the compiled binding; profiles do not
-
-    try:
-        prog = find_program(command, os.environ.get("PATH") if path_env is None else path_env)
-    except Exception:  # not found: the run will say so
+    prog = program or _find_program(command, path_env)
+    if prog is None:
         return "default", f"{printable(command)} was not found"
     real = os.path.realpath(prog)
     wanted = programs(load_document(found), found, name)
@@ -168,22 +166,29 @@ def default_for(command: str | None, dirs=None) -> str:
     return choose(command, dirs)[0]
 
 
+def _find_program(command: str, path_env=None) -> str | None:
+    """*command* looked up on PATH as execvp would, or None."""
+    from ..engine.spawn import find_program  # spawn loads the compiled binding; profiles do not
+
+    try:
+        return find_program(command, os.environ.get("PATH") if path_env is None else path_env)
+    except Exception:  # not found: the run will say so
+        return None
+
+
 def for_command(profiles, command, *, dirs=None, environ=None) -> Profile:
+    """The profiles *profiles* (``-p``), or the one :func:`choose` picks for
+    *command*.  The command is looked up on PATH once, here: ``program``
+    of the result is that path (None when not found)."""
     why = ""
     specs = list(profiles)
+    program = _find_program(command) if command else None
     if not specs:
-        name, why = choose(command, dirs)
+        name, why = choose(command, dirs, program=program)
         specs = [name]
         why = f"{name}: {why}"
-    program = None
-    if command:
-        from ..engine.spawn import find_program  # spawn loads the compiled binding; profiles do not
-
-        try:
-            program = find_program(command, os.environ.get("PATH"))
-        except Exception:  # not found: the run will say so
-            pass
     prof = load(specs, dirs=dirs, environ=environ, program=program)
+    prof.program = program
     prof.names = [os.path.basename(s)[:-len(SUFFIX)] if s.endswith(SUFFIX) else s
                   for s in specs]
     prof.why = why or "chosen with -p"

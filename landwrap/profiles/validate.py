@@ -197,6 +197,9 @@ class Profile:
 
     def __init__(self):
         self.ruleset = Ruleset()
+        #: the command as looked up on PATH by profile.for_command (None: not
+        #: looked up, or not found)
+        self.program: str | None = None
         self.env_clean = False
         self.env_pass: list = []
         self.env_set: dict = {}

@@ -57,3 +57,23 @@ def test_profile_check_names_file_and_line(tmp_path):
     assert r.exit_code == 1
     assert r.output.splitlines()[1] == \
         f"{bad}:5: network.connect_tcp: bad port 70000: ports are 0-65535"
+
+
+def test_run_looks_the_program_up_once(monkeypatch, capsys):
+    """The profile is chosen for the file that runs: one PATH lookup feeds
+    both (issue 13: the command was looked up three times)."""
+    from landwrap.cli import options, run
+    from landwrap.engine import spawn
+
+    calls = []
+    real = spawn.find_program
+
+    def counting(name, path_env):
+        calls.append(name)
+        return real(name, path_env)
+
+    monkeypatch.setattr(spawn, "find_program", counting)
+    opts = options.parse_run(["--dry-run", "--", "cat", "/etc/hostname"])
+    assert run.main(opts) == 0
+    assert calls == ["cat"]
+    assert "Command: " in capsys.readouterr().out

@@ -35,7 +35,9 @@ from landwrap.engine.ruleset import parse_ports
 # LANDWRAP_FUZZ_SCALE=N runs N times as many examples; LANDWRAP_FUZZ_RANDOM=1
 # draws new ones each run (for hunting locally; CI stays reproducible).
 SCALE = max(1, int(os.environ.get("LANDWRAP_FUZZ_SCALE", "1")))
-SETTINGS = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck),
+# Health checks are on, but for too_slow: that one is a timing assertion,
+# which the suite does not make (a loaded CI machine is not a failing test).
+SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow],
                 derandomize=os.environ.get("LANDWRAP_FUZZ_RANDOM") != "1")
 
 
