@@ -553,10 +553,21 @@ def _unsafe_cwd(ctx, key, item, table, index) -> bool:
     return v == "skip"
 
 
+def _shared_tmp(path: str) -> bool:
+    """Whether *path* is a directory everybody may write in, with the sticky
+    bit (/tmp, /var/tmp, /dev/shm)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return mode & 0o1002 == 0o1002
+
+
 def _cwd_refused(prof, ctx, key, raw, p, table, index, skip=False) -> bool:
-    """A rule using ${CWD} that would grant /, $HOME or a directory above
-    $HOME is left out (and recorded): started from such a directory, a
-    project-directory profile would open the whole home or system.  With
+    """A rule using ${CWD} that would grant /, $HOME, a directory above
+    $HOME or a shared temporary directory is left out (and recorded):
+    started from such a directory, a project-directory profile would open
+    the whole home or system, or every user's temporary files.  With
     *skip* (``unsafe_cwd = "skip"``) it is only noted (--dry-run, -v)."""
     if type(raw) is not str or "${CWD}" not in raw:
         return False
@@ -568,6 +579,9 @@ def _cwd_refused(prof, ctx, key, raw, p, table, index, skip=False) -> bool:
         why = "your home directory"
     elif home.startswith(real.rstrip("/") + "/"):
         why = "a directory above your home directory"
+    elif _shared_tmp(real):
+        # /tmp, /var/tmp, /dev/shm: every user's files, not a project
+        why = "a shared temporary directory (writable by all, sticky)"
     else:
         return False
     if skip:

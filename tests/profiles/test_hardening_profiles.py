@@ -542,3 +542,18 @@ def test_rule_through_a_symlink_another_user_controls_is_refused(tmp_path):
     r = lw("run", "-q", "-p", prof, "--dry-run", "--", "true", env=env)
     assert r.returncode == 0, r.stderr
     assert str(target) in r.stdout
+
+
+def test_cwd_is_never_a_shared_temporary_directory(tmp_path):
+    """Started from /tmp, `ro ${CWD}` would let the default sandbox read every
+    user's temporary files (and `rw ${CWD}` write them): left out (default)
+    or refused (cwd-rw), like /, $HOME and above."""
+    secret = tmp_path / "secret"
+    secret.write_text("top secret\n")
+    r = lw("run", "-q", "--", "sh", "-c", f"cat {secret}", cwd="/tmp")   # default profile
+    assert r.returncode == 1 and "top secret" not in r.stdout, r.stdout + r.stderr
+    assert "Permission denied" in r.stderr
+    r = lw("run", "--dry-run", "-v", "--", "true", cwd="/tmp")
+    assert "shared temporary directory" in r.stdout + r.stderr
+    r = lw("run", "-q", "-p", "cwd-rw", "--", "true", cwd="/tmp")
+    assert r.returncode == 125 and "shared temporary directory" in r.stderr
