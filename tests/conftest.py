@@ -164,3 +164,14 @@ def need_program(program, path=None):
         name = os.path.basename(program)
         missing(program, DEBIAN_PACKAGES.get(name, name))
     return found
+
+
+def nobody_can_run_python():
+    """Whether this interpreter runs as nobody (setpriv): a Python built
+    with a shared libpython under /root (pyenv) cannot, since nobody cannot
+    read it; such an interpreter cannot run the tests that act as nobody."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        return False
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        sys.executable, "-c", "pass"], capture_output=True, cwd="/")
+    return r.returncode == 0

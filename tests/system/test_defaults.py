@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import PY_ROX, lw
+from conftest import PY_ROX, lw, nobody_can_run_python
 from landwrap.engine import compat
 from landwrap.profiles import lookup, profile, variables
 
@@ -485,6 +485,8 @@ def test_a_failure_on_a_terminal_names_the_profile_and_the_next_step(job):
 
 @pytest.mark.usefixtures("landlock")
 @pytest.mark.skipif(not os.access("/usr/bin/strace", os.X_OK), reason="strace not installed")
+@pytest.mark.skipif(not nobody_can_run_python(),
+                    reason="needs root, setpriv and an interpreter nobody can run")
 def test_log_denials_without_root_falls_back_to_strace(tmp_path):
     """As nobody, on a file nobody may read outside the sandbox (so the
     denial is the sandbox's, not the file mode's)."""

@@ -23,7 +23,7 @@ import tty
 
 import pytest
 
-from conftest import PY_ROX, lw
+from conftest import PY_ROX, lw, nobody_can_run_python
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/: the helpers
 ROOT = os.geteuid() == 0
@@ -76,7 +76,7 @@ NICE_CAPS = ["--cap-add", "sys_nice"] if ROOT else []
 
 
 def users():
-    return [False, True] if ROOT and shutil.which("setpriv") else [False]
+    return [False, True] if nobody_can_run_python() else [False]
 
 
 @pytest.fixture
