@@ -152,7 +152,7 @@ def run(plan, argv, env, *, keep_fds=(), user_flags=0, uid=0, gid=0, path=None,
 
         companion = _companion.for_plan(plan, supervised=True)
     waitset = set(FORWARDED) | {signal.SIGCHLD}
-    supervise = companion is not None and companion.filter and companion.supervised
+    supervise = companion.filter and companion.supervised
     _binding.set_subreaper()
     # Block before the fork so no signal is lost or handled by Python in
     # between; the child unblocks everything before exec.  The supervisor

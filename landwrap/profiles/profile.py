@@ -132,14 +132,17 @@ def protect(rs: Ruleset, environ=None) -> None:
             rs.protected.append(d)
 
 
-def choose(command: str | None, dirs=None, path_env=None, program=None) -> tuple:
+_LOOK_UP = object()
+
+
+def choose(command: str | None, dirs=None, path_env=None, program=_LOOK_UP) -> tuple:
     """(profile name, why) for `landwrap run COMMAND` without -p.
 
     The profile named after the command's basename, if the command is one
     of the executables that profile is for (its ``programs``, compared by
     real path); otherwise ``default``.  A copy of ``cat`` named ``gpg`` in
     a download directory is not gpg.  *program*: the command as already
-    looked up on PATH (None: looked up here)."""
+    looked up on PATH (None: not found); left out, it is looked up here."""
     if not command:
         return "default", "no command"
     name = os.path.basename(command)
@@ -148,7 +151,7 @@ def choose(command: str | None, dirs=None, path_env=None, program=None) -> tuple
     found = find(name, dirs if dirs is not None else search_path())
     if not found:
         return "default", f"no profile named {printable(name)}"
-    prog = program or _find_program(command, path_env)
+    prog = _find_program(command, path_env) if program is _LOOK_UP else program
     if prog is None:
         return "default", f"{printable(command)} was not found"
     real = os.path.realpath(prog)
