@@ -11,6 +11,7 @@ import errno
 import os
 import socket
 import struct
+from typing import Iterator
 
 from .records import AUDIT_TRUSTED_APP
 
@@ -63,7 +64,7 @@ def _explain(err: OSError, doing: str, cap: str) -> AuditUnavailable:
                             "check the kernel's audit configuration")
 
 
-def messages(data: bytes):
+def messages(data: bytes) -> Iterator[tuple[int, bytes]]:
     """(type, payload) of each netlink message in *data*."""
     off = 0
     while off + _NLHDR_SIZE <= len(data):
@@ -77,14 +78,14 @@ def messages(data: bytes):
 class Control:
     """A unicast NETLINK_AUDIT socket for AUDIT_GET / AUDIT_SET."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                   NETLINK_AUDIT)
         self.sock.bind((0, 0))
         self.sock.settimeout(5)
         self.seq = 0
 
-    def request(self, type_: int, payload: bytes = b"", want: int | None = None):
+    def request(self, type_: int, payload: bytes = b"", want: int | None = None) -> bytes | None:
         """Send one request; returns the payload of the *want* reply (or
         None); raises OSError with the kernel's error."""
         self.seq += 1
@@ -111,7 +112,8 @@ class Control:
     def enabled(self) -> int:
         """0 off, 1 on, 2 on and locked."""
         body = self.request(AUDIT_GET, want=AUDIT_GET)
-        return struct.unpack_from(_STATUS, body.ljust(32, b"\0"))[1]
+        assert body is not None  # request() waits for the reply it wants
+        return int(struct.unpack_from(_STATUS, body.ljust(32, b"\0"))[1])
 
     def set_enabled(self, value: int) -> None:
         self.request(AUDIT_SET, struct.pack(_STATUS, AUDIT_STATUS_ENABLED, value,
@@ -126,11 +128,11 @@ class Control:
     def __enter__(self) -> "Control":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def open_readlog():
+def open_readlog() -> socket.socket:
     """A NETLINK_AUDIT socket subscribed to the read-log multicast group
     (``AUDIT_NLGRP_READLOG``).  Raises :class:`AuditUnavailable`."""
     try:

@@ -8,6 +8,7 @@ belong to one sandbox, in memory that does not grow with their number.
 from __future__ import annotations
 
 import os
+from typing import Any, Tuple
 
 # Audit record types (linux/audit.h).
 AUDIT_SYSCALL = 1300
@@ -35,7 +36,7 @@ class Record:
 
     __slots__ = ("type", "serial", "stamp", "fields")
 
-    def __init__(self, type_: int, serial: int, stamp: str, fields: dict):
+    def __init__(self, type_: int, serial: int, stamp: str, fields: dict[str, str]):
         self.type, self.serial, self.stamp, self.fields = type_, serial, stamp, fields
 
     def __repr__(self) -> str:
@@ -51,11 +52,11 @@ def _unhex(value: str) -> str | None:
         return None
 
 
-def parse_fields(text: str) -> dict:
+def parse_fields(text: str) -> dict[str, str]:
     """``key=value`` pairs of an audit record body.  Values in double or
     single quotes are taken literally; an unquoted value of an untrusted
     string field (``path``, ``exe``, ``comm``...) is hex-decoded."""
-    out: dict = {}
+    out: dict[str, str] = {}
     i, n = 0, len(text)
     while i < n:
         while i < n and text[i] == " ":
@@ -87,7 +88,7 @@ def parse_fields(text: str) -> dict:
     return out
 
 
-def parse_message(type_: int, payload) -> Record | None:
+def parse_message(type_: int, payload: str | bytes | bytearray) -> Record | None:
     """A :class:`Record` from one netlink message (type and payload, the
     text ``audit(1729738800.268:30): field=value ...``), or None."""
     if isinstance(payload, (bytes, bytearray)):
@@ -137,6 +138,10 @@ _TYPE_NAMES = {"SYSCALL": AUDIT_SYSCALL, "EOE": AUDIT_EOE, "PROCTITLE": AUDIT_PR
                "LANDLOCK_DOMAIN": AUDIT_LANDLOCK_DOMAIN}
 
 
+#: What :meth:`Denial.key` returns: access, object and program.
+DenialKey = Tuple[object, ...]
+
+
 class Denial:
     """One denied request, as the kernel logged it.
 
@@ -148,8 +153,14 @@ class Denial:
 
     __slots__ = ("domain", "blockers", "path", "dev", "ino", "port", "addr",
                  "opid", "ocomm", "pid", "ppid", "exe", "comm", "syscall", "serial", "count")
+    pid: str | None
+    ppid: str | None
+    exe: str | None
+    comm: str | None
+    syscall: str | None
 
-    def __init__(self, domain: str, blockers: tuple, fields: dict, serial: int = 0):
+    def __init__(self, domain: str | None, blockers: tuple[str, ...], fields: dict[str, str],
+                 serial: int = 0):
         self.domain = domain
         self.blockers = blockers
         self.serial = serial
@@ -166,19 +177,19 @@ class Denial:
         self.pid = self.ppid = self.exe = self.comm = self.syscall = None
         self.count = 1  # identical denials tallied into this one
 
-    def key(self) -> tuple:
+    def key(self) -> DenialKey:
         """What makes two denials the same for a report: access, object and
         program (not the pid)."""
         return (self.blockers, self.path, self.port, self.addr, self.opid, self.ocomm,
                 self.exe, self.comm, self.syscall)
 
     @property
-    def kinds(self) -> set:
+    def kinds(self) -> set[str]:
         """``{"fs"}``, ``{"net"}``, ``{"scope"}``... from the blockers."""
         return {b.partition(".")[0] for b in self.blockers}
 
     @property
-    def rights(self) -> tuple:
+    def rights(self) -> tuple[str, ...]:
         """The blockers without their prefix (``read_file``, ``connect_tcp``)."""
         return tuple(b.partition(".")[2] or b for b in self.blockers)
 
@@ -203,10 +214,10 @@ class Analysis:
     denials of our domains that were counted but not itemized (more than
     :data:`MAX_DISTINCT` different ones)."""
 
-    def __init__(self):
-        self.denials: list = []
-        self.domains: dict = {}
-        self.counted: dict = {}
+    def __init__(self) -> None:
+        self.denials: list[Denial] = []
+        self.domains: dict[str | None, dict[str, str]] = {}
+        self.counted: dict[str | None, int] = {}
         self.ignored = 0
         self.untallied = 0
         self.lost = 0  # receive-buffer overflows while collecting
@@ -252,20 +263,20 @@ class Tally:
 
     def __init__(self, parent_pid: int | None = None):
         self.parent = str(parent_pid) if parent_pid is not None else None
-        self.pids: set = set()
-        self.children: set = set()
-        self.creators: dict = {}   # domain -> allocated-record fields
-        self.counted: dict = {}
-        self.own: dict = {}        # Denial.key() -> Denial, for our domains
-        self.own_domains: set = set()
-        self.undecided: dict = {}  # domain -> {key: Denial}
-        self.spill: dict = {}      # domain -> denials counted, not itemized
-        self.pending: dict = {}    # serial -> [access fields..., syscall fields]
+        self.pids: set[str] = set()
+        self.children: set[str | None] = set()
+        self.creators: dict[str | None, dict[str, str]] = {}   # domain -> allocated-record fields
+        self.counted: dict[str | None, int] = {}
+        self.own: dict[DenialKey, Denial] = {}  # Denial.key() -> Denial, for our domains
+        self.own_domains: set[str | None] = set()
+        self.undecided: dict[str | None, dict[DenialKey, Denial]] = {}  # domain -> {key: Denial}
+        self.spill: dict[str | None, int] = {}      # domain -> denials counted, not itemized
+        self.pending: dict[int, list[Any]] = {}    # serial -> [access fields..., syscall fields]
         self.untallied = 0
         self.received = 0
 
     # feeding -------------------------------------------------------------
-    def watch(self, pid) -> None:
+    def watch(self, pid: int | str) -> None:
         self.pids.add(str(pid))
         self._promote()
 
@@ -286,7 +297,7 @@ class Tally:
         elif r.type == AUDIT_EOE and r.serial in self.pending:
             self._finish_event(r.serial)
 
-    def _domain(self, f: dict) -> None:
+    def _domain(self, f: dict[str, str]) -> None:
         dom = f.get("domain")
         status = f.get("status")
         if status == "allocated":
@@ -301,7 +312,7 @@ class Tally:
                 f.get("denials", "").isdigit():
             self.counted[dom] = int(f["denials"])
 
-    def _is_own(self, dom) -> bool:
+    def _is_own(self, dom: str | None) -> bool:
         c = self.creators.get(dom)
         return c is not None and (c.get("pid") in self.pids or c.get("pid") in self.children)
 
@@ -313,7 +324,7 @@ class Tally:
                     self._keep(d)
                 self.untallied += self.spill.pop(dom, 0)
 
-    def _finish_event(self, serial) -> None:
+    def _finish_event(self, serial: int) -> None:
         accesses, sysc = self.pending.pop(serial)
         if sysc is not None and self.parent is not None and sysc.get("ppid") == self.parent:
             if sysc.get("pid") not in self.children:

@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+from typing import Any, NoReturn
 
 from .netlink import Control, _explain, messages, open_readlog
 from .records import (AUDIT_CONFIG_CHANGE, AUDIT_EOE, AUDIT_LANDLOCK_ACCESS,
@@ -43,30 +44,30 @@ class Session:
 
     def __init__(self, lock_dir: str = LOCK_DIR):
         self.lock_dir = lock_dir
-        self.ctl = None
-        self.sock = None
-        self.switch = None
+        self.ctl: Control | None = None
+        self.sock: socket.socket | None = None
+        self.switch: Switch | None = None
         self.switched_on = False
-        self.was_enabled = None
+        self.was_enabled: int | None = None
         self.lost = 0
-        self._config_serial = None   # the latest switch change seen
-        self._start_serial = None    # the serial of this session's start marker
-        self._marker_serial = None
-        self.tally = None
-        self._tally_lock = None
+        self._config_serial: int | None = None   # the latest switch change seen
+        self._start_serial: int | None = None    # the serial of this session's start marker
+        self._marker_serial: int | None = None
+        self.tally: Tally  # set by _reset_collection()
+        self._tally_lock = threading.Lock()
         self._reset_collection()
         self._stop_r = self._stop_w = -1
-        self._thread = None
-        self._seen_marker = None
-        self._marker = None
-        self._old_handlers: dict = {}
+        self._thread: threading.Thread | None = None
+        self._seen_marker: threading.Event | None = None
+        self._marker: str | None = None
+        self._old_handlers: dict[signal.Signals, Any] = {}
 
     # life cycle ---------------------------------------------------------
     def __enter__(self) -> "Session":
         self.open()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def open(self) -> None:
@@ -129,7 +130,7 @@ class Session:
         if threading.current_thread() is not threading.main_thread():
             return
 
-        def handler(signo, frame):
+        def handler(signo: int, frame: object) -> NoReturn:
             raise SystemExit(128 + signo)
 
         for s in (signal.SIGTERM, signal.SIGHUP):
@@ -164,6 +165,7 @@ class Session:
 
     def _read_loop(self) -> None:
         sock = self.sock
+        assert sock is not None  # set before the reader starts
         sock.setblocking(False)
         poller = select.poll()
         poller.register(sock.fileno(), select.POLLIN)
@@ -186,8 +188,6 @@ class Session:
                 return
 
     def _reset_collection(self) -> None:
-        if self._tally_lock is None:
-            self._tally_lock = threading.Lock()
         with self._tally_lock:
             self.tally = Tally(os.getpid())
 
@@ -199,6 +199,7 @@ class Session:
                 if self._marker and self._marker.encode() in body:
                     rec = parse_message(type_, body)
                     self._marker_serial = rec.serial if rec is not None else None
+                    assert self._seen_marker is not None  # made before the reader starts
                     self._seen_marker.set()
                 continue
             if type_ == AUDIT_CONFIG_CHANGE:
@@ -263,6 +264,7 @@ class Session:
         """Send a marker record and wait until it comes back (bounded by
         :data:`DRAIN_TIMEOUT`): every record queued before it has then been
         read.  Returns its serial, or None (no CAP_AUDIT_WRITE, timeout)."""
+        assert self.ctl is not None and self._seen_marker is not None  # the session is open
         self._seen_marker.clear()
         self._marker_serial = None
         self._marker = f"landwrap {what} {os.getpid()}.{time.monotonic_ns()}"
