@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import os
 import shlex
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
 
 from ..engine import compat
 from ..engine.errors import DenialLoggingUnsupported, UnsupportedFeature
 from ..profiles.parse import toml_str
 from ..engine.safetext import printable
+
+if TYPE_CHECKING:
+    from ..engine.plan import Plan
+    from ..engine.ruleset import Ruleset
+    from .audit.records import Denial
 
 #: The restrict_self() flag that makes the kernel log the denials of the
 #: exec'd program and of its children (not only of the launcher's child).
@@ -37,7 +43,7 @@ def needs() -> str:
     return compat.since(compat.RESTRICT_FLAGS[LOG_FLAG][1])
 
 
-def resolve_logged(rs):
+def resolve_logged(rs: Ruleset) -> Plan:
     """Resolve *rs* (a Ruleset) with denial logging requested; a kernel
     (or --abi cap) that lacks only that raises DenialLoggingUnsupported."""
     rs.request_flags(log_bit())
@@ -60,7 +66,7 @@ def is_program_dir(d: str) -> bool:
     return os.path.basename(d.rstrip("/")) in PROGRAM_DIRS
 
 
-def fs_option(rights, path: str) -> str | None:
+def fs_option(rights: Iterable[str], path: str | None) -> str | None:
     """The --ro/--rox/--rw/--rwx option that allows filesystem *rights*
     (names) on *path*; for execute, on the program's directory when it is a
     bin/sbin/libexec directory."""
@@ -75,7 +81,7 @@ def fs_option(rights, path: str) -> str | None:
     return f"--ro {quote(path)}"
 
 
-def profile_line(option: str, rights=()) -> str:
+def profile_line(option: str, rights: Iterable[str] = ()) -> str:
     """The profile spelling (TOML, one or more lines) of an --ro/--rox/
     --rw/--rwx *option*; the exact ``[[filesystem.rule]]`` when the shorthand grants much more than
     *rights* (e.g. only creating files in a directory)."""
@@ -93,7 +99,7 @@ def profile_line(option: str, rights=()) -> str:
     return f"[filesystem] {short} = [{toml_str(path)}]"
 
 
-def suggest(d) -> str | None:
+def suggest(d: Denial) -> str | None:
     """The `landwrap run` option (or, without one, the profile line) that
     would allow denial *d*, or None when no rule can allow it."""
     kinds = d.kinds
@@ -115,7 +121,7 @@ def suggest(d) -> str | None:
     return None
 
 
-def describe(d) -> str:
+def describe(d: Denial) -> str:
     """What was denied, on what: 'read_file /etc/shadow',
     'make_reg in /tmp/out', 'connect_tcp 127.0.0.1:443'."""
     what = ",".join(d.rights)
@@ -139,7 +145,7 @@ def describe(d) -> str:
 EXEC_SYSCALLS = {"59", "322", "221", "281"}
 
 
-def program_of(d, launcher_exe: str | None = None) -> str:
+def program_of(d: Denial, launcher_exe: str | None = None) -> str:
     """Who was denied; the launcher's own child failing to execute the
     command (before it became the command) is named as such."""
     if launcher_exe and d.exe == launcher_exe and "execute" in d.rights \
@@ -148,11 +154,12 @@ def program_of(d, launcher_exe: str | None = None) -> str:
     return d.program
 
 
-def summarize(denials, launcher_exe: str | None = None) -> list:
+def summarize(denials: Iterable[Denial],
+              launcher_exe: str | None = None) -> list[tuple[int, Denial, str]]:
     """[(count, denial, program)] with duplicates (same access, object and
     program) counted once, in order of first appearance; a denial may
     already stand for ``count`` identical ones (``audit.Tally``)."""
-    seen: dict = {}
+    seen: dict[tuple[object, ...], list[Any]] = {}
     for d in denials:
         prog = program_of(d, launcher_exe)
         key = (d.blockers, d.path, d.port, d.addr, d.opid, prog)
@@ -161,10 +168,21 @@ def summarize(denials, launcher_exe: str | None = None) -> list:
             seen[key][0] += n
         else:
             seen[key] = [n, d, prog]
-    return [tuple(v) for v in seen.values()]
+    return [(v[0], v[1], v[2]) for v in seen.values()]
 
 
-def format_report(result, launcher_exe: str | None = None) -> str:
+class Report(Protocol):
+    """What :func:`format_report` reads: an ``audit.Analysis``, or the
+    same from a strace run (``untallied`` and ``lost`` are optional)."""
+
+    @property
+    def denials(self) -> Sequence[Denial]: ...
+
+    @property
+    def kernel_count(self) -> int | None: ...
+
+
+def format_report(result: Report, launcher_exe: str | None = None) -> str:
     """The report `run --log-denials` prints for an ``audit.Analysis``.
     Paths and program names come from the sandboxed program (it chooses
     its file names and, with PR_SET_NAME, its name): every line is printed

@@ -10,6 +10,7 @@ makes a Landlock system call beyond asking the kernel's ABI.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Iterable, Literal, Mapping
 
 from . import denials
 from ..engine import compat
@@ -20,6 +21,9 @@ from ..engine.safetext import printable
 from ..profiles import profile
 from ..profiles.parse import entry_line, line_of
 from ..profiles.validate import NET_KEY
+
+if TYPE_CHECKING:
+    from ..engine.plan import Plan, Rule
 
 #: Words for --access: (rights, checked on the parent directory?)
 #: ``None`` for "on the parent" means: on PATH itself when it is an
@@ -54,11 +58,11 @@ class Check:
 
     __slots__ = ("right", "where", "allowed", "why", "grants")
 
-    def __init__(self, right, where):
+    def __init__(self, right: str, where: str) -> None:
         self.right, self.where = right, where
         self.allowed = False
         self.why = ""
-        self.grants: list = []
+        self.grants: list[tuple[str, str]] = []
 
 
 class Answer:
@@ -68,10 +72,10 @@ class Answer:
 
     def __init__(self, target: str):
         self.target = target
-        self.checks: list = []
-        self.suggestion = None
-        self.profile_line = None
-        self.notes: list = []
+        self.checks: list[Check] = []
+        self.suggestion: str | None = None
+        self.profile_line: str | None = None
+        self.notes: list[str] = []
 
     @property
     def allowed(self) -> bool:
@@ -80,7 +84,8 @@ class Answer:
 
 # --------------------------------------------------------------------------
 
-def load_plan(specs, environ=None):
+def load_plan(specs: Iterable[str],
+              environ: Mapping[str, str] | None = None) -> tuple[Plan, list[str]]:
     """The resolved plan of profiles *specs* on this kernel; a profile that
     needs more than the kernel has is resolved best-effort (noted)."""
     prof = profile.load(list(specs) or ["default"], environ=environ)
@@ -94,7 +99,7 @@ def load_plan(specs, environ=None):
     return plan, notes
 
 
-def parse_target(text: str):
+def parse_target(text: str) -> tuple[Literal["net"], str, int] | tuple[Literal["fs"], str]:
     """('net', proto, port) for ``tcp:443``/``udp:53``, else ('fs', path)."""
     proto, sep, port = text.partition(":")
     if sep and proto in NET_WORDS and not text.startswith("/"):
@@ -107,7 +112,7 @@ def parse_target(text: str):
     return ("fs", os.path.abspath(os.path.expanduser(text)))
 
 
-def fs_rights(path: str, access) -> list:
+def fs_rights(path: str, access: Iterable[str]) -> list[tuple[str, str]]:
     """[(right, where)] for an --access list on *path*."""
     out = []
     is_dir = os.path.isdir(path)
@@ -136,11 +141,12 @@ def fs_rights(path: str, access) -> list:
     return out
 
 
-def why(specs, target: str, access=None, *, environ=None, plan=None) -> Answer:
+def why(specs: Iterable[str], target: str, access: str | Iterable[str] | None = None, *,
+        environ: Mapping[str, str] | None = None, plan: Plan | None = None) -> Answer:
     """Answer whether profiles *specs* allow *access* (words or right
     names; default ``read``, ``connect`` for ports) on *target* (a path, or
     ``tcp:PORT``/``udp:PORT``)."""
-    notes = []
+    notes: list[str] = []
     if plan is None:
         plan, notes = load_plan(specs, environ)
     if isinstance(access, str):
@@ -160,7 +166,7 @@ def why(specs, target: str, access=None, *, environ=None, plan=None) -> Answer:
     return ans
 
 
-def _why_fs(plan, ans: Answer, path: str, access) -> None:
+def _why_fs(plan: Plan, ans: Answer, path: str, access: Iterable[str]) -> None:
     real = os.path.realpath(path)
     if real != path:
         ans.notes.append(f"{path} resolves to {real}")
@@ -202,7 +208,8 @@ def _why_fs(plan, ans: Answer, path: str, access) -> None:
             ans.profile_line = denials.profile_line(opt, denied)
 
 
-def _unhandled(plan, restricted: bool, what: str, right: str, table: dict) -> str:
+def _unhandled(plan: Plan, restricted: bool, what: str, right: str,
+               table: Mapping[str, tuple[int, int]]) -> str:
     """Why *right*, which the plan does not handle, is allowed."""
     if not restricted:
         return f"the {what} is not restricted by this profile"
@@ -212,7 +219,7 @@ def _unhandled(plan, restricted: bool, what: str, right: str, table: dict) -> st
             f"(needs {compat.since(table[right][1])})")
 
 
-def _why_net(plan, ans: Answer, proto: str, port: int, access) -> None:
+def _why_net(plan: Plan, ans: Answer, proto: str, port: int, access: Iterable[str]) -> None:
     for word in access:
         right = NET_WORDS[proto].get(word) or (word if word in compat.NET_RIGHTS else None)
         if right is None:
@@ -240,12 +247,12 @@ def _why_net(plan, ans: Answer, proto: str, port: int, access) -> None:
         ans.checks.append(c)
 
 
-def _rule_text(plan, rule) -> str:
+def _rule_text(plan: Plan, rule: Rule) -> str:
     kind = "" if rule.is_dir else " (file)"
     return f"{short_access(rule.access, plan.fs, rule.is_dir)} {rule.path}{kind}"
 
 
-def _origins(plan, rule, bit) -> str:
+def _origins(plan: Plan, rule: Rule, bit: int | None) -> str:
     """Where *rule* comes from, as ``FILE:LINE: key`` / ``--ro PATH``;
     with *bit*, only the origins that contribute that right."""
     wanted = []

@@ -39,3 +39,6 @@ from .records import Analysis, Denial, MAX_DISTINCT, Tally, parse_line  # noqa: 
 from .records import parse_message  # noqa: F401
 from .session import Session  # noqa: F401
 from .switch import LOCK_DIR  # noqa: F401
+
+__all__ = ["AuditUnavailable", "availability", "Analysis", "Denial", "MAX_DISTINCT", "Tally",
+           "parse_line", "parse_message", "Session", "LOCK_DIR"]
