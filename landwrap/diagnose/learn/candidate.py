@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from typing import Iterable, Mapping
 
 from ...engine import compat
 from ...engine.safetext import printable
@@ -25,11 +26,12 @@ class Grant:
 
     __slots__ = ("path", "is_dir", "rights", "short", "why", "label", "create")
 
-    def __init__(self, path, is_dir, rights, short, label=None):
+    def __init__(self, path: str, is_dir: bool, rights: Iterable[str], short: bool,
+                 label: str | None = None) -> None:
         self.path, self.is_dir, self.rights = path, is_dir, set(rights)
         self.short, self.label = short, label
         self.create = False
-        self.why: list = []
+        self.why: list[str] = []
 
     def shorthand(self) -> str | None:
         r = self.rights
@@ -45,10 +47,10 @@ class Grant:
                 return name
         return None
 
-    def access_list(self) -> list:
+    def access_list(self) -> list[str]:
         return [n for n in compat.FS_RIGHTS if n in self.rights]
 
-    def effective(self) -> set:
+    def effective(self) -> set[str]:
         """The rights this rule grants as it will be written."""
         s = self.shorthand()
         if s is None:
@@ -61,19 +63,21 @@ class Candidate:
     """The profile being learned: base profiles it extends, grants, ports
     and lifted scopes, each with where it was learned from."""
 
-    def __init__(self, base, home: str | None = None, sensitive: "Sensitive | None" = None):
+    def __init__(self, base: Iterable[str], home: str | None = None,
+                 sensitive: "Sensitive | None" = None) -> None:
         self.base = list(base)
-        self.grants: dict = {}
-        self.ports: dict = {}   # (key, port) -> [why]
-        self.scopes: dict = {}  # name -> [why]
-        self.warnings: list = []
+        self.grants: dict[str, Grant] = {}
+        self.ports: dict[tuple[str, int], list[str]] = {}   # (key, port) -> [why]
+        self.scopes: dict[str, list[str]] = {}  # name -> [why]
+        self.warnings: list[str] = []
         self.home = home or os.path.expanduser("~")
         self.sensitive = sensitive or Sensitive(self.home)
         #: [(directory, "${NAME}")], longest first: how paths are written
         #: (see set_variables).
-        self.variables: list = []
+        self.variables: list[tuple[str, str]] = []
 
-    def set_variables(self, cwd: str, environ=None, program: str | None = None) -> None:
+    def set_variables(self, cwd: str, environ: Mapping[str, str] | None = None,
+                      program: str | None = None) -> None:
         """Write paths with the profile variables that match them: ${CWD}
         (unless it is /, $HOME or above it: a profile rule would refuse
         it), ${exe_prefix} (the command's own installation, not /usr),
@@ -123,7 +127,7 @@ class Candidate:
             self.sensitive.blocks(d, True, READ_RIGHTS) is None
 
     # questions -------------------------------------------------------------
-    def covering(self, path: str, rights):
+    def covering(self, path: str, rights: Iterable[str]) -> Grant | None:
         """The grant (on *path* or a directory above it) that already gives
         every one of *rights*, or None."""
         rights = set(rights)
@@ -145,7 +149,8 @@ class Candidate:
             if path != "/" and self.covering(parent, g.effective()) is not None:
                 del self.grants[path]
 
-    def add_fs(self, path, is_dir, rights, short, why, label=None) -> bool:
+    def add_fs(self, path: str, is_dir: bool, rights: Iterable[str], short: bool, why: str,
+               label: str | None = None) -> bool:
         g = self.grants.get(path)
         if g is None:
             g = self.grants[path] = Grant(path, is_dir, rights, short, label)
@@ -162,7 +167,7 @@ class Candidate:
                       "as a whole: review it")
         return changed
 
-    def add_port(self, key, port, why) -> bool:
+    def add_port(self, key: str, port: int, why: str) -> bool:
         entry = self.ports.get((key, port))
         if entry is None:
             self.ports[(key, port)] = [why]
@@ -171,7 +176,7 @@ class Candidate:
             entry.append(why)
         return False
 
-    def add_scope(self, name, why) -> bool:
+    def add_scope(self, name: str, why: str) -> bool:
         if name in self.scopes:
             return False
         self.scopes[name] = [why]
@@ -183,12 +188,12 @@ class Candidate:
         if msg not in self.warnings:
             self.warnings.append(msg)
 
-    def collapse(self) -> list:
+    def collapse(self) -> list[str]:
         """Merge three or more plain read-only rules directly in one
         directory into ``ro`` on it; returns what was merged."""
         merged = []
         while True:
-            by_parent: dict = {}
+            by_parent: dict[str, list[Grant]] = {}
             for g in self.grants.values():
                 if g.label or not g.short or not g.rights <= READ_RIGHTS:
                     continue
@@ -208,13 +213,13 @@ class Candidate:
                 return merged
 
     # output ----------------------------------------------------------------
-    def render(self, header=()) -> str:
+    def render(self, header: Iterable[str] = ()) -> str:
         """The candidate as a commented TOML profile."""
         q = toml_str
         out = [f"# {printable(h)}" if h else "#" for h in header]
         out.append(f"description = {q('Learned by landwrap learn')}")
         out.append("extends = [" + ", ".join(q(b) for b in self.base) + "]")
-        short: dict = {}
+        short: dict[str, list[Grant]] = {}
         exact = []
         for path in sorted(self.grants):
             g = self.grants[path]
@@ -244,7 +249,7 @@ class Candidate:
             out.append("access = [" + ", ".join(q(n) for n in g.access_list()) + "]")
         if self.ports:
             out += ["", "[network]"]
-            keys: dict = {}
+            keys: dict[str, list[tuple[int, list[str]]]] = {}
             for (key, port), why in sorted(self.ports.items()):
                 keys.setdefault(key, []).append((port, why))
             for key, items in keys.items():
@@ -262,7 +267,7 @@ class Candidate:
         return "\n".join(out) + "\n"
 
 
-def show_command(argv) -> str:
+def show_command(argv: Iterable[str | bytes]) -> str:
     """*argv* for a shell, on one line ($'...' for control characters)."""
     out = []
     for a in argv:
@@ -275,7 +280,7 @@ def show_command(argv) -> str:
     return " ".join(out)
 
 
-def _comment_lines(g: Grant, indent: str) -> list:
+def _comment_lines(g: Grant, indent: str) -> list[str]:
     lines = []
     if g.label:
         lines.append(f"{indent}# {printable(g.label)}:")

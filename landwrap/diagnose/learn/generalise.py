@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from typing import Callable, Collection, Iterable, Mapping
 
 from ...engine import compat
 from .. import denials as dn
@@ -57,7 +58,8 @@ class Sensitive:
     configuration, cache and profile directories wherever the environment
     puts them); *allowed* are the ``--allow-sensitive`` paths."""
 
-    def __init__(self, home: str, environ=None, allowed=()):
+    def __init__(self, home: str, environ: Mapping[str, str] | None = None,
+                 allowed: Iterable[str] = ()) -> None:
         env = os.environ if environ is None else environ
         home = os.path.normpath(home)
         self.home = home
@@ -87,7 +89,7 @@ class Sensitive:
         self.allowed = [os.path.realpath(os.path.expanduser(a)) for a in allowed]
 
     @staticmethod
-    def _parts(p: str) -> list:
+    def _parts(p: str) -> list[str]:
         return [c for c in p.split("/") if c]
 
     def _under(self, path: str, entry: str) -> bool:
@@ -116,7 +118,7 @@ class Sensitive:
         return (path == self.home or self._above(path, self.home)
                 or any(self._above(path, e) for e in self.secrets))
 
-    def blocks(self, path: str, is_dir: bool, rights) -> str | None:
+    def blocks(self, path: str, is_dir: bool, rights: Iterable[str]) -> str | None:
         """Why a grant of *rights* on *path* needs confirmation, or None."""
         if self.is_allowed(path):
             return None
@@ -151,7 +153,7 @@ def too_broad(path: str, home: str | None) -> bool:
 # --------------------------------------------------------------------------
 # Where a denial leads
 
-def _python_lib(parts):
+def _python_lib(parts: list[str]) -> str | None:
     for i in range(1, len(parts) - 1):
         p = parts[i]
         if parts[i - 1] == "lib" and p.startswith("python") and \
@@ -160,8 +162,8 @@ def _python_lib(parts):
     return None
 
 
-def container(path: str, rights, exe: str | None, home: str | None = None,
-              widen_ok=None):
+def container(path: str, rights: Collection[str], exe: str | None, home: str | None = None,
+              widen_ok: Callable[[str], bool] | None = None) -> tuple[str, str] | None:
     """(directory, label) when *path* lies in a directory that is the
     sensible unit to allow, else None.  *widen_ok* (directory -> bool)
     decides where generalising may go (default: not :func:`too_broad`)."""
@@ -230,7 +232,7 @@ def install_prefix(program_dir: str, home: str | None = None) -> str | None:
     return None
 
 
-def symlinks_on(path: str) -> list:
+def symlinks_on(path: str) -> list[tuple[str, str]]:
     """[(link, target)] for each symlink met while resolving *path* (an
     absolute path as the program wrote it)."""
     out = []

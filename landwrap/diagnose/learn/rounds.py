@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from .. import audit, denials as dn
 from ...engine import _binding, compat, launcher, spawn
@@ -22,6 +23,9 @@ from .generalise import (FILE_RIGHTS, READ_RIGHTS, Sensitive, _existing_ancestor
                          symlinks_on, too_broad)
 from .strace import STRACE, allow_strace, strace_argv, strace_denials
 
+if TYPE_CHECKING:
+    from ..audit import Denial
+
 DEFAULT_ROUNDS = 8
 
 
@@ -30,14 +34,20 @@ class Learner:
     the CLI); *confirm* is asked before re-running the command (None: do
     not ask)."""
 
-    def __init__(self, argv, *, base=(), rounds: int = DEFAULT_ROUNDS, once: bool = False,
-                 via: str = "auto", stdout_fd: int = -1, progress=None, confirm=None,
-                 environ=None, allow_sensitive=(), confirm_sensitive=None,
-                 expect_exit: int = 0):
+    progress: Callable[[str], object]
+
+    def __init__(self, argv: Sequence[str], *, base: Iterable[str] = (),
+                 rounds: int = DEFAULT_ROUNDS, once: bool = False,
+                 via: str = "auto", stdout_fd: int = -1,
+                 progress: Callable[[str], object] | None = None,
+                 confirm: Callable[[int], bool] | None = None,
+                 environ: Mapping[str, str] | None = None, allow_sensitive: Iterable[str] = (),
+                 confirm_sensitive: Callable[[str, str], bool] | None = None,
+                 expect_exit: int = 0) -> None:
         self.expect_exit = expect_exit
         #: exit status of each round, and what each round left in the
         #: directories the command could create in (for created_hint)
-        self.statuses: list = []
+        self.statuses: list[int] = []
         if not argv:
             raise UsageError("no command to learn")
         if via not in ("auto", "audit", "strace"):
@@ -58,26 +68,26 @@ class Learner:
         self.environ = environ
         self.home = (environ or os.environ).get("HOME") or os.path.expanduser("~")
         self.sensitive = Sensitive(self.home, environ, allow_sensitive)
-        self.refused: dict = {}        # path -> [rights, reason, [why]]
-        self.confirmed: set = set()    # sensitive paths granted at the terminal
-        self.cand = None
-        self.method = None
-        self.session = None
-        self.tmp = None
+        self.refused: dict[str, list[Any]] = {}  # path -> [rights, reason, [why]]
+        self.confirmed: set[str] = set()    # sensitive paths granted at the terminal
+        self.cand: Candidate  # made by run()
+        self.method: str | None = None
+        self.session: audit.Session | None = None
+        self.tmp: str | None = None
         self.rounds_run = 0
         self.clean = False
         self.declined = False
-        self.last_status = None
-        self.program = None
-        self.stuck: list = []
+        self.last_status: int | None = None
+        self.program: str | None = None
+        self.stuck: list[str] = []
         self._changed = False
-        self._touched: list = []
-        self._before: dict = {}
-        self._listing: dict = {}  # directory -> entries when make_reg was learned
+        self._touched: list[str] = []
+        self._before: dict[str, set[str]] = {}
+        self._listing: dict[str, set[str]] = {}  # directory -> entries when make_reg was learned
         self.cwd = os.getcwd()
 
     # set-up -----------------------------------------------------------------
-    def _choose_method(self):
+    def _choose_method(self) -> None:
         kabi = _binding.kernel_abi()
         logs = kabi >= 0 and compat.mask(compat.RESTRICT_FLAGS, compat.effective_abi(kabi)) \
             & dn.log_bit()
@@ -112,7 +122,7 @@ class Learner:
                           "tracing the program with strace instead")
         self.method = "strace"
 
-    def _base_specs(self) -> list:
+    def _base_specs(self) -> list[str]:
         # Not the command's own profile (`landwrap run`'s choice): learning
         # starts from the minimal sandbox unless told otherwise.
         return self.base or ["default"]
@@ -160,6 +170,7 @@ class Learner:
     def _candidate_file(self, n: int) -> str:
         # A new file each round: the profile parse cache keys on the file's
         # identity and mtime, which a quick rewrite might not change.
+        assert self.tmp is not None  # made by run()
         path = os.path.join(self.tmp, f"round-{n}.toml")
         with open(path, "w", encoding="utf-8") as f:
             f.write(self.cand.render())
@@ -171,7 +182,8 @@ class Learner:
                             program=self.program)
         rs = prof.ruleset
         argv = self.argv
-        trace = None
+        trace: str | None = None
+        assert self.tmp is not None  # made by run()
         if self.method == "audit":
             plan = dn.resolve_logged(rs)
         else:
@@ -224,11 +236,11 @@ class Learner:
         return len(found)
 
     # turning denials into rules ---------------------------------------------------
-    def _learn_from(self, found, n: int) -> list:
+    def _learn_from(self, found: Sequence[Denial], n: int) -> list[str]:
         """Apply one round's denials; returns what was added, for the
         progress line."""
         self.stuck = []
-        self._touched: list = []
+        self._touched = []
         self._before = {p: g.effective() for p, g in self.cand.grants.items()}
         other = []
         launcher_exe = os.path.realpath(sys.executable)
@@ -258,7 +270,7 @@ class Learner:
         self._changed = bool(added)
         return added
 
-    def propose(self, d, prog: str, n: int) -> list:
+    def propose(self, d: Denial, prog: str, n: int) -> list[str]:
         """Apply denial *d* to the candidate.  Filesystem changes are
         recorded in ``_touched``; returns descriptions of other changes
         (ports, scopes)."""
@@ -321,7 +333,7 @@ class Learner:
                 self._grant(d, prog, path, False, add, True, why)
         return []
 
-    def _creating(self, where: str, rights) -> set:
+    def _creating(self, where: str, rights: Iterable[str]) -> set[str]:
         """*rights* for creating in directory *where*; in the working
         directory (the project learn runs in) a file created is a file
         written: writing it comes with the creation, so that a half-written
@@ -333,7 +345,8 @@ class Learner:
             add |= {"write_file", "truncate"}
         return add
 
-    def _grant(self, d, prog, target, is_dir, rights, short, why, label=None) -> None:
+    def _grant(self, d: Denial, prog: str, target: str, is_dir: bool, rights: set[str],
+               short: bool, why: str, label: str | None = None) -> None:
         try:
             target.encode("utf-8")
         except UnicodeEncodeError:
@@ -386,7 +399,7 @@ class Learner:
         return before is not None and os.path.basename(path) not in before
 
     # results ------------------------------------------------------------------------
-    def created_hint(self) -> list:
+    def created_hint(self) -> list[str]:
         """When a later round failed where an earlier one succeeded: the
         paths the command created in earlier rounds (it may fail because
         they are there now, as `git clone` into an existing directory)."""
@@ -406,7 +419,7 @@ class Learner:
                 "and may make the later ones fail (remove them and learn again):"] + \
             [f"  {printable(p)}" for p in made[:20]]
 
-    def header(self) -> list:
+    def header(self) -> list[str]:
         cmd = show_command(self.argv)
         failed = self.clean and self.last_status != self.expect_exit
         state = (f"the last round ran without denials but the command failed (exit status "
@@ -416,7 +429,7 @@ class Learner:
                  "and its last additions are untested")
         via = {"audit": "the kernel's Landlock audit records",
                "strace": "strace (the kernel's denial records were unavailable)"}.get(
-                   self.method, "?")
+                   self.method or "", "?")
         lines = [
             "Landlock profile learned by `landwrap learn` for:",
             f"  {cmd}",
@@ -431,7 +444,7 @@ class Learner:
         lines += self.sensitive_summary()
         return lines
 
-    def sensitive_summary(self) -> list:
+    def sensitive_summary(self) -> list[str]:
         """Lines naming the sensitive paths the program asked for: those
         not granted, and those granted because they were allowed."""
         out = []

@@ -7,31 +7,39 @@ never runs anything.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any, Iterable, Tuple
 
 from .. import audit
 from ...engine import compat, spawn
 from ...engine.errors import LandwrapError
 
+if TYPE_CHECKING:
+    from ...engine.plan import Plan
+    from ...engine.ruleset import Ruleset
+
 STRACE = "/usr/bin/strace"
 
 
-def allow_strace(rs, out_dir: str, origin: str, out_origin: str) -> None:
+def allow_strace(rs: Ruleset, out_dir: str, origin: str, out_origin: str) -> None:
     """Let the sandbox *rs* (a Ruleset) run strace and write its trace in
     *out_dir* (only create and write files there), with these origins."""
     rs.allow(os.path.realpath(STRACE), "rox", origin=origin)
     rs.allow(out_dir, ("make_reg", "write_file", "truncate"), origin=out_origin)
 
 
-def strace_argv(trace: str, argv) -> list:
+def strace_argv(trace: str, argv: Iterable[str]) -> list[str]:
     """*argv* run under strace, its children too, writing the file and
     network calls (with the paths of descriptors) to *trace*."""
     return [STRACE, "-f", "-qq", "-yy", "-s", "4096", "-o", trace,
             "-e", "trace=%file,%network,fchdir", "--", *argv]
 
 _O = {"O_WRONLY": 1, "O_RDWR": 2}
+#: One right a failed call needed: ``(right, path)``, or
+#: ``("net", right, port, host)`` (see :func:`_needs`).
+Need = Tuple[Any, ...]
 
 
-def _split_args(text: str) -> list:
+def _split_args(text: str) -> list[str]:
     """Top-level comma-separated arguments of a strace call."""
     out, depth, cur, i, n = [], 0, [], 0, len(text)
     while i < n:
@@ -106,12 +114,13 @@ def _resolve(base: str | None, cwd: str, p: str) -> str:
     return os.path.normpath(os.path.join(base or cwd, p))
 
 
-def parse_strace(lines, cwd: str, first_exe: str | None = None) -> list:
+def parse_strace(lines: Iterable[str], cwd: str,
+                 first_exe: str | None = None) -> list[tuple[str, str | None, str, list[Need]]]:
     """[(pid, exe, syscall, [(right, path)] | ("net", right, port, addr))]
     for the failed (EACCES/EPERM) calls in strace ``-f -yy`` output, with
     the rights each would have needed (before checking the sandbox)."""
-    pending: dict = {}
-    exes: dict = {}
+    pending: dict[str, str] = {}
+    exes: dict[str, str] = {}
     out = []
     for raw in lines:
         line = raw.rstrip("\n")
@@ -154,7 +163,7 @@ def parse_strace(lines, cwd: str, first_exe: str | None = None) -> list:
     return out
 
 
-def _at(args, i_fd, i_path, cwd):
+def _at(args: list[str], i_fd: int | None, i_path: int, cwd: str) -> str | None:
     p = _unquote(args[i_path]) if len(args) > i_path else None
     if p is None:
         return None
@@ -168,7 +177,7 @@ def _parent(p: str) -> str:
     return os.path.dirname(p) or "/"
 
 
-def _needs(name: str, args: list, cwd: str) -> list:
+def _needs(name: str, args: list[str], cwd: str) -> list[Need]:
     """The rights failed call *name* needed: [(right, path)] or
     [("net", right, port, host)]."""
     parent = _parent
@@ -251,7 +260,8 @@ def _needs(name: str, args: list, cwd: str) -> list:
     return []
 
 
-def strace_denials(trace: str | None, plan, cwd: str, program: str, path_env=None) -> list:
+def strace_denials(trace: str | None, plan: Plan, cwd: str, program: str,
+                   path_env: str | None = None) -> list[audit.Denial]:
     """Denials (``audit.Denial`` objects) reconstructed from a strace
     output file: failed calls whose rights the sandbox *plan* does not
     grant.  Calls that fail for other reasons (file modes) are dropped."""
@@ -272,7 +282,7 @@ def strace_denials(trace: str | None, plan, cwd: str, program: str, path_env=Non
                 continue
             d = audit.Denial("strace", (f"net.{right}",), {"dest": str(port), "daddr": host})
         else:
-            by_path: dict = {}
+            by_path: dict[str, list[str]] = {}
             for right, p in needs:
                 bit = compat.FS_RIGHTS[right][0]
                 if plan.allows(p, bit) != bit:
