@@ -40,9 +40,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 #: Run counts: (full, --quick, --smoke).
-COUNTS = {
+COUNTS: dict[str, tuple[Any, ...]] = {
     "startup": (60, 20, 3),
     "profile": (9, 5, 1),
     "api": (500, 200, 5),
@@ -92,14 +96,14 @@ for _ in range(int(sys.argv[2])):
 
 # measuring ---------------------------------------------------------------
 
-def _run_ms(cmd, env=None) -> float:
+def _run_ms(cmd: Sequence[str], env: Mapping[str, str] | None = None) -> float:
     t = time.perf_counter()
     subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, env=env, check=False)
     return (time.perf_counter() - t) * 1000
 
 
-def _check(cmd, env=None) -> None:
+def _check(cmd: Sequence[str], env: Mapping[str, str] | None = None) -> None:
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        env=env, check=False)
     if r.returncode != 0:
@@ -107,13 +111,14 @@ def _check(cmd, env=None) -> None:
                            f"{(r.stdout[-300:] + r.stderr[-500:]).strip()}")
 
 
-def interleaved(cmds: dict, n: int, env=None) -> dict:
+def interleaved(cmds: dict[str, list[str]], n: int,
+                env: Mapping[str, str] | None = None) -> dict[str, float]:
     """Median ms of each command (name -> argv), run in turn *n* times after
     one warm-up round that must succeed, so that drift in the machine's load
     hits all alike."""
     for cmd in cmds.values():
         _check(cmd, env)
-    xs: dict = {k: [] for k in cmds}
+    xs: dict[str, list[float]] = {k: [] for k in cmds}
     names = list(cmds)
     for i in range(n):
         # each round starts with the next command, so that none is always
@@ -141,10 +146,11 @@ print(os.wait4(pid, 0)[2].ru_maxrss)
 """
 
 
-def peak_kib(cmd, env=None) -> int:
+def peak_kib(cmd: Sequence[str], env: Mapping[str, str] | None = None) -> int:
     """Peak resident memory (KiB) of *cmd* and the children it waited for,
     at least the small forking process's own (see :func:`peak_floor_kib`)."""
     exe = cmd[0] if os.sep in cmd[0] else shutil.which(cmd[0])
+    assert exe is not None, f"{cmd[0]}: not found"
     r = subprocess.run([sys.executable, "-I", "-S", "-c", _PEAK, exe, *cmd[1:]],
                        capture_output=True, text=True, env=env, check=True)
     return int(r.stdout)
@@ -155,14 +161,14 @@ def peak_floor_kib() -> int:
     return peak_kib(["/bin/true"])
 
 
-def landwrap_cmd() -> list:
+def landwrap_cmd() -> list[str]:
     """The installed `landwrap` beside this interpreter (the launcher), or
     ``python -m landwrap``."""
     exe = shutil.which("landwrap", path=os.path.dirname(sys.executable))
     return [exe] if exe else [sys.executable, "-m", "landwrap"]
 
 
-def python_rox() -> list:
+def python_rox() -> list[str]:
     out = []
     for p in sorted({sys.prefix, sys.base_prefix,
                      os.path.dirname(os.path.realpath(sys.executable))}):
@@ -170,8 +176,8 @@ def python_rox() -> list:
     return out
 
 
-def target(name: str, value: float, floor: float, limit: float, *, unit="ms",
-           floor_name="", kind="ratio") -> dict:
+def target(name: str, value: float, floor: float, limit: float, *, unit: str = "ms",
+           floor_name: str = "", kind: str = "ratio") -> dict[str, Any]:
     """A row: *value* against *floor*; ``kind`` "ratio" (value/floor <=
     limit) or "delta" (value-floor <= limit, in *unit*)."""
     ratio = value / floor if floor else float("inf")
@@ -181,7 +187,7 @@ def target(name: str, value: float, floor: float, limit: float, *, unit="ms",
             "limit": limit, "result": "PASS" if ok else "MISS"}
 
 
-def _bootstrap_argv(launcher: str):
+def _bootstrap_argv(launcher: str) -> list[str] | None:
     """``[python, -I, -S, -c, bootstrap, launcher]`` as the installed
     launcher would exec it, or None (no sh launcher installed)."""
     try:
@@ -196,7 +202,7 @@ def _bootstrap_argv(launcher: str):
     return [py, "-I", "-S", "-c", m.group(1), launcher] if m else None
 
 
-def importtime_top(argv, n=10) -> list:
+def importtime_top(argv: list[str], n: int = 10) -> list[list[Any]]:
     """The *n* imports with the largest self time: [(us, cumulative_us, name)]."""
     r = subprocess.run(argv[:1] + ["-X", "importtime"] + argv[1:], capture_output=True,
                        text=True, check=False)
@@ -211,7 +217,7 @@ def importtime_top(argv, n=10) -> list:
 
 # 1. start-up -------------------------------------------------------------
 
-def bench_startup(n: int) -> dict:
+def bench_startup(n: int) -> dict[str, Any]:
     lw = landwrap_cmd()
     cmds = {
         "python -c pass": [sys.executable, "-c", "pass"],
@@ -239,7 +245,7 @@ def bench_startup(n: int) -> dict:
 
 # 2. a 10,000-path profile ------------------------------------------------
 
-def _make_tree(d: str, paths: int) -> list:
+def _make_tree(d: str, paths: int) -> list[str]:
     files = []
     for i in range(paths):
         sub = os.path.join(d, "t", f"d{i // 100:04d}")
@@ -252,14 +258,14 @@ def _make_tree(d: str, paths: int) -> list:
     return files
 
 
-def _write_profile(path: str, files) -> None:
+def _write_profile(path: str, files: Sequence[str]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(f'description = "{len(files)} paths"\n[filesystem]\nro = [\n')
         f.writelines(f'  "{p}",\n' for p in files)
         f.write("]\n")
 
 
-def bench_profile(paths: int, rounds: int) -> dict:
+def bench_profile(paths: int, rounds: int) -> dict[str, Any]:
     from .engine import _binding, compat
     from .profiles import profile
 
@@ -277,7 +283,7 @@ def bench_profile(paths: int, rounds: int) -> dict:
             t0 = time.perf_counter()
             profile.load([prof_path], dirs=[])     # cold: TOML parse, fills the cache
             first = (time.perf_counter() - t0) * 1000
-            times: dict = {"load, cached": [], "resolve (+ rules bound)": [],
+            times: dict[str, list[float]] = {"load, cached": [], "resolve (+ rules bound)": [],
                            "build (rest of the ruleset)": [], "floor": []}
             for _ in range(rounds):
                 a = time.perf_counter()
@@ -294,8 +300,8 @@ def bench_profile(paths: int, rounds: int) -> dict:
                 floor_rules = _binding.floor_path_rules(rfd, files, ro)
                 os.close(rfd)
                 f1 = time.perf_counter()
-                for k, v in zip(times, (b - a, c - b, e - c, f1 - f0)):
-                    times[k].append(v * 1000)
+                for k, dt in zip(times, (b - a, c - b, e - c, f1 - f0)):
+                    times[k].append(dt * 1000)
         finally:
             for k, v in old.items():
                 if v is None:
@@ -313,18 +319,18 @@ def bench_profile(paths: int, rounds: int) -> dict:
 
 # 3. the Python API -------------------------------------------------------
 
-def bench_api(n: int) -> dict:
+def bench_api(n: int) -> dict[str, Any]:
     import landwrap
 
     rs = landwrap.Ruleset.from_profile("default")
     landwrap.run(["/bin/true"], ruleset=rs, check=True)   # builds the ruleset once
-    pairs = {
+    pairs: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
         "run": (lambda: subprocess.run(["/bin/true"]),
                 lambda: landwrap.run(["/bin/true"], ruleset=rs)),
         "Popen": (lambda: subprocess.Popen(["/bin/true"]).wait(),
                   lambda: landwrap.Popen(["/bin/true"], ruleset=rs).wait()),
     }
-    out = {}
+    out: dict[str, Any] = {}
     for name, (plain, boxed) in pairs.items():
         xs, ys = [], []
         for _ in range(min(20, n)):
@@ -357,15 +363,15 @@ def _file_list(count: int) -> bytes:
     return b"\n".join(out)
 
 
-def _import_dirs() -> list:
+def _import_dirs() -> list[str]:
     """Where landwrap and _cffi_backend are, for a worker started with -I -S."""
-    import _cffi_backend
+    import _cffi_backend  # type: ignore[import-untyped]  # cffi has no type hints here
 
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return sorted({here, os.path.dirname(os.path.abspath(_cffi_backend.__file__))})
 
 
-def bench_files(count: int, rounds: int) -> dict:
+def bench_files(count: int, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="landwrap-bench-") as d:
         listing = os.path.join(d, "files")
         worker = os.path.join(d, "worker.py")
@@ -376,7 +382,8 @@ def bench_files(count: int, rounds: int) -> dict:
         plain = [sys.executable, "-I", "-S", worker, listing]
         boxed = landwrap_cmd() + ["run", "-q", *python_rox(), "--ro", d, "--"] + plain
         bare = plain + ["bare"] + _import_dirs()
-        xs: dict = {"outside": [], "landwrap default sandbox": [], "bare one-rule domain": []}
+        xs: dict[str, list[float]] = {"outside": [], "landwrap default sandbox": [],
+                                      "bare one-rule domain": []}
         runs = list(zip((plain, boxed, bare), xs.values()))
         for _ in range(rounds + 1):           # the first round warms the page cache
             for cmd, acc in runs:
@@ -395,7 +402,7 @@ def bench_files(count: int, rounds: int) -> dict:
 
 # 5. --log-denials --------------------------------------------------------
 
-def bench_denials(n: int) -> dict:
+def bench_denials(n: int) -> dict[str, Any]:
     lw = landwrap_cmd()
     base = lw + ["run", "-q", "--", "/bin/true"]
     logged = lw + ["run", "--log-denials", "-q", "--", "/bin/true"]
@@ -428,7 +435,7 @@ def bench_denials(n: int) -> dict:
 
 # 6. other commands -------------------------------------------------------
 
-def bench_commands(n: int) -> dict:
+def bench_commands(n: int) -> dict[str, Any]:
     from .profiles import lookup
 
     lw = landwrap_cmd()
@@ -443,14 +450,14 @@ def bench_commands(n: int) -> dict:
                              1.5, floor_name="python -c pass")}
 
 
-def _shipped(lookup) -> list:
+def _shipped(lookup: ModuleType) -> list[str]:
     d = lookup.PACKAGE_PROFILES
     return [os.path.join(d, n) for n in os.listdir(d) if n.endswith(".toml")]
 
 
 # 7. memory ---------------------------------------------------------------
 
-def bench_memory(n: int) -> dict:
+def bench_memory(n: int) -> dict[str, Any]:
     lw = landwrap_cmd()
     py, run = [], []
     for _ in range(n):
@@ -464,9 +471,10 @@ def bench_memory(n: int) -> dict:
 
 # scale -------------------------------------------------------------------
 
-def bench_scale(sizes, runs: int, depths, nruns: int) -> dict:
+def bench_scale(sizes: Sequence[int], runs: int, depths: Iterable[int],
+                nruns: int) -> dict[str, Any]:
     lw = landwrap_cmd()
-    out: dict = {"profile size": [], "nesting": []}
+    out: dict[str, list[dict[str, float]]] = {"profile size": [], "nesting": []}
     with tempfile.TemporaryDirectory(prefix="landwrap-bench-") as d:
         env = dict(os.environ, LANDWRAP_CACHE_DIR=os.path.join(d, "cache"))
         files = _make_tree(d, max(sizes))
@@ -493,7 +501,7 @@ def bench_scale(sizes, runs: int, depths, nruns: int) -> dict:
 
 # report ------------------------------------------------------------------
 
-def machine() -> dict:
+def machine() -> dict[str, Any]:
     from .engine import _binding
 
     return {"kernel": platform.release(), "landlock_abi": _binding.kernel_abi(),
@@ -513,12 +521,12 @@ def _cpu_model() -> str:
     return platform.machine()
 
 
-def run_all(mode: int) -> dict:
+def run_all(mode: int) -> dict[str, Any]:
     """mode 0: full, 1: --quick, 2: --smoke."""
     c = {k: v[mode] for k, v in COUNTS.items()}
     t = time.perf_counter()
-    res = {"machine": machine(), "mode": ("full", "quick", "smoke")[mode]}
-    steps = (
+    res: dict[str, Any] = {"machine": machine(), "mode": ("full", "quick", "smoke")[mode]}
+    steps: tuple[tuple[str, Callable[[], dict[str, Any]]], ...] = (
         ("1 startup", lambda: bench_startup(c["startup"])),
         ("2 profile", lambda: bench_profile(10_000 if mode < 2 else 200, c["profile"])),
         ("3 api", lambda: bench_api(c["api"])),
@@ -539,7 +547,7 @@ def run_all(mode: int) -> dict:
     return res
 
 
-def targets(res: dict) -> list:
+def targets(res: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Every target row in the result, in order."""
     rows = []
     for k, v in res.items():
@@ -555,7 +563,7 @@ def _fmt(x: float, unit: str) -> str:
     return f"{x:,.0f} {unit}" if unit == "KiB" else f"{x:.2f} {unit}"
 
 
-def format_report(res: dict) -> str:
+def format_report(res: dict[str, Any]) -> str:
     m = res["machine"]
     out = [f"landwrap benchmark ({res['mode']}): Linux {m['kernel']}, Landlock ABI "
            f"{m['landlock_abi']}, Python {m['python']}, {m['cpus']} CPUs ({m['cpu']}), "
@@ -607,7 +615,7 @@ def format_report(res: dict) -> str:
     return "\n".join(out)
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     unknown = [a for a in args if a not in ("--quick", "--smoke", "--json", "-h", "--help")]
     if unknown or "-h" in args or "--help" in args:

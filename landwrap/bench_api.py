@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Callable, Sequence
 
 _RESTRICT_CHILD = """
 import json, sys, threading, time
@@ -60,17 +61,17 @@ print(json.dumps([dt, enf.threads, enf.method]))
 """
 
 
-def _median_ms(xs) -> float:
+def _median_ms(xs: Sequence[float]) -> float:
     return statistics.median(xs) * 1000
 
 
-def _timed(fn) -> float:
+def _timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
 
 
-def bench_spawn(n: int, cli_n: int) -> list:
+def bench_spawn(n: int, cli_n: int) -> list[tuple[str, float, int]]:
     """[(label, median_ms, iterations)] for the spawn comparison."""
     import landwrap
 
@@ -99,7 +100,7 @@ def bench_spawn(n: int, cli_n: int) -> list:
     return rows
 
 
-def bench_asyncio(n: int) -> list:
+def bench_asyncio(n: int) -> list[tuple[str, float, int]]:
     """[(label, median_ms, iterations)]: asyncio's spawn against landwrap's."""
     import asyncio
 
@@ -108,15 +109,15 @@ def bench_asyncio(n: int) -> list:
 
     rs = landwrap.Ruleset.from_profile("default")
 
-    async def plain():
+    async def plain() -> None:
         p = await asyncio.create_subprocess_exec("/bin/true")
         await p.wait()
 
-    async def sandboxed():
+    async def sandboxed() -> None:
         p = await lwa.create_subprocess_exec("/bin/true", ruleset=rs)
         await p.wait()
 
-    async def main():
+    async def main() -> tuple[list[float], list[float]]:
         for _ in range(20):  # warm up both paths (and build the ruleset)
             await plain()
             await sandboxed()
@@ -136,7 +137,7 @@ def bench_asyncio(n: int) -> list:
              _median_ms(ys), n)]
 
 
-def bench_restrict(threads: int, samples: int) -> list:
+def bench_restrict(threads: int, samples: int) -> list[tuple[str, float, int]]:
     """[(label, median_ms, samples)] for restrict() with *threads* threads
     (the caller included), each sample in a new interpreter."""
     rows = []
@@ -156,7 +157,7 @@ def bench_restrict(threads: int, samples: int) -> list:
     return rows
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m landwrap.bench_api", description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=500, help="spawns of each kind (default 500)")
     ap.add_argument("--cli-n", type=int, default=100, help="spawns through the CLI (default 100)")
