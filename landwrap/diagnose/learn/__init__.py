@@ -60,3 +60,7 @@ from .generalise import (FILE_RIGHTS, READ_RIGHTS, Sensitive, container,  # noqa
                          install_prefix, is_program_dir, symlinks_on, too_broad)
 from .rounds import DEFAULT_ROUNDS, Learner  # noqa: F401
 from .strace import STRACE, parse_strace, strace_denials  # noqa: F401
+
+__all__ = ["COLLAPSE", "Candidate", "Grant", "show_command", "FILE_RIGHTS", "READ_RIGHTS",
+           "Sensitive", "container", "install_prefix", "is_program_dir", "symlinks_on",
+           "too_broad", "DEFAULT_ROUNDS", "Learner", "STRACE", "parse_strace", "strace_denials"]
