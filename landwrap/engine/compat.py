@@ -12,7 +12,10 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterable, Mapping
+    from typing import Final, Iterable, Literal, Mapping
+
+    #: What enforcing a plan achieved (see FULLY below).
+    Status = Literal["fully", "partially", "not"]
 
     #: One of the tables below: name -> (bit, ABI that adds it).
     Table = Mapping[str, tuple[int, int]]
@@ -28,9 +31,9 @@ MODES = (STRICT, BEST_EFFORT)
 
 #: What enforcing a plan achieved: everything asked for, part of it
 #: (best-effort dropped something asked for), or nothing at all.
-FULLY = "fully"
-PARTIALLY = "partially"
-NOT_ENFORCED = "not"
+FULLY: Final = "fully"
+PARTIALLY: Final = "partially"
+NOT_ENFORCED: Final = "not"
 
 #: ABI -> first Linux release that has it.
 KERNEL = {

@@ -24,8 +24,9 @@ from .trust import owner_ok, untrusted_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Iterable
+    from typing import Callable, Final, Iterable
 
+    from .compat import Status
     from .companion import Companion
     from .ruleset import PathRule, Ruleset
 
@@ -39,7 +40,9 @@ FS_WRITE = compat.FS_ALL & ~compat.bits(compat.FS_RIGHTS, (
 #: Rights that can replace a directory entry (re-point a symlink).
 FS_RELINK = compat.bits(compat.FS_RIGHTS, ("remove_dir", "remove_file", "make_sym"))
 
-FULLY, PARTIALLY, NOT_ENFORCED = compat.FULLY, compat.PARTIALLY, compat.NOT_ENFORCED
+FULLY: Final = compat.FULLY
+PARTIALLY: Final = compat.PARTIALLY
+NOT_ENFORCED: Final = compat.NOT_ENFORCED
 
 
 class ProtectedStateError(PathError):
@@ -217,7 +220,7 @@ class Plan(KernelRuleset, Presentation):
         self.skipped: list[tuple[str, str, str]] = []   # (path, origin, reason)
         self.redundant: list[tuple[str, str, str | None]] = []  # (path, origin, covered_by)
         self.hidden: list[str] = []   # real paths carved out of broader grants
-        self.status = NOT_ENFORCED
+        self.status: Status = NOT_ENFORCED
         self.unavailable: LandlockUnavailable | None = None
         self._fd = -1
         #: (euid, companion.Companion) for spawns, cached by the API.

@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from .compat import Status
     from .plan import Rule
     from .ruleset import Ruleset
 
@@ -21,7 +22,7 @@ class Presentation:
 
     if TYPE_CHECKING:  # set by Plan
         request: Ruleset
-        status: str
+        status: Status
         mode: str
         abi: int
         kernel_abi: int

@@ -56,7 +56,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal  # typeshed has no _signal; its names are signal's
     from types import ModuleType
-    from typing import Collection
+    from typing import Collection, Literal
 else:
     import _signal as signal  # the C module: `signal` costs an enum import
 
@@ -78,8 +78,8 @@ class ThreadsResult:
 
     __slots__ = ("method", "threads", "signal", "escapes")
 
-    def __init__(self, method: str, threads: int, signal: int | None = None,
-                 escapes: int = 0):
+    def __init__(self, method: Literal["tsync", "signal"], threads: int,
+                 signal: int | None = None, escapes: int = 0) -> None:
         self.method, self.threads, self.signal = method, threads, signal
         self.escapes = escapes
 
