@@ -5,14 +5,20 @@
 the price of every sandboxed command.
 """
 
+from __future__ import annotations
+
 import os
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence
 
 #: landwrap's exit status when it cannot run the target (as env(1)'s 125).
 EXIT_NOT_RUN = 125
 
 
-def _no_extension():
+def _no_extension() -> str:
     """The one line to print when the C extension is not importable."""
     pkg = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(pkg)
@@ -24,7 +30,7 @@ def _no_extension():
             f"reinstall landwrap (`pip install --force-reinstall landwrap`)")
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     try:
         _main(argv)
     except ModuleNotFoundError as e:
@@ -34,7 +40,7 @@ def main(argv=None):
         sys.exit(EXIT_NOT_RUN)
 
 
-def _main(argv):
+def _main(argv: Sequence[str] | None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] == "run":
         from .cli.options import parse_run  # lazy: `run` starts without click

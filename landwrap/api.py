@@ -113,13 +113,13 @@ class Enforcement:
 
     def __init__(self, plan: Plan, result: threads.ThreadsResult | None):
         self.plan = plan
-        self.status = plan.status if result is not None else NOT_ENFORCED  # type: ignore[assignment]
+        self.status = plan.status if result is not None else NOT_ENFORCED
         self.abi = plan.abi
         self.kernel_abi = plan.kernel_abi if plan.kernel_abi >= 0 else None
         self.dropped = list(plan.dropped)
         self.unenforceable = list(plan.unenforceable)
         self.threads = result.threads if result is not None else 0
-        self.method = result.method if result is not None else None  # type: ignore[assignment]
+        self.method = result.method if result is not None else None
 
     def __bool__(self) -> bool:
         return self.status != NOT_ENFORCED

@@ -12,11 +12,14 @@ import sys
 
 from .._lwcffi import ffi, lib
 
-_UNSET = object()
-_kernel_abi = _UNSET
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Collection, Sequence
+
+_kernel_abi: int | None = None
 
 
-def _oserror(filename=None) -> OSError:
+def _oserror(filename: str | None = None) -> OSError:
     err = ffi.errno
     return OSError(err, os.strerror(err), filename) if filename else OSError(err, os.strerror(err))
 
@@ -25,7 +28,7 @@ def kernel_abi() -> int:
     """The kernel's Landlock ABI, or ``-errno`` (``-ENOSYS``: not built in,
     ``-EOPNOTSUPP``: disabled at boot).  Cached for the process."""
     global _kernel_abi
-    if _kernel_abi is _UNSET:
+    if _kernel_abi is None:
         v = lib.lw_landlock_abi()
         _kernel_abi = v if v >= 0 else -ffi.errno
     return _kernel_abi
@@ -53,7 +56,7 @@ def restrict_self(ruleset_fd: int, flags: int) -> None:
         raise _oserror()
 
 
-def add_path_rules(ruleset_fd: int, paths, allowed) -> None:
+def add_path_rules(ruleset_fd: int, paths: Sequence[str], allowed: Sequence[int]) -> None:
     """Add a rule per (real, symlink-free) path; OSError names the path."""
     n = len(paths)
     if not n:
@@ -65,7 +68,8 @@ def add_path_rules(ruleset_fd: int, paths, allowed) -> None:
         raise _oserror(paths[failed[0]])
 
 
-def open_add_paths(ruleset_fd: int, paths, allowed, file_mask: int) -> list:
+def open_add_paths(ruleset_fd: int, paths: Sequence[str], allowed: Sequence[int],
+                   file_mask: int) -> list[tuple[int, int, str | None, int]]:
     """Resolve *paths* (absolute, normalized str) opening each once and, with
     a *ruleset_fd* >= 0, bind their rules to those same descriptors (see
     csrc/paths.c).  ``[(err, mode, real, added)]`` per path: ``err`` 0 or the
@@ -88,7 +92,7 @@ def open_add_paths(ruleset_fd: int, paths, allowed, file_mask: int) -> list:
                              failed) < 0:
         raise _oserror(paths[failed[0]] if failed[0] >= 0 else None)
     offs = ffi.unpack(off, n)
-    real = [None] * n
+    real: list[str | None] = [None] * n
     if min(offs) < -1 or max(offs) >= 0:
         for i, o in enumerate(offs):
             if o == -2:
@@ -98,7 +102,7 @@ def open_add_paths(ruleset_fd: int, paths, allowed, file_mask: int) -> list:
     return list(zip(ffi.unpack(err, n), ffi.unpack(mode, n), real, ffi.unpack(added, n)))
 
 
-def _blob(paths) -> bytes:
+def _blob(paths: Sequence[str]) -> bytes:
     """*paths* (str) as NUL-terminated strings back to back, encoded as
     os.fsencode does, in one call."""
     return ("\0".join(paths) + "\0").encode(_FS_ENCODING, "surrogateescape")
@@ -107,7 +111,7 @@ def _blob(paths) -> bytes:
 _FS_ENCODING = sys.getfilesystemencoding()
 
 
-def floor_path_rules(ruleset_fd: int, paths, allowed: int) -> int:
+def floor_path_rules(ruleset_fd: int, paths: Sequence[str], allowed: int) -> int:
     """The benchmark's kernel floor: open(O_PATH) + landlock_add_rule +
     close for each path, nothing else; returns how many rules were added."""
     return lib.lw_floor_path_rules(ruleset_fd, _blob(paths), len(paths), allowed)
@@ -160,7 +164,7 @@ _ERR_SIZE = ffi.sizeof("struct lw_error")
 MAX_KEEP_FDS = lib.LW_MAX_KEEP_FDS
 
 
-def cstrings(items) -> tuple:
+def cstrings(items: Sequence[bytes]) -> tuple[Any, Any]:
     """A NULL-terminated ``char *[]`` and the buffers it points into (keep
     both alive for the call)."""
     # One buffer for all the strings: a third of the cost of one each,
@@ -183,10 +187,12 @@ class SpawnArgs:
 
     __slots__ = ("_s", "_keep")
 
-    def __init__(self, path: bytes, argv, envp, *, cwd: bytes | None = None,
-                 stdio=(-1, -1, -1), keep_fds=(), ruleset_fd=-1,
-                 restrict_flags=0, flags=0, uid=0, gid=0, keep_caps=0,
-                 cap_last=63, seccomp_parts=0, notif_sock=-1):
+    def __init__(self, path: bytes, argv: Sequence[bytes], envp: Sequence[bytes], *,
+                 cwd: bytes | None = None, stdio: Sequence[int] = (-1, -1, -1),
+                 keep_fds: Collection[int] = (), ruleset_fd: int = -1,
+                 restrict_flags: int = 0, flags: int = 0, uid: int = 0, gid: int = 0,
+                 keep_caps: int = 0, cap_last: int = 63, seccomp_parts: int = 0,
+                 notif_sock: int = -1) -> None:
         if len(keep_fds) > MAX_KEEP_FDS:
             raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
         s = ffi.new("struct lw_spawn *")
@@ -231,7 +237,7 @@ def spawn(args: SpawnArgs, errpipe_w: int, parent_pid: int) -> int:
     return pid
 
 
-def read_child_error(errpipe_r: int):
+def read_child_error(errpipe_r: int) -> tuple[int, int] | None:
     """``(stage, errno)`` reported by a child that failed, or ``None`` when
     the child reached its target (the pipe closed on exec)."""
     data = b""
@@ -260,7 +266,7 @@ def seccomp_arch() -> int:
     return lib.lw_seccomp_arch()
 
 
-_seccomp_avail: dict = {}
+_seccomp_avail: dict[bool, bool] = {}
 
 
 def seccomp_available(notify: bool = False) -> bool:
@@ -268,10 +274,10 @@ def seccomp_available(notify: bool = False) -> bool:
     notifications, with *notify*).  Cached for the process."""
     r = _seccomp_avail.get(notify)
     if r is None:
-        r = lib.lw_seccomp_available(1 if notify else 0)
-        if r < 0:
+        got = lib.lw_seccomp_available(1 if notify else 0)
+        if got < 0:
             raise _oserror()
-        r = _seccomp_avail[notify] = bool(r)
+        r = _seccomp_avail[notify] = bool(got)
     return r
 
 
@@ -282,7 +288,8 @@ def seccomp_program(parts: int, self_pid: int) -> bytes:
     n = lib.lw_seccomp_build(parts, self_pid, buf, cap)
     if n < 0:
         raise _oserror()
-    return ffi.unpack(buf, 8 * n)
+    program: bytes = ffi.unpack(buf, 8 * n)
+    return program
 
 
 def seccomp_install(parts: int, self_pid: int, tsync: bool) -> None:
@@ -296,7 +303,7 @@ def seccomp_install(parts: int, self_pid: int, tsync: bool) -> None:
         raise OSError(3, "a thread could not be synchronised", str(r))
 
 
-def notif_pair() -> tuple:
+def notif_pair() -> tuple[int, int]:
     fds = ffi.new("int[2]")
     if lib.lw_notif_pair(fds) < 0:
         raise _oserror()
@@ -341,7 +348,8 @@ def signal_is_free(sig: int) -> bool:
 
 
 def restrict_threads(ruleset_fd: int, flags: int, sig: int, task_fd: int,
-                     status_fd: int, timeout_ms: int) -> tuple:
+                     status_fd: int, timeout_ms: int
+                     ) -> tuple[int, list[tuple[int, int, int]], int]:
     """Restrict every other thread through signal *sig*: ``(outcome,
     [(tid, state, errno), ...], escapes)`` where *outcome* is 0 when every
     thread of the process was accounted for, else an errno (ETIMEDOUT,
@@ -359,7 +367,7 @@ def restrict_threads(ruleset_fd: int, flags: int, sig: int, task_fd: int,
                         for i in range(min(n, MAX_THREADS))], escapes[0]
 
 
-def thread_masks(task_fd: int) -> list:
+def thread_masks(task_fd: int) -> list[tuple[int, str, int, bool]]:
     """``[(tid, name, blocked_mask, readable), ...]`` for every thread,
     read in one call through *task_fd* (/proc/self/task)."""
     cap = 256

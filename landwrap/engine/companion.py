@@ -26,6 +26,18 @@ import os
 from . import _binding, compat
 from .errors import EnforcementError, UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, TypedDict
+
+    from .plan import Plan
+
+    class CompanionStatus(TypedDict):
+        """What :func:`status` returns."""
+        seccomp_filter: bool
+        arch: str | None
+        user_notification: bool
+
 #: Linux capability names (without CAP_, lower case) by number.
 CAPABILITIES = (
     "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill",
@@ -95,13 +107,13 @@ class Companion:
     __slots__ = ("filter", "tty", "mptcp", "processes", "supervised", "drop_caps",
                  "keep_caps", "unavailable")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.filter = True
         self.tty = True
         self.mptcp = self.processes = self.supervised = False
         self.drop_caps = False
-        self.keep_caps: list = []
-        self.unavailable = None
+        self.keep_caps: list[str] = []
+        self.unavailable: str | None = None
 
     def parts(self) -> int:
         if not self.filter:
@@ -118,7 +130,7 @@ class Companion:
     def keep_mask(self) -> int:
         return sum(1 << CAPABILITIES.index(n) for n in self.keep_caps)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "seccomp_filter": self.filter,
             "terminal_injection": self.filter and self.tty,
@@ -130,7 +142,7 @@ class Companion:
             "unavailable": self.unavailable,
         }
 
-    def lines(self) -> list:
+    def lines(self) -> list[str]:
         """Human lines for --dry-run."""
         out = []
         if not self.filter:
@@ -155,7 +167,8 @@ class Companion:
         return out
 
 
-def for_plan(plan, *, cap_add=(), supervised: bool = False, euid: int | None = None) -> Companion:
+def for_plan(plan: Plan, *, cap_add: Iterable[str] = (), supervised: bool = False,
+             euid: int | None = None) -> Companion:
     """The companion for *plan* (a ruleset.Plan): the MPTCP part when TCP
     is restricted, the process part when the signal scope is on.  Strict
     mode raises EnforcementError when no filter can be installed here;
@@ -198,7 +211,7 @@ def for_plan(plan, *, cap_add=(), supervised: bool = False, euid: int | None = N
     return c
 
 
-def status() -> dict:
+def status() -> CompanionStatus:
     """What this machine offers the companion (for `landwrap status`):
     whether the filter can be installed, for which architecture, and
     whether the launcher can supervise thread ids (user notifications)."""

@@ -10,6 +10,16 @@ It must never make a system call: detection lives in ``_binding``.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final, Iterable, Literal, Mapping
+
+    #: What enforcing a plan achieved (see FULLY below).
+    Status = Literal["fully", "partially", "not"]
+
+    #: One of the tables below: name -> (bit, ABI that adds it).
+    Table = Mapping[str, tuple[int, int]]
+
 #: The newest ABI landwrap knows.  A newer kernel is used at this ABI.
 LATEST_ABI = 10
 
@@ -21,9 +31,9 @@ MODES = (STRICT, BEST_EFFORT)
 
 #: What enforcing a plan achieved: everything asked for, part of it
 #: (best-effort dropped something asked for), or nothing at all.
-FULLY = "fully"
-PARTIALLY = "partially"
-NOT_ENFORCED = "not"
+FULLY: Final = "fully"
+PARTIALLY: Final = "partially"
+NOT_ENFORCED: Final = "not"
 
 #: ABI -> first Linux release that has it.
 KERNEL = {
@@ -113,17 +123,17 @@ def known_abi(abi: int) -> bool:
     return 1 <= abi <= LATEST_ABI
 
 
-def first_abi(table: dict) -> int:
+def first_abi(table: Table) -> int:
     """The first ABI with any member of *table* (e.g. 4 for NET_RIGHTS)."""
     return min(since for _, since in table.values())
 
 
-def mask(table: dict, abi: int) -> int:
+def mask(table: Table, abi: int) -> int:
     """Bits of *table* that exist at *abi*."""
     return sum(bit for bit, since in table.values() if since <= abi)
 
 
-def bits(table: dict, names) -> int:
+def bits(table: Table, names: Iterable[str]) -> int:
     """Bits for *names*; KeyError names the first unknown one."""
     value = 0
     for name in names:
@@ -131,7 +141,7 @@ def bits(table: dict, names) -> int:
     return value
 
 
-def names(table: dict, value: int) -> list:
+def names(table: Table, value: int) -> list[str]:
     """Names of the bits set in *value*, in bit order."""
     return [n for n, (bit, _) in table.items() if value & bit]
 
@@ -141,7 +151,7 @@ def access_bits(spec: str) -> int:
     return bits(FS_RIGHTS, ACCESS_SETS[spec])
 
 
-def abi_of(table: dict, value: int) -> int:
+def abi_of(table: Table, value: int) -> int:
     """The lowest ABI that has every bit in *value* (0 for no bits)."""
     return max((since for bit, since in table.values() if value & bit), default=0)
 
@@ -191,7 +201,7 @@ FEATURES = (
 )
 
 
-def features(abi: int) -> list:
+def features(abi: int) -> list[tuple[str, str, int, str, bool]]:
     """[(name, description, abi_needed, kernel, supported)] at *abi*."""
     out = []
     for name, desc, table, value in FEATURES:
@@ -200,10 +210,10 @@ def features(abi: int) -> list:
     return out
 
 
-def describe(table: dict, value: int) -> str:
+def describe(table: Table, value: int) -> str:
     """Human text for bits the kernel lacks, grouped by the ABI that adds
     them: 'truncate (ABI 3, Linux 6.2), bind_tcp, connect_tcp (ABI 4, ...)'."""
-    groups: dict = {}
+    groups: dict[int, list[str]] = {}
     for name, (bit, need) in table.items():
         if value & bit:
             groups.setdefault(need, []).append(name)
@@ -219,12 +229,12 @@ class Downgrade:
     __slots__ = ("abi", "fs", "net", "scoped", "flags", "missing", "dropped",
                  "refer_lost", "needed_abi")
 
-    def __init__(self, abi):
+    def __init__(self, abi: int) -> None:
         self.abi = abi
         self.needed_abi = abi
         self.fs = self.net = self.scoped = self.flags = 0
-        self.missing: list = []
-        self.dropped: list = []
+        self.missing: list[tuple[str, int, str]] = []
+        self.dropped: list[tuple[str, int, str]] = []
         self.refer_lost = False
 
 
@@ -236,7 +246,8 @@ _KINDS = (
 )
 
 
-def downgrade(abi: int, want: dict, need: dict, refer_allowed: bool) -> Downgrade:
+def downgrade(abi: int, want: Mapping[str, int], need: Mapping[str, int],
+              refer_allowed: bool) -> Downgrade:
     """Fit a request to *abi*.
 
     *want* maps ``fs``/``net``/``scoped``/``flags`` to the bits to handle

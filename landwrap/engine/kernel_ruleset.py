@@ -15,6 +15,12 @@ import os
 from . import compat
 from .errors import RulesetError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable
+
+    from .plan import Rule
+
 # Which Plan built the ruleset behind each descriptor number, and the open
 # file it was: ``{fd: (plan id, (st_dev, st_ino), status flags)}``.  Every
 # Landlock ruleset shares one anonymous inode (st_dev/st_ino are the same
@@ -22,17 +28,17 @@ from .errors import RulesetError
 # from another file but not one ruleset from another; the table tells
 # landwrap's own rulesets apart, and the O_APPEND mark (meaningless on a
 # ruleset, which cannot be read or written) those of other code.
-_OWNERS: dict = {}
+_OWNERS: dict[int, tuple[int, tuple[int, int], int]] = {}
 _MARK = os.O_APPEND
 
 
-def claim_fd(fd: int, plan) -> None:
+def claim_fd(fd: int, plan: object) -> None:
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | _MARK)
     st = os.fstat(fd)
     _OWNERS[fd] = (id(plan), (st.st_dev, st.st_ino), fcntl.fcntl(fd, fcntl.F_GETFL))
 
 
-def fd_is_ours(fd: int, plan) -> bool:
+def fd_is_ours(fd: int, plan: object) -> bool:
     """Whether descriptor *fd* is still the ruleset *plan* built."""
     entry = _OWNERS.get(fd)
     if entry is None or entry[0] != id(plan):
@@ -48,6 +54,20 @@ def fd_is_ours(fd: int, plan) -> bool:
 class KernelRuleset:
     """The kernel half of :class:`~landwrap.engine.plan.Plan`: building,
     checking and closing its Landlock ruleset."""
+
+    if TYPE_CHECKING:  # set by Plan
+        fs: int
+        net: int
+        scoped: int
+        rules: list[Rule]
+        ports: list[tuple[int, int, list[str]]]
+        _fd: int
+        _complete: bool
+        _todo: set[str] | None
+        _dirs: list[tuple[str, int, int]]
+
+        @property
+        def enforces_anything(self) -> bool: ...
 
     def ruleset_fd(self) -> int:
         """The kernel ruleset (built on first use, then reused), or -1 when
@@ -93,7 +113,7 @@ class KernelRuleset:
         self._complete = True
         return fd
 
-    def replaced(self) -> list:
+    def replaced(self) -> list[str]:
         """The directories of this plan's rules that are no longer the ones
         the kernel ruleset was built with (deleted, re-created, renamed
         over): their rules now grant nothing.  One stat per directory rule;
@@ -142,14 +162,14 @@ class KernelRuleset:
                 os.close(self._fd)
             self._fd = -1
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:
             pass
 
 
-def identities(paths) -> list:
+def identities(paths: Iterable[str]) -> list[tuple[str, int, int]]:
     """``[(path, st_dev, st_ino)]`` of the *paths* that exist."""
     out = []
     for p in paths:

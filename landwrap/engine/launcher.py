@@ -22,10 +22,19 @@ from __future__ import annotations
 import _thread
 import os
 import time
-import _signal as signal  # the C module: `signal` costs an enum import
 
 from . import _binding, spawn
 from .errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal  # typeshed has no _signal; its names are signal's
+    from typing import Callable, Collection, Iterable, Mapping, Sequence
+
+    from .companion import Companion
+    from .plan import Plan
+else:
+    import _signal as signal  # the C module: `signal` costs an enum import
 
 #: Kept by --clean-env (plus every LC_* variable).
 SAFE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TERM", "TZ", "TMPDIR")
@@ -45,7 +54,8 @@ MAX_ID = 4294967294
 MAX_FD = 2147483647
 
 
-def build_env(clean: bool = False, settings=(), base=None) -> dict:
+def build_env(clean: bool = False, settings: Iterable[str] = (),
+              base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The target's environment: inherited (or only :data:`SAFE_ENV` with
     *clean*), then ``NAME=VALUE`` settings applied and ``NAME`` passed
     through from the current environment."""
@@ -65,7 +75,7 @@ def build_env(clean: bool = False, settings=(), base=None) -> dict:
     return env
 
 
-def parse_id(value, what: str) -> int | None:
+def parse_id(value: str | int, what: str) -> int | None:
     """*value* as a uid/gid number (0..4294967294), or None when it is a
     name.  UsageError naming the value when it is a number out of range."""
     text = str(value)
@@ -79,7 +89,8 @@ def parse_id(value, what: str) -> int | None:
     return n
 
 
-def resolve_user(user: str | None, group: str | None, env: dict) -> tuple:
+def resolve_user(user: str | None, group: str | None,
+                 env: dict[str, str]) -> tuple[int, int, int]:
     """(flags, uid, gid) for --user/--group; sets HOME/USER/LOGNAME in *env*
     for a new user.  Only root may change identity."""
     if user is None and group is None:
@@ -104,6 +115,7 @@ def resolve_user(user: str | None, group: str | None, env: dict) -> tuple:
             uid, gid = pw.pw_uid, pw.pw_gid
             env.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
         else:
+            assert num is not None  # an unknown name raised above
             uid = gid = num
         flags |= _binding.F_SET_UID
     if group is not None:
@@ -118,7 +130,7 @@ def resolve_user(user: str | None, group: str | None, env: dict) -> tuple:
     return flags, uid, gid
 
 
-def check_keep_fds(fds) -> list:
+def check_keep_fds(fds: Iterable[int]) -> list[int]:
     out = []
     for fd in fds:
         if not 0 <= fd <= MAX_FD:
@@ -132,8 +144,10 @@ def check_keep_fds(fds) -> list:
     return out
 
 
-def run(plan, argv, env, *, keep_fds=(), user_flags=0, uid=0, gid=0, path=None,
-        on_start=None, stdio=(-1, -1, -1), companion=None) -> int:
+def run(plan: Plan, argv: Sequence[str], env: Mapping[str, str], *,
+        keep_fds: Collection[int] = (), user_flags: int = 0, uid: int = 0, gid: int = 0,
+        path: str | None = None, on_start: Callable[[int], object] | None = None,
+        stdio: Sequence[int] = (-1, -1, -1), companion: Companion | None = None) -> int:
     """Run *argv* in *plan*'s sandbox and wait for it; returns the exit
     status for `landwrap run` (the target's, or 128+N for signal N).
 
@@ -196,7 +210,7 @@ def run(plan, argv, env, *, keep_fds=(), user_flags=0, uid=0, gid=0, path=None,
 
 def _supervise(listener: int) -> None:
     """Answer the filter's user notifications until no process uses it."""
-    def loop():
+    def loop() -> None:
         try:
             while True:
                 _binding.notif_answer(listener)
@@ -208,7 +222,7 @@ def _supervise(listener: int) -> None:
     _thread.start_new_thread(loop, ())
 
 
-def _wait_forwarding(pid: int, waitset) -> None:
+def _wait_forwarding(pid: int, waitset: Iterable[int]) -> None:
     """Wait until the target has exited, without reaping it."""
     while True:
         if _exited(pid):
@@ -239,9 +253,9 @@ def _exited(pid: int) -> bool:
         os.waitpid(info.si_pid, os.WNOHANG)
 
 
-def _children(pid: int) -> list:
+def _children(pid: int) -> list[int]:
     """Children of every thread of *pid* (/proc/PID/task/TID/children)."""
-    out = []
+    out: list[int] = []
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
@@ -255,7 +269,7 @@ def _children(pid: int) -> list:
     return out
 
 
-def _descendants(me: int, skip: int) -> list:
+def _descendants(me: int, skip: int) -> list[int]:
     seen, todo = [], [c for c in _children(me) if c != skip]
     while todo:
         p = todo.pop()

@@ -22,6 +22,14 @@ from .present import Presentation
 from .safetext import printable
 from .trust import owner_ok, untrusted_dirs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Final, Iterable
+
+    from .compat import Status
+    from .companion import Companion
+    from .ruleset import PathRule, Ruleset
+
 STRICT = compat.STRICT
 
 #: Rights that change what a directory holds or what a file says: landwrap's
@@ -32,7 +40,9 @@ FS_WRITE = compat.FS_ALL & ~compat.bits(compat.FS_RIGHTS, (
 #: Rights that can replace a directory entry (re-point a symlink).
 FS_RELINK = compat.bits(compat.FS_RIGHTS, ("remove_dir", "remove_file", "make_sym"))
 
-FULLY, PARTIALLY, NOT_ENFORCED = compat.FULLY, compat.PARTIALLY, compat.NOT_ENFORCED
+FULLY: Final = compat.FULLY
+PARTIALLY: Final = compat.PARTIALLY
+NOT_ENFORCED: Final = compat.NOT_ENFORCED
 
 
 class ProtectedStateError(PathError):
@@ -40,12 +50,13 @@ class ProtectedStateError(PathError):
     landwrap's own state directory ``directory``; ``path`` is the rule's
     real path, ``origins`` where the rule comes from."""
 
-    def __init__(self, message: str, hint: str, *, path: str, directory: str, origins: list):
+    def __init__(self, message: str, hint: str, *, path: str, directory: str,
+                 origins: list[str]) -> None:
         super().__init__(message, hint)
         self.path, self.directory, self.origins = path, directory, list(origins)
 
 
-def resolve(request, *, compat_mode: str | None = None, abi: int | None = None,
+def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None = None,
             kernel_abi: int | None = None) -> "Plan":
     """:meth:`Ruleset.resolve <landwrap.engine.ruleset.Ruleset.resolve>`:
     *request* fitted to the kernel (through ``compat``), its paths resolved
@@ -124,15 +135,16 @@ _TABLES = {"fs": compat.FS_RIGHTS, "net": compat.NET_RIGHTS,
            "scoped": compat.SCOPES, "flags": compat.RESTRICT_FLAGS}
 
 
-def _describe_by_kind(lost) -> list:
+def _describe_by_kind(lost: Iterable[tuple[str, int, str]]) -> list[str]:
     """One description per kind for ``(kind, bits, description)`` items."""
-    merged: dict = {}
+    merged: dict[str, int] = {}
     for key, bits, _ in lost:
         merged[key] = merged.get(key, 0) | bits
     return [compat.describe(_TABLES[key], bits) for key, bits in merged.items()]
 
 
-def _symlink_on_way(path: str, can_change) -> tuple | None:
+def _symlink_on_way(path: str, can_change: Callable[[str, os.stat_result], str | None]
+                    ) -> tuple[str, str] | None:
     """``(symlink, who)`` for the first symlink on *path* (absolute,
     lexical) that *can_change* says can be re-pointed (it returns who
     could: "the sandbox", "another user"), or None."""
@@ -159,7 +171,7 @@ def _symlink_on_way(path: str, can_change) -> tuple | None:
 class Rule:
     __slots__ = ("path", "is_dir", "access", "origins")
 
-    def __init__(self, path, is_dir, access, origins):
+    def __init__(self, path: str, is_dir: bool, access: int, origins: list[str]) -> None:
         self.path, self.is_dir, self.access, self.origins = path, is_dir, access, origins
 
 
@@ -174,7 +186,7 @@ def _lexical(path: str) -> str:
     return path
 
 
-def _lexical_all(paths: list) -> list:
+def _lexical_all(paths: list[str]) -> list[str]:
     """:func:`_lexical` of each path; one scan of them all when all are
     already absolute and normalized (as profiles give them)."""
     joined = "\0".join(paths)
@@ -194,30 +206,31 @@ class Plan(KernelRuleset, Presentation):
     that do not exist; ``redundant`` lists rules merged away.  ``request`` is the
     :class:`~landwrap.engine.ruleset.Ruleset` it was made from."""
 
-    def __init__(self, request, mode: str, kernel_abi: int):
+    def __init__(self, request: Ruleset, mode: str, kernel_abi: int) -> None:
         self.request = request
         self.mode = mode
         self.kernel_abi = kernel_abi
         self.abi = 0
         self.fs = self.net = self.scoped = self.flags = 0
-        self.rules: list = []
-        self.ports: list = []   # (port, bits, origins)
-        self.dropped: list = []
-        self.unenforceable: list = []
-        self.explicit_missing: list = []
-        self.skipped: list = []   # (path, origin, reason)
-        self.redundant: list = []  # (path, origin, covered_by)
-        self.hidden: list = []   # real paths carved out of broader grants
-        self.status = NOT_ENFORCED
-        self.unavailable = None
+        self.rules: list[Rule] = []
+        self.ports: list[tuple[int, int, list[str]]] = []   # (port, bits, origins)
+        self.dropped: list[str] = []
+        self.unenforceable: list[str] = []
+        self.explicit_missing: list[tuple[str, int, str]] = []
+        self.skipped: list[tuple[str, str, str]] = []   # (path, origin, reason)
+        self.redundant: list[tuple[str, str, str | None]] = []  # (path, origin, covered_by)
+        self.hidden: list[str] = []   # real paths carved out of broader grants
+        self.status: Status = NOT_ENFORCED
+        self.unavailable: LandlockUnavailable | None = None
         self._fd = -1
         #: (euid, companion.Companion) for spawns, cached by the API.
-        self._companion: tuple | None = None
-        self._dirs: list = []  # (path, dev, ino) of directory rules, at build time
-        self._todo = None  # real paths whose rules are still to add (None: all)
+        self._companion: tuple[int, Companion] | None = None
+        #: (path, dev, ino) of directory rules, at build time
+        self._dirs: list[tuple[str, int, int]] = []
+        self._todo: set[str] | None = None  # real paths whose rules are still to add (None: all)
         self._complete = False
 
-    def _resolve_paths(self, rules, handled: int) -> None:
+    def _resolve_paths(self, rules: list[PathRule], handled: int) -> None:
         from . import _binding  # compiled (cffi): loading a profile must not need it
 
         lexical = _lexical_all([r.path for r in rules])
@@ -231,8 +244,9 @@ class Plan(KernelRuleset, Presentation):
         except OSError as e:
             self.close()
             raise rule_error(e) from e
-        merged: dict = {}
+        merged: dict[str, Rule] = {}
         moved = []  # (rule, lexical, real): a symlink was followed
+        todo: set[str] | None
         todo = self._todo = set() if fd >= 0 else None
         for r, lex, (err, mode, real, added) in zip(rules, lexical, infos):
             if err:
@@ -280,10 +294,11 @@ class Plan(KernelRuleset, Presentation):
         # Drop rules whose rights their ancestors' rules already grant.
         # Sorted order puts every directory before what is beneath it, so the
         # coverage of a directory is final when it is first looked up.
-        kept: dict = {}
-        cover: dict = {"/": (0, None)}   # dir -> (rights granted beneath, by)
+        kept: dict[str, Rule] = {}
+        # dir -> (rights granted beneath, by)
+        cover: dict[str, tuple[int, str | None]] = {"/": (0, None)}
 
-        def covered(d):
+        def covered(d: str) -> tuple[int, str | None]:
             c = cover.get(d)
             if c is None:
                 parent = d.rpartition("/")[0] or "/"
@@ -312,7 +327,7 @@ class Plan(KernelRuleset, Presentation):
         if fd >= 0:   # the directories as they were bound, for replaced()
             self._dirs = identities(r.path for r in self.rules if r.is_dir)
 
-    def _check_protected(self, merged: dict) -> list:
+    def _check_protected(self, merged: dict[str, Rule]) -> list[tuple[str, str]]:
         """landwrap's own state is never writable from the sandbox: a rule
         that lets it write in, above or beneath one of ``protected`` is
         refused in strict mode.  In best-effort mode a directory rule above
@@ -352,7 +367,7 @@ class Plan(KernelRuleset, Presentation):
                         path=rule.path, directory=p, origins=rule.origins)
         return hidden
 
-    def _carve_hidden(self, merged: dict, hidden: list) -> None:
+    def _carve_hidden(self, merged: dict[str, Rule], hidden: list[tuple[str, str]]) -> None:
         """Replace every directory rule above a hidden path by rules on the
         directory's other children, recursively down to the hidden path;
         the directories on the way keep only read_dir.  Symlinks among the
@@ -377,7 +392,7 @@ class Plan(KernelRuleset, Presentation):
         read_dir = compat.FS_RIGHTS["read_dir"][0]
         self.hidden = sorted(paths)
 
-        def grant(p, is_dir, access, origins):
+        def grant(p: str, is_dir: bool, access: int, origins: list[str]) -> None:
             if not is_dir:
                 access &= compat.FS_FILE
             e = merged.get(p)
@@ -387,7 +402,7 @@ class Plan(KernelRuleset, Presentation):
                 e.access |= access
                 e.origins += [o for o in origins if o not in e.origins]
 
-        def carve(d, access, origins):
+        def carve(d: str, access: int, origins: list[str]) -> None:
             grant(d, True, access & read_dir, origins)
             try:
                 entries = list(os.scandir(d))
@@ -416,7 +431,8 @@ class Plan(KernelRuleset, Presentation):
             note = f" (hiding {names[0]}" + (f" and {len(names) - 1} more)" if names[1:] else ")")
             carve(rule.path, access, [o + note for o in rule.origins])
 
-    def _check_moved(self, merged: dict, moved: list) -> None:
+    def _check_moved(self, merged: dict[str, Rule],
+                     moved: list[tuple[PathRule, str, str, int]]) -> None:
         """A rule reached through a symlink that sits in a directory this
         same sandbox may change can be re-pointed (say to /) for the next
         run: refused in strict mode, left out in best-effort."""
@@ -428,7 +444,7 @@ class Plan(KernelRuleset, Presentation):
 
         uids = (0, os.geteuid())
 
-        def can_change(d, link_st):
+        def can_change(d: str, link_st: os.stat_result) -> str | None:
             if any(w.path == "/" or d == w.path or d.startswith(w.path + "/")
                    for w in writable):
                 return "the sandbox"
@@ -455,13 +471,13 @@ class Plan(KernelRuleset, Presentation):
             self.skipped.append((r.path, r.origin, f"through the symlink {link}, which "
                                  f"{who} could re-point"))
 
-    def _resolve_ports(self, ports, handled: int) -> None:
+    def _resolve_ports(self, ports: list[tuple[int, int, int, str]], handled: int) -> None:
         """One kernel rule per port (Landlock has no ranges), computed by
         sweeping over the ranges' ends: the cost is the number of ports
         allowed, not ranges × ports."""
         if not handled:
             return
-        starts: dict = {}
+        starts: dict[int, list[tuple[int, int, int, str]]] = {}
         for n, (lo, hi, bits, origin) in enumerate(ports):
             bits &= handled
             if bits:
@@ -470,8 +486,8 @@ class Plan(KernelRuleset, Presentation):
             return
         import heapq  # only for port rules: not on every run's path
 
-        out = []
-        active: list = []  # heap of (hi, input order, bits, origin)
+        out: list[tuple[int, int, list[str]]] = []
+        active: list[tuple[int, int, int, str]] = []  # heap of (hi, input order, bits, origin)
         bounds = sorted(starts)
         i = 0
         port = bounds[0]
@@ -485,7 +501,7 @@ class Plan(KernelRuleset, Presentation):
             # the segment [port, end] has a constant set of ranges
             end = min(active[0][0], bounds[i] - 1 if i < len(bounds) else 65535)
             bits = 0
-            origins: list = []
+            origins: list[str] = []
             for _, _, b, o in sorted(active, key=lambda e: e[1]):
                 bits |= b
                 if o not in origins:
@@ -497,7 +513,7 @@ class Plan(KernelRuleset, Presentation):
         self.ports = out
 
     # questions ---------------------------------------------------------
-    def rules_for(self, path: str) -> list:
+    def rules_for(self, path: str) -> list[Rule]:
         """The rules that apply to *path* (itself or an ancestor)."""
         real = os.path.realpath(path)
         return [r for r in self.rules

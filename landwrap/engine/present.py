@@ -9,8 +9,34 @@ from __future__ import annotations
 
 from . import compat
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .compat import Status
+    from .plan import Rule
+    from .ruleset import Ruleset
+
 class Presentation:
     """The reporting half of :class:`~landwrap.engine.plan.Plan`."""
+
+    if TYPE_CHECKING:  # set by Plan
+        request: Ruleset
+        status: Status
+        mode: str
+        abi: int
+        kernel_abi: int
+        fs: int
+        net: int
+        scoped: int
+        flags: int
+        rules: list[Rule]
+        ports: list[tuple[int, int, list[str]]]
+        hidden: list[str]
+        dropped: list[str]
+        unenforceable: list[str]
+        skipped: list[tuple[str, str, str]]
+        redundant: list[tuple[str, str, str | None]]
 
     def summary_line(self) -> str:
         if self.status == compat.NOT_ENFORCED:
@@ -24,7 +50,7 @@ class Presentation:
         where = f"Landlock ABI {self.abi}" if self.abi else "this kernel"
         return f"{where} cannot enforce: " + "; ".join(self.dropped)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "mode": self.mode,

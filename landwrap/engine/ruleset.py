@@ -16,12 +16,19 @@ from .errors import PathError, UsageError
 from .plan import Plan
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Union
+
+    #: A path as :meth:`Ruleset.allow` takes it.
+    AnyPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+    #: Filesystem access: a shorthand set, right names, or their bits.
+    Access = Union[str, int, Iterable[str]]
 
 STRICT = compat.STRICT
 BEST_EFFORT = compat.BEST_EFFORT
 
 
-def parse_access(access) -> tuple:
+def parse_access(access: Access) -> tuple[int, int]:
     """``(bits, required_bits)`` for an access spec: a shorthand (``"ro"``,
     ``"rox"``, ``"rw"``, ``"rwx"``: whatever of it the kernel has, nothing
     required), or an iterable of kernel right names or an int (each right
@@ -34,6 +41,9 @@ def parse_access(access) -> tuple:
         if access in compat.ACCESS_SETS:
             return compat.access_bits(access), 0
         access = (access,)
+    elif isinstance(access, bool):  # an int to Python, but it names no rights
+        raise UsageError(f"bad access {access!r}: expected ro, rox, rw, rwx, right names "
+                         "or their bits")
     value = 0
     for name in access:
         entry = compat.FS_RIGHTS.get(name)
@@ -45,7 +55,7 @@ def parse_access(access) -> tuple:
     return value, value
 
 
-def parse_ports(spec) -> tuple:
+def parse_ports(spec: int | str) -> tuple[int, int]:
     """``(low, high)`` from ``443``, ``"443"`` or ``"8000-8080"``; anything
     outside 0..65535 is refused, never wrapped."""
     if isinstance(spec, bool):
@@ -74,7 +84,7 @@ def parse_ports(spec) -> tuple:
 class PathRule:
     __slots__ = ("path", "access", "origin", "required")
 
-    def __init__(self, path, access, origin, required):
+    def __init__(self, path: str, access: int, origin: str, required: bool) -> None:
         self.path, self.access, self.origin, self.required = path, access, origin, required
 
 
@@ -89,30 +99,30 @@ class Ruleset:
     case strict mode refuses to run.
     """
 
-    def __init__(self, *, fs: bool = True, net: bool = True, scope: bool = True):
+    def __init__(self, *, fs: bool = True, net: bool = True, scope: bool = True) -> None:
         self.fs = fs
         self.net = net
         self.scopes = compat.SCOPE_ALL if scope is True else (scope or 0)
         self.need = {"fs": 0, "net": 0, "scoped": 0, "flags": 0}
         self.restrict_flags = 0
-        self.paths: list = []
-        self.ports: list = []   # (lo, hi, bits, origin)
-        self.sources: list = []  # profile files used, in order
+        self.paths: list[PathRule] = []
+        self.ports: list[tuple[int, int, int, str]] = []   # (lo, hi, bits, origin)
+        self.sources: list[str] = []  # profile files used, in order
         self.compat = STRICT
         self.abi: int | None = None
         #: Directories no rule may grant writing in, above or beneath (landwrap's
         #: own state: profiles, configuration, cache); see profile.protect.
-        self.protected: list = []
+        self.protected: list[str] = []
         #: Filesystem rights a document leaves unhandled (landlockconfig): its
         #: rule on / for them stands for "not restricted", like --unrestricted-fs.
         self.unhandled_fs = 0
         #: Paths taken out of broader grants: [(path, origin)].  Landlock has
         #: no deny rule, so a directory rule above a hidden path is replaced
         #: by rules on its other children (see Plan._carve_hidden).
-        self.hidden: list = []
+        self.hidden: list[tuple[str, str]] = []
 
     # building ---------------------------------------------------------
-    def allow(self, path, access="ro", *, origin: str | None = None,
+    def allow(self, path: AnyPath, access: Access = "ro", *, origin: str | None = None,
               required: bool = True, need: int | None = None) -> "Ruleset":
         """Allow *access* beneath *path* (a directory) or on it (a file).
 
@@ -133,7 +143,8 @@ class Ruleset:
         self.paths.append(PathRule(p, bits, origin or p, required))
         return self
 
-    def allow_paths(self, paths, access="ro", *, origin: str, required: bool = True,
+    def allow_paths(self, paths: Iterable[AnyPath], access: Access = "ro", *, origin: str,
+                    required: bool = True,
                     need: int | None = None) -> "Ruleset":
         """:meth:`allow` for many paths with the same access and origin."""
         bits, required_bits = parse_access(access)
@@ -148,7 +159,7 @@ class Ruleset:
             self.paths.append(PathRule(p, bits, origin, required))
         return self
 
-    def hide(self, path, *, origin: str | None = None) -> "Ruleset":
+    def hide(self, path: AnyPath, *, origin: str | None = None) -> "Ruleset":
         """Leave *path* out of every broader grant (a rule on a directory
         above it).  Landlock cannot deny beneath an allowed directory, so
         the plan grants that directory's other children instead, one level
@@ -163,7 +174,8 @@ class Ruleset:
         self.hidden.append((p, origin or p))
         return self
 
-    def allow_port(self, port, access, *, origin: str | None = None,
+    def allow_port(self, port: int | str, access: str | Iterable[str], *,
+                   origin: str | None = None,
                    required: bool = True) -> "Ruleset":
         """Allow network *access* (``"bind_tcp"``, ``"connect_tcp"``,
         ``"bind_udp"``, ``"connect_send_udp"`` or a list of them) on a port
@@ -184,14 +196,14 @@ class Ruleset:
         self.ports.append((lo, hi, bits, origin or str(port)))
         return self
 
-    def allow_tcp(self, port, *, bind: bool = False, connect: bool = True,
+    def allow_tcp(self, port: int | str, *, bind: bool = False, connect: bool = True,
                   origin: str | None = None) -> "Ruleset":
         access = [n for n, on in (("bind_tcp", bind), ("connect_tcp", connect)) if on]
         if not access:
             raise UsageError("allow_tcp: neither bind nor connect asked for")
         return self.allow_port(port, access, origin=origin)
 
-    def allow_udp(self, port, *, bind: bool = False, connect: bool = True,
+    def allow_udp(self, port: int | str, *, bind: bool = False, connect: bool = True,
                   origin: str | None = None, required: bool = True) -> "Ruleset":
         """Allow UDP *bind* and/or *connect* (connect and send) on a port
         or range.  UDP control needs Landlock ABI 10 (Linux 7.2); with
@@ -231,9 +243,12 @@ class Ruleset:
         # Defined in landwrap.api, the layer that knows profiles and
         # enforcement (importing ``landwrap.Ruleset`` loads it); see there.
         @classmethod
-        def from_profile(cls, *profiles: str | os.PathLike) -> Ruleset: ...
+        def from_profile(cls, *profiles: str | os.PathLike[str]) -> Ruleset: ...
 
-        def restrict(self, *, compat: str | None = None, abi: int | None = None): ...
+        # a landwrap.Enforcement (that layer is above this one)
+        def restrict(self, *, compat: str | None = None, abi: int | None = None) -> Any: ...
+
+        _plan: tuple[tuple[object, ...], Plan] | None
 
     # use ----------------------------------------------------------------
     def plan(self) -> "Plan":
@@ -244,7 +259,7 @@ class Ruleset:
         key = (self.fs, self.net, self.scopes, tuple(self.need.values()),
                self.restrict_flags, len(self.paths), len(self.ports),
                self.compat, self.abi)
-        cached = getattr(self, "_plan", None)
+        cached: tuple[tuple[object, ...], Plan] | None = getattr(self, "_plan", None)
         if cached is not None and cached[0] == key and not cached[1].replaced():
             return cached[1]
         plan = self.resolve()

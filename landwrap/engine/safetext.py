@@ -9,7 +9,7 @@ that escapes them.  Pure: no I/O.
 from __future__ import annotations
 
 
-def printable(text) -> str:
+def printable(text: object) -> str:
     """*text* with every non-printable character (controls, escape
     sequences, newlines, lone surrogates from undecodable bytes) written
     as a Python escape, so it stays one harmless line.  Bytes are decoded

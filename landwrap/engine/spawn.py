@@ -17,6 +17,16 @@ from .companion import cap_last
 from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError, SpawnError,
                      EXIT_CANNOT_EXEC)
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Collection, Iterable, Mapping, Sequence, Union
+
+    from .companion import Companion
+    from .plan import Plan
+
+    #: A program argument, a path or a working directory, as os.fsencode takes it.
+    Arg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -86,7 +96,7 @@ def _script_interpreter(path: str) -> str | None:
     return os.fsdecode(parts[0]) if parts else None
 
 
-def exec_denied_hint(plan, path: str) -> tuple:
+def exec_denied_hint(plan: Plan | None, path: str) -> tuple[str, str, list[tuple[str, str]]]:
     """(message, hint, fixes) for an exec the sandbox denied: which file
     lacks execute (the program, its ``#!`` interpreter or its ELF loader).
     A hint with ``{0}``... is a template for the settings in *fixes*
@@ -109,10 +119,12 @@ def exec_denied_hint(plan, path: str) -> tuple:
             [])
 
 
-def encode_env(env) -> list:
+def encode_env(env: Mapping[str, str]) -> list[bytes]:
     if env is os.environ:  # already valid, and bytes in os.environb
         return [k + b"=" + v for k, v in os.environb.items()]
     out = []
+    k: str | bytes
+    v: str | bytes
     for k, v in env.items():
         k = os.fsencode(k)
         v = os.fsencode(v)
@@ -122,7 +134,7 @@ def encode_env(env) -> list:
     return out
 
 
-def _pipe_above_stdio() -> tuple:
+def _pipe_above_stdio() -> tuple[int, int]:
     """A close-on-exec pipe whose ends are not 0, 1 or 2 (those may be
     closed in the parent, and the child overwrites them)."""
     ends = list(os.pipe2(os.O_CLOEXEC))
@@ -135,7 +147,7 @@ def _pipe_above_stdio() -> tuple:
     return ends[0], ends[1]
 
 
-def companion_flags(comp) -> tuple:
+def companion_flags(comp: Companion | None) -> tuple[int, dict[str, int]]:
     """(spawn flags, SpawnArgs keywords) for a companion.Companion."""
     if comp is None:
         return 0, {}
@@ -150,22 +162,24 @@ def companion_flags(comp) -> tuple:
     return flags, kw
 
 
-def start(plan, path: str, argv, env, *, cwd=None, stdio=(-1, -1, -1),
-          keep_fds=(), flags=0, uid=0, gid=0, companion=None, notif_sock=-1) -> int:
+def start(plan: Plan | None, path: str, argv: Iterable[Arg], env: Mapping[str, str], *,
+          cwd: Arg | None = None, stdio: Sequence[int] = (-1, -1, -1),
+          keep_fds: Collection[int] = (), flags: int = 0, uid: int = 0, gid: int = 0,
+          companion: Companion | None = None, notif_sock: int = -1) -> int:
     """Spawn *path* with *argv* and *env* (a mapping) inside *plan*'s sandbox
     (``plan=None``: no Landlock domain, only no_new_privs) and its
     *companion* (a companion.Companion: seccomp filter, capability drop).
     With the filter's supervised part, the child sends its listener fd over
     *notif_sock*.  Returns the pid of a child that has reached execve
     successfully; raises otherwise."""
-    argv = [os.fsencode(a) for a in argv]
+    bargv = [os.fsencode(a) for a in argv]
     bcwd = os.fsencode(cwd) if cwd is not None else None
-    if any(b"\0" in a for a in argv) or (bcwd is not None and b"\0" in bcwd):
+    if any(b"\0" in a for a in bargv) or (bcwd is not None and b"\0" in bcwd):
         raise ValueError("embedded null byte in the arguments or the working directory")
     rfd = plan.ruleset_fd() if plan is not None else -1
     cflags, ckw = companion_flags(companion)
     args = _binding.SpawnArgs(
-        os.fsencode(path), argv, encode_env(env), cwd=bcwd,
+        os.fsencode(path), bargv, encode_env(env), cwd=bcwd,
         stdio=stdio, keep_fds=keep_fds, ruleset_fd=rfd,
         restrict_flags=plan.flags if plan is not None else 0,
         flags=flags | cflags, uid=uid, gid=gid, notif_sock=notif_sock, **ckw)
@@ -185,10 +199,12 @@ def start(plan, path: str, argv, env, *, cwd=None, stdio=(-1, -1, -1),
     raise child_error(plan, path, cwd, *failure)
 
 
-def child_error(plan, path: str, cwd, stage: int, err: int) -> Exception:
+def child_error(plan: Plan | None, path: str, cwd: Arg | None, stage: int,
+                err: int) -> Exception:
     """The exception for a child that failed at *stage* with *err*."""
     what = _binding.STAGES.get(stage, f"stage {stage}")
     text = os.strerror(err)
+    hint: str | None
     if stage == _binding.STAGE_EXEC:
         if err == 2:  # ENOENT: the program, or its interpreter, is gone
             interp = _script_interpreter(path) or _elf_interpreter(path)
@@ -221,5 +237,5 @@ def child_error(plan, path: str, cwd, stage: int, err: int) -> Exception:
                                 "landwrap needs CAP_SETPCAP to empty a root sandbox's "
                                 "bounding set", errno=err)
     if stage == _binding.STAGE_CHDIR:
-        return SpawnError(f"cannot change directory to {cwd}: {text}", what, err)
+        return SpawnError(f"cannot change directory to {os.fsdecode(cwd or '')}: {text}", what, err)
     return SpawnError(f"sandbox setup failed while {what}: {text}", what, err)

@@ -11,12 +11,16 @@ from . import _binding, compat
 from .companion import status as companion_status
 from .errors import LandlockUnavailable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def status(abi: int | None = None) -> dict:
+
+def status(abi: int | None = None) -> dict[str, Any]:
     """Kernel release, Landlock ABI, every feature with the ABI and kernel
     that adds it, the security model and the active LSMs."""
     kabi = _binding.kernel_abi()
-    out = {
+    out: dict[str, Any] = {
         "kernel": os.uname().release,
         "landlock": "enabled" if kabi >= 0 else LandlockUnavailable(-kabi).reason,
         "kernel_abi": kabi if kabi >= 0 else None,
@@ -43,13 +47,14 @@ _MECHANISMS = {
 }
 
 
-def security_model(abi: int) -> list:
+def security_model(abi: int) -> list[dict[str, Any]]:
     """compat.SECURITY_MODEL for a kernel at *abi*: each operation with the
     mechanism that covers it here (``covered`` False where nothing does)."""
     seccomp = companion_status()["seccomp_filter"]
     rows = []
     for op, mech, need in compat.SECURITY_MODEL:
         if mech == "landlock":
+            assert need is not None  # every Landlock row names its ABI
             covered = 0 < need <= abi
             by = f"Landlock ABI {need} (Linux {compat.KERNEL[need]})"
             if not covered:
@@ -65,7 +70,7 @@ def security_model(abi: int) -> list:
     return rows
 
 
-def active_lsms() -> list | None:
+def active_lsms() -> list[str] | None:
     """The kernel's active LSM stack, or None when securityfs cannot be read
     (it is not mounted at /sys/kernel/security, or not readable)."""
     try:

@@ -48,10 +48,17 @@ import os
 import sys
 import threading
 import time
-import _signal as signal  # the C module: `signal` costs an enum import
 
 from . import _binding, compat
 from .errors import EnforcementError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal  # typeshed has no _signal; its names are signal's
+    from types import ModuleType
+    from typing import Collection, Literal
+else:
+    import _signal as signal  # the C module: `signal` costs an enum import
 
 #: Seconds to wait for every thread to answer.
 DEFAULT_TIMEOUT = 5.0
@@ -71,8 +78,8 @@ class ThreadsResult:
 
     __slots__ = ("method", "threads", "signal", "escapes")
 
-    def __init__(self, method: str, threads: int, signal: int | None = None,
-                 escapes: int = 0):
+    def __init__(self, method: Literal["tsync", "signal"], threads: int,
+                 signal: int | None = None, escapes: int = 0) -> None:
         self.method, self.threads, self.signal = method, threads, signal
         self.escapes = escapes
 
@@ -80,16 +87,17 @@ class ThreadsResult:
         return f"ThreadsResult(method={self.method!r}, threads={self.threads})"
 
 
-def candidate_signals() -> list:
+def candidate_signals() -> list[int]:
     """Real-time signals landwrap may borrow, most preferred first.  The
     top ones are left alone (debuggers and valgrind use them)."""
     return list(range(signal.SIGRTMAX - 3, signal.SIGRTMIN, -1))
 
 
-_proc = None  # (pid, [(fd, dev, ino), (fd, dev, ino)]) of /proc/self/{task,status}
+#: (pid, [(fd, dev, ino), (fd, dev, ino)]) of /proc/self/{task,status}
+_proc: tuple[int, list[tuple[int, int, int]]] | None = None
 
 
-def _proc_fds() -> tuple:
+def _proc_fds() -> tuple[int, int]:
     """``(task_fd, status_fd)``: /proc/self/task and /proc/self/status of
     this process, opened once and kept (close-on-exec), so that a later
     restrict() works even when an earlier sandbox denies /proc.  Reopened
@@ -131,7 +139,7 @@ def _same(fd: int, dev: int, ino: int) -> bool:
     return st.st_dev == dev and st.st_ino == ino
 
 
-def thread_info(task_fd: int | None = None) -> dict:
+def thread_info(task_fd: int | None = None) -> dict[int, tuple[str, int]]:
     """``{tid: (name, blocked_signal_mask)}`` for the threads of this
     process; ``("?", 0)`` for a thread whose status cannot be read (a
     sandbox may deny /proc: the check is then left to the round itself)."""
@@ -159,7 +167,8 @@ def _count_threads(status_fd: int) -> int:
 BLOCKED_GRACE = 1.0
 
 
-def _pick_signal(task_fd: int, me: int, exclude=()) -> tuple:
+def _pick_signal(task_fd: int, me: int, exclude: Collection[int] = ()
+                 ) -> tuple[dict[int, tuple[str, int]], int]:
     """``(thread_info, signal)``: a free candidate signal that no thread
     keeps blocked for :data:`BLOCKED_GRACE` seconds.
 
@@ -215,6 +224,7 @@ def _restrict_caller(ruleset_fd: int, flags: int) -> None:
         _binding.no_new_privs()
         _binding.restrict_self(ruleset_fd, flags)
     except OSError as e:
+        assert e.errno is not None  # the binding's errors always carry one
         raise _caller_error(e.errno) from e
 
 
@@ -284,23 +294,27 @@ class _no_vfork:
     blocked, which both the pre-check and the round would take for a
     thread that cannot be reached."""
 
-    def __enter__(self):
+    mod: ModuleType | None
+    old: bool | None
+
+    def __enter__(self) -> None:
         self.mod = sys.modules.get("subprocess")
         self.old = getattr(self.mod, "_USE_VFORK", None)
         if self.old:
-            self.mod._USE_VFORK = False
+            setattr(self.mod, "_USE_VFORK", False)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self.old:
-            self.mod._USE_VFORK = self.old
+            setattr(self.mod, "_USE_VFORK", self.old)
 
 
-def _judge(outcome: int, records: list, info: dict, sig: int,
+def _judge(outcome: int, records: list[tuple[int, int, int]], info: dict[int, tuple[str, int]],
+           sig: int,
            timeout: float, escapes: int = 0) -> ThreadsResult:
     """Turn a round's records into a result, or raise naming every thread
     that is not known to be restricted."""
     ok = [tid for tid, st, err in records if st == _binding.T_DONE and not err]
-    problems = []
+    problems: list[tuple[int | None, str]] = []
     for tid, st, err in records:
         if st == _binding.T_DONE and err:
             problems.append((tid, f"restricting it failed: {os.strerror(err)}"))
@@ -318,7 +332,7 @@ def _judge(outcome: int, records: list, info: dict, sig: int,
     elif outcome == errno.ETIMEDOUT and not problems:
         problems.append((None, f"the thread count did not settle within {timeout:g}s"))
 
-    def who(tid):
+    def who(tid: int | None) -> str:
         if tid is None:
             return "the process"
         name = info.get(tid, ("new thread",))[0]

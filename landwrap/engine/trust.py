@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import os
 
-_dir_verdicts: dict = {}
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Collection
+
+_dir_verdicts: dict[tuple[str, tuple[int, ...]], str] = {}
 
 
-def owner_ok(st, uids) -> bool:
+def owner_ok(st: os.stat_result, uids: Collection[int]) -> bool:
     return st.st_uid in uids
 
 
-def untrusted_dirs(d: str, uids) -> str | None:
+def untrusted_dirs(d: str, uids: tuple[int, ...]) -> str | None:
     """Why directory *d* (real, absolute) or one above it could be changed
     by someone else than *uids*, or None."""
     while True:

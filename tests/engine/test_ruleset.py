@@ -105,6 +105,14 @@ def test_exact_right_is_required():
         plan_of(Ruleset().allow("/dev/null", ["ioctl_dev"]), 4)
 
 
+def test_bool_access_is_a_usage_error():
+    """True and False are ints to Python but name no rights: a one-line
+    UsageError, not a TypeError from iterating a bool."""
+    for access in (True, False):
+        with pytest.raises(UsageError, match="bad access"):
+            Ruleset().allow("/tmp", access)
+
+
 def test_no_landlock_strict_raises_best_effort_reports_not_enforced():
     with pytest.raises(LandlockUnavailable) as e:
         plan_of(Ruleset(), -38)

@@ -1,0 +1,95 @@
+"""Types of the compiled cffi extension (built by _build.py from
+csrc/landwrap.h), for mypy: every function and constant the header
+declares, C integers as ``int``.  Pointers, arrays and structs are cffi
+``CData`` objects (``Any``: cffi ships no types of its own); ``ffi`` lists
+the parts of cffi's FFI that engine/_binding.py uses.  Keep ``lib`` in step
+with csrc/landwrap.h (tests/engine/test_binding_stub.py checks the names
+and the number of parameters)."""
+
+from typing import Any
+
+_Ptr = Any  # a cffi CData pointer or array; ``const char *`` also takes bytes
+
+class _FFI:
+    errno: int
+    def new(self, cdecl: str, init: Any = ...) -> Any: ...
+    def cast(self, cdecl: str, source: Any) -> Any: ...
+    def from_buffer(self, python_buffer: bytes) -> Any: ...
+    def sizeof(self, cdecl: str) -> int: ...
+    def string(self, cdata: Any, maxlen: int = ...) -> bytes: ...  # char[] only here
+    def unpack(self, cdata: Any, length: int) -> Any: ...  # bytes or a list
+    def memmove(self, dest: Any, src: Any, n: int) -> None: ...
+
+ffi: _FFI
+
+class _Lib:
+    LW_SET_UID: int
+    LW_SET_GID: int
+    LW_CLEAR_GROUPS: int
+    LW_PDEATHSIG: int
+    LW_NEW_SESSION: int
+    LW_UNBLOCK_SIGNALS: int
+    LW_RESTORE_SIGPIPE: int
+    LW_CLOSE_FDS: int
+    LW_DROP_CAPS: int
+    LW_DROP_BOUNDING: int
+    LW_SECCOMP: int
+    LW_STAGE_DUP: int
+    LW_STAGE_CHDIR: int
+    LW_STAGE_FDS: int
+    LW_STAGE_SETSID: int
+    LW_STAGE_SETGROUPS: int
+    LW_STAGE_SETGID: int
+    LW_STAGE_SETUID: int
+    LW_STAGE_PDEATHSIG: int
+    LW_STAGE_NO_NEW_PRIVS: int
+    LW_STAGE_RESTRICT: int
+    LW_STAGE_EXEC: int
+    LW_STAGE_CAPS: int
+    LW_STAGE_SECCOMP: int
+    LW_STAGE_LISTENER: int
+    LW_MAX_KEEP_FDS: int
+    LW_SC_TTY: int
+    LW_SC_MPTCP: int
+    LW_SC_PROCS: int
+    LW_SC_NOTIFY: int
+    LW_SC_MAX_INSNS: int
+    LW_MAX_THREADS: int
+    LW_T_SENT: int
+    LW_T_BUSY: int
+    LW_T_DONE: int
+    LW_T_GONE: int
+    LW_T_LOST: int
+
+    def lw_landlock_abi(self) -> int: ...
+    def lw_create_ruleset(self, handled_fs: int, handled_net: int, scoped: int,
+                          attr_size: int) -> int: ...
+    def lw_add_path_rule(self, ruleset_fd: int, allowed: int, parent_fd: int) -> int: ...
+    def lw_add_net_rule(self, ruleset_fd: int, allowed: int, port: int) -> int: ...
+    def lw_restrict_self(self, ruleset_fd: int, flags: int) -> int: ...
+    def lw_no_new_privs(self) -> int: ...
+    def lw_add_path_rules(self, ruleset_fd: int, paths: _Ptr, allowed: _Ptr, n: int,
+                          failed: _Ptr) -> int: ...
+    def lw_spawn(self, s: _Ptr) -> int: ...
+    def lw_seccomp_arch(self) -> int: ...
+    def lw_seccomp_build(self, parts: int, self_pid: int, out: _Ptr, cap: int) -> int: ...
+    def lw_seccomp_install(self, parts: int, self_pid: int, flags: int) -> int: ...
+    def lw_seccomp_available(self, notify: int) -> int: ...
+    def lw_notif_pair(self, fds: _Ptr) -> int: ...
+    def lw_set_subreaper(self) -> int: ...
+    def lw_recv_fd(self, sock: int) -> int: ...
+    def lw_notif_answer(self, listener: int) -> int: ...
+    def lw_signal_is_free(self, sig: int) -> int: ...
+    def lw_restrict_threads(self, ruleset_fd: int, flags: int, sig: int, task_fd: int,
+                            status_fd: int, timeout_ms: int, out: _Ptr, out_cap: int,
+                            outcome: _Ptr, escapes: _Ptr) -> int: ...
+    def lw_thread_masks(self, task_fd: int, out: _Ptr, cap: int) -> int: ...
+    def lw_open_add_paths(self, ruleset_fd: int, paths: _Ptr, n: int, allowed: _Ptr,
+                          file_mask: int, err: _Ptr, mode: _Ptr, real_off: _Ptr,
+                          real_len: _Ptr, added: _Ptr, realbuf: _Ptr, realcap: int,
+                          failed: _Ptr) -> int: ...
+    def lw_floor_path_rules(self, ruleset_fd: int, paths: _Ptr, n: int,
+                            allowed: int) -> int: ...
+    def lw_floor_bare_domain(self, handled: int) -> int: ...
+
+lib: _Lib
