@@ -81,7 +81,7 @@ def find_locals(name: str, dirs: Iterable[str] | None = None) -> list[str]:
 _warned: set[str] = set()
 
 
-def untrusted(path: str, uids: Sequence[int] | None = None) -> str | None:
+def untrusted(path: str, uids: tuple[int, ...] | None = None) -> str | None:
     """Why the file at *path* must not be used as policy, or None.
 
     As sshd's StrictModes: the file (its real path) and every directory
