@@ -156,7 +156,7 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
     ABI 10 (Linux 7.2); below it they are dropped with a warning (UDP stays
     open, as without them) unless ``compat="strict"`` is given explicitly."""
     if profile is False:
-        prof = _validate.Profile()  # type: ignore[no-untyped-call]
+        prof = _validate.Profile()
     elif profile is None:
         prof = _profile.for_command((), command)
     elif profile is True:

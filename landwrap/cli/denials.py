@@ -22,18 +22,25 @@ from ..diagnose.learn.strace import STRACE, allow_strace, strace_argv, strace_de
 from ..engine import launcher
 from ..engine.errors import LandwrapError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..diagnose.audit.records import Denial
+    from ..engine.plan import Plan
+
 
 class _Traced:
     """What ``format_report`` needs, from a strace run."""
 
-    def __init__(self, denials):
+    def __init__(self, denials: list[Denial]) -> None:
         self.denials = denials
         self.untallied = 0
-        self.kernel_count = None
+        self.kernel_count: int | None = None
         self.lost = 0
 
 
-def run_traced(plan, argv, env, **kw) -> int:
+def run_traced(plan: Plan, argv: list[str], env: dict[str, str], **kw: Any) -> int:
     """`run --log-denials` where the kernel's records cannot be read (not
     root): run the command under strace in the same sandbox (plus strace
     itself and a private directory for its output) and report the failed
@@ -51,7 +58,7 @@ def run_traced(plan, argv, env, **kw) -> int:
         finally:
             rs.paths, rs.need = saved
         kw.pop("path", None)
-        failed = None
+        failed: LandwrapError | None = None
         try:
             status = launcher.run(traced, strace_argv(trace, argv), env, **kw)
         except LandwrapError as e:
@@ -70,7 +77,7 @@ def unavailable_line(reason: str, fix: str) -> str:
     return f"--log-denials: cannot read the denial records: {reason}; {fix}"
 
 
-def run_logged(plan, argv, env, **kw) -> int:
+def run_logged(plan: Plan, argv: list[str], env: dict[str, str], **kw: Any) -> int:
     """`landwrap run --log-denials`: run like ``launcher.run`` and report
     the sandbox's denials on stderr afterwards."""
     if not plan.flags & log_bit():
@@ -87,7 +94,7 @@ def run_logged(plan, argv, env, **kw) -> int:
             return run_traced(plan, argv, env, **kw)
         report.info(unavailable_line(e.reason, e.fix + ", or install strace"))
         return launcher.run(plan, argv, env, **kw)
-    failed = None
+    failed: LandwrapError | None = None
     try:
         try:
             status = launcher.run(plan, argv, env, on_start=session.watch, **kw)

@@ -14,6 +14,10 @@ from ..diagnose.learn import DEFAULT_ROUNDS, Learner, show_command
 from ..engine.errors import LandwrapError, UsageError
 from ..engine.safetext import printable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 
 def write_output(output: str, text: str) -> None:
     """Write *text* to *output* atomically: a new temporary file next to
@@ -50,9 +54,9 @@ def write_output(output: str, text: str) -> None:
         raise
 
 
-def main(argv, *, output: str | None = None, base=(), rounds: int = DEFAULT_ROUNDS,
-         once: bool = False, yes: bool = False, via: str = "auto",
-         allow_sensitive=(), expect_exit: int = 0) -> int:
+def main(argv: list[str], *, output: str | None = None, base: Sequence[str] = (),
+         rounds: int = DEFAULT_ROUNDS, once: bool = False, yes: bool = False, via: str = "auto",
+         allow_sensitive: Sequence[str] = (), expect_exit: int = 0) -> int:
     """`landwrap learn`: 0 when the profile ran without denials and the
     command exited *expect_exit*, 1 when it is incomplete or the command
     failed without denials, 125 on errors."""
@@ -60,14 +64,14 @@ def main(argv, *, output: str | None = None, base=(), rounds: int = DEFAULT_ROUN
     progress = report.info
     cmd = show_command(argv)
 
-    def confirm_sensitive(what, reason):
+    def confirm_sensitive(what: str, reason: str) -> bool:
         # asked even with --yes: -y is about re-running, not about secrets
         sys.stderr.write(f"landwrap: the program asks for {printable(what)} "
                          f"({printable(reason)}). Grant it? [y/N] ")
         sys.stderr.flush()
         return sys.stdin.readline().strip().lower() in ("y", "yes")
 
-    def confirm(n):
+    def confirm(n: int) -> bool:
         sys.stderr.write(f"landwrap: run `{cmd}` again (round {n}) with the widened profile? "
                          "[y/N] ")
         sys.stderr.flush()
@@ -100,6 +104,7 @@ def main(argv, *, output: str | None = None, base=(), rounds: int = DEFAULT_ROUN
         report.info("interrupted")
         return 125
     text = learner.profile_text()
+    assert learner.cand is not None  # run() made the candidate
     for w in learner.cand.warnings:
         report.warn(printable(w))
     for line in learner.sensitive_summary():

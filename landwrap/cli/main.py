@@ -15,17 +15,26 @@ import click
 from . import options, report
 from ..engine.errors import EXIT_ERROR, LandwrapError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, NoReturn, TypeVar
+
+    from click.shell_completion import CompletionItem
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _fail(e: LandwrapError):
+def _fail(e: LandwrapError) -> NoReturn:
     report.error(e)
     sys.exit(e.exit_code)
 
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(package_name="landwrap", message="%(prog)s %(version)s")
-def cli():
+def cli() -> None:
     """landwrap: run programs in a Landlock sandbox.
 
     Landlock lets an unprivileged process restrict its own filesystem,
@@ -39,17 +48,19 @@ class _RunCommand(click.Command):
     """`run` keeps its own exit codes: usage errors are 125, so they cannot
     be mistaken for the target's own status."""
 
-    def make_context(self, info_name, args, parent=None, **extra):
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.exceptions.UsageError as e:
-            e.exit_code = EXIT_ERROR
+            # click declares exit_code a ClassVar; this instance's own value is meant
+            e.exit_code = EXIT_ERROR  # type: ignore[misc]
             raise
 
 
-def _run_options(f):
+def _run_options(f: F) -> F:
     for decls, dest, kind, typ, metavar, help_ in reversed(options.RUN_OPTIONS):
-        kw = {"help": help_}
+        kw: dict[str, Any] = {"help": help_}
         if kind == options.FLAG:
             kw["is_flag"] = True
         elif kind == options.COUNT:
@@ -69,13 +80,15 @@ def _run_options(f):
 
 # shell completion (`landwrap completion SHELL` prints the script) ----------
 
-def _complete_file(ctx, param, incomplete):
+def _complete_file(ctx: click.Context, param: click.Parameter,
+                   incomplete: str) -> list[CompletionItem]:
     from click.shell_completion import CompletionItem  # lazy: only when completing
 
     return [CompletionItem(incomplete, type="file")]
 
 
-def _complete_profile(ctx, param, incomplete):
+def _complete_profile(ctx: click.Context, param: click.Parameter,
+                      incomplete: str) -> list[CompletionItem]:
     """Profile names (NAME|PATH: a path-like word completes as a file)."""
     from click.shell_completion import CompletionItem  # lazy: only when completing
 
@@ -86,7 +99,8 @@ def _complete_profile(ctx, param, incomplete):
     return [CompletionItem(n, help=d or None) for n, d in complete_profiles(incomplete)]
 
 
-def _complete_command(ctx, param, incomplete):
+def _complete_command(ctx: click.Context, param: click.Parameter,
+                      incomplete: str) -> list[CompletionItem]:
     """The program name from $PATH, then its arguments as files."""
     from click.shell_completion import CompletionItem  # lazy: only when completing
 
@@ -102,7 +116,7 @@ def _complete_command(ctx, param, incomplete):
 @_run_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED,
                 shell_complete=_complete_command)
-def run(**kw):
+def run(**kw: Any) -> None:
     """Run COMMAND in a Landlock sandbox.
 
     The sandbox starts from the profile named after COMMAND (or the default
@@ -133,7 +147,7 @@ def run(**kw):
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("--abi", type=click.IntRange(1, None), metavar="N",
               help="Show what landwrap would use when capped to ABI N.")
-def status(as_json, abi):
+def status(as_json: bool, abi: int | None) -> None:
     """Show the kernel's Landlock support and what `landwrap run` enforces here."""
     from ..profiles.default import status as get_status  # lazy: per command
     from .status import format_status  # lazy: a command loads only its own modules
@@ -152,13 +166,13 @@ def status(as_json, abi):
 
 # landwrap profile ... (the work is in profilecmd and landlockconfig) ---------------
 
-def _profile_fail(e: LandwrapError):
+def _profile_fail(e: LandwrapError) -> NoReturn:
     report.error(e)
     sys.exit(1)
 
 
 @cli.group("profile", context_settings=CONTEXT)
-def profile_group():
+def profile_group() -> None:
     """List, show, check and export sandbox profiles.
 
     A profile NAME is looked up in $LANDWRAP_PROFILE_PATH,
@@ -170,7 +184,7 @@ def profile_group():
 
 @profile_group.command("list", context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def profile_list(as_json):
+def profile_list(as_json: bool) -> None:
     """List the profiles on the profile path: name, where it comes from,
     description.  Profiles hidden by one of the same name earlier on the
     path are shown as shadowed."""
@@ -193,7 +207,7 @@ def profile_list(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("--abi", type=click.IntRange(1, None), metavar="N",
               help="With --resolved: resolve as on a kernel with Landlock ABI N.")
-def profile_show(spec, resolved, as_json, abi):
+def profile_show(spec: str, resolved: bool, as_json: bool, abi: int | None) -> None:
     """Show a profile as written, or fully resolved (--resolved)."""
     from . import profilecmd  # lazy: a command loads only its own modules
 
@@ -218,7 +232,7 @@ def profile_show(spec, resolved, as_json, abi):
 @profile_group.command("check", context_settings=CONTEXT)
 @click.argument("files", nargs=-1, required=True, metavar="FILE...",
                 shell_complete=_complete_file)
-def profile_check(files):
+def profile_check(files: tuple[str, ...]) -> None:
     """Validate profile files (with what they extend).  Prints `FILE: ok`
     or each error as `FILE:LINE: key: message`; exits 0 when all are
     valid, 1 otherwise."""
@@ -242,7 +256,7 @@ def profile_check(files):
               help="Write landlockconfig's JSON spelling instead of TOML.")
 @click.option("--abi", type=click.IntRange(1, None), metavar="N",
               help="Resolve as on a kernel with Landlock ABI N (at most this kernel's).")
-def profile_export(spec, as_json, abi):
+def profile_export(spec: str, as_json: bool, abi: int | None) -> None:
     """Print the profile, resolved for this kernel, in the Landlock
     project's own configuration format (landlockconfig: `llconfig run
     --toml FILE`, island).  `landwrap run -p FILE` reads such files too.
@@ -258,7 +272,7 @@ def profile_export(spec, as_json, abi):
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def completion(shell):
+def completion(shell: str) -> None:
     """Print the shell completion script for SHELL.
 
     \b
@@ -269,6 +283,7 @@ def completion(shell):
     from click.shell_completion import get_completion_class  # lazy: this command only
 
     cls = get_completion_class(shell)
+    assert cls is not None  # bash, zsh and fish are click's own
     click.echo(cls(cli, {}, "landwrap", "_LANDWRAP_COMPLETE").source())
 
 
@@ -302,7 +317,8 @@ def completion(shell):
               "otherwise only listed (or asked about on a terminal). Repeatable.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED,
                 shell_complete=_complete_command)
-def learn(output, base, rounds, once, expect_exit, yes, via, allow_sensitive, command):
+def learn(output: str | None, base: tuple[str, ...], rounds: int, once: bool, expect_exit: int,
+          yes: bool, via: str, allow_sensitive: tuple[str, ...], command: tuple[str, ...]) -> None:
     """Write a profile for COMMAND by running it in the sandbox.
 
     Each round runs COMMAND sandboxed, collects what the sandbox denied and
@@ -339,7 +355,7 @@ def learn(output, base, rounds, once, expect_exit, yes, via, allow_sensitive, co
               "truncate, ioctl, symlink or a Landlock right (read_file, make_reg...); "
               "for ports connect or bind.  Default: read (a directory: list), connect.")
 @click.argument("target", metavar="PATH|tcp:PORT")
-def why(profiles, access, target):
+def why(profiles: tuple[str, ...], access: str | None, target: str) -> None:
     """Say whether a profile allows an access, and which rule grants it.
 
     For a denied access, shows the rules that cover the path and the option
@@ -366,5 +382,5 @@ def why(profiles, access, target):
     sys.exit(0 if answer.allowed else 1)
 
 
-def main():
+def main() -> None:
     cli.main(prog_name="landwrap")

@@ -12,10 +12,19 @@ from __future__ import annotations
 
 from ..engine import compat
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, Optional, Tuple
+
+    #: (declarations, dest, kind, type, metavar, help)
+    RunOption = Tuple[Tuple[str, ...], str, str, Optional[Callable[[str], Any]], Optional[str],
+                      str]
+
 FLAG, COUNT, VALUE, MULTI = "flag", "count", "value", "multi"
 
 # (declarations, dest, kind, type, metavar, help)
-RUN_OPTIONS = (
+RUN_OPTIONS: tuple[RunOption, ...] = (
     (("-p", "--profile"), "profile", MULTI, str, "NAME|PATH",
      "Use a profile (a name from the profile path, or a file). Repeatable; later ones add to earlier."),
     (("--no-profile",), "no_profile", FLAG, None, None,
@@ -69,21 +78,21 @@ RUN_OPTIONS = (
      "Do not print warnings (a NOT SANDBOXED warning is always printed)."),
 )
 
-_BY_NAME = {}
+_BY_NAME: dict[str, RunOption] = {}
 for _opt in RUN_OPTIONS:
     for _decl in _opt[0]:
         _BY_NAME[_decl] = _opt
 del _opt, _decl
 
 
-def defaults() -> dict:
-    out = {}
+def defaults() -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for _, dest, kind, *_ in RUN_OPTIONS:
         out[dest] = [] if kind == MULTI else 0 if kind == COUNT else None if kind == VALUE else False
     return out
 
 
-def parse_run(args) -> dict | None:
+def parse_run(args: Sequence[str]) -> dict[str, Any] | None:
     """Parse `landwrap run` arguments the way click would, or return None
     so that click handles them (help, errors, unusual forms)."""
     opts = defaults()
@@ -121,6 +130,7 @@ def parse_run(args) -> dict | None:
             value = args[i + 1]
             i += 1
         i += 1
+        assert typ is not None  # VALUE and MULTI options have a type
         try:
             value = typ(value)
         except ValueError:
@@ -133,7 +143,7 @@ def parse_run(args) -> dict | None:
     return opts
 
 
-def _store(opts, opt, value):
+def _store(opts: dict[str, Any], opt: RunOption, value: object) -> None:
     dest, kind = opt[1], opt[2]
     if kind == FLAG:
         opts[dest] = True

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from ..engine.ruleset import Ruleset
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
 #: ``--ro`` etc.: option name -> access set.
 PATH_OPTIONS = ("ro", "rox", "rw", "rwx")
 PORT_OPTIONS = {"bind_tcp": "bind_tcp", "connect_tcp": "connect_tcp"}
 
 
-def apply_options(rs: Ruleset, opts: dict) -> Ruleset:
+def apply_options(rs: Ruleset, opts: Mapping[str, Any]) -> Ruleset:
     """Add the command line's allowances and switches to *rs*."""
     required = not opts.get("ignore_missing")
     for access in PATH_OPTIONS:

@@ -17,11 +17,24 @@ from ..engine.present import short_access
 from ..engine.safetext import printable
 from ..engine.errors import LandlockUnavailable, LandwrapError, ProfileError, UnsupportedFeature
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any, List, TypedDict
+
+    from ..engine.plan import Plan
+
+    Shadowed = TypedDict("Shadowed", {"path": str, "from": str})
+    #: One profile of `profile list` (``--json`` prints these).
+    ProfileRow = TypedDict("ProfileRow", {"name": str, "path": str, "from": str,
+                                          "description": str, "shadowed": List[Shadowed],
+                                          "local": List[str]})
+
 #: Where a profile directory sits on the profile path, for `profile list`.
 ORIGINS = ("LANDWRAP_PROFILE_PATH", "user", "system", "package")
 
 
-def origin_of(path: str, environ=None) -> str:
+def origin_of(path: str, environ: Mapping[str, str] | None = None) -> str:
     """``LANDWRAP_PROFILE_PATH``, ``user`` ($XDG_CONFIG_HOME), ``system``
     (/etc) or ``package`` for a file found on the profile path; ``file``
     for anything else."""
@@ -39,13 +52,14 @@ def origin_of(path: str, environ=None) -> str:
 
 # list ------------------------------------------------------------------
 
-def list_rows(dirs=None, environ=None) -> list:
+def list_rows(dirs: Sequence[str] | None = None,
+              environ: Mapping[str, str] | None = None) -> list[ProfileRow]:
     """One dict per profile name on the profile path: ``name``, ``path``
     (the file that wins), ``from``, ``description``, ``shadowed`` (files of
     the same name further down the path) and ``local`` (its .local.toml
     additions)."""
     dirs = lookup.search_path(environ) if dirs is None else dirs
-    rows = []
+    rows: list[ProfileRow] = []
     for name, path, desc, shadowed in profile.list_profiles(dirs):
         rows.append({
             "name": name,
@@ -58,7 +72,7 @@ def list_rows(dirs=None, environ=None) -> list:
     return rows
 
 
-def format_list(rows: list) -> str:
+def format_list(rows: list[ProfileRow]) -> str:
     if not rows:
         return "No profiles found on the profile path.\n"
     wn = max(len(r["name"]) for r in rows)
@@ -77,7 +91,7 @@ def format_list(rows: list) -> str:
 
 # show ------------------------------------------------------------------
 
-def locate(spec: str, dirs=None) -> tuple:
+def locate(spec: str, dirs: Sequence[str] | None = None) -> tuple[str, list[str]]:
     """(path, local_files) of a profile name or path; ProfileError if there
     is no such profile."""
     dirs = lookup.search_path() if dirs is None else dirs
@@ -89,10 +103,10 @@ def locate(spec: str, dirs=None) -> tuple:
     return lookup.locate(spec, None, dirs), lookup.find_locals(spec, dirs)
 
 
-def show_written(spec: str, dirs=None) -> str:
+def show_written(spec: str, dirs: Sequence[str] | None = None) -> str:
     """The profile file as written (and its .local.toml additions)."""
     path, locals_ = locate(spec, dirs)
-    texts = []
+    texts: list[str] = []
     for i, p in enumerate([path] + locals_):
         try:
             with open(p, "rb") as f:
@@ -107,14 +121,14 @@ def show_written(spec: str, dirs=None) -> str:
     return "".join(texts)
 
 
-def written_documents(spec: str, dirs=None) -> dict:
+def written_documents(spec: str, dirs: Sequence[str] | None = None) -> dict[str, Any]:
     """The parsed documents, for `profile show --json`."""
     path, locals_ = locate(spec, dirs)
     return {"path": path, "document": parse.load_document(path),
             "local": [{"path": p, "document": parse.load_document(p)} for p in locals_]}
 
 
-def _resolve(prof, abi=None):
+def _resolve(prof: validate.Profile, abi: int | None = None) -> tuple[Plan, str | None]:
     """(plan, note): the plan `landwrap run` would enforce here; when strict
     mode would refuse, the best-effort plan and a note saying so."""
     try:
@@ -125,7 +139,8 @@ def _resolve(prof, abi=None):
                       "shown as best-effort)")
 
 
-def resolved(spec: str, *, abi: int | None = None, dirs=None) -> dict:
+def resolved(spec: str, *, abi: int | None = None,
+             dirs: Sequence[str] | None = None) -> dict[str, Any]:
     """The profile fully resolved: files used in order, every path with its
     status (``present``, ``missing`` or ``merged``), ports, scopes, env and
     the kernel plan.  Raises ProfileError (or another LandwrapError)."""
@@ -189,7 +204,7 @@ def _short(bits: int) -> str:
     return short_access(bits, compat.FS_ALL)
 
 
-def format_resolved(view: dict) -> str:
+def format_resolved(view: dict[str, Any]) -> str:
     p_ = printable
     out = [f"Profile: {p_(view['profile'])}"]
     out.append("Files: " + (" -> ".join(map(p_, view["files"])) or "(none)"))
@@ -267,7 +282,7 @@ def format_resolved(view: dict) -> str:
 
 # check -----------------------------------------------------------------
 
-def check(spec: str, dirs=None) -> list:
+def check(spec: str, dirs: Sequence[str] | None = None) -> list[str]:
     """Errors of one profile file or name, as ``FILE:LINE: key: message``
     lines (empty when it is valid): every error of the file itself, each
     with its line (validation goes on past an error with the offending key
@@ -276,7 +291,7 @@ def check(spec: str, dirs=None) -> list:
     that the kernel's ABI does not matter)."""
     if not lookup.is_path(spec) and os.path.isfile(spec):
         spec = "./" + spec  # a file given by a bare name, not a profile name
-    errors: list = []
+    errors: list[LandwrapError] = []
     try:
         prof = profile.load([spec], dirs=dirs)
     except ProfileError as e:
@@ -301,7 +316,7 @@ def check(spec: str, dirs=None) -> list:
     return _lines(errors)
 
 
-def _lines(errors) -> list:
+def _lines(errors: Iterable[LandwrapError]) -> list[str]:
     lines = []
     for e in errors:
         lines.append(printable(e))
@@ -312,7 +327,8 @@ def _lines(errors) -> list:
 
 # export ----------------------------------------------------------------
 
-def export(spec: str, *, abi: int | None = None, fmt: str = "toml", dirs=None) -> str:
+def export(spec: str, *, abi: int | None = None, fmt: str = "toml",
+           dirs: Sequence[str] | None = None) -> str:
     """The resolved profile as landlockconfig text (see ``llconfig``)."""
     from ..profiles import landlockconfig  # lazy: only `profile export`
 
@@ -322,7 +338,8 @@ def export(spec: str, *, abi: int | None = None, fmt: str = "toml", dirs=None) -
 
 # completion ------------------------------------------------------------
 
-def complete_profiles(incomplete: str, dirs=None) -> list:
+def complete_profiles(incomplete: str,
+                      dirs: Sequence[str] | None = None) -> list[tuple[str, str]]:
     """[(name, description)] of profiles whose name starts with
     *incomplete*, for shell completion."""
     try:
@@ -332,10 +349,10 @@ def complete_profiles(incomplete: str, dirs=None) -> list:
     return [(name, desc) for name, _, desc, _ in rows if name.startswith(incomplete)]
 
 
-def complete_commands(incomplete: str, environ=None) -> list:
+def complete_commands(incomplete: str, environ: Mapping[str, str] | None = None) -> list[str]:
     """Executable names on $PATH starting with *incomplete*."""
     env = os.environ if environ is None else environ
-    found = set()
+    found: set[str] = set()
     for d in (env.get("PATH") or "").split(":"):
         try:
             with os.scandir(d or ".") as it:

@@ -12,8 +12,15 @@ from ..engine import compat
 from ..engine.present import short_access
 from ..engine.safetext import printable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any
 
-def error(e) -> None:
+    from ..engine.plan import Plan
+
+
+def error(e: object) -> None:
     sys.stderr.write(f"landwrap: {printable(e)}\n")
     hint = getattr(e, "hint", None)
     if hint:
@@ -28,19 +35,20 @@ def info(msg: str) -> None:
     sys.stderr.write(f"landwrap: {printable(msg)}\n")
 
 
-def plan_warnings(plan) -> list:
+def plan_warnings(plan: Plan) -> list[str]:
     """The warning lines a run prints for *plan* (empty when the kernel
     enforces everything).  ``-q`` hides these, but never
     :func:`unsandboxed_warning`."""
-    if not plan.dropped or not plan.enforces_anything:
+    warning = plan.warning()  # None exactly when nothing was dropped
+    if warning is None or not plan.enforces_anything:
         return []
     if plan.mode == compat.BEST_EFFORT and plan.explicit_missing:
         return ["best-effort: running without what was asked for but is "
-                "unsupported; " + plan.warning()]
-    return [plan.warning()]
+                "unsupported; " + warning]
+    return [warning]
 
 
-def unsandboxed_warning(plan) -> str | None:
+def unsandboxed_warning(plan: Plan) -> str | None:
     """The line a run always prints when Landlock will enforce nothing at
     all (the user lifted every restriction, or best-effort on a kernel that
     has none of what was asked), else None."""
@@ -54,16 +62,17 @@ def unsandboxed_warning(plan) -> str | None:
             "(--unrestricted-fs, --unrestricted-net and --unrestricted-scope, or the profile)")
 
 
-def _names(table, bits) -> str:
+def _names(table: dict[str, tuple[int, int]], bits: int) -> str:
     return ", ".join(compat.names(table, bits)) or "none"
 
 
-def format_plan(plan, program=None, argv=None, why=None) -> str:
+def format_plan(plan: Plan, program: str | None = None, argv: Sequence[str] | None = None,
+                why: str | None = None) -> str:
     """The human-readable sandbox, as `--dry-run` prints it (*why*: why
     the profile was chosen).  Paths, names and arguments come from users
     and programs: every one is escaped (safetext.printable)."""
     p = printable
-    out = []
+    out: list[str] = []
     kabi = plan.kernel_abi
     kernel = f"kernel ABI {kabi}" if kabi >= 0 else "no Landlock in this kernel"
     out.append(f"Sandbox: {plan.summary_line()}  [{kernel}, mode {plan.mode}]")
@@ -118,9 +127,10 @@ def format_plan(plan, program=None, argv=None, why=None) -> str:
     return "\n".join(out) + "\n"
 
 
-def _port_ranges(ports):
+def _port_ranges(ports: Iterable[tuple[int, int, list[str]]]
+                 ) -> list[tuple[str, int, list[str]]]:
     """Collapse consecutive ports with the same rights and origins."""
-    out = []
+    out: list[list[Any]] = []
     for port, bits, origins in ports:
         if out and out[-1][1] == port - 1 and out[-1][2] == bits and out[-1][3] == origins:
             out[-1][1] = port

@@ -17,8 +17,13 @@ from ..engine.safetext import printable
 from ..engine.trust import untrusted_dirs
 from ..profiles import lookup, profile, validate, variables
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
-def build_profile(opts: dict):
+
+def build_profile(opts: dict[str, Any]) -> validate.Profile:
     """The requested sandbox (a validate.Profile), before the kernel is asked
     anything: the profiles (or none), then the command line on top.
 
@@ -56,7 +61,7 @@ def build_profile(opts: dict):
     return prof
 
 
-def _target_environ(user):
+def _target_environ(user: str | None) -> dict[str, str] | None:
     """The environment profile variables resolve in for ``--user USER``
     (that user's home and XDG directories), or None for the caller."""
     if user is None:
@@ -72,7 +77,7 @@ def _target_environ(user):
     return variables.user_environ(pw)
 
 
-def _check_command_line_strictly(opts: dict, abi) -> None:
+def _check_command_line_strictly(opts: dict[str, Any], abi: int | None) -> None:
     """A profile said ``compat = "best-effort"``: what the command line
     asked for must still be enforceable (raises UnsupportedFeature)."""
     cli = Ruleset()
@@ -89,7 +94,7 @@ def _check_command_line_strictly(opts: dict, abi) -> None:
         cli.resolve(compat_mode="strict")
 
 
-def main(opts: dict) -> int:
+def main(opts: dict[str, Any]) -> int:
     try:
         return _run(opts)
     except LandwrapError as e:
@@ -108,7 +113,7 @@ def main(opts: dict) -> int:
         return EXIT_ERROR
 
 
-def _run(opts: dict) -> int:
+def _run(opts: dict[str, Any]) -> int:
     if opts.get("json") and not opts.get("dry_run"):
         raise UsageError("--json only goes with --dry-run")
     if opts.get("abi") is not None and not compat.known_abi(opts["abi"]):
@@ -129,7 +134,8 @@ def _run(opts: dict) -> int:
     return _run_in(opts, prof, argv, None)
 
 
-def create_dirs(prof, user=None, group=None) -> None:
+def create_dirs(prof: validate.Profile, user: str | None = None,
+                group: str | None = None) -> None:
     """Make the directories of ``create = true`` rules that do not exist
     yet (and missing parents), mode 0700, owned by the user the command
     runs as.  Component by component through directory descriptors, never
@@ -172,7 +178,7 @@ def create_dirs(prof, user=None, group=None) -> None:
             os.close(fd)
 
 
-def private_tmp(user=None, group=None) -> str:
+def private_tmp(user: str | None = None, group: str | None = None) -> str:
     """A fresh directory for one run (``private_tmp = true``): made by
     mkdtemp in the real temporary directory (mode 0700, a name nobody can
     guess or plant first), owned by the user the command runs as."""
@@ -212,7 +218,7 @@ def remove_private_tmp(tmp: str) -> None:
         pass
     import shutil  # lazy: only when the command left files there
 
-    def retry(func, path, exc):
+    def retry(func: Callable[..., object], path: str, exc: object) -> None:
         # a directory the command made unreadable (chmod 0): open it up, once
         try:
             d = path if func in (os.open, os.scandir, os.rmdir) else os.path.dirname(path)
@@ -226,13 +232,15 @@ def remove_private_tmp(tmp: str) -> None:
     if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover
         report.warn(f"left {tmp} in place: this Python cannot remove it safely")
         return
-    shutil.rmtree(tmp, onexc=retry) if sys.version_info >= (3, 12) else \
+    if sys.version_info >= (3, 12):  # a statement: mypy checks each branch on its version
+        shutil.rmtree(tmp, onexc=retry)
+    else:
         shutil.rmtree(tmp, onerror=lambda f, p, e: retry(f, p, e))
     if os.path.lexists(tmp):
         report.warn(f"could not remove the private temporary directory {tmp}")
 
 
-def _program(prof, argv, env) -> str:
+def _program(prof: validate.Profile, argv: list[str], env: dict[str, str]) -> str:
     """The program to run: the one the profile was chosen for (looked up
     once, by profile.for_command), unless the command's own PATH differs."""
     if prof.program is not None and env.get("PATH") == os.environ.get("PATH"):
@@ -240,7 +248,8 @@ def _program(prof, argv, env) -> str:
     return spawn.find_program(argv[0], env.get("PATH"))
 
 
-def _run_in(opts: dict, prof, argv, tmp) -> int:
+def _run_in(opts: dict[str, Any], prof: validate.Profile, argv: list[str],
+            tmp: str | None) -> int:
     if tmp is not None:
         prof.ruleset.allow(tmp, "rw", origin="private TMPDIR (private_tmp)")
         prof.env_set["TMPDIR"] = tmp
@@ -309,7 +318,8 @@ def _run_in(opts: dict, prof, argv, tmp) -> int:
     return status
 
 
-def failure_hint(opts: dict, prof, argv, status: int) -> str:
+def failure_hint(opts: dict[str, Any], prof: validate.Profile, argv: list[str],
+                 status: int) -> str:
     """One line after a command failed (stderr a terminal, no -q): the
     profile used and the next step -- `run --log-denials` where denials can
     be read (the kernel's records as root, strace otherwise), else `learn`."""
@@ -322,7 +332,7 @@ def failure_hint(opts: dict, prof, argv, status: int) -> str:
     names = getattr(prof, "names", None) or []
     used = ", ".join(f'"{n}"' for n in names) or "none"
     # the same command line with --log-denials (its options as given)
-    opts_given = []
+    opts_given: list[str] = []
     if "run" in sys.argv and "--" in sys.argv:
         opts_given = sys.argv[sys.argv.index("run") + 1:sys.argv.index("--")]
     elif opts.get("profile"):

@@ -3,8 +3,12 @@ itself).  Only formatting: the facts come from profiles/default.py."""
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def format_status(st: dict) -> str:
+
+def format_status(st: dict[str, Any]) -> str:
     lines = [f"Kernel:         {st['kernel']}"]
     if st["kernel_abi"] is None:
         lines.append(f"Landlock:       unavailable ({st['landlock']}): {st['error']}")

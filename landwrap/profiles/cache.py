@@ -11,13 +11,18 @@ from __future__ import annotations
 import marshal
 import os
 
-from .lookup import untrusted_dirs, untrusted
+from ..engine.trust import untrusted_dirs
+from .lookup import untrusted
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The cache key: 32 random bytes in the cache directory, mode 0600.
 KEY_NAME = "key"
 
 
-def _cache_key(cache: str, create: bool):
+def _cache_key(cache: str, create: bool) -> bytes | None:
     """The secret that authenticates cache entries, or None.  landwrap's
     state directories are never writable from a sandbox, and the key file
     is readable by its owner only."""
@@ -77,7 +82,7 @@ def _cache_trusted(cache: str) -> bool:
     return untrusted(cache, (0, os.getuid(), os.geteuid())) is None
 
 
-def read_entry(cache, key, raw):
+def read_entry(cache: str, key: str, raw: bytes) -> dict[str, Any] | None:
     try:
         fd = os.open(key, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -104,7 +109,7 @@ def read_entry(cache, key, raw):
         os.close(fd)
 
 
-def write_entry(cache, key, raw, doc):
+def write_entry(cache: str, key: str, raw: bytes, doc: dict[str, Any]) -> None:
     try:
         body = marshal.dumps(doc)
     except ValueError:  # e.g. a datetime value: it will fail validation anyway

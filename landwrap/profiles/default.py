@@ -9,8 +9,12 @@ from ..engine.errors import LandwrapError
 from ..engine.status import status as kernel_status
 from .profile import for_command
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def status(abi: int | None = None) -> dict:
+
+def status(abi: int | None = None) -> dict[str, Any]:
     """:func:`engine.status.status` plus ``default``: how the default
     profile would be enforced here (or why it is refused)."""
     out = kernel_status(abi)

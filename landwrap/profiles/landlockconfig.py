@@ -39,8 +39,20 @@ from ..engine.plan import Plan
 from ..engine.present import short_access
 from ..engine.ruleset import Ruleset
 from .parse import json_line, line_of, toml_str
+from .validate import Profile
 from .variables import references
 from ..engine.safetext import printable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any, NoReturn, Tuple, Union
+
+    Sandbox = Union[Plan, Ruleset, Profile]
+    #: (real path, rights, rights named explicitly, origin)
+    PathEntry = Tuple[str, int, int, str]
+    #: (port, right names, required, origin)
+    PortEntry = Tuple[int, "list[str]", bool, str]
 
 #: Key names as TOML writes them -> as JSON writes them.
 _CAMEL = {
@@ -95,16 +107,17 @@ class _Doc:
     """One document being read: its spelling (TOML or JSON) and where its
     keys are, for error messages."""
 
-    def __init__(self, path: str, doc: dict):
+    def __init__(self, path: str, doc: dict[str, Any]) -> None:
         self.path = path
         self.doc = doc
         self.json = path.endswith(".json")
-        self._text = None
+        self._text: str | None = None
 
     def name(self, key: str) -> str:
         return _CAMEL.get(key, key) if self.json else key
 
-    def where(self, section=None, index=None, key=None) -> str:
+    def where(self, section: str | None = None, index: int | None = None,
+              key: str | None = None) -> str:
         out = self.name(section) if section else ""
         if index is not None:
             out += f"[{index}]"
@@ -112,11 +125,12 @@ class _Doc:
             out += ("." if out else "") + self.name(key)
         return out
 
-    def fail(self, message, section=None, index=None, key=None, hint=None):
+    def fail(self, message: str, section: str | None = None, index: int | None = None,
+             key: str | None = None, hint: str | None = None) -> NoReturn:
         raise ProfileError(printable(message), self.path, self._line(section, index, key),
                            printable(self.where(section, index, key)), hint)
 
-    def _line(self, section, index, key):
+    def _line(self, section: str | None, index: int | None, key: str | None) -> int | None:
         try:
             if not self.json:
                 if section is None:
@@ -131,12 +145,12 @@ class _Doc:
             return None
 
 
-def _type(v) -> str:
+def _type(v: object) -> str:
     return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
             list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
 
 
-def _entries(d: _Doc, section: str) -> list:
+def _entries(d: _Doc, section: str) -> list[dict[str, Any]]:
     """The array of tables under *section* (empty when absent)."""
     value = d.doc.get(d.name(section))
     if value is None:
@@ -163,7 +177,8 @@ def _entries(d: _Doc, section: str) -> list:
     return value
 
 
-def _strings(d: _Doc, value, section, index, key) -> list:
+def _strings(d: _Doc, value: object, section: str | None, index: int | None,
+             key: str | None) -> list[str]:
     if not isinstance(value, list):
         d.fail(f"expected an array, got {_type(value)}", section, index, key)
     if not value:
@@ -178,7 +193,8 @@ def _strings(d: _Doc, value, section, index, key) -> list:
     return value
 
 
-def _access(d: _Doc, kind: str, value, abi, section, index, key) -> tuple:
+def _access(d: _Doc, kind: str, value: object, abi: int | None, section: str | None,
+            index: int | None, key: str) -> tuple[int, int]:
     """(bits, explicitly named bits) of an access list."""
     table = _TABLES[kind]
     bits = named = 0
@@ -207,14 +223,14 @@ def _access(d: _Doc, kind: str, value, abi, section, index, key) -> tuple:
     return bits, named
 
 
-def _template(d: _Doc, raw: str, variables: dict, section, index, key,
-              budget: int = MAX_ITEMS) -> list:
+def _template(d: _Doc, raw: str, variables: dict[str, tuple[str, ...]], section: str,
+              index: int, key: str, budget: int = MAX_ITEMS) -> list[str]:
     """Every path a parent template stands for: ``${name}`` takes each value
     of the variable, ``$$`` is a ``$``, any other ``$`` is itself.  At most
     *budget* paths (the rules the document may still have): the count is
     known before anything is expanded."""
-    parts: list = []
-    text: list = []
+    parts: list[tuple[str, ...]] = []
+    text: list[str] = []
     pieces = references(raw, lone_dollar=True)
     while True:
         try:
@@ -259,7 +275,7 @@ def _valid_name(name: str) -> bool:
         c.isascii() and (c.isalnum() or c == "_") for c in name)
 
 
-def _path(d: _Doc, p: str, section, index, key) -> str:
+def _path(d: _Doc, p: str, section: str, index: int, key: str) -> str:
     if not p:
         d.fail("empty path", section, index, key)
     if not p.startswith("/"):
@@ -271,7 +287,7 @@ def _path(d: _Doc, p: str, section, index, key) -> str:
     return os.path.normpath(p) if p != "/" else p
 
 
-def apply(profile, doc: dict, path: str) -> None:
+def apply(profile: Profile, doc: dict[str, Any], path: str) -> None:
     """Validate the landlockconfig document *doc* (read from *path*) and add
     its sandbox to *profile* (a :class:`landwrap.profile.Profile`).
 
@@ -295,7 +311,7 @@ def apply(profile, doc: dict, path: str) -> None:
     if abi is not None and not 1 <= abi <= MAX_ABI:
         d.fail(f"expected an ABI version from 1 to {MAX_ABI}, got {abi}", None, None, "abi")
 
-    variables: dict = {}
+    variables: dict[str, tuple[str, ...]] = {}
     for i, var in enumerate(_entries(d, "variable")):
         if "name" not in var:
             d.fail("a variable needs a 'name'", "variable", i)
@@ -321,7 +337,7 @@ def apply(profile, doc: dict, path: str) -> None:
                 handled[kind] |= b
                 need[kind] |= named
 
-    rules = []  # (path, bits, named, origin)
+    rules: list[PathEntry] = []
     root = 0
     for i, pb in enumerate(_entries(d, "path_beneath")):
         b, named = _rule_access(d, "path_beneath", i, pb, "fs", abi)
@@ -335,7 +351,7 @@ def apply(profile, doc: dict, path: str) -> None:
                     root |= b
                 rules.append((p, b, named, origin))
 
-    ports = []  # (port, names, required, origin)
+    ports: list[PortEntry] = []
     for i, np_ in enumerate(_entries(d, "net_port")):
         b, named = _rule_access(d, "net_port", i, np_, "net", abi)
         handled["net"] |= b
@@ -367,7 +383,7 @@ def apply(profile, doc: dict, path: str) -> None:
     _into(profile, path, handled, need, root, rules, ports)
 
 
-def _spelling_hint(d: _Doc, k: str):
+def _spelling_hint(d: _Doc, k: str) -> str | None:
     if d.json and k in _CAMEL:
         return f"JSON spells it {_CAMEL[k]!r}"
     if not d.json and k in _CAMEL.values():
@@ -375,7 +391,8 @@ def _spelling_hint(d: _Doc, k: str):
     return None
 
 
-def _rule_access(d: _Doc, section: str, i: int, entry: dict, kind: str, abi) -> tuple:
+def _rule_access(d: _Doc, section: str, i: int, entry: dict[str, Any], kind: str,
+                 abi: int | None) -> tuple[int, int]:
     """(bits, named bits) of a rule entry, after checking it has its keys."""
     for key in SECTION_KEYS[section]:
         if d.name(key) not in entry:
@@ -391,7 +408,8 @@ def _uncamel(k: str) -> str:
     return k
 
 
-def _into(profile, path, handled, need, root, rules, ports) -> None:
+def _into(profile: Profile, path: str, handled: dict[str, int], need: dict[str, int], root: int,
+          rules: list[PathEntry], ports: list[PortEntry]) -> None:
     rs = profile.ruleset
     fs = handled["fs"]
     if not fs or not fs & ~root:
@@ -437,19 +455,19 @@ def _comment(text: str) -> str:
     return "# " + printable(text)
 
 
-def _toml_list(items) -> str:
+def _toml_list(items: Iterable[object]) -> str:
     return "[" + ", ".join(_toml_str(i) if isinstance(i, str) else str(i)
                            for i in items) + "]"
 
 
-def _plan_of(obj, abi=None):
+def _plan_of(obj: Sandbox, abi: int | None = None) -> Plan:
     if isinstance(obj, Plan):
         return obj
     rs = obj if isinstance(obj, Ruleset) else obj.ruleset
     return rs.resolve(abi=abi)
 
 
-def to_document(obj, *, abi: int | None = None) -> dict:
+def to_document(obj: Sandbox, *, abi: int | None = None) -> dict[str, Any]:
     """The landlockconfig document (TOML spelling) for a resolved sandbox: a
     :class:`~landwrap.ruleset.Plan`, or a Profile/Ruleset resolved here for
     this kernel (capped at *abi*)."""
@@ -460,8 +478,8 @@ def to_document(obj, *, abi: int | None = None) -> dict:
     for r in plan.rules:
         if "\0" in r.path:  # cannot happen for real paths; be sure
             raise ProfileError(f"cannot export {r.path!r}: NUL byte")
-    doc: dict = {"abi": plan.abi}
-    ruleset: dict = {}
+    doc: dict[str, Any] = {"abi": plan.abi}
+    ruleset: dict[str, list[str]] = {}
     if plan.fs:
         ruleset["handled_access_fs"] = compat.names(compat.FS_RIGHTS, plan.fs)
     if plan.net:
@@ -469,7 +487,7 @@ def to_document(obj, *, abi: int | None = None) -> dict:
     if plan.scoped:
         ruleset["scoped"] = compat.names(compat.SCOPES, plan.scoped)
     doc["ruleset"] = [ruleset]
-    groups: dict = {}
+    groups: dict[int, list[str]] = {}
     for r in plan.rules:
         if r.access:
             groups.setdefault(r.access, []).append(r.path)
@@ -478,7 +496,7 @@ def to_document(obj, *, abi: int | None = None) -> dict:
             {"allowed_access": compat.names(compat.FS_RIGHTS, bits),
              "parent": [p.replace("$", "$$") for p in paths]}
             for bits, paths in groups.items()]
-    ports: dict = {}
+    ports: dict[int, list[int]] = {}
     for port, bits, _ in plan.ports:
         ports.setdefault(bits, []).append(port)
     if ports:
@@ -487,19 +505,20 @@ def to_document(obj, *, abi: int | None = None) -> dict:
     return doc
 
 
-def export(obj, *, abi: int | None = None, fmt: str = "toml", profile=None) -> str:
+def export(obj: Sandbox, *, abi: int | None = None, fmt: str = "toml",
+           profile: Profile | None = None) -> str:
     """A resolved sandbox as landlockconfig text (``fmt`` ``"toml"`` or
     ``"json"``).  *obj* is a Plan, Profile or Ruleset (the latter two are
     resolved for this kernel, capped at *abi*).  *profile* (or *obj* when it
     is a Profile) adds comments on what the format cannot carry."""
-    if profile is None and hasattr(obj, "env_settings"):
+    if profile is None and isinstance(obj, Profile):
         profile = obj
     plan = _plan_of(obj, abi)
     doc = to_document(plan)
     if fmt == "json":
         import json  # only for --format json: json imports re
 
-        out = {"abi": doc["abi"],
+        out: dict[str, Any] = {"abi": doc["abi"],
                "ruleset": [{_CAMEL.get(k, k): v for k, v in doc["ruleset"][0].items()}]}
         for section in ("path_beneath", "net_port"):
             if section in doc:

@@ -16,6 +16,12 @@ from ..engine.errors import ProfileError
 from ..engine.trust import owner_ok, untrusted_dirs
 from ..engine.safetext import printable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    Environ = Mapping[str, str]
+
 SUFFIX = ".toml"
 LOCAL_SUFFIX = ".local.toml"
 #: Where a profile named NAME applies by default (no ``programs`` key):
@@ -37,7 +43,7 @@ if not os.path.isdir(PACKAGE_PROFILES):
     _CHECKOUT_PROFILES = PACKAGE_PROFILES
 
 
-def search_path(environ=None) -> list:
+def search_path(environ: Environ | None = None) -> list[str]:
     """The directories searched for profiles, in order."""
     env = os.environ if environ is None else environ
     dirs = [d for d in env.get("LANDWRAP_PROFILE_PATH", "").split(":") if d]
@@ -52,7 +58,7 @@ def is_path(spec: str) -> bool:
     return "/" in spec or spec.endswith((SUFFIX, ".json"))
 
 
-def find(name: str, dirs=None) -> str | None:
+def find(name: str, dirs: Iterable[str] | None = None) -> str | None:
     """The first trusted NAME.toml on the profile path, or None (untrusted
     ones are skipped with a warning, see :func:`untrusted`)."""
     for d in dirs if dirs is not None else search_path():
@@ -62,7 +68,7 @@ def find(name: str, dirs=None) -> str | None:
     return None
 
 
-def find_locals(name: str, dirs=None) -> list:
+def find_locals(name: str, dirs: Iterable[str] | None = None) -> list[str]:
     """Every trusted NAME.local.toml on the profile path (site additions)."""
     out = []
     for d in dirs if dirs is not None else search_path():
@@ -72,10 +78,10 @@ def find_locals(name: str, dirs=None) -> list:
     return out
 
 
-_warned: set = set()
+_warned: set[str] = set()
 
 
-def untrusted(path: str, uids=None) -> str | None:
+def untrusted(path: str, uids: tuple[int, ...] | None = None) -> str | None:
     """Why the file at *path* must not be used as policy, or None.
 
     As sshd's StrictModes: the file (its real path) and every directory
@@ -119,7 +125,7 @@ def require_trusted(path: str) -> None:
                            "writable by others, nor any directory above it")
 
 
-def cache_dir(environ=None):
+def cache_dir(environ: Environ | None = None) -> str | None:
     env = os.environ if environ is None else environ
     d = env.get("LANDWRAP_CACHE_DIR")
     if d is not None:
@@ -129,13 +135,13 @@ def cache_dir(environ=None):
     return os.path.join(base, "landwrap")
 
 
-def config_dir(environ=None) -> str:
+def config_dir(environ: Environ | None = None) -> str:
     env = os.environ if environ is None else environ
     return os.path.join(env.get("XDG_CONFIG_HOME") or os.path.join(
         env.get("HOME") or os.path.expanduser("~"), ".config"), "landwrap")
 
 
-def state_dirs(environ=None) -> list:
+def state_dirs(environ: Environ | None = None) -> list[str]:
     """landwrap's own state for the user of *environ*: every profile
     directory, the configuration and the cache.  No sandbox may be granted
     write access to (or above, or in) any of them: what is there decides
@@ -153,7 +159,7 @@ def state_dirs(environ=None) -> list:
     return seen
 
 
-def locate(spec: str, base_dir: str | None, dirs) -> str:
+def locate(spec: str, base_dir: str | None, dirs: Sequence[str]) -> str:
     """The file of profile *spec*: a path (relative to *base_dir* when
     given) or a name found on *dirs*; ProfileError for a bad or unknown
     name."""

@@ -15,7 +15,11 @@ from ..engine.errors import ProfileError
 from .lookup import cache_dir
 from .cache import read_entry, write_entry
 
-def load_document(path: str) -> dict:
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+def load_document(path: str) -> dict[str, Any]:
     """The parsed TOML (or JSON) document at *path*.
 
     Parsed documents are cached in ``$XDG_CACHE_HOME/landwrap`` (marshal,
@@ -55,13 +59,13 @@ def _read(path: str) -> bytes:
         raise ProfileError(e.strerror or str(e), path) from None
 
 
-def _parse(path: str, raw: bytes | None = None) -> dict:
+def _parse(path: str, raw: bytes | None = None) -> dict[str, Any]:
     if raw is None:
         raw = _read(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
+        line: int | None = raw[:e.start].count(b"\n") + 1
         raise ProfileError("not valid UTF-8", path, line) from None
     if path.endswith(".json"):
         import json  # only for JSON (landlockconfig) files: json imports re
@@ -109,7 +113,8 @@ def _parse(path: str, raw: bytes | None = None) -> dict:
     return doc
 
 
-def line_of(path: str, table: str | None, key: str | None, index: int | None = None):
+def line_of(path: str, table: str | None, key: str | None,
+            index: int | None = None) -> int | None:
     """Best-effort line number of *key* in *table* (dotted, ``None`` for the
     top level) of the TOML file at *path*; for an array of tables, *index*
     picks the entry.  Only used on the error path."""
@@ -145,10 +150,11 @@ def line_of(path: str, table: str | None, key: str | None, index: int | None = N
     return header_line
 
 
-def json_line(text: str, section, index, key):
+def json_line(text: str, section: str | None, index: int | None,
+              key: str | None) -> int | None:
     """Best-effort line of ``"key"`` inside entry *index* of the top-level
     array ``"section"`` of a JSON text (or of a top-level key)."""
-    def find_key(name, start, end):
+    def find_key(name: str, start: int, end: int) -> int | None:
         i = text.find(f'"{name}"', start, end)
         return None if i < 0 else i
 

@@ -25,12 +25,17 @@ from .parse import line_of, load_document
 from .variables import exe_prefixes
 from .validate import apply_document, Ctx, as_list, type_name, Profile, programs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
+
 MAX_DEPTH = 32
 
 
-def list_profiles(dirs=None) -> list:
+def list_profiles(dirs: Iterable[str] | None = None) -> list[tuple[str, str, str, list[str]]]:
     """[(name, path, description, shadowed_paths)] of every profile found."""
-    seen: dict = {}
+    seen: dict[str, list[Any]] = {}
     for d in dirs if dirs is not None else search_path():
         try:
             entries = sorted(os.listdir(d))
@@ -54,7 +59,8 @@ def list_profiles(dirs=None) -> list:
     return [tuple(v) for _, v in sorted(seen.items())]
 
 
-def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -> None:
+def _load_into(prof: Profile, spec: str, base_dir: str | None, dirs: Sequence[str],
+               chain: list[str], environ: Mapping[str, str] | None) -> None:
     path = locate(spec, base_dir, dirs)
     if is_path(spec):
         require_trusted(path)
@@ -98,7 +104,7 @@ def _load_into(prof: Profile, spec: str, base_dir, dirs, chain: list, environ) -
             _load_into(prof, local, None, dirs, chain + [real], environ)
 
 
-def is_landlockconfig(doc: dict) -> bool:
+def is_landlockconfig(doc: dict[str, Any]) -> bool:
     """Whether a parsed document is in landlockconfig rather than landwrap
     profile format (either spelling: TOML, or JSON's camelCase).  Here, not
     in landlockconfig.py, so that reading a profile does not import it."""
@@ -106,7 +112,8 @@ def is_landlockconfig(doc: dict) -> bool:
                                   "pathBeneath", "netPort"))
 
 
-def load(specs, *, dirs=None, environ=None, program: str | None = None) -> Profile:
+def load(specs: Iterable[str], *, dirs: Sequence[str] | None = None,
+         environ: Mapping[str, str] | None = None, program: str | None = None) -> Profile:
     """Resolve profile names/paths (later ones add to earlier) into one
     :class:`Profile`.  *program* (the resolved command) gives
     ``${exe_prefix}``.  Raises ProfileError."""
@@ -124,7 +131,7 @@ def load(specs, *, dirs=None, environ=None, program: str | None = None) -> Profi
     return prof
 
 
-def protect(rs: Ruleset, environ=None) -> None:
+def protect(rs: Ruleset, environ: Mapping[str, str] | None = None) -> None:
     """Mark landwrap's own state directories (for the user of *environ*,
     and for the caller) as never writable from *rs*'s sandbox."""
     for d in state_dirs(environ) + (state_dirs() if environ is not None else []):
@@ -132,10 +139,11 @@ def protect(rs: Ruleset, environ=None) -> None:
             rs.protected.append(d)
 
 
-_LOOK_UP = object()
+_LOOK_UP: Any = object()  # typed Any: it stands in for a str | None argument
 
 
-def choose(command: str | None, dirs=None, path_env=None, program=_LOOK_UP) -> tuple:
+def choose(command: str | None, dirs: Sequence[str] | None = None, path_env: str | None = None,
+           program: str | None = _LOOK_UP) -> tuple[str, str]:
     """(profile name, why) for `landwrap run COMMAND` without -p.
 
     The profile named after the command's basename, if the command is one
@@ -164,12 +172,12 @@ def choose(command: str | None, dirs=None, path_env=None, program=_LOOK_UP) -> t
                        f"programs {printable(found)} is for")
 
 
-def default_for(command: str | None, dirs=None) -> str:
+def default_for(command: str | None, dirs: Sequence[str] | None = None) -> str:
     """The profile `landwrap run COMMAND` uses without -p (see :func:`choose`)."""
     return choose(command, dirs)[0]
 
 
-def _find_program(command: str, path_env=None) -> str | None:
+def _find_program(command: str, path_env: str | None = None) -> str | None:
     """*command* looked up on PATH as execvp would, or None."""
     from ..engine.spawn import find_program  # spawn loads the compiled binding; profiles do not
 
@@ -179,7 +187,8 @@ def _find_program(command: str, path_env=None) -> str | None:
         return None
 
 
-def for_command(profiles, command, *, dirs=None, environ=None) -> Profile:
+def for_command(profiles: Iterable[str], command: str | None, *, dirs: Sequence[str] | None = None,
+                environ: Mapping[str, str] | None = None) -> Profile:
     """The profiles *profiles* (``-p``), or the one :func:`choose` picks for
     *command*.  The command is looked up on PATH once, here: ``program``
     of the result is that path (None when not found)."""

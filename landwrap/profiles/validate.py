@@ -19,6 +19,13 @@ from .lookup import SUFFIX, SYSTEM_BIN_DIRS
 from .parse import line_of, load_document
 from .variables import BUILTIN_VARS, builtin_vars, expand, UnsetVariable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import Any, NoReturn, TypeVar
+
+    T = TypeVar("T")
+
 MAX_ITEMS = 100_000
 MAX_MATCHES = 100_000   # paths one glob may match
 MAX_RULES = 200_000     # path rules of one sandbox, all files together
@@ -39,22 +46,24 @@ ENV_KEYS = {"clean", "pass", "set"}
 class Ctx:
     """Where we are, for error messages, and the variables in scope."""
 
-    def __init__(self, path: str, variables: dict):
+    def __init__(self, path: str, variables: dict[str, str]) -> None:
         self.path = path
         self.vars = variables
 
-    def fail(self, key: str, message: str, table=None, index=None, line_key=None, line=None):
+    def fail(self, key: str, message: str, table: str | None = None, index: int | None = None,
+             line_key: str | None = None, line: int | None = None) -> NoReturn:
         if line is None:
             line = line_of(self.path, table, line_key or key.rsplit(".", 1)[-1], index)
         raise ProfileError(printable(message), self.path, line, printable(key))
 
 
-def type_name(v) -> str:
+def type_name(v: object) -> str:
     return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
             list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
 
 
-def _expect(ctx, key, value, typ, table=None, index=None):
+def _expect(ctx: Ctx, key: str, value: object, typ: type[T], table: str | None = None,
+            index: int | None = None) -> T:
     if typ is int and isinstance(value, bool) or not isinstance(value, typ):
         want = {str: "a string", bool: "a boolean", int: "an integer", list: "an array",
                 dict: "a table"}[typ]
@@ -62,16 +71,18 @@ def _expect(ctx, key, value, typ, table=None, index=None):
     return value
 
 
-def as_list(ctx, key, value, table=None, index=None):
+def as_list(ctx: Ctx, key: str, value: object, table: str | None = None,
+            index: int | None = None) -> list[Any]:
     if isinstance(value, (str, int, dict)) and not isinstance(value, bool):
         value = [value]
-    _expect(ctx, key, value, list, table, index)
+    value = _expect(ctx, key, value, list, table, index)
     if len(value) > MAX_ITEMS:
         ctx.fail(key, f"too many entries ({len(value)}; at most {MAX_ITEMS})", table, index)
     return value
 
 
-def _unknown(ctx, table: str | None, got: dict, known: set, index=None):
+def _unknown(ctx: Ctx, table: str | None, got: dict[str, Any], known: set[str],
+             index: int | None = None) -> None:
     for k in got:
         if k not in known:
             where = f"{table}.{k}" if table else k
@@ -82,7 +93,7 @@ def _unknown(ctx, table: str | None, got: dict, known: set, index=None):
                      table, index, line_key=k, line=line)
 
 
-def table_of(key: str) -> tuple:
+def table_of(key: str) -> tuple[str | None, str, int | None]:
     """(table, key, index) for :func:`line_of` from a rule origin's key:
     ``filesystem.ro`` -> ("filesystem", "ro", None), ``filesystem.rule[2]``
     -> ("filesystem.rule", "path", 2)."""
@@ -101,7 +112,7 @@ def table_of(key: str) -> tuple:
 _PLACEHOLDER_RULE = {"path": "/nonexistent", "access": ["read_file"]}
 
 
-def _drop(doc: dict, key: str) -> bool:
+def _drop(doc: dict[str, Any], key: str) -> bool:
     """Take the key an error named (dotted, ``rule[N]`` for an array
     entry) out of *doc*; False when it is not there."""
     node = doc
@@ -132,7 +143,7 @@ def _drop(doc: dict, key: str) -> bool:
     return False
 
 
-def more_errors(path: str, first: ProfileError, limit: int = 100) -> list:
+def more_errors(path: str, first: ProfileError, limit: int = 100) -> list[ProfileError]:
     """The errors of the file at *path* after *first* (`profile check`
     reports them all): the key each error names is left out and the file
     validated again, up to *limit* errors."""
@@ -142,7 +153,7 @@ def more_errors(path: str, first: ProfileError, limit: int = 100) -> list:
         doc = copy.deepcopy(load_document(path))
     except ProfileError:
         return []
-    out: list = []
+    out: list[ProfileError] = []
     err = first
     for _ in range(limit):
         if not err.key or not _drop(doc, err.key):
@@ -159,7 +170,8 @@ def more_errors(path: str, first: ProfileError, limit: int = 100) -> list:
     return out
 
 
-def _path(ctx, key, raw, table=None, index=None) -> str | None:
+def _path(ctx: Ctx, key: str, raw: object, table: str | None = None,
+          index: int | None = None) -> str | None:
     if (type(raw) is str and raw[:1] == "/" and "$" not in raw and "\0" not in raw
             and "/." not in raw and "//" not in raw):
         return raw.rstrip("/") or "/" if raw[-1] == "/" else raw  # the common case
@@ -195,48 +207,49 @@ class Profile:
     """A resolved profile: the sandbox (``ruleset``) and the environment
     settings, with ``sources`` listing every file used, in order."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.ruleset = Ruleset()
         #: the command as looked up on PATH by profile.for_command (None: not
         #: looked up, or not found)
         self.program: str | None = None
         self.env_clean = False
-        self.env_pass: list = []
-        self.env_set: dict = {}
+        self.env_pass: list[str] = []
+        self.env_set: dict[str, str] = {}
         self.description = ""
-        self.skipped_globs: list = []
+        self.skipped_globs: list[tuple[str, str]] = []
         #: ${CWD} rules left out by ``unsafe_cwd = "skip"``: (path, origin, why)
-        self.skipped_cwd: list = []
+        self.skipped_cwd: list[tuple[str, str, str]] = []
         self.unscoped = 0  # scopes some profile lifted (scope.X = false)
-        self.applied: set = set()  # real paths of the files applied (extends dedup)
+        self.applied: set[str] = set()  # real paths of the files applied (extends dedup)
         #: ${CWD} rules left out because the directory is /, $HOME or above
         #: it: (ProfileError, expanded path); `landwrap run` refuses them in
         #: strict mode and warns in best-effort.
-        self.cwd_refused: list = []
+        self.cwd_refused: list[ProfileError] = []
         #: Install prefixes of the command (``${exe_prefix}``): as found on
         #: PATH and, when that is a symlink, of its real path.
-        self.exe_prefixes: list = []
+        self.exe_prefixes: list[str] = []
         #: ``create = true`` rules: [(path, origin)] that `landwrap run`
         #: creates (0700, owned by the user the command runs as) first.
-        self.create_dirs: list = []
+        self.create_dirs: list[tuple[str, str]] = []
         #: ``private_tmp = true``: `landwrap run` gives the command a fresh
         #: TMPDIR of its own, removed when it ends.
         self.private_tmp = False
         #: The profile names (or files) asked for, for messages.
-        self.names: list = []
+        self.names: list[str] = []
         #: Why this profile was chosen (automatic selection), for reports.
         self.why = ""
 
     @property
-    def sources(self) -> list:
+    def sources(self) -> list[str]:
         return self.ruleset.sources
 
-    def env_settings(self) -> list:
+    def env_settings(self) -> list[str]:
         """The [env] table as --env style settings."""
         return list(self.env_pass) + [f"{k}={v}" for k, v in self.env_set.items()]
 
 
-def apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
+def apply_document(prof: Profile, doc: dict[str, Any], path: str,
+                   environ: Mapping[str, str] | None = None) -> None:
     """Validate *doc* and add its allowances to *prof* (not its extends),
     table by table, in the order the errors have always been reported."""
     pdir = os.path.dirname(os.path.abspath(path))
@@ -264,20 +277,20 @@ def apply_document(prof: Profile, doc: dict, path: str, environ=None) -> None:
     _apply_env(prof, ctx, env, variables)
 
 
-def _table(ctx, doc: dict, name: str, known: set) -> dict:
+def _table(ctx: Ctx, doc: dict[str, Any], name: str, known: set[str]) -> dict[str, Any]:
     """The table *name* of *doc* (empty when absent), checked for unknown keys."""
-    table = doc.get(name, {})
+    table: dict[str, Any] = doc.get(name, {})
     _expect(ctx, name, table, dict, name)
     _unknown(ctx, name, table, known)
     return table
 
 
-def _switch(ctx, table: dict, name: str, key: str) -> bool:
+def _switch(ctx: Ctx, table: dict[str, Any], name: str, key: str) -> bool:
     """Whether the boolean *key* of table *name* is present and true."""
     return key in table and _expect(ctx, f"{name}.{key}", table[key], bool, name)
 
 
-def _apply_vars(ctx, doc: dict, variables: dict) -> None:
+def _apply_vars(ctx: Ctx, doc: dict[str, Any], variables: dict[str, str]) -> None:
     """[vars]: each value expanded with the variables defined before it."""
     raw_vars = doc.get("vars", {})
     _expect(ctx, "vars", raw_vars, dict, "vars")
@@ -299,7 +312,7 @@ def _apply_vars(ctx, doc: dict, variables: dict) -> None:
             ctx.fail(key, str(e), "vars")
 
 
-def _apply_top(prof: Profile, ctx, doc: dict, path: str) -> None:
+def _apply_top(prof: Profile, ctx: Ctx, doc: dict[str, Any], path: str) -> None:
     """description, programs, compat and abi."""
     rs = prof.ruleset
     if "description" in doc:
@@ -318,12 +331,12 @@ def _apply_top(prof: Profile, ctx, doc: dict, path: str) -> None:
         rs.abi = a
 
 
-def _apply_access_lists(prof: Profile, ctx, fs: dict, path: str) -> None:
+def _apply_access_lists(prof: Profile, ctx: Ctx, fs: dict[str, Any], path: str) -> None:
     """filesystem.ro/rox/rw/rwx: paths, globs and entry tables."""
     rs = prof.ruleset
     for access in ("ro", "rox", "rw", "rwx"):
         key = f"filesystem.{access}"
-        plain = []  # optional, glob-free paths: added in one go
+        plain: list[str] = []  # optional, glob-free paths: added in one go
         for item in [v for it in as_list(ctx, key, fs.get(access, []), "filesystem")
                      for v in (_variants(prof, it) if type(it) is str else [it])]:
             required = False
@@ -359,7 +372,7 @@ def _apply_access_lists(prof: Profile, ctx, fs: dict, path: str) -> None:
         rs.allow_paths(plain, access, origin=f"{path}: {key}", required=False)
 
 
-def _apply_rules(prof: Profile, ctx, fs: dict) -> None:
+def _apply_rules(prof: Profile, ctx: Ctx, fs: dict[str, Any]) -> None:
     """[[filesystem.rule]]: a path with exact rights."""
     rules = fs.get("rule", [])
     if isinstance(rules, dict):
@@ -394,7 +407,7 @@ def _apply_rules(prof: Profile, ctx, fs: dict) -> None:
                exact=compat.bits(compat.FS_RIGHTS, exact))
 
 
-def _apply_hide(prof: Profile, ctx, fs: dict, path: str) -> None:
+def _apply_hide(prof: Profile, ctx: Ctx, fs: dict[str, Any], path: str) -> None:
     """filesystem.hide: paths (and globs) taken out of broader grants."""
     for item in as_list(ctx, "filesystem.hide", fs.get("hide", []), "filesystem"):
         p = _path(ctx, "filesystem.hide", item, "filesystem")
@@ -413,7 +426,7 @@ def _apply_hide(prof: Profile, ctx, fs: dict, path: str) -> None:
             prof.ruleset.hide(m, origin=f"{path}: filesystem.hide")
 
 
-def _apply_ports(prof: Profile, ctx, net: dict, path: str) -> None:
+def _apply_ports(prof: Profile, ctx: Ctx, net: dict[str, Any], path: str) -> None:
     """network.bind_tcp/connect_tcp/bind_udp/connect_udp: ports and ranges."""
     for k, right in NET_RIGHT.items():
         key = f"network.{k}"
@@ -428,7 +441,7 @@ def _apply_ports(prof: Profile, ctx, net: dict, path: str) -> None:
                                        required=right in ("bind_tcp", "connect_tcp"))
 
 
-def _apply_scope(prof: Profile, ctx, scope: dict) -> None:
+def _apply_scope(prof: Profile, ctx: Ctx, scope: dict[str, Any]) -> None:
     """[scope]: true requires a scope, false lifts it."""
     for k in SCOPE_KEYS:
         if k in scope:
@@ -439,7 +452,8 @@ def _apply_scope(prof: Profile, ctx, scope: dict) -> None:
                 prof.unscoped |= bit
 
 
-def _apply_env(prof: Profile, ctx, env: dict, variables: dict) -> None:
+def _apply_env(prof: Profile, ctx: Ctx, env: dict[str, Any],
+               variables: dict[str, str]) -> None:
     """env.pass and env.set (env.clean is a switch)."""
     for name in as_list(ctx, "env.pass", env.get("pass", []), "env"):
         if not isinstance(name, str) or not name or "=" in name or "\0" in name:
@@ -462,7 +476,7 @@ def _apply_env(prof: Profile, ctx, env: dict, variables: dict) -> None:
             ctx.fail(f"env.set.{name}", f"bad value: {e}", "env")
 
 
-def _iglob(p: str):
+def _iglob(p: str) -> Iterator[str]:
     """The paths glob pattern *p* matches.  A pattern whose wildcards (``*``
     and ``?`` only, not ``**``) are all in its last component -- ``/etc/shadow*``, the
     default profile's hidden secrets -- is matched with one listdir, without
@@ -511,7 +525,8 @@ def _collapse_globstars(p: str) -> str:
     return p
 
 
-def _allow(prof, ctx, key, p, access, required, table, index, exact=0):
+def _allow(prof: Profile, ctx: Ctx, key: str, p: str, access: str | int, required: bool,
+           table: str | None, index: int | None, exact: int = 0) -> None:
     origin = f"{ctx.path}: {key}"
     rs = prof.ruleset
     if _is_glob(p):
@@ -528,14 +543,15 @@ def _allow(prof, ctx, key, p, access, required, table, index, exact=0):
             prof.skipped_globs.append((p, origin))
             return
     else:
-        matches = (p,)
+        matches = [p]
     if len(rs.paths) + len(matches) > MAX_RULES:
         ctx.fail(key, f"more than {MAX_RULES} path rules in all", table, index)
     for m in matches:
         rs.allow(m, access, origin=origin, required=required, need=exact)
 
 
-def _create(prof, ctx, key, p, table, index) -> None:
+def _create(prof: Profile, ctx: Ctx, key: str, p: str, table: str | None,
+            index: int | None) -> None:
     """``create = true``: `landwrap run` makes the directory before
     restricting (see runcmd.create_dirs); globs make no sense there."""
     if _is_glob(p):
@@ -543,7 +559,8 @@ def _create(prof, ctx, key, p, table, index) -> None:
     prof.create_dirs.append((p, f"{ctx.path}: {key}"))
 
 
-def _unsafe_cwd(ctx, key, item, table, index) -> bool:
+def _unsafe_cwd(ctx: Ctx, key: str, item: dict[str, Any], table: str | None,
+                index: int | None) -> bool:
     """The ``unsafe_cwd`` key of an entry table: True for "skip"."""
     if "unsafe_cwd" not in item:
         return False
@@ -563,7 +580,8 @@ def _shared_tmp(path: str) -> bool:
     return mode & 0o1002 == 0o1002
 
 
-def _cwd_refused(prof, ctx, key, raw, p, table, index, skip=False) -> bool:
+def _cwd_refused(prof: Profile, ctx: Ctx, key: str, raw: object, p: str, table: str | None,
+                 index: int | None, skip: bool = False) -> bool:
     """A rule using ${CWD} that would grant /, $HOME, a directory above
     $HOME or a shared temporary directory is left out (and recorded):
     started from such a directory, a project-directory profile would open
@@ -599,7 +617,7 @@ def _cwd_refused(prof, ctx, key, raw, p, table, index, skip=False) -> bool:
     return True
 
 
-def _variants(prof, raw) -> list:
+def _variants(prof: Profile, raw: object) -> list[object]:
     """*raw* once per ``${exe_prefix}`` value (none when the command is
     unknown); other entries as they are."""
     if type(raw) is not str or "${exe_prefix}" not in raw:
@@ -607,7 +625,7 @@ def _variants(prof, raw) -> list:
     return [raw.replace("${exe_prefix}", d.replace("$", "$$")) for d in prof.exe_prefixes]
 
 
-def programs(doc: dict, path: str, name: str | None = None) -> list:
+def programs(doc: dict[str, Any], path: str, name: str | None = None) -> list[str]:
     """The executables a profile is for: its ``programs`` key, or NAME in
     each of :data:`SYSTEM_BIN_DIRS` (NAME from the file name)."""
     if "programs" not in doc:
@@ -616,7 +634,7 @@ def programs(doc: dict, path: str, name: str | None = None) -> list:
             name = name[:-len(SUFFIX)] if name.endswith(SUFFIX) else name
         return [os.path.join(d, name) for d in SYSTEM_BIN_DIRS]
     ctx = Ctx(path, {})
-    out = []
+    out: list[str] = []
     for p in as_list(ctx, "programs", doc["programs"]):
         if type(p) is not str or not p.startswith("/") or "\0" in p:
             ctx.fail("programs", f"expected absolute paths of executables, got {p!r}")

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from pwd import struct_passwd
+
 
 #: Bounds on hostile input, checked while expanding (never after).
 MAX_VALUE = 65_536      # characters of one expanded variable or path
@@ -18,14 +23,14 @@ BUILTIN_VARS = ("HOME", "CWD", "TMPDIR", "UID", "USER", "XDG_CONFIG_HOME",
                 "XDG_RUNTIME_DIR", "PROFILE_DIR")
 
 
-def user_environ(pw) -> dict:
+def user_environ(pw: struct_passwd) -> dict[str, str]:
     """The variables landwrap reads (HOME, USER, XDG directories) as they
     are for the user of the ``pwd`` entry *pw* (``--user``): that user's
     home and the XDG defaults under it, never the caller's."""
     return {"HOME": pw.pw_dir, "USER": pw.pw_name, "=uid": str(pw.pw_uid)}
 
 
-def builtin_vars(profile_dir: str, environ=None) -> dict:
+def builtin_vars(profile_dir: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     env = os.environ if environ is None else environ
     home = env.get("HOME") or os.path.expanduser("~")
     uid = int(env["=uid"]) if "=uid" in env else os.getuid()
@@ -56,7 +61,7 @@ class UnsetVariable(Exception):
     """``${env:NAME}`` with NAME unset or empty: the rule is skipped."""
 
 
-def references(text: str, lone_dollar: bool = False):
+def references(text: str, lone_dollar: bool = False) -> Iterator[str | tuple[str]]:
     """*text* in pieces, in order: literal strings and ``(name,)`` for each
     ``${name}``, with ``$$`` read as ``$`` (the one reader of ``${}`` syntax,
     for profiles and landlockconfig).  Any other ``$`` is itself with
@@ -86,7 +91,7 @@ def references(text: str, lone_dollar: bool = False):
         i = k + 1
 
 
-def expand(text: str, variables: dict) -> str:
+def expand(text: str, variables: Mapping[str, str]) -> str:
     """``~`` at the start, ``${NAME}`` and ``${env:NAME}``; an unknown name
     raises KeyError, a malformed reference ValueError, an unset or empty
     environment variable UnsetVariable."""
@@ -119,7 +124,7 @@ def expand(text: str, variables: dict) -> str:
     return "".join(out)
 
 
-def exe_prefixes(program: str, environ=None) -> list:
+def exe_prefixes(program: str, environ: Mapping[str, str] | None = None) -> list[str]:
     """``${exe_prefix}``: the installation prefix of *program* (the
     directory above its ``bin``/``sbin``, else its directory), for the path
     as found and for its real path (a venv's python3 is a symlink to the
