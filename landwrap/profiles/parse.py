@@ -43,7 +43,7 @@ def load_document(path: str) -> dict:
     if hit is not None:
         return hit
     doc = _parse(path, raw)
-    write_entry(cache, key, raw, doc)
+    write_entry(cache, key, raw, doc, source=path)
     return doc
 
 
