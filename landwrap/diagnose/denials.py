@@ -10,7 +10,6 @@ denials (and, for paths, whether they are directories).  Never prints.
 from __future__ import annotations
 
 import os
-import shlex
 
 from ..engine import compat
 from ..engine.errors import DenialLoggingUnsupported, UnsupportedFeature
@@ -53,6 +52,8 @@ def resolve_logged(rs):
 def quote(path: str) -> str:
     if path and all(c.isalnum() or c in "/._-+,:@%=~" for c in path):
         return path
+    import shlex  # lazy: only for a path that needs quoting
+
     return shlex.quote(path)
 
 
@@ -82,6 +83,8 @@ def profile_line(option: str, rights=()) -> str:
     flag, _, path = option.partition(" ")
     short = flag.lstrip("-")
     if path.startswith("'"):
+        import shlex  # lazy: likewise
+
         path = shlex.split(path)[0]
     rights = set(rights)
     if rights and short in ("rw", "rwx") and not rights & {"read_file", "write_file"}:

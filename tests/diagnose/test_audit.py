@@ -211,6 +211,30 @@ def test_log_denials_covers_children_and_keeps_the_exit_status(secret, tmp_path)
 
 
 @needs_audit
+def test_denials_just_before_exit_are_reported(secret, tmp_path):
+    """The denied calls are the command's last before it exits: their
+    records reach the launcher after it has reaped the command.  The
+    end-of-run marker (a record landwrap sends and waits for) comes back
+    after them, so none is lost -- with no timeout to wait out."""
+    other = tmp_path / "other"
+    other.write_text("x")
+    code = ("import os, sys\n"
+            "for p in sys.argv[1:]:\n"
+            "    try:\n        os.open(p, os.O_RDONLY)\n"
+            "    except OSError:\n        pass\n"
+            "os._exit(3)\n")
+    before = audit_enabled()
+    for _ in range(5):
+        r = lw("run", "-q", "--log-denials", "--", "/usr/bin/python3", "-I", "-S", "-c", code,
+               secret, other)
+        assert r.returncode == 3, r.stderr
+        assert "denied 2 accesses" in r.stderr, r.stderr
+        for p in (secret, other):
+            assert f"read_file {p}  by python3 " in r.stderr, r.stderr
+    assert audit_enabled() == before
+
+
+@needs_audit
 def test_log_denials_network_and_allowed_run(tmp_path):
     code = ("import socket\n"
             "s = socket.socket()\n"

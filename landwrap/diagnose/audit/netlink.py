@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import struct
+
+# The C module: socket.py would cost ~4 ms to import (selectors, enums) for
+# nothing a netlink socket uses.
+import _socket as socket
 
 from .records import AUDIT_TRUSTED_APP
 

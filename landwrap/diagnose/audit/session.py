@@ -9,10 +9,18 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
-import socket
 import threading
 import time
+
+# The C modules: signal.py and socket.py would cost ~5 ms to import (enums,
+# selectors) for nothing this module uses.
+import _socket as socket
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal  # (_signal has no stubs; the same functions)
+else:
+    import _signal as signal
 
 from .netlink import Control, _explain, messages, open_readlog
 from .records import (AUDIT_CONFIG_CHANGE, AUDIT_EOE, AUDIT_LANDLOCK_ACCESS,
@@ -59,6 +67,8 @@ class Session:
         self._thread = None
         self._seen_marker = None
         self._marker = None
+        self._start_marker: str | None = None
+        self._seen_start: threading.Event | None = None
         self._old_handlers: dict = {}
 
     # life cycle ---------------------------------------------------------
@@ -82,7 +92,6 @@ class Session:
                     continue
             try:
                 self.ctl = Control()
-                self.was_enabled = self.ctl.enabled()
             except OSError as e:
                 raise _explain(e, "querying the audit status", "CAP_AUDIT_CONTROL") from None
             self._trap_signals()
@@ -90,9 +99,14 @@ class Session:
             try:
                 self.switched_on = self.switch.acquire()
             except OSError as e:
-                raise _explain(e, "switching auditing on", "CAP_AUDIT_CONTROL") from None
+                doing = "querying the audit status" if self.switch.was_enabled is None \
+                    else "switching auditing on"
+                raise _explain(e, doing, "CAP_AUDIT_CONTROL") from None
+            self.was_enabled = self.switch.was_enabled
             self._start_reader()
-            self._start_serial = self._mark("start")
+            # Not waited for: the drain marker comes back after it, and the
+            # reader notes its serial when it passes (changed_by_others).
+            self._mark("start", wait=False)
         except BaseException:
             self.close()
             raise
@@ -103,14 +117,17 @@ class Session:
         (when the start marker never came back, any change seen counts)."""
         if self._config_serial is None:
             return False
+        if self._start_serial is None and self._seen_start is not None:
+            self._seen_start.wait(self.DRAIN_TIMEOUT)  # (only when a change was seen)
         return self._start_serial is None or self._config_serial > self._start_serial
 
     def close(self) -> None:
         """Stop reading and put auditing back.  Idempotent."""
+        others = self.changed_by_others  # (while the reader still runs)
         self._stop_reader()
         try:
             if self.switch is not None:
-                self.switch.release(self.changed_by_others)
+                self.switch.release(others)
         except OSError:
             pass
         finally:
@@ -151,6 +168,7 @@ class Session:
     def _start_reader(self) -> None:
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
         self._seen_marker = threading.Event()
+        self._seen_start = threading.Event()
         self._thread = threading.Thread(target=self._read_loop, name="landwrap-audit",
                                         daemon=True)
         # The launcher waits for SIGCHLD with sigwaitinfo() in the main
@@ -196,7 +214,12 @@ class Session:
         kept per record (see :class:`Tally`)."""
         for type_, body in messages(data):
             if type_ == AUDIT_TRUSTED_APP:
-                if self._marker and self._marker.encode() in body:
+                if self._start_marker and self._start_marker.encode() in body:
+                    rec = parse_message(type_, body)
+                    self._start_serial = rec.serial if rec is not None else None
+                    self._start_marker = None
+                    self._seen_start.set()
+                elif self._marker and self._marker.encode() in body:
                     rec = parse_message(type_, body)
                     self._marker_serial = rec.serial if rec is not None else None
                     self._seen_marker.set()
@@ -259,18 +282,23 @@ class Session:
                     break
             time.sleep(0.01)
 
-    def _mark(self, what: str) -> int | None:
+    def _mark(self, what: str, wait: bool = True) -> int | None:
         """Send a marker record and wait until it comes back (bounded by
         :data:`DRAIN_TIMEOUT`): every record queued before it has then been
-        read.  Returns its serial, or None (no CAP_AUDIT_WRITE, timeout)."""
-        self._seen_marker.clear()
-        self._marker_serial = None
-        self._marker = f"landwrap {what} {os.getpid()}.{time.monotonic_ns()}"
+        read.  Returns its serial, or None (no CAP_AUDIT_WRITE, timeout, or
+        not *wait*: the start marker, whose serial the reader notes)."""
+        text = f"landwrap {what} {os.getpid()}.{time.monotonic_ns()}"
+        if not wait:
+            self._start_marker = text
+        else:
+            self._seen_marker.clear()
+            self._marker_serial = None
+            self._marker = text
         try:
-            self.ctl.user_message(self._marker)
+            self.ctl.user_message(text)
         except OSError:
             return None
-        if not self._seen_marker.wait(self.DRAIN_TIMEOUT):
+        if not wait or not self._seen_marker.wait(self.DRAIN_TIMEOUT):
             return None
         return self._marker_serial
 
