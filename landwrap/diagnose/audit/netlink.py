@@ -113,8 +113,16 @@ class Control:
 
     def enabled(self) -> int:
         """0 off, 1 on, 2 on and locked."""
+        return self.status()[0]
+
+    def status(self) -> tuple[int, int]:
+        """(enabled, lost): the switch, and how many records the kernel has
+        dropped since boot (rate limit, backlog, memory), machine-wide.
+        Each call makes the kernel start a thread to send the reply: a
+        millisecond or more on a loaded machine."""
         body = self.request(AUDIT_GET, want=AUDIT_GET)
-        return struct.unpack_from(_STATUS, body.ljust(32, b"\0"))[1]
+        fields = struct.unpack_from(_STATUS, body.ljust(32, b"\0"))
+        return fields[1], fields[6]
 
     def set_enabled(self, value: int) -> None:
         self.request(AUDIT_SET, struct.pack(_STATUS, AUDIT_STATUS_ENABLED, value,

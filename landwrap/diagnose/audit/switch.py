@@ -33,6 +33,8 @@ class Switch:
         self.restore_off = False  # uncoordinated fallback
         #: The switch as :meth:`acquire` found it (None: not read yet).
         self.was_enabled: int | None = None
+        #: The kernel's count of dropped records then (see Control.status).
+        self.lost_before: int | None = None
 
     def _open(self, name: str) -> int:
         return os.open(os.path.join(self.dir, name),
@@ -58,7 +60,7 @@ class Switch:
         killed earlier one) turned it on."""
         mutex = self._mutex()
         if mutex < 0:  # no lock directory: manage the switch alone
-            self.was_enabled = self.ctl.enabled()
+            self.was_enabled, self.lost_before = self.ctl.status()
             if self.was_enabled == 0:
                 self.ctl.set_enabled(1)
                 self.restore_off = True
@@ -77,7 +79,7 @@ class Switch:
                 # it on since) cannot be known, so it is not switched off.
                 pending = False
                 os.unlink(self._restore_file())
-            self.was_enabled = self.ctl.enabled()
+            self.was_enabled, self.lost_before = self.ctl.status()
             if self.was_enabled == 0:
                 self.ctl.set_enabled(1)
                 if not pending:
