@@ -19,6 +19,7 @@ import _socket as socket
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal  # (_signal has no stubs; the same functions)
+    from typing import Callable
 else:
     import _signal as signal
 
@@ -68,6 +69,7 @@ class Session:
         self._seen_marker = None
         self._marker = None
         self._start_marker: str | None = None
+        self._last_received = -1
         self._seen_start: threading.Event | None = None
         self._old_handlers: dict = {}
 
@@ -106,7 +108,7 @@ class Session:
             self._start_reader()
             # Not waited for: the drain marker comes back after it, and the
             # reader notes its serial when it passes (changed_by_others).
-            self._mark("start", wait=False)
+            self._mark("start")
         except BaseException:
             self.close()
             raise
@@ -117,7 +119,8 @@ class Session:
         (when the start marker never came back, any change seen counts)."""
         if self._config_serial is None:
             return False
-        if self._start_serial is None and self._seen_start is not None:
+        if self._start_serial is None and self._seen_start is not None \
+                and self._thread is not None:
             self._seen_start.wait(self.DRAIN_TIMEOUT)  # (only when a change was seen)
         return self._start_serial is None or self._config_serial > self._start_serial
 
@@ -188,20 +191,39 @@ class Session:
         poller.register(self._stop_r, select.POLLIN)
         while True:
             events = dict(poller.poll())
-            if sock.fileno() in events:
-                while True:
-                    try:
-                        data = sock.recv(1 << 17)
-                    except BlockingIOError:
-                        break
-                    except OSError as e:
-                        if e.errno == errno.ENOBUFS:
-                            self.lost += 1
-                            continue
-                        return
-                    self._take(data)
+            if sock.fileno() in events and not self._read_available():
+                return
             if self._stop_r in events:
                 return
+
+    def _read_available(self) -> bool:
+        """Tally every record the socket holds now; False if it failed."""
+        while True:
+            try:
+                data = self.sock.recv(1 << 17)
+            except BlockingIOError:
+                return True
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    self.lost += 1
+                    continue
+                return False
+            self._take(data)
+
+    def _read_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Read and tally records in the calling thread (the reader
+        stopped) until ``done()`` or *timeout* seconds; whether done."""
+        deadline = time.monotonic() + timeout
+        self.sock.setblocking(False)
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if poller.poll(max(1, int(left * 1000))) and not self._read_available():
+                return done()
+        return True
 
     def _reset_collection(self) -> None:
         if self._tally_lock is None:
@@ -260,9 +282,13 @@ class Session:
 
     # collecting ---------------------------------------------------------------
     def watch(self, pid: int) -> None:
-        """The sandbox's first process (the launcher's ``on_start`` hook)."""
+        """The sandbox's first process (the launcher's ``on_start`` hook).
+        Restarts the reader thread that the previous :meth:`finish` stopped
+        (``learn`` runs several commands in one session)."""
         with self._tally_lock:
             self.tally.watch(pid)
+        if self._thread is None and self.sock is not None:
+            self._start_reader()
 
     def drain(self) -> None:
         """Wait until the kernel has delivered every record of the finished
@@ -278,23 +304,32 @@ class Session:
         kernel has freed it from a work queue (some 40 ms here), never while
         a process the command left behind still runs: that wait is not paid
         when nothing was lost."""
-        if self._mark("drain") is None:
+        # The reader thread stops (it has tallied what it read) and this
+        # thread reads the rest itself: one thread to wake, not three
+        # (kauditd, the reader, this one) in turn on a loaded machine.
+        sent = self._mark("drain")
+        self._stop_reader()
+        if sent:
+            self._read_until(self._seen_marker.is_set, self.DRAIN_TIMEOUT)
+        else:
             # No CAP_AUDIT_WRITE: wait for the stream to go quiet instead.
-            last, deadline = -1, time.monotonic() + self.DRAIN_TIMEOUT
-            while time.monotonic() < deadline and self.tally.received != last:
-                last = self.tally.received
-                time.sleep(0.1)
+            deadline = time.monotonic() + self.DRAIN_TIMEOUT
+            self._received_more()
+            while time.monotonic() < deadline:
+                self._read_until(lambda: False, 0.1)
+                if not self._received_more():
+                    break
         with self._tally_lock:
             if self.tally.settled():
                 return
         if not self.lost and self._nothing_dropped():
             return
-        deadline = time.monotonic() + self.DEALLOC_WAIT
-        while time.monotonic() < deadline:
+
+        def settled() -> bool:
             with self._tally_lock:
-                if self.tally.settled():
-                    break
-            time.sleep(0.01)
+                return bool(self.tally.settled())
+
+        self._read_until(settled, self.DEALLOC_WAIT)
 
     def _nothing_dropped(self) -> bool:
         """Whether the kernel has dropped no audit record since the last
@@ -308,13 +343,13 @@ class Session:
             self.switch.lost_before = lost  # (the next run's baseline)
         return before is not None and lost == before
 
-    def _mark(self, what: str, wait: bool = True) -> int | None:
-        """Send a marker record and wait until it comes back (bounded by
-        :data:`DRAIN_TIMEOUT`): every record queued before it has then been
-        read.  Returns its serial, or None (no CAP_AUDIT_WRITE, timeout, or
-        not *wait*: the start marker, whose serial the reader notes)."""
+    def _mark(self, what: str) -> bool:
+        """Send a marker record (a user message the kernel queues behind
+        every record before it); whether it was sent.  The reader notes the
+        start marker's serial (:attr:`changed_by_others`); :meth:`drain`
+        reads until its own comes back."""
         text = f"landwrap {what} {os.getpid()}.{time.monotonic_ns()}"
-        if not wait:
+        if what == "start":
             self._start_marker = text
         else:
             self._seen_marker.clear()
@@ -323,10 +358,13 @@ class Session:
         try:
             self.ctl.user_message(text)
         except OSError:
-            return None
-        if not wait or not self._seen_marker.wait(self.DRAIN_TIMEOUT):
-            return None
-        return self._marker_serial
+            return False
+        return True
+
+    def _received_more(self) -> bool:
+        """Whether records came since the last call (the quiet-stream wait)."""
+        last, self._last_received = self._last_received, self.tally.received
+        return self.tally.received != last
 
     def finish(self) -> Analysis:
         """Drain, analyse, and start afresh for the next run."""
