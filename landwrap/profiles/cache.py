@@ -10,7 +10,9 @@ in memory by the API never reach this module.  The cache is bounded
 (:data:`MAX_ENTRIES` entries, :data:`MAX_BYTES` bytes, the least recently
 used go first) and forgets files that are gone.  That upkeep
 (:func:`maintain`) runs only when an entry is written -- a cache miss, when
-the TOML parser ran anyway -- never on a hit.  It works through a
+the TOML parser ran anyway -- never on a hit, and checks the sources of
+only the :data:`SOURCE_CHECKS` least recently used entries: a write costs
+about as much with a full cache as with an empty one.  It works through a
 descriptor of the cache directory, looks only at regular files owned by the
 user with the names landwrap gives its entries, never follows a symlink
 and removes nothing but directory entries of the cache directory itself.
@@ -41,6 +43,11 @@ MAX_BYTES = 16 << 20
 #: A hit older than this (seconds) renews the entry's mtime, so that the
 #: least recently *used* entries are evicted first without a write per run.
 TOUCH_AFTER = 3600
+
+#: Entries whose source file is checked on each write (the least recently
+#: used: those eviction reaches first), so that a write costs the same
+#: however full the cache is.
+SOURCE_CHECKS = 16
 
 #: A writer's temporary file older than this (seconds) was left by a crash.
 STALE_TMP = 3600
@@ -205,7 +212,7 @@ def write_entry(cache: str, key: str, raw: bytes, doc: dict[str, Any],
         os.replace(tmp, key)
     except OSError:
         return
-    maintain(cache, keep=os.path.basename(key), secret=secret)
+    maintain(cache, keep=os.path.basename(key), secret=secret, sources=SOURCE_CHECKS)
 
 
 # upkeep ---------------------------------------------------------------------
@@ -285,17 +292,20 @@ def _own_files(dfd: int) -> Iterator[tuple[str, os.stat_result]]:
 
 
 def maintain(cache: str, keep: str | None = None, secret: bytes | None = None,
-             max_entries: int | None = None, max_bytes: int | None = None) -> int:
+             max_entries: int | None = None, max_bytes: int | None = None,
+             sources: int | None = None) -> int:
     """Keep the cache directory *cache* within its bounds; returns how many
     files were removed.  Removes, in this order: other entries for the same
     file as *keep* (the entry just written: an edited file's old entries),
-    entries whose source file is gone or changed, writers' temporary files
-    left by a crash, then the least recently used entries until at most
-    *max_entries* entries of at most *max_bytes* bytes remain (*keep* is
-    never removed).  Only regular files owned by the user with the names of
-    entries or temporary files are looked at (not the key, nothing else)
-    and only through a descriptor of the directory, never a symlink; a
-    directory that is not trusted (see read_entry) is left alone."""
+    entries whose source file is gone or changed (*sources*: checked for
+    that many of the least recently used entries, the ones eviction would
+    reach first; None: all), writers' temporary files left by a crash, then
+    the least recently used entries until at most *max_entries* entries of
+    at most *max_bytes* bytes remain (*keep* is never removed).  Only
+    regular files owned by the user with the names of entries or temporary
+    files are looked at (not the key, nothing else) and only through a
+    descriptor of the directory, never a symlink; a directory that is not
+    trusted (see read_entry) is left alone."""
     try:
         dfd = os.open(cache, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -313,35 +323,39 @@ def maintain(cache: str, keep: str | None = None, secret: bytes | None = None,
         if keep is not None and _entry_identity(keep) is not None:
             prefix = keep[:keep.index("-", keep.index("-") + 1) + 1]  # "dev-ino-"
         now = time.time()
-        live: list[tuple[float, int, str]] = []
+        entries: list[tuple[float, int, str, tuple[int, int, int, int]]] = []
         for name, est in _own_files(dfd):
             if name == keep or name == KEY_NAME:
                 continue
             if name.endswith(".tmp"):
-                dead = _entry_identity(name.rsplit(".", 2)[0]) is not None \
-                    and now - est.st_mtime > STALE_TMP
-            else:
-                ident = _entry_identity(name)
-                if ident is None:
-                    continue  # not ours to judge
-                dead = prefix is not None and name.startswith(prefix)
-                if not dead:
-                    source = _source_of(dfd, name, est.st_size, secret)
-                    dead = source is not None and _gone(source, ident)
-                if not dead:
-                    live.append((est.st_mtime, est.st_size, name))
-                    continue
-            if dead:
+                if _entry_identity(name.rsplit(".", 2)[0]) is not None \
+                        and now - est.st_mtime > STALE_TMP:
+                    removed += _unlink(dfd, name)
+                continue
+            ident = _entry_identity(name)
+            if ident is None:
+                continue  # not ours to judge
+            if prefix is not None and name.startswith(prefix):
                 removed += _unlink(dfd, name)
-        total = sum(size for _, size, _ in live)
+            else:
+                entries.append((est.st_mtime, est.st_size, name, ident))
+        entries.sort()
+        live: list[tuple[int, str]] = []
+        for i, (_, size, name, ident) in enumerate(entries):
+            if sources is None or i < sources:
+                source = _source_of(dfd, name, size, secret)
+                if source is not None and _gone(source, ident):
+                    removed += _unlink(dfd, name)
+                    continue
+            live.append((size, name))
+        total = sum(size for size, _ in live)
         count = len(live) + (keep is not None)
         if keep is not None:
             try:
                 total += os.stat(keep, dir_fd=dfd, follow_symlinks=False).st_size
             except OSError:
                 pass
-        live.sort()
-        for _, size, name in live:
+        for size, name in live:  # the least recently used first
             if count <= max_entries and total <= max_bytes:
                 break
             removed += _unlink(dfd, name)

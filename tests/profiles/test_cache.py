@@ -112,6 +112,26 @@ def test_an_entry_whose_source_is_gone_is_dropped(tmp_path: Path, isolated: Path
     assert len(entries(isolated)) == 1            # the entry of p1.toml
 
 
+def test_a_write_checks_the_sources_of_the_least_recently_used_only(
+        tmp_path: Path, isolated: Path) -> None:
+    """A write costs the same however full the cache is: it checks the
+    sources of the SOURCE_CHECKS entries eviction would reach first."""
+    src = tmp_path / "src"
+    src.mkdir()
+    n = cache.SOURCE_CHECKS * 2
+    paths = [profile_file(src, i) for i in range(n)]
+    for k, p in enumerate(paths):
+        parse.load_document(p)
+    for k, name in enumerate(sorted(entries(isolated),
+                                    key=lambda e: os.stat(isolated / e).st_mtime)):
+        age(isolated / name, 10 ** 5 - k)   # the order of writing, made plain
+    os.unlink(paths[0])                      # the least recently used: checked
+    os.unlink(paths[-1])                     # the most recently used: not yet
+    parse.load_document(profile_file(src, n))
+    assert len(entries(isolated)) == n      # n + 1 written, one dropped
+    assert cache.maintain(str(isolated)) == 1   # a full upkeep finds the other
+
+
 def test_a_forged_source_path_is_not_trusted(tmp_path: Path, isolated: Path) -> None:
     """The source path is covered by a MAC: an entry whose path was
     rewritten (to make landwrap stat and drop something else) is kept."""
