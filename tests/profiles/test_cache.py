@@ -120,7 +120,7 @@ def test_a_write_checks_the_sources_of_the_least_recently_used_only(
     src.mkdir()
     n = cache.SOURCE_CHECKS * 2
     paths = [profile_file(src, i) for i in range(n)]
-    for k, p in enumerate(paths):
+    for p in paths:
         parse.load_document(p)
     for k, name in enumerate(sorted(entries(isolated),
                                     key=lambda e: os.stat(isolated / e).st_mtime)):
@@ -205,6 +205,20 @@ def test_eviction_never_goes_through_symlinks_or_past_hostile_entries(
     assert not [n for n in left if cache._entry_identity(n) and os.path.isfile(
         isolated / n) and not os.path.islink(isolated / n) and os.stat(
         isolated / n).st_uid == os.geteuid()]
+
+
+def test_a_cache_directory_that_is_a_symlink_is_not_used_or_emptied(
+        tmp_path: Path, isolated: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    victim = elsewhere / "1-2-3-4.0.marshal"
+    victim.write_text("not landwrap's")
+    os.chmod(victim, 0o600)
+    os.symlink(elsewhere, isolated)
+    assert parse.load_document(profile_file(tmp_path, 0))["description"] == "profile 0"
+    assert cache.maintain(str(isolated), max_entries=0) == 0
+    assert cache.clear(str(isolated)) == 0
+    assert os.listdir(elsewhere) == ["1-2-3-4.0.marshal"]
 
 
 def test_a_fifo_in_place_of_an_entry_does_not_hang_the_reader(tmp_path: Path,
