@@ -11,14 +11,11 @@ how to allow it is ``diagnose.denials``; this module only runs and prints.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 
 from . import report
 from ..diagnose import audit
 from ..diagnose.denials import format_report, log_bit, needs
-from ..diagnose.learn.strace import STRACE, allow_strace, strace_argv, strace_denials
 from ..engine import launcher
 from ..engine.errors import LandwrapError
 
@@ -47,6 +44,10 @@ def run_traced(plan: Plan, argv: list[str], env: dict[str, str], **kw: Any) -> i
     calls the sandbox would deny, as `learn --via strace` does.  Less exact
     than the kernel's records: a call that failed for another reason
     (file modes) and that the sandbox would also deny is reported too."""
+    import shutil  # lazy, as the rest: only without the kernel's records
+    import tempfile
+    from ..diagnose.learn.strace import STRACE, allow_strace, strace_argv, strace_denials
+
     tmp = tempfile.mkdtemp(prefix="landwrap-trace-")
     try:
         trace = os.path.join(tmp, "trace")
@@ -88,6 +89,8 @@ def run_logged(plan: Plan, argv: list[str], env: dict[str, str], **kw: Any) -> i
     try:
         session.open()
     except audit.AuditUnavailable as e:
+        from ..diagnose.learn.strace import STRACE  # lazy: only without the records
+
         if os.access(STRACE, os.X_OK):
             report.info(f"--log-denials: cannot read the denial records ({e.reason}); "
                         "tracing the command with strace instead")

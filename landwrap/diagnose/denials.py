@@ -10,18 +10,29 @@ denials (and, for paths, whether they are directories).  Never prints.
 from __future__ import annotations
 
 import os
-import shlex
-from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
 
 from ..engine import compat
 from ..engine.errors import DenialLoggingUnsupported, UnsupportedFeature
 from ..profiles.parse import toml_str
 from ..engine.safetext import printable
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Iterable, Protocol, Sequence
+
     from ..engine.plan import Plan
     from ..engine.ruleset import Ruleset
     from .audit.records import Denial
+
+    class Report(Protocol):
+        """What :func:`format_report` reads: an ``audit.Analysis``, or the
+        same from a strace run (``untallied`` and ``lost`` are optional)."""
+
+        @property
+        def denials(self) -> Sequence[Denial]: ...
+
+        @property
+        def kernel_count(self) -> int | None: ...
 
 #: The restrict_self() flag that makes the kernel log the denials of the
 #: exec'd program and of its children (not only of the launcher's child).
@@ -59,6 +70,8 @@ def resolve_logged(rs: Ruleset) -> Plan:
 def quote(path: str) -> str:
     if path and all(c.isalnum() or c in "/._-+,:@%=~" for c in path):
         return path
+    import shlex  # lazy: only for a path that needs quoting
+
     return shlex.quote(path)
 
 
@@ -88,6 +101,8 @@ def profile_line(option: str, rights: Iterable[str] = ()) -> str:
     flag, _, path = option.partition(" ")
     short = flag.lstrip("-")
     if path.startswith("'"):
+        import shlex  # lazy: likewise
+
         path = shlex.split(path)[0]
     rights = set(rights)
     if rights and short in ("rw", "rwx") and not rights & {"read_file", "write_file"}:
@@ -169,17 +184,6 @@ def summarize(denials: Iterable[Denial],
         else:
             seen[key] = [n, d, prog]
     return [(v[0], v[1], v[2]) for v in seen.values()]
-
-
-class Report(Protocol):
-    """What :func:`format_report` reads: an ``audit.Analysis``, or the
-    same from a strace run (``untallied`` and ``lost`` are optional)."""
-
-    @property
-    def denials(self) -> Sequence[Denial]: ...
-
-    @property
-    def kernel_count(self) -> int | None: ...
 
 
 def format_report(result: Report, launcher_exe: str | None = None) -> str:

@@ -47,7 +47,7 @@ def load_document(path: str) -> dict[str, Any]:
     if hit is not None:
         return hit
     doc = _parse(path, raw)
-    write_entry(cache, key, raw, doc)
+    write_entry(cache, key, raw, doc, source=path)
     return doc
 
 

@@ -81,6 +81,26 @@ def test_untrusted_strings_are_hex_decoded():
     assert r.fields == {"a0": "ffffff9c", "exe": "(null)", "key": "(null)"}
 
 
+def test_the_fast_field_split_agrees_with_the_scan():
+    """parse_fields splits at spaces (kernel bodies never have one inside
+    a double-quoted value) and falls back to the character scan otherwise:
+    the same fields either way, on real bodies and on shuffled junk."""
+    import random
+
+    from landwrap.diagnose.audit import records
+
+    bodies = [p.partition("): ")[2] for _, p in SAMPLE]
+    bodies += ['path="a b" dev="vda"', "msg='op=x res=1' pid=3", 'a="x"y=1 b=2',
+               'comm="', 'exe=6869 path=(null) junk word=1', 'k= v=""', '  a=1  b="2"  ']
+    rnd = random.Random(14)
+    parts = ["a", "=", '"', "'", " ", "path", "exe", "=6869", "x=1", "(null)", '"a b"']
+    bodies += ["".join(rnd.choice(parts) for _ in range(rnd.randint(0, 14)))
+               for _ in range(20000)]
+    for b in bodies:
+        assert records.parse_fields(b) == records._parse_fields_scan(b), b
+    assert records.parse_fields('path="a b" dev="vda"') == {"path": "a b", "dev": "vda"}
+
+
 def test_parse_log_lines():
     r = audit.parse_line('type=LANDLOCK_ACCESS msg=audit(1729738800.221:34): domain=1a6fdc679 '
                          'blockers=fs.write_file path="/etc/passwd" dev="vda2" ino=143821')
@@ -208,6 +228,30 @@ def test_log_denials_covers_children_and_keeps_the_exit_status(secret, tmp_path)
     assert f"make_reg in {out}  by sh (/usr/bin/dash)" in r.stderr or \
         f"make_reg in {out}  by " in r.stderr
     assert f"--rw {out}" in r.stderr
+
+
+@needs_audit
+def test_denials_just_before_exit_are_reported(secret, tmp_path):
+    """The denied calls are the command's last before it exits: their
+    records reach the launcher after it has reaped the command.  The
+    end-of-run marker (a record landwrap sends and waits for) comes back
+    after them, so none is lost -- with no timeout to wait out."""
+    other = tmp_path / "other"
+    other.write_text("x")
+    code = ("import os, sys\n"
+            "for p in sys.argv[1:]:\n"
+            "    try:\n        os.open(p, os.O_RDONLY)\n"
+            "    except OSError:\n        pass\n"
+            "os._exit(3)\n")
+    before = audit_enabled()
+    for _ in range(5):
+        r = lw("run", "-q", "--log-denials", "--", "/usr/bin/python3", "-I", "-S", "-c", code,
+               secret, other)
+        assert r.returncode == 3, r.stderr
+        assert "denied 2 accesses" in r.stderr, r.stderr
+        for p in (secret, other):
+            assert f"read_file {p}  by python3 " in r.stderr, r.stderr
+    assert audit_enabled() == before
 
 
 @needs_audit

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import struct
 from typing import Iterator
+
+# The C module: socket.py would cost ~4 ms to import (selectors, enums) for
+# nothing a netlink socket uses.
+import _socket as socket
 
 from .records import AUDIT_TRUSTED_APP
 
@@ -111,9 +114,17 @@ class Control:
 
     def enabled(self) -> int:
         """0 off, 1 on, 2 on and locked."""
+        return self.status()[0]
+
+    def status(self) -> tuple[int, int]:
+        """(enabled, lost): the switch, and how many records the kernel has
+        dropped since boot (rate limit, backlog, memory), machine-wide.
+        Each call makes the kernel start a thread to send the reply: a
+        millisecond or more on a loaded machine."""
         body = self.request(AUDIT_GET, want=AUDIT_GET)
         assert body is not None  # request() waits for the reply it wants
-        return int(struct.unpack_from(_STATUS, body.ljust(32, b"\0"))[1])
+        fields = struct.unpack_from(_STATUS, body.ljust(32, b"\0"))
+        return int(fields[1]), int(fields[6])
 
     def set_enabled(self, value: int) -> None:
         self.request(AUDIT_SET, struct.pack(_STATUS, AUDIT_STATUS_ENABLED, value,

@@ -9,11 +9,20 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
-import socket
 import threading
 import time
 from typing import Any, NoReturn
+
+# The C modules: signal.py and socket.py would cost ~5 ms to import (enums,
+# selectors) for nothing this module uses.
+import _socket as socket
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal  # (_signal has no stubs; the same functions)
+    from typing import Callable
+else:
+    import _signal as signal
 
 from .netlink import Control, _explain, messages, open_readlog
 from .records import (AUDIT_CONFIG_CHANGE, AUDIT_EOE, AUDIT_LANDLOCK_ACCESS,
@@ -60,7 +69,10 @@ class Session:
         self._thread: threading.Thread | None = None
         self._seen_marker: threading.Event | None = None
         self._marker: str | None = None
-        self._old_handlers: dict[signal.Signals, Any] = {}
+        self._start_marker: str | None = None
+        self._last_received = -1
+        self._seen_start: threading.Event | None = None
+        self._old_handlers: dict[int, Any] = {}
 
     # life cycle ---------------------------------------------------------
     def __enter__(self) -> "Session":
@@ -83,7 +95,6 @@ class Session:
                     continue
             try:
                 self.ctl = Control()
-                self.was_enabled = self.ctl.enabled()
             except OSError as e:
                 raise _explain(e, "querying the audit status", "CAP_AUDIT_CONTROL") from None
             self._trap_signals()
@@ -91,9 +102,14 @@ class Session:
             try:
                 self.switched_on = self.switch.acquire()
             except OSError as e:
-                raise _explain(e, "switching auditing on", "CAP_AUDIT_CONTROL") from None
+                doing = "querying the audit status" if self.switch.was_enabled is None \
+                    else "switching auditing on"
+                raise _explain(e, doing, "CAP_AUDIT_CONTROL") from None
+            self.was_enabled = self.switch.was_enabled
             self._start_reader()
-            self._start_serial = self._mark("start")
+            # Not waited for: the drain marker comes back after it, and the
+            # reader notes its serial when it passes (changed_by_others).
+            self._mark("start")
         except BaseException:
             self.close()
             raise
@@ -104,14 +120,18 @@ class Session:
         (when the start marker never came back, any change seen counts)."""
         if self._config_serial is None:
             return False
+        if self._start_serial is None and self._seen_start is not None \
+                and self._thread is not None:
+            self._seen_start.wait(self.DRAIN_TIMEOUT)  # (only when a change was seen)
         return self._start_serial is None or self._config_serial > self._start_serial
 
     def close(self) -> None:
         """Stop reading and put auditing back.  Idempotent."""
+        others = self.changed_by_others  # (while the reader still runs)
         self._stop_reader()
         try:
             if self.switch is not None:
-                self.switch.release(self.changed_by_others)
+                self.switch.release(others)
         except OSError:
             pass
         finally:
@@ -152,6 +172,7 @@ class Session:
     def _start_reader(self) -> None:
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
         self._seen_marker = threading.Event()
+        self._seen_start = threading.Event()
         self._thread = threading.Thread(target=self._read_loop, name="landwrap-audit",
                                         daemon=True)
         # The launcher waits for SIGCHLD with sigwaitinfo() in the main
@@ -172,20 +193,41 @@ class Session:
         poller.register(self._stop_r, select.POLLIN)
         while True:
             events = dict(poller.poll())
-            if sock.fileno() in events:
-                while True:
-                    try:
-                        data = sock.recv(1 << 17)
-                    except BlockingIOError:
-                        break
-                    except OSError as e:
-                        if e.errno == errno.ENOBUFS:
-                            self.lost += 1
-                            continue
-                        return
-                    self._take(data)
+            if sock.fileno() in events and not self._read_available():
+                return
             if self._stop_r in events:
                 return
+
+    def _read_available(self) -> bool:
+        """Tally every record the socket holds now; False if it failed."""
+        assert self.sock is not None  # open() made it
+        while True:
+            try:
+                data = self.sock.recv(1 << 17)
+            except BlockingIOError:
+                return True
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    self.lost += 1
+                    continue
+                return False
+            self._take(data)
+
+    def _read_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Read and tally records in the calling thread (the reader
+        stopped) until ``done()`` or *timeout* seconds; whether done."""
+        deadline = time.monotonic() + timeout
+        assert self.sock is not None  # open() made it
+        self.sock.setblocking(False)
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if poller.poll(max(1, int(left * 1000))) and not self._read_available():
+                return done()
+        return True
 
     def _reset_collection(self) -> None:
         with self._tally_lock:
@@ -196,7 +238,13 @@ class Session:
         kept per record (see :class:`Tally`)."""
         for type_, body in messages(data):
             if type_ == AUDIT_TRUSTED_APP:
-                if self._marker and self._marker.encode() in body:
+                if self._start_marker and self._start_marker.encode() in body:
+                    rec = parse_message(type_, body)
+                    self._start_serial = rec.serial if rec is not None else None
+                    self._start_marker = None
+                    assert self._seen_start is not None  # set with the marker
+                    self._seen_start.set()
+                elif self._marker and self._marker.encode() in body:
                     rec = parse_message(type_, body)
                     self._marker_serial = rec.serial if rec is not None else None
                     assert self._seen_marker is not None  # made before the reader starts
@@ -238,43 +286,93 @@ class Session:
 
     # collecting ---------------------------------------------------------------
     def watch(self, pid: int) -> None:
-        """The sandbox's first process (the launcher's ``on_start`` hook)."""
+        """The sandbox's first process (the launcher's ``on_start`` hook).
+        Restarts the reader thread that the previous :meth:`finish` stopped
+        (``learn`` runs several commands in one session)."""
         with self._tally_lock:
             self.tally.watch(pid)
+        if self._thread is None and self.sock is not None:
+            self._start_reader()
 
     def drain(self) -> None:
         """Wait until the kernel has delivered every record of the finished
         command: send a marker record and wait for it to come back (bounded
-        by :data:`DRAIN_TIMEOUT`).  Then give the kernel a moment (at most
-        :data:`DEALLOC_WAIT`) to report the freed domains and their totals."""
-        if self._mark("drain") is None:
-            # No CAP_AUDIT_WRITE: wait for the stream to go quiet instead.
-            last, deadline = -1, time.monotonic() + self.DRAIN_TIMEOUT
-            while time.monotonic() < deadline and self.tally.received != last:
-                last = self.tally.received
-                time.sleep(0.1)
-        deadline = time.monotonic() + self.DEALLOC_WAIT
-        while time.monotonic() < deadline:
-            with self._tally_lock:
-                if self.tally.settled():
-                    break
-            time.sleep(0.01)
+        by :data:`DRAIN_TIMEOUT`).  Then, only if records may have been
+        dropped on the way, give the kernel a moment (at most
+        :data:`DEALLOC_WAIT`) to report the freed domains and their totals:
+        the totals tell how many denials the report is missing.
 
-    def _mark(self, what: str) -> int | None:
-        """Send a marker record and wait until it comes back (bounded by
-        :data:`DRAIN_TIMEOUT`): every record queued before it has then been
-        read.  Returns its serial, or None (no CAP_AUDIT_WRITE, timeout)."""
-        assert self.ctl is not None and self._seen_marker is not None  # the session is open
-        self._seen_marker.clear()
-        self._marker_serial = None
-        self._marker = f"landwrap {what} {os.getpid()}.{time.monotonic_ns()}"
+        Whether any were dropped is the kernel's own count of lost records
+        (machine-wide, so a loss anywhere counts), read before and after; a
+        domain's total comes only after its last process is gone and the
+        kernel has freed it from a work queue (some 40 ms here), never while
+        a process the command left behind still runs: that wait is not paid
+        when nothing was lost."""
+        # The reader thread stops (it has tallied what it read) and this
+        # thread reads the rest itself: one thread to wake, not three
+        # (kauditd, the reader, this one) in turn on a loaded machine.
+        sent = self._mark("drain")
+        self._stop_reader()
+        if sent:
+            assert self._seen_marker is not None  # made by _start_reader()
+            self._read_until(self._seen_marker.is_set, self.DRAIN_TIMEOUT)
+        else:
+            # No CAP_AUDIT_WRITE: wait for the stream to go quiet instead.
+            deadline = time.monotonic() + self.DRAIN_TIMEOUT
+            self._received_more()
+            while time.monotonic() < deadline:
+                self._read_until(lambda: False, 0.1)
+                if not self._received_more():
+                    break
+        with self._tally_lock:
+            if self.tally.settled():
+                return
+        if not self.lost and self._nothing_dropped():
+            return
+
+        def settled() -> bool:
+            with self._tally_lock:
+                return bool(self.tally.settled())
+
+        self._read_until(settled, self.DEALLOC_WAIT)
+
+    def _nothing_dropped(self) -> bool:
+        """Whether the kernel has dropped no audit record since the last
+        look (the session's start, or the previous :meth:`drain`)."""
+        before = self.switch.lost_before if self.switch is not None else None
+        assert self.ctl is not None  # open() made it
         try:
-            self.ctl.user_message(self._marker)
+            lost = self.ctl.status()[1]
         except OSError:
-            return None
-        if not self._seen_marker.wait(self.DRAIN_TIMEOUT):
-            return None
-        return self._marker_serial
+            return False
+        if self.switch is not None:
+            self.switch.lost_before = lost  # (the next run's baseline)
+        return before is not None and lost == before
+
+    def _mark(self, what: str) -> bool:
+        """Send a marker record (a user message the kernel queues behind
+        every record before it); whether it was sent.  The reader notes the
+        start marker's serial (:attr:`changed_by_others`); :meth:`drain`
+        reads until its own comes back."""
+        text = f"landwrap {what} {os.getpid()}.{time.monotonic_ns()}"
+        if what == "start":
+            self._start_marker = text
+        else:
+            assert self._seen_marker is not None  # made by _start_reader()
+            self._seen_marker.clear()
+            self._marker_serial = None
+            self._marker = text
+        assert self.ctl is not None  # open() made it
+        try:
+            self.ctl.user_message(text)
+        except OSError:
+            return False
+        return True
+
+    def _received_more(self) -> bool:
+        """Whether records came since the last call (the quiet-stream wait)."""
+        last, self._last_received = self._last_received, self.tally.received
+        return self.tally.received != last
 
     def finish(self) -> Analysis:
         """Drain, analyse, and start afresh for the next run."""

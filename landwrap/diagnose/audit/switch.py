@@ -2,6 +2,11 @@
 sessions through lock files in :data:`LOCK_DIR`.  Never leaves auditing on
 that it found off (short of SIGKILL), and switches off only what landwrap
 itself switched on.
+
+Each AUDIT_GET costs the kernel a thread to send its reply (milliseconds on
+a loaded machine): the switch is read once per session, under the lock, and
+never again -- switching off is an AUDIT_SET that is harmless when auditing
+is already off, and refused when it is locked.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ class Switch:
         self.dir = lock_dir
         self.users = -1
         self.restore_off = False  # uncoordinated fallback
+        #: The switch as :meth:`acquire` found it (None: not read yet).
+        self.was_enabled: int | None = None
+        #: The kernel's count of dropped records then (see Control.status).
+        self.lost_before: int | None = None
 
     def _open(self, name: str) -> int:
         return os.open(os.path.join(self.dir, name),
@@ -51,7 +60,8 @@ class Switch:
         killed earlier one) turned it on."""
         mutex = self._mutex()
         if mutex < 0:  # no lock directory: manage the switch alone
-            if self.ctl.enabled() == 0:
+            self.was_enabled, self.lost_before = self.ctl.status()
+            if self.was_enabled == 0:
                 self.ctl.set_enabled(1)
                 self.restore_off = True
             return self.restore_off
@@ -69,7 +79,8 @@ class Switch:
                 # it on since) cannot be known, so it is not switched off.
                 pending = False
                 os.unlink(self._restore_file())
-            if self.ctl.enabled() == 0:
+            self.was_enabled, self.lost_before = self.ctl.status()
+            if self.was_enabled == 0:
                 self.ctl.set_enabled(1)
                 if not pending:
                     fd = self._open("audit.restore")
@@ -89,8 +100,8 @@ class Switch:
         if self.users < 0:
             if self.restore_off:
                 self.restore_off = False
-                if self.ctl.enabled() == 1 and not changed_by_others:
-                    self.ctl.set_enabled(0)
+                if not changed_by_others:
+                    self._switch_off()
             return
         mutex = self._mutex()
         try:
@@ -102,11 +113,18 @@ class Switch:
             if changed_by_others and os.path.exists(self._restore_file()):
                 os.unlink(self._restore_file())
             if last and os.path.exists(self._restore_file()):
-                if self.ctl.enabled() == 1:
-                    self.ctl.set_enabled(0)
+                self._switch_off()
                 os.unlink(self._restore_file())
         finally:
             os.close(self.users)
             self.users = -1
             if mutex >= 0:
                 os.close(mutex)
+
+    def _switch_off(self) -> None:
+        """AUDIT_SET enabled=0, unread: when auditing is already off it
+        changes nothing and logs nothing; locked on (2), it is refused."""
+        try:
+            self.ctl.set_enabled(0)
+        except PermissionError:
+            pass
