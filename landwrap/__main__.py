@@ -24,6 +24,51 @@ def _no_extension():
             f"reinstall landwrap (`pip install --force-reinstall landwrap`)")
 
 
+#: The commands after which :func:`launch` may leave without the
+#: interpreter's finalization (audited: they leave no buffered file but
+#: stdout/stderr, no thread and no atexit handler behind them).
+_FAST_EXIT = ("run", "status")
+
+
+def launch() -> None:
+    """The entry point of the installed `landwrap` (bin/landwrap) and of
+    ``python -m landwrap``: :func:`main`, then, after `run` and `status`,
+    leave with ``os._exit`` once stdout and stderr are flushed.  Tearing
+    down the interpreter (every module, the garbage collector) costs
+    about as much as landwrap's own imports, for nothing: the sandbox is
+    gone with the child.  Any doubt (a thread still running, an atexit
+    handler, a flush that fails) leaves the ordinary way."""
+    fast = len(sys.argv) > 1 and sys.argv[1] in _FAST_EXIT
+    try:
+        main()
+        code: object = 0
+    except SystemExit as e:
+        if not fast:
+            raise
+        code = e.code
+    if fast:
+        _leave(code)
+
+
+def _leave(code: object) -> None:
+    """``os._exit`` with the status SystemExit(*code*) would give, or
+    SystemExit(*code*) where finalization may still have work to do."""
+    import atexit  # built in: no import cost
+
+    threading = sys.modules.get("threading")
+    ncallbacks = getattr(atexit, "_ncallbacks", None)
+    if (threading is not None and threading.active_count() > 1) or ncallbacks is None \
+            or ncallbacks() or not (code is None or type(code) is int):
+        raise SystemExit(code)
+    try:
+        for f in (sys.stdout, sys.stderr):
+            if f is not None:
+                f.flush()
+    except Exception:
+        raise SystemExit(code) from None  # as Python reports it (e.g. EPIPE)
+    os._exit(0 if code is None else code & 0xFF)  # as exit(3) truncates it
+
+
 def main(argv=None):
     try:
         _main(argv)
@@ -74,4 +119,4 @@ def _status(as_json: bool) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    launch()
