@@ -12,7 +12,7 @@ import sys
 EXIT_NOT_RUN = 125
 
 
-def _no_extension():
+def _no_extension() -> str:
     """The one line to print when the C extension is not importable."""
     pkg = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(pkg)
@@ -69,7 +69,7 @@ def _leave(code: object) -> None:
     os._exit(0 if code is None else code & 0xFF)  # as exit(3) truncates it
 
 
-def main(argv=None):
+def main(argv: "list[str] | None" = None) -> None:
     try:
         _main(argv)
     except ModuleNotFoundError as e:
@@ -79,7 +79,7 @@ def main(argv=None):
         sys.exit(EXIT_NOT_RUN)
 
 
-def _main(argv):
+def _main(argv: "list[str] | None") -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] == "run":
         from .cli.options import parse_run  # lazy: `run` starts without click
