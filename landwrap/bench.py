@@ -211,6 +211,19 @@ def importtime_top(argv, n=10) -> list:
 
 # 1. start-up -------------------------------------------------------------
 
+#: The least any `landwrap run` written in Python can cost: the launcher's
+#: sh, the interpreter isolated and without site, ``import os`` and the C
+#: extension (cffi's backend), and spawning the target.  No policy at all.
+RUN_FLOOR = "floor: sh + python -I -S + landwrap._lwcffi + spawn /bin/true"
+
+
+def run_floor_argv() -> list:
+    """The command :data:`RUN_FLOOR` names."""
+    code = (f"import os, sys\nsys.path += {_import_dirs()!r}\nimport landwrap._lwcffi\n"
+            "os.waitpid(os.posix_spawn('/bin/true', ['/bin/true'], {}), 0)\nos._exit(0)\n")
+    return ["/bin/sh", "-c", 'exec "$0" -I -S -c "$1"', sys.executable, code]
+
+
 def bench_startup(n: int) -> dict:
     lw = landwrap_cmd()
     cmds = {
@@ -223,9 +236,11 @@ def bench_startup(n: int) -> dict:
         cmds["landwrap-py run -q -- /bin/true (pip's script)"] = [
             pip_script, "run", "-q", "--", "/bin/true"]
     cmds["/bin/true"] = ["/bin/true"]
+    cmds[RUN_FLOOR] = run_floor_argv()
     med = interleaved(cmds, n)
     py = med["python -c pass"]
     out = {"medians_ms": med, "launcher": " ".join(lw),
+           "run floor / python -c pass": med[RUN_FLOOR] / py,
            "target": target("landwrap run -q -- /bin/true", med["landwrap run -q -- /bin/true"],
                             py, 1.2, floor_name="python -c pass"),
            "vs -I -S": med["landwrap run -q -- /bin/true"] / med["python -I -S -c pass"]}
@@ -571,7 +586,11 @@ def format_report(res: dict) -> str:
                    f"{r['result']} |")
     s = res["1 startup"]
     out += ["", "Start-up (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in s["medians_ms"].items())
-            + f"; landwrap run / python -I -S -c pass = {s['vs -I -S']:.2f}x"]
+            + f"; landwrap run / python -I -S -c pass = {s['vs -I -S']:.2f}x",
+            f"Start-up {RUN_FLOOR}: {s['medians_ms'][RUN_FLOOR]:.2f} ms = "
+            f"{s['run floor / python -c pass']:.2f}x python -c pass; landwrap run is "
+            f"+{s['medians_ms']['landwrap run -q -- /bin/true'] - s['medians_ms'][RUN_FLOOR]:.2f}"
+            " ms above it"]
     p = res["2 profile"]
     out.append(f"Profile of {p['paths']:,} paths (ms): " + ", ".join(
         f"{k} {v:.2f}" for k, v in p["phases_ms"].items())

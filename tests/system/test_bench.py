@@ -68,6 +68,9 @@ def test_bench_smoke_json_reports_every_figure(tmp_path, landlock):
     s = res["1 startup"]
     assert {"python -c pass", "python -I -S -c pass",
             "landwrap run -q -- /bin/true"} <= set(s["medians_ms"])
+    from landwrap.bench import RUN_FLOOR
+
+    assert s["medians_ms"][RUN_FLOOR] > 0 and s["run floor / python -c pass"] > 0
 
 
 def test_bench_prints_the_table(tmp_path, landlock):
@@ -76,6 +79,8 @@ def test_bench_prints_the_table(tmp_path, landlock):
     assert r.returncode == 0, r.stderr
     assert "| # | figure (median) | value | floor | ratio | target | |" in r.stdout
     assert "| profile paths |" in r.stdout and "| nesting layers |" in r.stdout
+    assert "Start-up floor: sh + python -I -S + landwrap._lwcffi + spawn /bin/true: " \
+        in r.stdout
 
 
 def test_bench_is_outside_the_import_graph():
