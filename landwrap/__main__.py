@@ -99,7 +99,6 @@ def _main(argv: "list[str] | None") -> None:
 def _status(as_json: bool) -> int:
     """`landwrap status [--json]` without click (as `cli.status` prints it)."""
     # lazy: `status` without click
-    from .cli import report
     from .cli.status import format_status
     from .engine.errors import LandwrapError
     from .profiles.default import status
@@ -107,6 +106,8 @@ def _status(as_json: bool) -> int:
     try:
         st = status(None)
     except LandwrapError as e:
+        from .cli import report  # lazy: only to say what failed
+
         report.error(e)
         return e.exit_code
     if as_json:
