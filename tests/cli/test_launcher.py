@@ -62,6 +62,22 @@ def test_fast_exit_leaves_the_ordinary_way_when_something_is_pending(prelude):
     assert r.returncode == 3 and r.stdout == "atexit ran\n", r.stderr
 
 
+def test_garbage_collector_is_off_for_start_up_and_on_while_the_target_runs():
+    """launch() turns the collector off for `run`'s start-up; it is on
+    again (and start-up's objects frozen) before the launcher waits."""
+    prelude = ("import gc\nimport landwrap.cli.run as R, landwrap.engine.launcher as L\n"
+               "def spy(f, what):\n"
+               "    def g(*a, **k):\n"
+               "        print(what, gc.isenabled(), gc.get_freeze_count() > 0, flush=True)\n"
+               "        return f(*a, **k)\n"
+               "    return g\n"
+               "R.build_profile = spy(R.build_profile, 'start-up')\n"
+               "L.run = spy(L.run, 'launch')\n")
+    r = _launch(prelude, "run", "-q", "--", "true")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n") == ["start-up False False", "launch True True", ""]
+
+
 def test_killed_by_signal_is_128_plus_n():
     assert lw("run", "-q", "--", "sh", "-c", "kill -TERM $$").returncode == 128 + 15
     assert lw("run", "-q", "--", "sh", "-c", "kill -KILL $$").returncode == 128 + 9
