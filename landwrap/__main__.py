@@ -26,7 +26,9 @@ def _no_extension() -> str:
 
 #: The commands after which :func:`launch` may leave without the
 #: interpreter's finalization (audited: they leave no buffered file but
-#: stdout/stderr, no thread and no atexit handler behind them).
+#: stdout/stderr, no atexit handler and no thread that an ordinary exit
+#: would wait for: the launcher's seccomp supervisor, a ``_thread`` thread,
+#: ends with the process either way).
 _FAST_EXIT = ("run", "status")
 
 
