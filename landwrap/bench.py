@@ -217,7 +217,7 @@ def importtime_top(argv, n=10) -> list:
 RUN_FLOOR = "floor: sh + python -I -S + landwrap._lwcffi + spawn /bin/true"
 
 
-def run_floor_argv() -> list:
+def run_floor_argv() -> list[str]:
     """The command :data:`RUN_FLOOR` names."""
     code = (f"import os, sys\nsys.path += {_import_dirs()!r}\nimport landwrap._lwcffi\n"
             "os.waitpid(os.posix_spawn('/bin/true', ['/bin/true'], {}), 0)\nos._exit(0)\n")
