@@ -224,6 +224,48 @@ def run_floor_argv() -> list[str]:
     return ["/bin/sh", "-c", 'exec "$0" -I -S -c "$1"', sys.executable, code]
 
 
+#: `landwrap run -q -- /bin/true`'s steps timed inside one process started
+#: as the launcher starts it (``-I -S``): where the time above the floor goes.
+_PHASES = r"""
+import time
+t = [time.perf_counter()]
+import gc, os, sys
+gc.disable()
+sys.path += sys.argv[1].split(os.pathsep)
+from landwrap.cli import options, run
+from landwrap.engine import companion, launcher
+t.append(time.perf_counter())
+prof = run.build_profile(options.parse_run(["-q", "--", "/bin/true"]))
+t.append(time.perf_counter())
+plan = prof.ruleset.resolve()
+t.append(time.perf_counter())
+plan.ruleset_fd()
+t.append(time.perf_counter())
+env = launcher.build_env(prof.env_clean, prof.env_settings())
+comp = companion.for_plan(plan, cap_add=(), supervised=True)
+status = launcher.run(plan, ["/bin/true"], env, path="/bin/true", companion=comp)
+t.append(time.perf_counter())
+print(" ".join(str((b - a) * 1000) for a, b in zip(t, t[1:])), status)
+sys.stdout.flush()
+os._exit(0)
+"""
+PHASES = ("imports (os, landwrap, cffi)", "profile (load, validate)", "resolve", "kernel ruleset", "spawn + wait")
+
+
+def startup_phases(n: int) -> dict[str, float]:
+    """Median ms of each of :data:`PHASES` over *n* runs of :data:`_PHASES`."""
+    xs: list[list[float]] = [[] for _ in PHASES]
+    argv = [sys.executable, "-I", "-S", "-c", _PHASES, os.pathsep.join(_import_dirs())]
+    for _ in range(n):
+        r = subprocess.run(argv, capture_output=True, text=True, check=True)
+        *ms, status = r.stdout.split()
+        if status != "0":
+            raise RuntimeError(f"/bin/true in the sandbox: exit {status}")
+        for x, v in zip(xs, ms):
+            x.append(float(v))
+    return {k: statistics.median(x) for k, x in zip(PHASES, xs)}
+
+
 def bench_startup(n: int) -> dict:
     lw = landwrap_cmd()
     cmds = {
@@ -244,6 +286,7 @@ def bench_startup(n: int) -> dict:
            "target": target("landwrap run -q -- /bin/true", med["landwrap run -q -- /bin/true"],
                             py, 1.2, floor_name="python -c pass"),
            "vs -I -S": med["landwrap run -q -- /bin/true"] / med["python -I -S -c pass"]}
+    out["phases_ms"] = startup_phases(n)
     boot = _bootstrap_argv(lw[0]) if len(lw) == 1 else None
     run = ["run", "-q", "--", "/bin/true"]
     out["importtime_launcher"] = importtime_top(boot + run) if boot else None
@@ -590,7 +633,9 @@ def format_report(res: dict) -> str:
             f"Start-up {RUN_FLOOR}: {s['medians_ms'][RUN_FLOOR]:.2f} ms = "
             f"{s['run floor / python -c pass']:.2f}x python -c pass; landwrap run is "
             f"+{s['medians_ms']['landwrap run -q -- /bin/true'] - s['medians_ms'][RUN_FLOOR]:.2f}"
-            " ms above it"]
+            " ms above it",
+            "Start-up steps inside the process (ms): " + ", ".join(
+                f"{k} {v:.2f}" for k, v in s["phases_ms"].items())]
     p = res["2 profile"]
     out.append(f"Profile of {p['paths']:,} paths (ms): " + ", ".join(
         f"{k} {v:.2f}" for k, v in p["phases_ms"].items())

@@ -71,6 +71,9 @@ def test_bench_smoke_json_reports_every_figure(tmp_path, landlock):
     from landwrap.bench import RUN_FLOOR
 
     assert s["medians_ms"][RUN_FLOOR] > 0 and s["run floor / python -c pass"] > 0
+    from landwrap.bench import PHASES
+
+    assert list(s["phases_ms"]) == list(PHASES) and all(v > 0 for v in s["phases_ms"].values())
 
 
 def test_bench_prints_the_table(tmp_path, landlock):
@@ -81,6 +84,7 @@ def test_bench_prints_the_table(tmp_path, landlock):
     assert "| profile paths |" in r.stdout and "| nesting layers |" in r.stdout
     assert "Start-up floor: sh + python -I -S + landwrap._lwcffi + spawn /bin/true: " \
         in r.stdout
+    assert "Start-up steps inside the process (ms): imports (os, landwrap, cffi) " in r.stdout
 
 
 def test_bench_is_outside_the_import_graph():
