@@ -9,7 +9,9 @@ targets of issue 14:
 
 1. ``landwrap run -q -- /bin/true`` <= 1.2x ``python -c pass`` of the same
    interpreter (``python -I -S -c pass`` shown too: what an interpreter
-   start costs without site);
+   start costs without site; and the floor of any `landwrap run` in Python:
+   sh + ``python -I -S`` + the C extension + spawning /bin/true, with the
+   steps of a run timed inside one process);
 2. a 10,000-path profile, cached, resolved and enforced <= 1.3x the kernel
    floor: the same paths given to a C loop of open(O_PATH) +
    landlock_add_rule + close (csrc/floor.c), with each phase;
