@@ -487,12 +487,13 @@ def _wild_match(pattern: str, name: str) -> bool:
     p = n = 0
     star, mark = -1, 0
     while n < len(name):
-        if p < len(pattern) and pattern[p] in ("?", name[n]):
-            p += 1
-            n += 1
-        elif p < len(pattern) and pattern[p] == "*":
+        # a * in the pattern is a wildcard even against a * in the name
+        if p < len(pattern) and pattern[p] == "*":
             star, mark = p, n
             p += 1
+        elif p < len(pattern) and pattern[p] in ("?", name[n]):
+            p += 1
+            n += 1
         elif star >= 0:
             p, mark = star + 1, mark + 1
             n = mark
