@@ -477,8 +477,11 @@ def _iglob(p: str):
         names = os.listdir(parent or "/")
     except OSError:
         return iter(())
+    # the pattern's literal start first: /etc/shadow.* turns most of /etc
+    # away with a startswith each (0.15 ms of every run's start)
+    head = last[:min((i for i in (last.find("*"), last.find("?")) if i >= 0), default=len(last))]
     return (f"{parent}/{n}" for n in names
-            if (n[0] != "." or last[0] == ".") and _wild_match(last, n))
+            if n.startswith(head) and (n[0] != "." or last[0] == ".") and _wild_match(last, n))
 
 
 def _wild_match(pattern: str, name: str) -> bool:
