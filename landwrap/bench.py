@@ -9,7 +9,9 @@ targets of issue 14:
 
 1. ``landwrap run -q -- /bin/true`` <= 1.2x ``python -c pass`` of the same
    interpreter (``python -I -S -c pass`` shown too: what an interpreter
-   start costs without site);
+   start costs without site; and the floor of any `landwrap run` in Python:
+   sh + ``python -I -S`` + the C extension + spawning /bin/true, with the
+   steps of a run timed inside one process);
 2. a 10,000-path profile, cached, resolved and enforced <= 1.3x the kernel
    floor: the same paths given to a C loop of open(O_PATH) +
    landlock_add_rule + close (csrc/floor.c), with each phase;
@@ -207,6 +209,61 @@ def importtime_top(argv: list[str], n: int = 10) -> list[list[Any]]:
 
 # 1. start-up -------------------------------------------------------------
 
+#: The least any `landwrap run` written in Python can cost: the launcher's
+#: sh, the interpreter isolated and without site, ``import os`` and the C
+#: extension (cffi's backend), and spawning the target.  No policy at all.
+RUN_FLOOR = "floor: sh + python -I -S + landwrap._lwcffi + spawn /bin/true"
+
+
+def run_floor_argv() -> list[str]:
+    """The command :data:`RUN_FLOOR` names."""
+    code = (f"import os, sys\nsys.path += {_import_dirs()!r}\nimport landwrap._lwcffi\n"
+            "os.waitpid(os.posix_spawn('/bin/true', ['/bin/true'], {}), 0)\nos._exit(0)\n")
+    return ["/bin/sh", "-c", 'exec "$0" -I -S -c "$1"', sys.executable, code]
+
+
+#: `landwrap run -q -- /bin/true`'s steps timed inside one process started
+#: as the launcher starts it (``-I -S``): where the time above the floor goes.
+_PHASES = r"""
+import time
+t = [time.perf_counter()]
+import gc, os, sys
+gc.disable()
+sys.path += sys.argv[1].split(os.pathsep)
+from landwrap.cli import options, run
+from landwrap.engine import companion, launcher
+t.append(time.perf_counter())
+prof = run.build_profile(options.parse_run(["-q", "--", "/bin/true"]))
+t.append(time.perf_counter())
+plan = prof.ruleset.resolve()
+t.append(time.perf_counter())
+plan.ruleset_fd()
+t.append(time.perf_counter())
+env = launcher.build_env(prof.env_clean, prof.env_settings())
+comp = companion.for_plan(plan, cap_add=(), supervised=True)
+status = launcher.run(plan, ["/bin/true"], env, path="/bin/true", companion=comp)
+t.append(time.perf_counter())
+print(" ".join(str((b - a) * 1000) for a, b in zip(t, t[1:])), status)
+sys.stdout.flush()
+os._exit(0)
+"""
+PHASES = ("imports (os, landwrap, cffi)", "profile (load, validate)", "resolve", "kernel ruleset", "spawn + wait")
+
+
+def startup_phases(n: int) -> dict[str, float]:
+    """Median ms of each of :data:`PHASES` over *n* runs of :data:`_PHASES`."""
+    xs: list[list[float]] = [[] for _ in PHASES]
+    argv = [sys.executable, "-I", "-S", "-c", _PHASES, os.pathsep.join(_import_dirs())]
+    for _ in range(n):
+        r = subprocess.run(argv, capture_output=True, text=True, check=True)
+        *ms, status = r.stdout.split()
+        if status != "0":
+            raise RuntimeError(f"/bin/true in the sandbox: exit {status}")
+        for x, v in zip(xs, ms):
+            x.append(float(v))
+    return {k: statistics.median(x) for k, x in zip(PHASES, xs)}
+
+
 def bench_startup(n: int) -> dict[str, Any]:
     lw = landwrap_cmd()
     cmds = {
@@ -219,12 +276,15 @@ def bench_startup(n: int) -> dict[str, Any]:
         cmds["landwrap-py run -q -- /bin/true (pip's script)"] = [
             pip_script, "run", "-q", "--", "/bin/true"]
     cmds["/bin/true"] = ["/bin/true"]
+    cmds[RUN_FLOOR] = run_floor_argv()
     med = interleaved(cmds, n)
     py = med["python -c pass"]
     out = {"medians_ms": med, "launcher": " ".join(lw),
+           "run floor / python -c pass": med[RUN_FLOOR] / py,
            "target": target("landwrap run -q -- /bin/true", med["landwrap run -q -- /bin/true"],
                             py, 1.2, floor_name="python -c pass"),
            "vs -I -S": med["landwrap run -q -- /bin/true"] / med["python -I -S -c pass"]}
+    out["phases_ms"] = startup_phases(n)
     boot = _bootstrap_argv(lw[0]) if len(lw) == 1 else None
     run = ["run", "-q", "--", "/bin/true"]
     out["importtime_launcher"] = importtime_top(boot + run) if boot else None
@@ -588,7 +648,13 @@ def format_report(res: dict[str, Any]) -> str:
                    f"{r['result']} |")
     s = res["1 startup"]
     out += ["", "Start-up (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in s["medians_ms"].items())
-            + f"; landwrap run / python -I -S -c pass = {s['vs -I -S']:.2f}x"]
+            + f"; landwrap run / python -I -S -c pass = {s['vs -I -S']:.2f}x",
+            f"Start-up {RUN_FLOOR}: {s['medians_ms'][RUN_FLOOR]:.2f} ms = "
+            f"{s['run floor / python -c pass']:.2f}x python -c pass; landwrap run is "
+            f"+{s['medians_ms']['landwrap run -q -- /bin/true'] - s['medians_ms'][RUN_FLOOR]:.2f}"
+            " ms above it",
+            "Start-up steps inside the process (ms): " + ", ".join(
+                f"{k} {v:.2f}" for k, v in s["phases_ms"].items())]
     p = res["2 profile"]
     out.append(f"Profile of {p['paths']:,} paths (ms): " + ", ".join(
         f"{k} {v:.2f}" for k, v in p["phases_ms"].items())

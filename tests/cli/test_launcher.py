@@ -28,6 +28,56 @@ def test_exit_status_is_the_targets():
     assert lw("run", "-q", "--", "true").returncode == 0
 
 
+def _launch(prelude, *args):
+    """landwrap.__main__.launch() (the installed launcher's entry point)
+    with *args*, after the Python statements *prelude*; stdout buffered, as
+    the launcher's -I makes it whatever PYTHONUNBUFFERED says."""
+    code = (f"import sys\n{prelude}\nsys.argv = ['landwrap'] + sys.argv[1:]\n"
+            "from landwrap.__main__ import launch\nlaunch()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_fast_exit_keeps_the_status_and_flushes_what_was_printed():
+    """After `run` and `status`, launch() leaves with os._exit (no
+    interpreter teardown): nothing printed may be lost on the way."""
+    r = _launch("", "run", "--dry-run", "--", "true")
+    assert r.returncode == 0 and "Landlock" in r.stdout and r.stdout.endswith("\n")
+    r = _launch("print('x' * 100000, end='')", "run", "-q", "--", "sh", "-c", "exit 7")
+    assert r.returncode == 7 and r.stdout == "x" * 100000
+    r = _launch("", "status")
+    assert r.returncode == 0 and "Security model here" in r.stdout and \
+        r.stdout.rstrip().endswith(")")  # its last line, "(AppArmor, ... too)"
+
+
+@pytest.mark.parametrize("prelude", [
+    "import atexit; atexit.register(print, 'atexit ran')",
+    "import threading, time\nthreading.Thread(target=lambda: (time.sleep(0.3), "
+    "print('atexit ran'))).start()"])
+def test_fast_exit_leaves_the_ordinary_way_when_something_is_pending(prelude):
+    """An atexit handler or a thread still running: launch() does not cut
+    them short with os._exit."""
+    r = _launch(prelude, "run", "-q", "--", "sh", "-c", "exit 3")
+    assert r.returncode == 3 and r.stdout == "atexit ran\n", r.stderr
+
+
+def test_garbage_collector_is_off_for_start_up_and_on_while_the_target_runs():
+    """launch() turns the collector off for `run`'s start-up; it is on
+    again (and start-up's objects frozen) before the launcher waits."""
+    prelude = ("import gc\nimport landwrap.cli.run as R, landwrap.engine.launcher as L\n"
+               "def spy(f, what):\n"
+               "    def g(*a, **k):\n"
+               "        print(what, gc.isenabled(), gc.get_freeze_count() > 0, flush=True)\n"
+               "        return f(*a, **k)\n"
+               "    return g\n"
+               "R.build_profile = spy(R.build_profile, 'start-up')\n"
+               "L.run = spy(L.run, 'launch')\n")
+    r = _launch(prelude, "run", "-q", "--", "true")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n") == ["start-up False False", "launch True True", ""]
+
+
 def test_killed_by_signal_is_128_plus_n():
     assert lw("run", "-q", "--", "sh", "-c", "kill -TERM $$").returncode == 128 + 15
     assert lw("run", "-q", "--", "sh", "-c", "kill -KILL $$").returncode == 128 + 9

@@ -557,3 +557,22 @@ def test_cwd_is_never_a_shared_temporary_directory(tmp_path):
     assert "shared temporary directory" in r.stdout + r.stderr
     r = lw("run", "-q", "-p", "cwd-rw", "--", "true", cwd="/tmp")
     assert r.returncode == 125 and "shared temporary directory" in r.stderr
+
+
+def test_hide_glob_hides_a_name_with_a_star_in_it(home, tmp_path):
+    """filesystem.hide = ["DIR/secret.*"] hides DIR/secret.*x too (a * in
+    the name once made the matcher take the pattern's * literally and leave
+    the file readable among the carved directory's other entries)."""
+    _, env = home
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "public").write_text("public\n")
+    (d / "secret.*x").write_text(SECRET + "\n")
+    (d / "secret.1").write_text(SECRET + "\n")
+    prof = tmp_path / "p.toml"
+    prof.write_text(f'[filesystem]\nrox = ["/usr", "/lib", "/lib64", "/bin"]\n'
+                    f'ro = ["{d}"]\nhide = ["{d}/secret.*"]\n')
+    for name in ("secret.1", "secret.*x"):
+        r = run_cat(env, d / name, "-q", "-p", str(prof))
+        assert r.returncode == 1 and SECRET not in r.stdout, name
+    assert run_cat(env, d / "public", "-q", "-p", str(prof)).stdout == "public\n"

@@ -599,3 +599,22 @@ def test_cache_keeps_one_entry_per_profile_file(tmp_path):
         write(p, '[filesystem]\nro = ["/a%s"]\n' % ("x" * (i + 1)))
         assert set(rule_paths(load(p))) == {"/a" + "x" * (i + 1)}
     assert len(_cache_entries(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("pattern", ["shadow.*", "shadow*", "*_key", "*_key-*", "s?adow", ".*",
+                                     "*", "x*y*z", "shadow", "?", "*shadow*", "sh*w.?"])
+def test_fast_glob_matches_what_glob_matches(tmp_path, pattern):
+    """The default profile's hide patterns (one wildcard component) are
+    matched without the glob module: exactly glob's answer, hidden names
+    and names full of wildcard characters included (a * in a name once
+    stopped /etc/shadow.* from matching /etc/shadow.*x)."""
+    import glob
+
+    from landwrap.profiles.validate import _iglob
+
+    for n in ("shadow", "shadow.bak", "shadow-", "gshadow.1", ".shadow.x", "ssh_host_key",
+              "ssh_host_key-cert", "a_key", "sxadow", "x1y2z", "xyz", ".hidden", "*weird",
+              "?q", "shw.1", "shadow.", "s", "shadow.*x", "x*_key"):
+        (tmp_path / n).write_text("")
+    p = f"{tmp_path}/{pattern}"
+    assert sorted(_iglob(p)) == sorted(glob.glob(p))

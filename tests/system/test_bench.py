@@ -68,6 +68,12 @@ def test_bench_smoke_json_reports_every_figure(tmp_path, landlock):
     s = res["1 startup"]
     assert {"python -c pass", "python -I -S -c pass",
             "landwrap run -q -- /bin/true"} <= set(s["medians_ms"])
+    from landwrap.bench import RUN_FLOOR
+
+    assert s["medians_ms"][RUN_FLOOR] > 0 and s["run floor / python -c pass"] > 0
+    from landwrap.bench import PHASES
+
+    assert list(s["phases_ms"]) == list(PHASES) and all(v > 0 for v in s["phases_ms"].values())
 
 
 def test_bench_prints_the_table(tmp_path, landlock):
@@ -76,6 +82,9 @@ def test_bench_prints_the_table(tmp_path, landlock):
     assert r.returncode == 0, r.stderr
     assert "| # | figure (median) | value | floor | ratio | target | |" in r.stdout
     assert "| profile paths |" in r.stdout and "| nesting layers |" in r.stdout
+    assert "Start-up floor: sh + python -I -S + landwrap._lwcffi + spawn /bin/true: " \
+        in r.stdout
+    assert "Start-up steps inside the process (ms): imports (os, landwrap, cffi) " in r.stdout
 
 
 def test_bench_is_outside_the_import_graph():
@@ -271,6 +280,24 @@ def test_launcher_falls_back_to_site_when_a_dependency_is_elsewhere(tmp_path, la
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["kernel_abi"] == landlock
     assert mark.exists()              # site.main() ran, then the prefix's site dir
+
+
+def test_launcher_falls_back_to_site_when_cffi_is_only_another_pythons(tmp_path, landlock):
+    """A _cffi_backend built for another Python version in the prefix (left
+    by an upgrade) is not this interpreter's: the launcher must not take
+    the fast path on its name alone."""
+    import _cffi_backend
+
+    launcher, mark = _fake_install(tmp_path / "prefix")
+    ours = launcher.parent.parent / "lib" / ("python%d.%d" % sys.version_info[:2]) \
+        / "site-packages" / os.path.basename(_cffi_backend.__file__)
+    os.unlink(ours)
+    (ours.parent / "_cffi_backend.cpython-36m-x86_64-linux-gnu.so").write_bytes(b"")
+    r = subprocess.run([str(launcher), "status", "--json"], capture_output=True, text=True,
+                       env=_env(tmp_path), timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["kernel_abi"] == landlock
+    assert mark.exists()              # site.main() ran: cffi came from the interpreter's
 
 
 def test_launcher_through_a_symlink_and_without_its_entry_point(tmp_path, landlock):
