@@ -755,7 +755,8 @@ static void __attribute__((noreturn, noinline)) child(const struct lw_spawn *s,
     } else {
         sigprocmask(SIG_SETMASK, mask, NULL);
     }
-    execve(s->path, s->argv, s->envp);
+    /* envp NULL: this process's environment, as subprocess's env=None. */
+    execve(s->path, s->argv, s->envp ? s->envp : environ);
     child_fail(s, LW_STAGE_EXEC);
 }
 

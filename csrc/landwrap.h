@@ -54,7 +54,7 @@ int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed
 struct lw_spawn {
     const char *path;          /* resolved program path */
     char *const *argv;         /* NULL-terminated */
-    char *const *envp;         /* NULL-terminated */
+    char *const *envp;         /* NULL-terminated; NULL: this process's environ */
     const char *cwd;           /* NULL: stay */
     int stdio[3];              /* -1: inherit */
     const int *keep_fds;       /* sorted, made inheritable in the child */

@@ -890,7 +890,7 @@ class Popen(subprocess.Popen[AnyStr]):
             self.plan = _ready(self._lw_ruleset.plan())
         try:
             pid = spawn.start(
-                self.plan, path, args, env if env is not None else os.environ,
+                self.plan, path, args, env,
                 cwd=cwd, stdio=(p2cread, c2pwrite, errwrite),
                 keep_fds=keep, flags=flags, uid=uid or 0, gid=gid or 0,
                 companion=_companion_of(self.plan))

@@ -178,8 +178,10 @@ def cstrings(items) -> tuple:
 class SpawnArgs:
     """Everything the child needs, encoded once in the parent.
 
-    ``argv`` and ``envp`` are lists of bytes; building this object does all
-    the allocation, so that :func:`spawn` itself only forks."""
+    ``argv`` and ``envp`` are lists of bytes (``envp`` None: the child
+    inherits this process's environment, as with subprocess's ``env=None``);
+    building this object does all the allocation, so that :func:`spawn`
+    itself only forks."""
 
     __slots__ = ("_s", "_keep")
 
@@ -192,11 +194,13 @@ class SpawnArgs:
         s = ffi.new("struct lw_spawn *")
         keep = [ffi.new("char[]", path)]
         a, ab = cstrings(argv)
-        e, eb = cstrings(envp)
-        keep += [a, ab, e, eb]
+        keep += [a, ab]
         s.path = keep[0]
         s.argv = a
-        s.envp = e
+        if envp is not None:
+            e, eb = cstrings(envp)
+            keep += [e, eb]
+            s.envp = e
         if cwd is not None:
             c = ffi.new("char[]", cwd)
             keep.append(c)

@@ -152,7 +152,8 @@ def companion_flags(comp) -> tuple:
 
 def start(plan, path: str, argv, env, *, cwd=None, stdio=(-1, -1, -1),
           keep_fds=(), flags=0, uid=0, gid=0, companion=None, notif_sock=-1) -> int:
-    """Spawn *path* with *argv* and *env* (a mapping) inside *plan*'s sandbox
+    """Spawn *path* with *argv* and *env* (a mapping, or None for this
+    process's environment as it is, like subprocess's ``env=None``) inside *plan*'s sandbox
     (``plan=None``: no Landlock domain, only no_new_privs) and its
     *companion* (a companion.Companion: seccomp filter, capability drop).
     With the filter's supervised part, the child sends its listener fd over
@@ -165,7 +166,7 @@ def start(plan, path: str, argv, env, *, cwd=None, stdio=(-1, -1, -1),
     rfd = plan.ruleset_fd() if plan is not None else -1
     cflags, ckw = companion_flags(companion)
     args = _binding.SpawnArgs(
-        os.fsencode(path), argv, encode_env(env), cwd=bcwd,
+        os.fsencode(path), argv, encode_env(env) if env is not None else None, cwd=bcwd,
         stdio=stdio, keep_fds=keep_fds, ruleset_fd=rfd,
         restrict_flags=plan.flags if plan is not None else 0,
         flags=flags | cflags, uid=uid, gid=gid, notif_sock=notif_sock, **ckw)
