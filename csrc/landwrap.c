@@ -563,12 +563,16 @@ static int drop_bounding(const struct lw_spawn *s)
     int cur;
 
     /* Only what is still there is dropped: a nested sandbox has nothing
-     * left to drop, and no CAP_SETPCAP to drop it with. */
+     * left to drop, and no CAP_SETPCAP to drop it with.  s->bounding is
+     * the set the parent saw; a bounding set never grows, so a bit it
+     * lacks is gone for good, and a bit it has may have gone since (then
+     * the drop needs CAP_SETPCAP: without it, read to tell "already gone"
+     * from a failure).  One system call per capability, not two. */
     for (int cap = 0; cap <= s->cap_last && cap < 64; cap++) {
-        if (s->keep_caps & (1ULL << cap))
+        if ((s->keep_caps & (1ULL << cap)) || !(s->bounding & (1ULL << cap)))
             continue;
-        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1 &&
-            prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
+            prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 0)
             return -1;
     }
     /* uid 0 gains nothing at execve; keep-caps off, and both locked. */

@@ -67,6 +67,8 @@ struct lw_spawn {
     int parent_pid;            /* for LW_PDEATHSIG */
     uint64_t keep_caps;        /* LW_DROP_CAPS: capabilities kept (bits) */
     int cap_last;              /* /proc/sys/kernel/cap_last_cap */
+    uint64_t bounding;         /* LW_DROP_BOUNDING: the bounding set as the parent
+                                  last saw it (it only shrinks: a superset) */
     int seccomp_parts;         /* LW_SC_* for LW_SECCOMP */
     int notif_sock;            /* LW_SC_NOTIFY: socket the listener fd goes to */
 };
@@ -200,3 +202,12 @@ int lw_floor_path_rules(int ruleset_fd, const char *paths, int n,
 /* Restrict the calling thread with one layer handling `handled` and one
  * rule granting all of it beneath "/".  0, or -1 with errno. */
 int lw_floor_bare_domain(uint64_t handled);
+
+/* A spawn with only the system calls a sandbox needs: vfork; in the child
+ * no_new_privs (with a ruleset or a filter), the bounding set emptied,
+ * SECBIT_NOROOT locked and every set cleared (drop_caps), the Landlock
+ * domain (ruleset_fd >= 0), the companion filter (seccomp_parts != 0),
+ * then execve with this process's environment.  All -1/0: a bare vfork +
+ * execve.  Returns the pid (the caller waits), or -1 with errno. */
+int lw_floor_spawn(const char *path, char *const *argv, int ruleset_fd,
+                   int seccomp_parts, int drop_caps, int cap_last);

@@ -120,6 +120,27 @@ def floor_bare_domain(handled: int) -> None:
         raise _oserror()
 
 
+class FloorSpawn:
+    """The benchmark's floor for a sandboxed spawn (csrc/floor.c), its
+    arguments converted once: :meth:`start` is one C call."""
+
+    __slots__ = ("_path", "_argv", "_keep", "_args")
+
+    def __init__(self, argv, ruleset_fd: int = -1, seccomp_parts: int = 0,
+                 drop_caps: bool = False, cap_last: int = 63) -> None:
+        items = [os.fsencode(a) for a in argv]
+        self._path = ffi.new("char[]", items[0])
+        self._argv, self._keep = cstrings(items)
+        self._args = (ruleset_fd, seccomp_parts, 1 if drop_caps else 0, cap_last)
+
+    def start(self) -> int:
+        """Start the child; its pid (wait for it)."""
+        pid = lib.lw_floor_spawn(self._path, self._argv, *self._args)
+        if pid < 0:
+            raise _oserror()
+        return pid
+
+
 # Spawn -------------------------------------------------------------------
 
 STAGES = {
@@ -188,7 +209,7 @@ class SpawnArgs:
     def __init__(self, path: bytes, argv, envp, *, cwd: bytes | None = None,
                  stdio=(-1, -1, -1), keep_fds=(), ruleset_fd=-1,
                  restrict_flags=0, flags=0, uid=0, gid=0, keep_caps=0,
-                 cap_last=63, seccomp_parts=0, notif_sock=-1):
+                 cap_last=63, bounding=~0, seccomp_parts=0, notif_sock=-1):
         if len(keep_fds) > MAX_KEEP_FDS:
             raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
         s = ffi.new("struct lw_spawn *")
@@ -217,6 +238,7 @@ class SpawnArgs:
         s.gid = gid
         s.keep_caps = keep_caps
         s.cap_last = cap_last
+        s.bounding = bounding & 0xFFFFFFFFFFFFFFFF
         s.seccomp_parts = seccomp_parts
         s.notif_sock = notif_sock
         self._s = s

@@ -13,7 +13,7 @@ import fcntl
 import os
 
 from . import _binding, compat
-from .companion import cap_last
+from .companion import bounding, cap_last
 from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError, SpawnError,
                      EXIT_CANNOT_EXEC)
 
@@ -136,17 +136,22 @@ def _pipe_above_stdio() -> tuple:
 
 
 def companion_flags(comp) -> tuple:
-    """(spawn flags, SpawnArgs keywords) for a companion.Companion."""
+    """(spawn flags, SpawnArgs keywords) for a companion.Companion (kept
+    on it: a companion does not change once made)."""
     if comp is None:
         return 0, {}
+    if comp.spawn_args is not None:
+        return comp.spawn_args
     flags = _binding.F_DROP_CAPS
     kw = {"keep_caps": comp.keep_mask()}
     if comp.drop_caps:
         flags |= _binding.F_DROP_BOUNDING
         kw["cap_last"] = cap_last()
+        kw["bounding"] = bounding()
     if comp.filter:
         flags |= _binding.F_SECCOMP
         kw["seccomp_parts"] = comp.parts()
+    comp.spawn_args = (flags, kw)
     return flags, kw
 
 
