@@ -109,7 +109,7 @@ class KernelRuleset:
             return []
         check = self._stale
         if check is None or check.dirs_of is not self._dirs:
-            from .stale import DirCheck
+            from .stale import DirCheck  # lazy: keeps select off `landwrap run`'s start-up
             check = self._stale = DirCheck(self._dirs)
         return check.replaced()
 

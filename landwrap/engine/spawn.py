@@ -155,6 +155,17 @@ def companion_flags(comp) -> tuple:
     return flags, kw
 
 
+def floors(plan, comp, argv) -> tuple:
+    """The benchmarks' floors for spawning *argv* in *plan* with *comp*
+    (``(bare, sandboxed)`` _binding.FloorSpawn): the same spawn from C with
+    nothing but the system calls, bare (vfork + execve) and with those the
+    sandbox makes the child do (no_new_privs, Landlock, the companion
+    filter, the capability drop as root).  Enforces nothing for a user."""
+    return (_binding.FloorSpawn(argv),
+            _binding.FloorSpawn(argv, plan.ruleset_fd(), comp.parts(), comp.drop_caps,
+                                cap_last()))
+
+
 def start(plan, path: str, argv, env, *, cwd=None, stdio=(-1, -1, -1),
           keep_fds=(), flags=0, uid=0, gid=0, companion=None, notif_sock=-1) -> int:
     """Spawn *path* with *argv* and *env* (a mapping, or None for this
