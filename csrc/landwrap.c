@@ -764,8 +764,36 @@ static void __attribute__((noreturn, noinline)) child(const struct lw_spawn *s,
     child_fail(s, LW_STAGE_EXEC);
 }
 
+/* A close-on-exec pipe whose ends are not 0, 1 or 2 (those may be closed
+ * in the parent, and the child overwrites them). */
+static int errpipe_above_stdio(int fds[2])
+{
+    int low[2] = {-1, -1}, n = 0, err;
+
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] < 3) {
+            low[n++] = fds[i];
+            fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+        }
+    }
+    err = errno;
+    for (int i = 0; i < n; i++)
+        close(low[i]);
+    if (fds[0] < 0 || fds[1] < 0) {
+        if (fds[0] >= 0)
+            close(fds[0]);
+        if (fds[1] >= 0)
+            close(fds[1]);
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
 /* noinline, like child(): the frame that calls vfork stays its own. */
-int __attribute__((noinline)) lw_spawn(const struct lw_spawn *s)
+static pid_t __attribute__((noinline)) vfork_child(const struct lw_spawn *s)
 {
     sigset_t all, old;
     pid_t pid;
@@ -783,6 +811,39 @@ int __attribute__((noinline)) lw_spawn(const struct lw_spawn *s)
         child(s, &old);
     saved = errno;
     lw_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return pid;
+}
+
+int lw_spawn(struct lw_spawn *s, struct lw_error *failure)
+{
+    int fds[2], saved;
+    size_t got = 0;
+    pid_t pid;
+
+    failure->stage = failure->err = 0;
+    if (errpipe_above_stdio(fds) < 0)
+        return -1;
+    s->errpipe = fds[1];
+    s->parent_pid = (int)getpid();
+    pid = vfork_child(s);
+    saved = errno;
+    close(fds[1]);
+    if (pid > 0) {
+        /* EOF when the program runs (the pipe closes on exec); a record
+         * when the child failed before. */
+        while (got < sizeof(*failure)) {
+            ssize_t r = read(fds[0], (char *)failure + got, sizeof(*failure) - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        if (got < sizeof(*failure))
+            failure->stage = failure->err = 0;
+    }
+    close(fds[0]);
     errno = saved;
     return pid;
 }

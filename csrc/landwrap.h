@@ -61,10 +61,10 @@ struct lw_spawn {
     int n_keep;                /* at most LW_MAX_KEEP_FDS */
     int ruleset_fd;            /* -1: no Landlock domain */
     uint32_t restrict_flags;
-    int errpipe;               /* write end, close-on-exec */
+    int errpipe;               /* set by lw_spawn: the error pipe's write end */
     int flags;                 /* LW_* */
     unsigned int uid, gid;
-    int parent_pid;            /* for LW_PDEATHSIG */
+    int parent_pid;            /* set by lw_spawn: for LW_PDEATHSIG */
     uint64_t keep_caps;        /* LW_DROP_CAPS: capabilities kept (bits) */
     int cap_last;              /* /proc/sys/kernel/cap_last_cap */
     uint64_t bounding;         /* LW_DROP_BOUNDING: the bounding set as the parent
@@ -78,10 +78,13 @@ struct lw_error {
     int err;
 };
 
-/* Fork with vfork, set up and exec in the child.  Returns the child's
- * pid, or -1 with errno when no child was created.  A child that fails
- * writes a struct lw_error to errpipe and exits with status 125. */
-int lw_spawn(const struct lw_spawn *s);
+/* Fork with vfork, set up and exec in the child, and wait until the child
+ * has executed its program or failed: a close-on-exec pipe (above the
+ * standard streams) brings a failing child's struct lw_error, which lands
+ * in *failure (stage 0: the program runs).  A child that failed has exited
+ * with status 125 (the caller reaps it).  Returns the child's pid, or -1
+ * with errno when no child was created. */
+int lw_spawn(struct lw_spawn *s, struct lw_error *failure);
 
 /* ---- the seccomp companion filter --------------------------------------
  * A classic-BPF program closing what Landlock's hooks leave open (see the

@@ -177,7 +177,6 @@ F_SECCOMP = lib.LW_SECCOMP
 STAGE_SECCOMP = lib.LW_STAGE_SECCOMP
 STAGE_CAPS = lib.LW_STAGE_CAPS
 
-_ERR_SIZE = ffi.sizeof("struct lw_error")
 MAX_KEEP_FDS = lib.LW_MAX_KEEP_FDS
 
 
@@ -212,12 +211,11 @@ class SpawnArgs:
                  cap_last=63, bounding=~0, seccomp_parts=0, notif_sock=-1):
         if len(keep_fds) > MAX_KEEP_FDS:
             raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
-        s = ffi.new("struct lw_spawn *")
-        keep = [ffi.new("char[]", path)]
-        a, ab = cstrings(argv)
-        keep += [a, ab]
-        s.path = keep[0]
-        s.argv = a
+        s = ffi.new("struct lw_spawn *")  # zeroed: only what is not 0 is set
+        a, blob = cstrings([path, *argv])  # the path and argv in one buffer
+        keep = [a, blob]
+        s.path = a[0]
+        s.argv = a + 1
         if envp is not None:
             e, eb = cstrings(envp)
             keep += [e, eb]
@@ -226,51 +224,40 @@ class SpawnArgs:
             c = ffi.new("char[]", cwd)
             keep.append(c)
             s.cwd = c
-        s.stdio = list(stdio)
-        fds = ffi.new("int[]", sorted(keep_fds) or [0])
-        keep.append(fds)
-        s.keep_fds = fds
-        s.n_keep = len(keep_fds)
+        s.stdio = stdio
+        if keep_fds:
+            fds = ffi.new("int[]", sorted(keep_fds))
+            keep.append(fds)
+            s.keep_fds = fds
+            s.n_keep = len(keep_fds)
         s.ruleset_fd = ruleset_fd
-        s.restrict_flags = restrict_flags
+        s.notif_sock = notif_sock
+        if restrict_flags:
+            s.restrict_flags = restrict_flags
         s.flags = flags
-        s.uid = uid
-        s.gid = gid
-        s.keep_caps = keep_caps
+        if uid:
+            s.uid = uid
+        if gid:
+            s.gid = gid
+        if keep_caps:
+            s.keep_caps = keep_caps
         s.cap_last = cap_last
         s.bounding = bounding & 0xFFFFFFFFFFFFFFFF
-        s.seccomp_parts = seccomp_parts
-        s.notif_sock = notif_sock
+        if seccomp_parts:
+            s.seccomp_parts = seccomp_parts
         self._s = s
         self._keep = keep
 
 
-def spawn(args: SpawnArgs, errpipe_w: int, parent_pid: int) -> int:
-    """Start the child; returns its pid.  The caller owns *errpipe_w* (close
-    it after this returns, then :func:`read_child_error`)."""
-    s = args._s
-    s.errpipe = errpipe_w
-    s.parent_pid = parent_pid
-    pid = lib.lw_spawn(s)
+def spawn(args: SpawnArgs) -> tuple:
+    """Start the child and wait until it runs its program or fails:
+    ``(pid, None)``, or ``(pid, (stage, errno))`` for a child that failed
+    before (it has exited with status 125; reap it)."""
+    failure = ffi.new("struct lw_error *")
+    pid = lib.lw_spawn(args._s, failure)
     if pid < 0:
         raise _oserror()
-    return pid
-
-
-def read_child_error(errpipe_r: int):
-    """``(stage, errno)`` reported by a child that failed, or ``None`` when
-    the child reached its target (the pipe closed on exec)."""
-    data = b""
-    while True:
-        chunk = os.read(errpipe_r, _ERR_SIZE)
-        if not chunk:
-            break
-        data += chunk
-    if len(data) < _ERR_SIZE:
-        return None
-    rec = ffi.new("struct lw_error *")
-    ffi.memmove(rec, data, _ERR_SIZE)
-    return rec.stage, rec.err
+    return pid, ((failure.stage, failure.err) if failure.stage else None)
 
 
 # The seccomp companion filter ---------------------------------------------

@@ -9,7 +9,6 @@ pipe and is raised here as a precise exception.  Never uses ``preexec_fn``.
 
 from __future__ import annotations
 
-import fcntl
 import os
 
 from . import _binding, compat
@@ -122,19 +121,6 @@ def encode_env(env) -> list:
     return out
 
 
-def _pipe_above_stdio() -> tuple:
-    """A close-on-exec pipe whose ends are not 0, 1 or 2 (those may be
-    closed in the parent, and the child overwrites them)."""
-    ends = list(os.pipe2(os.O_CLOEXEC))
-    low = [fd for fd in ends if fd < 3]
-    for i, fd in enumerate(ends):
-        if fd < 3:
-            ends[i] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-    for fd in low:
-        os.close(fd)
-    return ends[0], ends[1]
-
-
 def companion_flags(comp) -> tuple:
     """(spawn flags, SpawnArgs keywords) for a companion.Companion (kept
     on it: a companion does not change once made)."""
@@ -186,16 +172,7 @@ def start(plan, path: str, argv, env, *, cwd=None, stdio=(-1, -1, -1),
         stdio=stdio, keep_fds=keep_fds, ruleset_fd=rfd,
         restrict_flags=plan.flags if plan is not None else 0,
         flags=flags | cflags, uid=uid, gid=gid, notif_sock=notif_sock, **ckw)
-    r, w = _pipe_above_stdio()
-    try:
-        pid = _binding.spawn(args, w, os.getpid())
-        os.close(w)
-        w = -1
-        failure = _binding.read_child_error(r)
-    finally:
-        os.close(r)
-        if w >= 0:
-            os.close(w)
+    pid, failure = _binding.spawn(args)
     if failure is None:
         return pid
     os.waitpid(pid, 0)
