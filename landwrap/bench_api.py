@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any, Callable
 
 _RESTRICT_CHILD = """
 import json, sys, threading, time
@@ -75,7 +76,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def spawn_floors(rs) -> tuple:
+def spawn_floors(rs: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
     """``(plain, sandboxed)``: callables that start /bin/true from C with
     nothing but the system calls (engine.spawn.floors) and wait for it."""
     from landwrap import api
@@ -86,7 +87,7 @@ def spawn_floors(rs) -> tuple:
     return (lambda: os.waitpid(plain.start(), 0)), (lambda: os.waitpid(boxed.start(), 0))
 
 
-def bench_spawn(n: int, cli_n: int) -> list:
+def bench_spawn(n: int, cli_n: int) -> list[tuple[str, float, int]]:
     """[(label, median_ms, iterations)] for the spawn comparison: rows 0-1
     subprocess.run and landwrap.run, rows 2-3 the C floors, then the CLI."""
     import landwrap
@@ -94,7 +95,8 @@ def bench_spawn(n: int, cli_n: int) -> list:
     rs = landwrap.Ruleset.from_profile("default")
     landwrap.run(["/bin/true"], ruleset=rs, check=True)  # builds the ruleset once
     floor_plain, floor_boxed = spawn_floors(rs)
-    calls = [('subprocess.run(["/bin/true"])', lambda: subprocess.run(["/bin/true"])),
+    calls: list[tuple[str, Callable[[], Any]]] = [
+             ('subprocess.run(["/bin/true"])', lambda: subprocess.run(["/bin/true"])),
              ('landwrap.run(["/bin/true"], ruleset=prebuilt)',
               lambda: landwrap.run(["/bin/true"], ruleset=rs)),
              ("C floor: vfork + execve + waitpid", floor_plain),
@@ -103,7 +105,7 @@ def bench_spawn(n: int, cli_n: int) -> list:
     for _ in range(20):  # warm up every path
         for _label, fn in calls:
             fn()
-    times: list = [[] for _ in calls]
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(n):
         for xs, (_label, fn) in zip(times, calls):
             xs.append(_timed(fn))
@@ -123,7 +125,7 @@ def bench_spawn(n: int, cli_n: int) -> list:
 
 
 def floor_summary(plain_py: float, boxed_py: float, floor_plain: float,
-                  floor_boxed: float) -> list:
+                  floor_boxed: float) -> list[str]:
     """Lines saying what the kernel's share of a sandbox costs and the best
     ratio to subprocess.run that it leaves (all in ms)."""
     kernel = floor_boxed - floor_plain

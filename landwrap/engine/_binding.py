@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Sequence
 
 from .._lwcffi import ffi, lib
 
@@ -126,8 +127,8 @@ class FloorSpawn:
 
     __slots__ = ("_path", "_argv", "_keep", "_args")
 
-    def __init__(self, argv, ruleset_fd: int = -1, seccomp_parts: int = 0,
-                 drop_caps: bool = False, cap_last: int = 63) -> None:
+    def __init__(self, argv: Sequence[str | bytes], ruleset_fd: int = -1,
+                 seccomp_parts: int = 0, drop_caps: bool = False, cap_last: int = 63) -> None:
         items = [os.fsencode(a) for a in argv]
         self._path = ffi.new("char[]", items[0])
         self._argv, self._keep = cstrings(items)
@@ -135,7 +136,7 @@ class FloorSpawn:
 
     def start(self) -> int:
         """Start the child; its pid (wait for it)."""
-        pid = lib.lw_floor_spawn(self._path, self._argv, *self._args)
+        pid: int = lib.lw_floor_spawn(self._path, self._argv, *self._args)
         if pid < 0:
             raise _oserror()
         return pid
@@ -249,12 +250,12 @@ class SpawnArgs:
         self._keep = keep
 
 
-def spawn(args: SpawnArgs) -> tuple:
+def spawn(args: SpawnArgs) -> tuple[int, tuple[int, int] | None]:
     """Start the child and wait until it runs its program or fails:
     ``(pid, None)``, or ``(pid, (stage, errno))`` for a child that failed
     before (it has exited with status 125; reap it)."""
     failure = ffi.new("struct lw_error *")
-    pid = lib.lw_spawn(args._s, failure)
+    pid: int = lib.lw_spawn(args._s, failure)
     if pid < 0:
         raise _oserror()
     return pid, ((failure.stage, failure.err) if failure.stage else None)

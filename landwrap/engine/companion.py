@@ -120,7 +120,7 @@ class Companion:
         self.keep_caps: list = []
         self.unavailable = None
         #: spawn.companion_flags() of this companion, once decided (spawn.py)
-        self.spawn_args: tuple | None = None
+        self.spawn_args: tuple[int, dict[str, int]] | None = None
 
     def parts(self) -> int:
         if not self.filter:

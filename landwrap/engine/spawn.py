@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import os
 
+from typing import Sequence
+
 from . import _binding, compat
-from .companion import bounding, cap_last
+from .companion import Companion, bounding, cap_last
 from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError, SpawnError,
                      EXIT_CANNOT_EXEC)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .plan import Plan
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -121,7 +127,7 @@ def encode_env(env) -> list:
     return out
 
 
-def companion_flags(comp) -> tuple:
+def companion_flags(comp: Companion | None) -> tuple[int, dict[str, int]]:
     """(spawn flags, SpawnArgs keywords) for a companion.Companion (kept
     on it: a companion does not change once made)."""
     if comp is None:
@@ -129,7 +135,7 @@ def companion_flags(comp) -> tuple:
     if comp.spawn_args is not None:
         return comp.spawn_args
     flags = _binding.F_DROP_CAPS
-    kw = {"keep_caps": comp.keep_mask()}
+    kw: dict[str, int] = {"keep_caps": comp.keep_mask()}
     if comp.drop_caps:
         flags |= _binding.F_DROP_BOUNDING
         kw["cap_last"] = cap_last()
@@ -141,7 +147,8 @@ def companion_flags(comp) -> tuple:
     return flags, kw
 
 
-def floors(plan, comp, argv) -> tuple:
+def floors(plan: Plan, comp: Companion,
+           argv: Sequence[str]) -> tuple[_binding.FloorSpawn, _binding.FloorSpawn]:
     """The benchmarks' floors for spawning *argv* in *plan* with *comp*
     (``(bare, sandboxed)`` _binding.FloorSpawn): the same spawn from C with
     nothing but the system calls, bare (vfork + execve) and with those the
