@@ -231,7 +231,8 @@ uint32_t lw_seccomp_arch(void)
 /* Jump targets: either a label (resolved once the program is laid out) or
  * 0 (the next instruction). */
 enum { L_NEXT = 0, L_ALLOW, L_EPERM, L_EPROTO, L_ENOSYS, L_OTHER, L_CHECK,
-       L_IOCTL, L_SOCKET, L_SOCKTYPE, L_PID0, L_PRIO, L_IOPRIO, L_COUNT };
+       L_IOCTL, L_SOCKET, L_SOCKTYPE, L_PID0, L_PRIO, L_IOPRIO,
+       L_TREE, L_COUNT = L_TREE + 8 };  /* L_TREE...: the dispatch's nodes */
 
 struct bpf_asm {
     struct sock_filter *out;
@@ -256,12 +257,48 @@ static void op(struct bpf_asm *a, uint16_t code, uint32_t k, int jt, int jf)
 #define GOTO(a, l) op(a, BPF_JMP | BPF_JA, 0, l, 0)
 #define RET(a, k) op(a, BPF_RET | BPF_K, (uint32_t)(k), 0, 0)
 #define LABEL(a, l) ((a)->at[l] = (a)->n)
+
+struct sc_call {
+    uint32_t nr;
+    int label;
+};
+
+/* Jump on the system call number (in A) to the label of each call the
+ * filter looks at, by binary search (JGE splits, JEQ at the leaves); every
+ * other call -- nearly all -- is allowed after about four comparisons
+ * instead of one per known call.  The kernel runs the program for every
+ * system call number when it is attached (to cache those always allowed)
+ * and then on every call of the sandboxed program: both get shorter.
+ * calls[] is sorted by number, the numbers distinct.  Pure. */
+static void dispatch(struct bpf_asm *a, const struct sc_call *c, int n, int *next)
+{
+    int mid, right;
+
+    if (n <= 3) {
+        for (int i = 0; i < n; i++)
+            JEQ(a, c[i].nr, c[i].label, L_NEXT);
+        RET(a, SECCOMP_RET_ALLOW);
+        return;
+    }
+    mid = n / 2;
+    right = (*next)++;
+    if (right >= L_COUNT) {  /* more calls than labels: refuse to build */
+        a->n = LW_SC_MAX_INSNS + 1;
+        return;
+    }
+    op(a, BPF_JMP | BPF_JGE | BPF_K, c[mid].nr, right, L_NEXT);
+    dispatch(a, c, mid, next);
+    LABEL(a, right);
+    dispatch(a, c + mid, n - mid, next);
+}
 #endif
 
 int lw_seccomp_build(int parts, int self_pid, void *out, int cap)
 {
 #if LW_AUDIT_ARCH
     struct bpf_asm a;
+    struct sc_call calls[10];
+    int n_calls = 0, next_label = L_TREE;
     static const int pid0_calls[] = {
         __NR_prlimit64, __NR_sched_setaffinity, __NR_sched_setscheduler,
         __NR_sched_setparam, __NR_sched_setattr,
@@ -277,18 +314,24 @@ int lw_seccomp_build(int parts, int self_pid, void *out, int cap)
 #if defined(__x86_64__)
     op(&a, BPF_JMP | BPF_JGE | BPF_K, LW_X32_SYSCALL_BIT, L_ENOSYS, L_NEXT);
 #endif
-    JEQ(&a, __NR_ioctl, L_IOCTL, L_NEXT);
+    calls[n_calls++] = (struct sc_call){__NR_ioctl, L_IOCTL};
     if (parts & LW_SC_MPTCP) {
-        JEQ(&a, __NR_socket, L_SOCKET, L_NEXT);
-        JEQ(&a, __NR_io_uring_setup, L_ENOSYS, L_NEXT);
+        calls[n_calls++] = (struct sc_call){__NR_socket, L_SOCKET};
+        calls[n_calls++] = (struct sc_call){__NR_io_uring_setup, L_ENOSYS};
     }
     if (parts & LW_SC_PROCS) {
         for (size_t i = 0; i < sizeof(pid0_calls) / sizeof(*pid0_calls); i++)
-            JEQ(&a, pid0_calls[i], L_PID0, L_NEXT);
-        JEQ(&a, __NR_setpriority, L_PRIO, L_NEXT);
-        JEQ(&a, __NR_ioprio_set, L_IOPRIO, L_NEXT);
+            calls[n_calls++] = (struct sc_call){(uint32_t)pid0_calls[i], L_PID0};
+        calls[n_calls++] = (struct sc_call){__NR_setpriority, L_PRIO};
+        calls[n_calls++] = (struct sc_call){__NR_ioprio_set, L_IOPRIO};
     }
-    RET(&a, SECCOMP_RET_ALLOW);       /* every other call */
+    for (int i = 1; i < n_calls; i++)  /* insertion sort: n_calls <= 10 */
+        for (int j = i; j > 0 && calls[j - 1].nr > calls[j].nr; j--) {
+            struct sc_call t = calls[j];
+            calls[j] = calls[j - 1];
+            calls[j - 1] = t;
+        }
+    dispatch(&a, calls, n_calls, &next_label);  /* every other call: allowed */
 
     LABEL(&a, L_IOCTL);
     LD(&a, OFF_ARG_LO(1));
