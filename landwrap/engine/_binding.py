@@ -202,7 +202,7 @@ class SpawnArgs:
     ``argv`` and ``envp`` are lists of bytes (``envp`` None: the child
     inherits this process's environment, as with subprocess's ``env=None``);
     building this object does all the allocation, so that :func:`spawn`
-    itself only forks."""
+    itself only makes the error pipe, forks and reads the child's report."""
 
     __slots__ = ("_s", "_keep")
 

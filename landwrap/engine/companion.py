@@ -69,6 +69,8 @@ def _capabilities(field: bytes = b"CapPrm:") -> int | None:
     return None
 
 
+_bounding: int | None = None
+
 
 def bounding() -> int:
     """This process's capability bounding set (every bit when unreadable).
@@ -80,9 +82,6 @@ def bounding() -> int:
         b = _capabilities(b"CapBnd:")
         _bounding = b if b is not None else (1 << 64) - 1
     return _bounding
-
-
-_bounding: int | None = None
 
 
 _cap_last = None
