@@ -231,7 +231,8 @@ uint32_t lw_seccomp_arch(void)
 /* Jump targets: either a label (resolved once the program is laid out) or
  * 0 (the next instruction). */
 enum { L_NEXT = 0, L_ALLOW, L_EPERM, L_EPROTO, L_ENOSYS, L_OTHER, L_CHECK,
-       L_IOCTL, L_SOCKET, L_SOCKTYPE, L_PID0, L_PRIO, L_IOPRIO, L_COUNT };
+       L_IOCTL, L_SOCKET, L_SOCKTYPE, L_PID0, L_PRIO, L_IOPRIO,
+       L_TREE, L_COUNT = L_TREE + 8 };  /* L_TREE...: the dispatch's nodes */
 
 struct bpf_asm {
     struct sock_filter *out;
@@ -256,12 +257,48 @@ static void op(struct bpf_asm *a, uint16_t code, uint32_t k, int jt, int jf)
 #define GOTO(a, l) op(a, BPF_JMP | BPF_JA, 0, l, 0)
 #define RET(a, k) op(a, BPF_RET | BPF_K, (uint32_t)(k), 0, 0)
 #define LABEL(a, l) ((a)->at[l] = (a)->n)
+
+struct sc_call {
+    uint32_t nr;
+    int label;
+};
+
+/* Jump on the system call number (in A) to the label of each call the
+ * filter looks at, by binary search (JGE splits, JEQ at the leaves); every
+ * other call -- nearly all -- is allowed after about four comparisons
+ * instead of one per known call.  The kernel runs the program for every
+ * system call number when it is attached (to cache those always allowed)
+ * and then on every call of the sandboxed program: both get shorter.
+ * calls[] is sorted by number, the numbers distinct.  Pure. */
+static void dispatch(struct bpf_asm *a, const struct sc_call *c, int n, int *next)
+{
+    int mid, right;
+
+    if (n <= 3) {
+        for (int i = 0; i < n; i++)
+            JEQ(a, c[i].nr, c[i].label, L_NEXT);
+        RET(a, SECCOMP_RET_ALLOW);
+        return;
+    }
+    mid = n / 2;
+    right = (*next)++;
+    if (right >= L_COUNT) {  /* more calls than labels: refuse to build */
+        a->n = LW_SC_MAX_INSNS + 1;
+        return;
+    }
+    op(a, BPF_JMP | BPF_JGE | BPF_K, c[mid].nr, right, L_NEXT);
+    dispatch(a, c, mid, next);
+    LABEL(a, right);
+    dispatch(a, c + mid, n - mid, next);
+}
 #endif
 
 int lw_seccomp_build(int parts, int self_pid, void *out, int cap)
 {
 #if LW_AUDIT_ARCH
     struct bpf_asm a;
+    struct sc_call calls[10];
+    int n_calls = 0, next_label = L_TREE;
     static const int pid0_calls[] = {
         __NR_prlimit64, __NR_sched_setaffinity, __NR_sched_setscheduler,
         __NR_sched_setparam, __NR_sched_setattr,
@@ -277,18 +314,24 @@ int lw_seccomp_build(int parts, int self_pid, void *out, int cap)
 #if defined(__x86_64__)
     op(&a, BPF_JMP | BPF_JGE | BPF_K, LW_X32_SYSCALL_BIT, L_ENOSYS, L_NEXT);
 #endif
-    JEQ(&a, __NR_ioctl, L_IOCTL, L_NEXT);
+    calls[n_calls++] = (struct sc_call){__NR_ioctl, L_IOCTL};
     if (parts & LW_SC_MPTCP) {
-        JEQ(&a, __NR_socket, L_SOCKET, L_NEXT);
-        JEQ(&a, __NR_io_uring_setup, L_ENOSYS, L_NEXT);
+        calls[n_calls++] = (struct sc_call){__NR_socket, L_SOCKET};
+        calls[n_calls++] = (struct sc_call){__NR_io_uring_setup, L_ENOSYS};
     }
     if (parts & LW_SC_PROCS) {
         for (size_t i = 0; i < sizeof(pid0_calls) / sizeof(*pid0_calls); i++)
-            JEQ(&a, pid0_calls[i], L_PID0, L_NEXT);
-        JEQ(&a, __NR_setpriority, L_PRIO, L_NEXT);
-        JEQ(&a, __NR_ioprio_set, L_IOPRIO, L_NEXT);
+            calls[n_calls++] = (struct sc_call){(uint32_t)pid0_calls[i], L_PID0};
+        calls[n_calls++] = (struct sc_call){__NR_setpriority, L_PRIO};
+        calls[n_calls++] = (struct sc_call){__NR_ioprio_set, L_IOPRIO};
     }
-    RET(&a, SECCOMP_RET_ALLOW);       /* every other call */
+    for (int i = 1; i < n_calls; i++)  /* insertion sort: n_calls <= 10 */
+        for (int j = i; j > 0 && calls[j - 1].nr > calls[j].nr; j--) {
+            struct sc_call t = calls[j];
+            calls[j] = calls[j - 1];
+            calls[j - 1] = t;
+        }
+    dispatch(&a, calls, n_calls, &next_label);  /* every other call: allowed */
 
     LABEL(&a, L_IOCTL);
     LD(&a, OFF_ARG_LO(1));
@@ -563,12 +606,16 @@ static int drop_bounding(const struct lw_spawn *s)
     int cur;
 
     /* Only what is still there is dropped: a nested sandbox has nothing
-     * left to drop, and no CAP_SETPCAP to drop it with. */
+     * left to drop, and no CAP_SETPCAP to drop it with.  s->bounding is
+     * the set the parent saw; a bounding set never grows, so a bit it
+     * lacks is gone for good, and a bit it has may have gone since (then
+     * the drop needs CAP_SETPCAP: without it, read to tell "already gone"
+     * from a failure).  One system call per capability, not two. */
     for (int cap = 0; cap <= s->cap_last && cap < 64; cap++) {
-        if (s->keep_caps & (1ULL << cap))
+        if ((s->keep_caps & (1ULL << cap)) || !(s->bounding & (1ULL << cap)))
             continue;
-        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1 &&
-            prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
+            prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 0)
             return -1;
     }
     /* uid 0 gains nothing at execve; keep-caps off, and both locked. */
@@ -755,12 +802,41 @@ static void __attribute__((noreturn, noinline)) child(const struct lw_spawn *s,
     } else {
         sigprocmask(SIG_SETMASK, mask, NULL);
     }
-    execve(s->path, s->argv, s->envp);
+    /* envp NULL: this process's environment, as subprocess's env=None. */
+    execve(s->path, s->argv, s->envp ? s->envp : environ);
     child_fail(s, LW_STAGE_EXEC);
 }
 
+/* A close-on-exec pipe whose ends are not 0, 1 or 2 (those may be closed
+ * in the parent, and the child overwrites them). */
+static int errpipe_above_stdio(int fds[2])
+{
+    int low[2] = {-1, -1}, n = 0, err;
+
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] < 3) {
+            low[n++] = fds[i];
+            fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+        }
+    }
+    err = errno;
+    for (int i = 0; i < n; i++)
+        close(low[i]);
+    if (fds[0] < 0 || fds[1] < 0) {
+        if (fds[0] >= 0)
+            close(fds[0]);
+        if (fds[1] >= 0)
+            close(fds[1]);
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
 /* noinline, like child(): the frame that calls vfork stays its own. */
-int __attribute__((noinline)) lw_spawn(const struct lw_spawn *s)
+static pid_t __attribute__((noinline)) vfork_child(const struct lw_spawn *s)
 {
     sigset_t all, old;
     pid_t pid;
@@ -778,6 +854,39 @@ int __attribute__((noinline)) lw_spawn(const struct lw_spawn *s)
         child(s, &old);
     saved = errno;
     lw_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return pid;
+}
+
+int lw_spawn(struct lw_spawn *s, struct lw_error *failure)
+{
+    int fds[2], saved;
+    size_t got = 0;
+    pid_t pid;
+
+    failure->stage = failure->err = 0;
+    if (errpipe_above_stdio(fds) < 0)
+        return -1;
+    s->errpipe = fds[1];
+    s->parent_pid = (int)getpid();
+    pid = vfork_child(s);
+    saved = errno;
+    close(fds[1]);
+    if (pid > 0) {
+        /* EOF when the program runs (the pipe closes on exec); a record
+         * when the child failed before. */
+        while (got < sizeof(*failure)) {
+            ssize_t r = read(fds[0], (char *)failure + got, sizeof(*failure) - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        if (got < sizeof(*failure))
+            failure->stage = failure->err = 0;
+    }
+    close(fds[0]);
     errno = saved;
     return pid;
 }

@@ -54,19 +54,21 @@ int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed
 struct lw_spawn {
     const char *path;          /* resolved program path */
     char *const *argv;         /* NULL-terminated */
-    char *const *envp;         /* NULL-terminated */
+    char *const *envp;         /* NULL-terminated; NULL: this process's environ */
     const char *cwd;           /* NULL: stay */
     int stdio[3];              /* -1: inherit */
     const int *keep_fds;       /* sorted, made inheritable in the child */
     int n_keep;                /* at most LW_MAX_KEEP_FDS */
     int ruleset_fd;            /* -1: no Landlock domain */
     uint32_t restrict_flags;
-    int errpipe;               /* write end, close-on-exec */
+    int errpipe;               /* set by lw_spawn: the error pipe's write end */
     int flags;                 /* LW_* */
     unsigned int uid, gid;
-    int parent_pid;            /* for LW_PDEATHSIG */
+    int parent_pid;            /* set by lw_spawn: for LW_PDEATHSIG */
     uint64_t keep_caps;        /* LW_DROP_CAPS: capabilities kept (bits) */
     int cap_last;              /* /proc/sys/kernel/cap_last_cap */
+    uint64_t bounding;         /* LW_DROP_BOUNDING: the bounding set as the parent
+                                  last saw it (it only shrinks: a superset) */
     int seccomp_parts;         /* LW_SC_* for LW_SECCOMP */
     int notif_sock;            /* LW_SC_NOTIFY: socket the listener fd goes to */
 };
@@ -76,10 +78,13 @@ struct lw_error {
     int err;
 };
 
-/* Fork with vfork, set up and exec in the child.  Returns the child's
- * pid, or -1 with errno when no child was created.  A child that fails
- * writes a struct lw_error to errpipe and exits with status 125. */
-int lw_spawn(const struct lw_spawn *s);
+/* Fork with vfork, set up and exec in the child, and wait until the child
+ * has executed its program or failed: a close-on-exec pipe (above the
+ * standard streams) brings a failing child's struct lw_error, which lands
+ * in *failure (stage 0: the program runs).  A child that failed has exited
+ * with status 125 (the caller reaps it).  Returns the child's pid, or -1
+ * with errno when no child was created. */
+int lw_spawn(struct lw_spawn *s, struct lw_error *failure);
 
 /* ---- the seccomp companion filter --------------------------------------
  * A classic-BPF program closing what Landlock's hooks leave open (see the
@@ -200,3 +205,12 @@ int lw_floor_path_rules(int ruleset_fd, const char *paths, int n,
 /* Restrict the calling thread with one layer handling `handled` and one
  * rule granting all of it beneath "/".  0, or -1 with errno. */
 int lw_floor_bare_domain(uint64_t handled);
+
+/* A spawn with only the system calls a sandbox needs: vfork; in the child
+ * no_new_privs (with a ruleset or a filter), the bounding set emptied,
+ * SECBIT_NOROOT locked and every set cleared (drop_caps), the Landlock
+ * domain (ruleset_fd >= 0), the companion filter (seccomp_parts != 0),
+ * then execve with this process's environment.  All -1/0: a bare vfork +
+ * execve.  Returns the pid (the caller waits), or -1 with errno. */
+int lw_floor_spawn(const char *path, char *const *argv, int ruleset_fd,
+                   int seccomp_parts, int drop_caps, int cap_last);

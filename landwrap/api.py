@@ -611,8 +611,9 @@ def _sandbox_for(args: Any, executable: Any, shell: bool, env: Any, cwd: Any,
     with :func:`python_paths` added when *python* says so (None: when
     the program is the running interpreter)."""
     if ruleset is not None:
-        given = [k for k, v in allow.items()
-                 if (_many(v, (str, bytes, os.PathLike, int)) if k in _LISTS else v is not None)]
+        given = [] if all(v is None or (type(v) is tuple and not v) for v in allow.values()) \
+            else [k for k, v in allow.items()
+                  if (_many(v, (str, bytes, os.PathLike, int)) if k in _LISTS else v is not None)]
         if profile is not None or given or python:
             raise UsageError("give either ruleset= or profile=/ro=/rw=/... arguments, not both")
         if isinstance(ruleset, Ruleset):
@@ -890,7 +891,7 @@ class Popen(subprocess.Popen[AnyStr]):
             self.plan = _ready(self._lw_ruleset.plan())
         try:
             pid = spawn.start(
-                self.plan, path, args, env if env is not None else os.environ,
+                self.plan, path, args, env,
                 cwd=cwd, stdio=(p2cread, c2pwrite, errwrite),
                 keep_fds=keep, flags=flags, uid=uid or 0, gid=gid or 0,
                 companion=_companion_of(self.plan))

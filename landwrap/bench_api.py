@@ -7,9 +7,14 @@ Prints medians and ratios, all measured in the same run:
 
 - a sandboxed spawn, ``landwrap.run(["/bin/true"], ruleset=prebuilt)``,
   against a plain ``subprocess.run(["/bin/true"])`` (interleaved, so that
-  drift in machine load hits both alike), and against calling a CLI sandbox
-  from Python, ``subprocess.run(["landwrap", "run", "--", "/bin/true"])``:
-  what any launcher-based sandbox costs, a whole extra process start;
+  drift in machine load hits both alike), against the floors of both --
+  the same spawn from C with nothing but the system calls, bare
+  (vfork + execve) and with the sandbox's (no_new_privs, the capability
+  drop as root, Landlock, the seccomp filter; csrc/floor.c) -- and against
+  calling a CLI sandbox from Python,
+  ``subprocess.run(["landwrap", "run", "--", "/bin/true"])``: what any
+  launcher-based sandbox costs, a whole extra process start.  The floors
+  give the best ratio to subprocess.run the kernel leaves reachable;
 - a sandboxed spawn from a coroutine,
   ``landwrap.asyncio.create_subprocess_exec("/bin/true", ruleset=prebuilt)``
   then ``wait()``, against ``asyncio.create_subprocess_exec`` (interleaved,
@@ -31,7 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 _RESTRICT_CHILD = """
 import json, sys, threading, time
@@ -71,21 +76,40 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
+def spawn_floors(rs: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """``(plain, sandboxed)``: callables that start /bin/true from C with
+    nothing but the system calls (engine.spawn.floors) and wait for it."""
+    from landwrap import api
+    from landwrap.engine import spawn
+
+    plan = rs.plan()
+    plain, boxed = spawn.floors(plan, api._companion_of(plan), ["/bin/true"])
+    return (lambda: os.waitpid(plain.start(), 0)), (lambda: os.waitpid(boxed.start(), 0))
+
+
 def bench_spawn(n: int, cli_n: int) -> list[tuple[str, float, int]]:
-    """[(label, median_ms, iterations)] for the spawn comparison."""
+    """[(label, median_ms, iterations)] for the spawn comparison: rows 0-1
+    subprocess.run and landwrap.run, rows 2-3 the C floors, then the CLI."""
     import landwrap
 
     rs = landwrap.Ruleset.from_profile("default")
     landwrap.run(["/bin/true"], ruleset=rs, check=True)  # builds the ruleset once
-    for _ in range(20):  # warm up both paths
-        subprocess.run(["/bin/true"])
-        landwrap.run(["/bin/true"], ruleset=rs)
-    plain, sandboxed = [], []
+    floor_plain, floor_boxed = spawn_floors(rs)
+    calls: list[tuple[str, Callable[[], Any]]] = [
+             ('subprocess.run(["/bin/true"])', lambda: subprocess.run(["/bin/true"])),
+             ('landwrap.run(["/bin/true"], ruleset=prebuilt)',
+              lambda: landwrap.run(["/bin/true"], ruleset=rs)),
+             ("C floor: vfork + execve + waitpid", floor_plain),
+             ("C floor: + no_new_privs, caps, Landlock, seccomp (the sandbox's syscalls)",
+              floor_boxed)]
+    for _ in range(20):  # warm up every path
+        for _label, fn in calls:
+            fn()
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(n):
-        plain.append(_timed(lambda: subprocess.run(["/bin/true"])))
-        sandboxed.append(_timed(lambda: landwrap.run(["/bin/true"], ruleset=rs)))
-    rows = [('subprocess.run(["/bin/true"])', _median_ms(plain), n),
-            ('landwrap.run(["/bin/true"], ruleset=prebuilt)', _median_ms(sandboxed), n)]
+        for xs, (_label, fn) in zip(times, calls):
+            xs.append(_timed(fn))
+    rows = [(label, _median_ms(xs), n) for (label, _fn), xs in zip(calls, times)]
     script = shutil.which("landwrap", path=os.path.dirname(sys.executable))
     clis = []
     if script:
@@ -98,6 +122,19 @@ def bench_spawn(n: int, cli_n: int) -> list[tuple[str, float, int]]:
         xs = [_timed(lambda: subprocess.run(argv)) for _ in range(cli_n)]
         rows.append((label, _median_ms(xs), cli_n))
     return rows
+
+
+def floor_summary(plain_py: float, boxed_py: float, floor_plain: float,
+                  floor_boxed: float) -> list[str]:
+    """Lines saying what the kernel's share of a sandbox costs and the best
+    ratio to subprocess.run that it leaves (all in ms)."""
+    kernel = floor_boxed - floor_plain
+    best = (plain_py + kernel) / plain_py
+    return [f"  the sandbox's system calls alone: +{kernel:.3f} ms per spawn "
+            f"(C floors {floor_boxed / floor_plain:.2f}x)",
+            f"  best reachable: subprocess.run + that = {best:.2f}x subprocess.run; "
+            f"landwrap.run adds {boxed_py - plain_py - kernel:+.3f} ms beyond it "
+            f"({boxed_py / (plain_py + kernel):.2f}x the best)"]
 
 
 def bench_asyncio(n: int) -> list[tuple[str, float, int]]:
@@ -176,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{'spawn /bin/true (medians, interleaved)':<{w + 2}} {'ms':>8} {'ratio':>7} {'runs':>5}")
     for label, ms, runs in spawn:
         print(f"  {label:<{w}} {ms:8.3f} {ms / base:6.2f}x {runs:5d}")
+    for line in floor_summary(*(ms for _label, ms, _runs in spawn[:4])):
+        print(line)
     rows = bench_asyncio(a.async_n)
     base = rows[0][1]
     print(f"\n{'spawn /bin/true from a coroutine (medians, interleaved)':<{w + 2}} "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Sequence
 
 from .._lwcffi import ffi, lib
 
@@ -124,6 +125,27 @@ def floor_bare_domain(handled: int) -> None:
         raise _oserror()
 
 
+class FloorSpawn:
+    """The benchmark's floor for a sandboxed spawn (csrc/floor.c), its
+    arguments converted once: :meth:`start` is one C call."""
+
+    __slots__ = ("_path", "_argv", "_keep", "_args")
+
+    def __init__(self, argv: Sequence[str | bytes], ruleset_fd: int = -1,
+                 seccomp_parts: int = 0, drop_caps: bool = False, cap_last: int = 63) -> None:
+        items = [os.fsencode(a) for a in argv]
+        self._path = ffi.new("char[]", items[0])
+        self._argv, self._keep = cstrings(items)
+        self._args = (ruleset_fd, seccomp_parts, 1 if drop_caps else 0, cap_last)
+
+    def start(self) -> int:
+        """Start the child; its pid (wait for it)."""
+        pid: int = lib.lw_floor_spawn(self._path, self._argv, *self._args)
+        if pid < 0:
+            raise _oserror()
+        return pid
+
+
 # Spawn -------------------------------------------------------------------
 
 STAGES = {
@@ -160,7 +182,6 @@ F_SECCOMP = lib.LW_SECCOMP
 STAGE_SECCOMP = lib.LW_STAGE_SECCOMP
 STAGE_CAPS = lib.LW_STAGE_CAPS
 
-_ERR_SIZE = ffi.sizeof("struct lw_error")
 MAX_KEEP_FDS = lib.LW_MAX_KEEP_FDS
 
 
@@ -182,75 +203,68 @@ def cstrings(items: Sequence[bytes]) -> tuple[Any, Any]:
 class SpawnArgs:
     """Everything the child needs, encoded once in the parent.
 
-    ``argv`` and ``envp`` are lists of bytes; building this object does all
-    the allocation, so that :func:`spawn` itself only forks."""
+    ``argv`` and ``envp`` are lists of bytes (``envp`` None: the child
+    inherits this process's environment, as with subprocess's ``env=None``);
+    building this object does all the allocation, so that :func:`spawn`
+    itself only makes the error pipe, forks and reads the child's report."""
 
     __slots__ = ("_s", "_keep")
 
-    def __init__(self, path: bytes, argv: Sequence[bytes], envp: Sequence[bytes], *,
+    def __init__(self, path: bytes, argv: Sequence[bytes], envp: Sequence[bytes] | None, *,
                  cwd: bytes | None = None, stdio: Sequence[int] = (-1, -1, -1),
                  keep_fds: Collection[int] = (), ruleset_fd: int = -1,
                  restrict_flags: int = 0, flags: int = 0, uid: int = 0, gid: int = 0,
-                 keep_caps: int = 0, cap_last: int = 63, seccomp_parts: int = 0,
-                 notif_sock: int = -1) -> None:
+                 keep_caps: int = 0, cap_last: int = 63, bounding: int = ~0,
+                 seccomp_parts: int = 0, notif_sock: int = -1) -> None:
         if len(keep_fds) > MAX_KEEP_FDS:
             raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
-        s = ffi.new("struct lw_spawn *")
-        keep = [ffi.new("char[]", path)]
-        a, ab = cstrings(argv)
-        e, eb = cstrings(envp)
-        keep += [a, ab, e, eb]
-        s.path = keep[0]
-        s.argv = a
-        s.envp = e
+        s = ffi.new("struct lw_spawn *")  # zeroed: only what is not 0 is set
+        a, blob = cstrings([path, *argv])  # the path and argv in one buffer
+        keep = [a, blob]
+        s.path = a[0]
+        s.argv = a + 1
+        if envp is not None:
+            e, eb = cstrings(envp)
+            keep += [e, eb]
+            s.envp = e
         if cwd is not None:
             c = ffi.new("char[]", cwd)
             keep.append(c)
             s.cwd = c
-        s.stdio = list(stdio)
-        fds = ffi.new("int[]", sorted(keep_fds) or [0])
-        keep.append(fds)
-        s.keep_fds = fds
-        s.n_keep = len(keep_fds)
+        s.stdio = stdio
+        if keep_fds:
+            fds = ffi.new("int[]", sorted(keep_fds))
+            keep.append(fds)
+            s.keep_fds = fds
+            s.n_keep = len(keep_fds)
         s.ruleset_fd = ruleset_fd
-        s.restrict_flags = restrict_flags
-        s.flags = flags
-        s.uid = uid
-        s.gid = gid
-        s.keep_caps = keep_caps
-        s.cap_last = cap_last
-        s.seccomp_parts = seccomp_parts
         s.notif_sock = notif_sock
+        if restrict_flags:
+            s.restrict_flags = restrict_flags
+        s.flags = flags
+        if uid:
+            s.uid = uid
+        if gid:
+            s.gid = gid
+        if keep_caps:
+            s.keep_caps = keep_caps
+        s.cap_last = cap_last
+        s.bounding = bounding & 0xFFFFFFFFFFFFFFFF
+        if seccomp_parts:
+            s.seccomp_parts = seccomp_parts
         self._s = s
         self._keep = keep
 
 
-def spawn(args: SpawnArgs, errpipe_w: int, parent_pid: int) -> int:
-    """Start the child; returns its pid.  The caller owns *errpipe_w* (close
-    it after this returns, then :func:`read_child_error`)."""
-    s = args._s
-    s.errpipe = errpipe_w
-    s.parent_pid = parent_pid
-    pid = lib.lw_spawn(s)
+def spawn(args: SpawnArgs) -> tuple[int, tuple[int, int] | None]:
+    """Start the child and wait until it runs its program or fails:
+    ``(pid, None)``, or ``(pid, (stage, errno))`` for a child that failed
+    before (it has exited with status 125; reap it)."""
+    failure = ffi.new("struct lw_error *")
+    pid: int = lib.lw_spawn(args._s, failure)
     if pid < 0:
         raise _oserror()
-    return pid
-
-
-def read_child_error(errpipe_r: int) -> tuple[int, int] | None:
-    """``(stage, errno)`` reported by a child that failed, or ``None`` when
-    the child reached its target (the pipe closed on exec)."""
-    data = b""
-    while True:
-        chunk = os.read(errpipe_r, _ERR_SIZE)
-        if not chunk:
-            break
-        data += chunk
-    if len(data) < _ERR_SIZE:
-        return None
-    rec = ffi.new("struct lw_error *")
-    ffi.memmove(rec, data, _ERR_SIZE)
-    return rec.stage, rec.err
+    return pid, ((failure.stage, failure.err) if failure.stage else None)
 
 
 # The seccomp companion filter ---------------------------------------------

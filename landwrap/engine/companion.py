@@ -68,16 +68,32 @@ def parse_cap(name: str) -> int:
                          "names look like CAP_NET_RAW or net_raw; see capabilities(7)") from None
 
 
-def _permitted() -> int | None:
-    """This process's permitted capability set (None when unreadable)."""
+def _capabilities(field: bytes = b"CapPrm:") -> int | None:
+    """This process's capability set *field* of /proc/self/status
+    (permitted by default; None when unreadable)."""
     try:
         with open("/proc/self/status", "rb") as f:
             for line in f:
-                if line.startswith(b"CapPrm:"):
+                if line.startswith(field):
                     return int(line.split()[1], 16)
     except (OSError, ValueError):
         pass
     return None
+
+
+_bounding: int | None = None
+
+
+def bounding() -> int:
+    """This process's capability bounding set (every bit when unreadable).
+    For the spawns' capability drop: what is not in it need not be
+    dropped.  Read once: a bounding set never grows, so the value read
+    stays a superset of the current one."""
+    global _bounding
+    if _bounding is None:
+        b = _capabilities(b"CapBnd:")
+        _bounding = b if b is not None else (1 << 64) - 1
+    return _bounding
 
 
 _cap_last = None
@@ -105,7 +121,7 @@ class Companion:
     dropped (root), ``keep_caps`` the names kept with --cap-add."""
 
     __slots__ = ("filter", "tty", "mptcp", "processes", "supervised", "drop_caps",
-                 "keep_caps", "unavailable")
+                 "keep_caps", "unavailable", "spawn_args")
 
     def __init__(self) -> None:
         self.filter = True
@@ -114,6 +130,8 @@ class Companion:
         self.drop_caps = False
         self.keep_caps: list[str] = []
         self.unavailable: str | None = None
+        #: spawn.companion_flags() of this companion, once decided (spawn.py)
+        self.spawn_args: tuple[int, dict[str, int]] | None = None
 
     def parts(self) -> int:
         if not self.filter:
@@ -186,7 +204,7 @@ def for_plan(plan: Plan, *, cap_add: Iterable[str] = (), supervised: bool = Fals
                              "capability to keep")
         c.keep_caps = sorted({CAPABILITIES[parse_cap(n)] for n in cap_add},
                              key=CAPABILITIES.index)
-        have = _permitted()
+        have = _capabilities()
         for name in c.keep_caps:
             if have is not None and not have >> CAPABILITIES.index(name) & 1:
                 raise UsageError(f"--cap-add {name}: landwrap itself does not have "

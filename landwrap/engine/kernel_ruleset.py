@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Iterable
 
     from .plan import Rule
+    from .stale import DirCheck
 
 # Which Plan built the ruleset behind each descriptor number, and the open
 # file it was: ``{fd: (plan id, (st_dev, st_ino), status flags)}``.  Every
@@ -113,23 +114,21 @@ class KernelRuleset:
         self._complete = True
         return fd
 
+    _stale: "DirCheck | None" = None  # of _dirs, made at the first check
+
     def replaced(self) -> list[str]:
         """The directories of this plan's rules that are no longer the ones
         the kernel ruleset was built with (deleted, re-created, renamed
-        over): their rules now grant nothing.  One stat per directory rule;
-        empty before the kernel ruleset is built."""
+        over, mounted over): their rules now grant nothing.  A stat of each
+        rule's ancestors, and of the rules only beneath one that changed
+        (see stale.py); empty before the kernel ruleset is built."""
         if self._fd < 0:
             return []
-        out = []
-        for p, dev, ino in self._dirs:
-            try:
-                st = os.stat(p)
-            except OSError:
-                out.append(p)
-                continue
-            if st.st_ino != ino or st.st_dev != dev:
-                out.append(p)
-        return out
+        check = self._stale
+        if check is None or check.dirs_of is not self._dirs:
+            from .stale import DirCheck  # lazy: keeps select off `landwrap run`'s start-up
+            check = self._stale = DirCheck(self._dirs)
+        return check.replaced()
 
     def _new_ruleset(self) -> int:
         from . import _binding  # compiled (cffi): loading a profile must not need it

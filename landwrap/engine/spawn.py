@@ -9,11 +9,11 @@ pipe and is raised here as a precise exception.  Never uses ``preexec_fn``.
 
 from __future__ import annotations
 
-import fcntl
 import os
+from typing import Sequence
 
 from . import _binding, compat
-from .companion import cap_last
+from .companion import Companion, bounding, cap_last
 from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError, SpawnError,
                      EXIT_CANNOT_EXEC)
 
@@ -134,39 +134,44 @@ def encode_env(env: Mapping[str, str]) -> list[bytes]:
     return out
 
 
-def _pipe_above_stdio() -> tuple[int, int]:
-    """A close-on-exec pipe whose ends are not 0, 1 or 2 (those may be
-    closed in the parent, and the child overwrites them)."""
-    ends = list(os.pipe2(os.O_CLOEXEC))
-    low = [fd for fd in ends if fd < 3]
-    for i, fd in enumerate(ends):
-        if fd < 3:
-            ends[i] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-    for fd in low:
-        os.close(fd)
-    return ends[0], ends[1]
-
-
 def companion_flags(comp: Companion | None) -> tuple[int, dict[str, int]]:
-    """(spawn flags, SpawnArgs keywords) for a companion.Companion."""
+    """(spawn flags, SpawnArgs keywords) for a companion.Companion (kept
+    on it: a companion does not change once made)."""
     if comp is None:
         return 0, {}
+    if comp.spawn_args is not None:
+        return comp.spawn_args
     flags = _binding.F_DROP_CAPS
-    kw = {"keep_caps": comp.keep_mask()}
+    kw: dict[str, int] = {"keep_caps": comp.keep_mask()}
     if comp.drop_caps:
         flags |= _binding.F_DROP_BOUNDING
         kw["cap_last"] = cap_last()
+        kw["bounding"] = bounding()
     if comp.filter:
         flags |= _binding.F_SECCOMP
         kw["seccomp_parts"] = comp.parts()
+    comp.spawn_args = (flags, kw)
     return flags, kw
 
 
-def start(plan: Plan | None, path: str, argv: Iterable[Arg], env: Mapping[str, str], *,
+def floors(plan: Plan, comp: Companion,
+           argv: Sequence[str]) -> tuple[_binding.FloorSpawn, _binding.FloorSpawn]:
+    """The benchmarks' floors for spawning *argv* in *plan* with *comp*
+    (``(bare, sandboxed)`` _binding.FloorSpawn): the same spawn from C with
+    nothing but the system calls, bare (vfork + execve) and with those the
+    sandbox makes the child do (no_new_privs, Landlock, the companion
+    filter, the capability drop as root).  Enforces nothing for a user."""
+    return (_binding.FloorSpawn(argv),
+            _binding.FloorSpawn(argv, plan.ruleset_fd(), comp.parts(), comp.drop_caps,
+                                cap_last()))
+
+
+def start(plan: Plan | None, path: str, argv: Iterable[Arg], env: Mapping[str, str] | None, *,
           cwd: Arg | None = None, stdio: Sequence[int] = (-1, -1, -1),
           keep_fds: Collection[int] = (), flags: int = 0, uid: int = 0, gid: int = 0,
           companion: Companion | None = None, notif_sock: int = -1) -> int:
-    """Spawn *path* with *argv* and *env* (a mapping) inside *plan*'s sandbox
+    """Spawn *path* with *argv* and *env* (a mapping, or None for this
+    process's environment as it is, like subprocess's ``env=None``) inside *plan*'s sandbox
     (``plan=None``: no Landlock domain, only no_new_privs) and its
     *companion* (a companion.Companion: seccomp filter, capability drop).
     With the filter's supervised part, the child sends its listener fd over
@@ -179,20 +184,11 @@ def start(plan: Plan | None, path: str, argv: Iterable[Arg], env: Mapping[str, s
     rfd = plan.ruleset_fd() if plan is not None else -1
     cflags, ckw = companion_flags(companion)
     args = _binding.SpawnArgs(
-        os.fsencode(path), bargv, encode_env(env), cwd=bcwd,
+        os.fsencode(path), bargv, encode_env(env) if env is not None else None, cwd=bcwd,
         stdio=stdio, keep_fds=keep_fds, ruleset_fd=rfd,
         restrict_flags=plan.flags if plan is not None else 0,
         flags=flags | cflags, uid=uid, gid=gid, notif_sock=notif_sock, **ckw)
-    r, w = _pipe_above_stdio()
-    try:
-        pid = _binding.spawn(args, w, os.getpid())
-        os.close(w)
-        w = -1
-        failure = _binding.read_child_error(r)
-    finally:
-        os.close(r)
-        if w >= 0:
-            os.close(w)
+    pid, failure = _binding.spawn(args)
     if failure is None:
         return pid
     os.waitpid(pid, 0)

@@ -1,0 +1,141 @@
+"""engine/stale.py: the cheap check that a reused ruleset's directories are
+still the ones its rules were bound to.  Real directories, real renames and
+(as root) real mounts; the only thing faked is the clock, where a test needs
+every timestamp to count as settled."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import landwrap
+from landwrap.engine import stale
+from landwrap.engine.kernel_ruleset import identities
+
+
+def _counting_stat(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the paths stale.py stats one by one (the per-rule check)."""
+    calls: list[str] = []
+    real = os.stat
+
+    def stat(path, *a, **kw):  # type: ignore[no-untyped-def]
+        calls.append(path)
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(os, "stat", stat)
+    return calls
+
+
+def test_unchanged_ancestors_spare_the_per_rule_stats(monkeypatch: pytest.MonkeyPatch) -> None:
+    dirs = ["/usr/share", "/usr/lib", "/usr/bin", "/etc"]
+    check = stale.DirCheck(identities(dirs))
+    # every timestamp settled (the clock is 1000 s ahead): the first check
+    # verifies each rule and records the ancestors, later ones stat only those
+    monkeypatch.setattr(time, "time", lambda: time.time_ns() / 1e9 + 1000)
+    calls = _counting_stat(monkeypatch)
+    assert check.replaced() == []
+    assert sorted(calls) == sorted(dirs)
+    calls.clear()
+    assert check.replaced() == [] and calls == []
+
+
+def test_recent_changes_are_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "job").mkdir()
+    check = stale.DirCheck(identities([str(tmp_path / "job")]))
+    calls = _counting_stat(monkeypatch)
+    for _ in range(3):  # tmp_path was just made: its timestamps prove nothing yet
+        assert check.replaced() == []
+    assert calls == [str(tmp_path / "job")] * 3
+
+
+def test_replacements_under_settled_ancestors_are_seen(tmp_path: Path) -> None:
+    """The real clock: the ancestors are left to settle, then changed."""
+    job = tmp_path / "a" / "job"              # deleted and re-created
+    deep = tmp_path / "b" / "mid" / "job"     # an ancestor renamed away, re-made
+    moved = tmp_path / "c" / "job"            # renamed over by another directory
+    kept = tmp_path / "d" / "job"             # untouched
+    for d in (job, deep, moved, kept):
+        d.mkdir(parents=True)
+    (tmp_path / "c" / "other").mkdir()
+    rs = landwrap.Ruleset.from_profile("default")
+    for d in (job, deep, moved, kept):
+        rs.allow(d, "rw")
+    write = ["sh", "-c", 'echo x > "$1/out"', "sh", str(job)]
+    assert landwrap.run(write, ruleset=rs).returncode == 0
+    plan = rs.plan()
+    time.sleep(stale.SETTLE + 0.2)
+    assert plan.replaced() == []  # records the now settled ancestors
+    assert plan._stale is not None
+    assert all(plan._stale._seen[plan._stale._ancestors.index(str(d.parent))]
+               for d in (job, deep, moved, kept))
+    os.unlink(job / "out")
+    job.rmdir()
+    job.mkdir()
+    os.rename(deep.parent, tmp_path / "b" / "mid.old")
+    deep.mkdir(parents=True)
+    os.rename(tmp_path / "c" / "other", moved)
+    assert sorted(plan.replaced()) == sorted(map(str, (job, deep, moved)))
+    assert plan.replaced() != []  # still replaced when asked again
+    # and a reused Ruleset rebuilds: the new directory is writable
+    assert landwrap.run(write, ruleset=rs).returncode == 0
+    assert (job / "out").read_text() == "x\n"
+    assert rs.plan() is not plan and rs.plan().replaced() == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_a_mount_over_a_rule_directory_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mount changes no ancestor: /proc/self/mountinfo's event tells."""
+    job = tmp_path / "job"
+    job.mkdir()
+    check = stale.DirCheck(identities([str(job)]))
+    monkeypatch.setattr(time, "time", lambda: time.time_ns() / 1e9 + 1000)
+    assert check.replaced() == []
+    assert all(check._seen)  # every ancestor recorded: no per-rule stat next time
+    subprocess.run(["mount", "-t", "tmpfs", "lw-test", str(job)], check=True)
+    try:
+        assert check.replaced() == [str(job)]
+    finally:
+        subprocess.run(["umount", str(job)], check=True)
+    assert check.replaced() == []  # the directory beneath is back
+
+
+def test_forked_child_does_not_share_the_mount_watch() -> None:
+    """After fork the child polls its own /proc/self/mountinfo: polling the
+    parent's (a shared open file) would take the parent's events."""
+    stale.mount_state()
+    parent = stale._mounts
+    assert parent is not None
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            gen, _ = stale.mount_state()
+            child = stale._mounts
+            ok = (child is not None and child is not parent and gen > parent.generation)
+            os.write(w, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    assert os.read(r, 1) == b"1"
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert stale._mounts is parent and parent.ours()
+
+
+def test_a_closed_watch_descriptor_is_replaced_not_closed() -> None:
+    stale.mount_state()
+    old = stale._mounts
+    assert old is not None
+    os.close(old.fd)
+    other = os.open(sys.executable, os.O_RDONLY | os.O_CLOEXEC)  # may take its number
+    try:
+        gen, _ = stale.mount_state()
+        assert stale._mounts is not old and gen > old.generation
+        os.fstat(other)  # still open: landwrap did not close what is not its own
+    finally:
+        os.close(other)
