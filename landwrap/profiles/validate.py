@@ -17,7 +17,7 @@ from ..engine.safetext import printable
 from ..engine.ruleset import Ruleset, parse_ports
 from .lookup import SUFFIX, SYSTEM_BIN_DIRS
 from .parse import line_of, load_document
-from .variables import BUILTIN_VARS, builtin_vars, expand, UnsetVariable
+from .variables import BUILTIN_VARS, builtin_vars, expand, references, UnsetVariable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -626,7 +626,19 @@ def _variants(prof: Profile, raw: object) -> list[object]:
     unknown); other entries as they are."""
     if type(raw) is not str or "${exe_prefix}" not in raw:
         return [raw]
-    return [raw.replace("${exe_prefix}", d.replace("$", "$$")) for d in prof.exe_prefixes]
+    try:
+        parts = list(references(raw))
+    except ValueError:
+        return [raw]  # expanding it reports the error with file, key and line
+    if ("exe_prefix",) not in parts:
+        return [raw]  # only an escaped $${exe_prefix}: a literal name
+
+    def esc(s: str) -> str:
+        return s.replace("$", "$$")
+
+    return ["".join(esc(p) if type(p) is str else
+                    esc(d) if p[0] == "exe_prefix" else "${" + p[0] + "}" for p in parts)
+            for d in prof.exe_prefixes]
 
 
 def programs(doc: dict[str, Any], path: str, name: str | None = None) -> list[str]:

@@ -410,6 +410,26 @@ def test_exe_prefix_of_a_venv_and_of_the_real_interpreter(tmp_path):
     assert variables.exe_prefixes("/bin/sh", {"HOME": "/root"}) in ([], ["/usr"])
 
 
+def test_an_escaped_exe_prefix_is_a_literal_name(tmp_path):
+    """$${exe_prefix} is the literal name ${exe_prefix} (it was expanded as
+    if it were a reference, and dropped when there was no command)."""
+    lit = tmp_path / "${exe_prefix}"
+    lit.mkdir()
+    (tmp_path / "opt" / "bin").mkdir(parents=True)
+    (tmp_path / "opt" / "share").mkdir()
+    tool = tmp_path / "opt" / "bin" / "tool"
+    tool.write_text("")
+    tool.chmod(0o755)
+    prof = tmp_path / "p.toml"
+    prof.write_text(f'[filesystem]\nro = ["{tmp_path}/$${{exe_prefix}}", '
+                    f'"${{exe_prefix}}/share", "${{exe_prefix}}/$${{exe_prefix}}"]\n')
+    p = profile.load([str(prof)], environ={"HOME": "/root"})
+    assert [r.path for r in p.ruleset.paths] == [str(lit)]
+    p = profile.load([str(prof)], environ={"HOME": "/root"}, program=str(tool))
+    assert [r.path for r in p.ruleset.paths] == [str(lit), str(tmp_path / "opt" / "share"),
+                                                 str(tmp_path / "opt" / "${exe_prefix}")]
+
+
 @pytest.mark.usefixtures("landlock")
 def test_create_refuses_symlinks_and_landwraps_state(proj, tmp_path):
     work, env = proj
