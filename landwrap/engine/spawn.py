@@ -10,7 +10,6 @@ pipe and is raised here as a precise exception.  Never uses ``preexec_fn``.
 from __future__ import annotations
 
 import os
-from typing import Sequence
 
 from . import _binding, compat
 from .companion import Companion, bounding, cap_last

@@ -36,7 +36,10 @@ import os
 import select
 import threading
 import time
-from typing import Optional, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (typing costs start-up time)
+    from typing import Optional, Sequence
 
 #: How old an ancestor's timestamps must be before they are trusted (s).
 SETTLE = 2.0

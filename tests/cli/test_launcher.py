@@ -380,3 +380,36 @@ def test_dry_run_lists_globs_that_match_nothing(tmp_path):
     r = lw("run", "--dry-run", "-p", prof, "--", "true")
     assert r.returncode == 0, r.stderr
     assert f"{tmp_path}/nothing-*" in r.stdout and "matches nothing" in r.stdout
+
+
+# what start-up imports ------------------------------------------------------
+
+#: Modules that cost start-up time and that `run`, `status` and
+#: `run --log-denials` do without (typing alone pulls in re, enum,
+#: functools and contextlib: some 10 ms here).
+_HEAVY = ("typing", "re", "enum", "click", "json", "tomllib", "tomli", "socket",
+          "selectors", "signal", "subprocess", "dataclasses", "contextlib", "tempfile",
+          "shutil", "shlex")
+
+
+@pytest.mark.parametrize("args", [["status"], ["run", "-q", "--", "/bin/true"],
+                                  ["run", "--log-denials", "-q", "--", "/bin/true"]])
+def test_start_up_imports_nothing_heavy(args, tmp_path):
+    import _cffi_backend
+
+    if "--log-denials" in args and os.geteuid() != 0:
+        pytest.skip("--log-denials reads the kernel's records as root (strace otherwise)")
+    code = ("import sys\nsys.argv = ['landwrap'] + sys.argv[1:]\n"
+            "from landwrap import __main__ as m\n"
+            "try:\n    m.main()\nexcept SystemExit:\n    pass\n"
+            f"print('LOADED', sorted(x for x in {_HEAVY!r} if x in sys.modules), "
+            "file=sys.stderr)\n")
+    (tmp_path / "cache").mkdir()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([PKG_ROOT, os.path.dirname(_cffi_backend.__file__)])}
+    for _ in range(2):  # the first run fills the parse cache (and may parse TOML)
+        r = subprocess.run([sys.executable, "-S", "-c", code, *args], capture_output=True,
+                           text=True, timeout=60, env=env, cwd=str(tmp_path))
+    loaded = [l for l in r.stderr.splitlines() if l.startswith("LOADED ")]
+    assert loaded == ["LOADED []"], r.stderr

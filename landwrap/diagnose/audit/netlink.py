@@ -10,7 +10,10 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from typing import Iterator
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (typing costs --log-denials start-up time)
+    from typing import Iterator
 
 # The C module: socket.py would cost ~4 ms to import (selectors, enums) for
 # nothing a netlink socket uses.

@@ -8,7 +8,10 @@ belong to one sandbox, in memory that does not grow with their number.
 from __future__ import annotations
 
 import os
-from typing import Any, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (typing costs --log-denials start-up time)
+    from typing import Any
 
 # Audit record types (linux/audit.h).
 AUDIT_SYSCALL = 1300
@@ -173,7 +176,7 @@ _TYPE_NAMES = {"SYSCALL": AUDIT_SYSCALL, "EOE": AUDIT_EOE, "PROCTITLE": AUDIT_PR
 
 
 #: What :meth:`Denial.key` returns: access, object and program.
-DenialKey = Tuple[object, ...]
+DenialKey = tuple[object, ...]
 
 
 class Denial:

@@ -11,7 +11,6 @@ import os
 import select
 import threading
 import time
-from typing import Any, NoReturn
 
 # The C modules: signal.py and socket.py would cost ~5 ms to import (enums,
 # selectors) for nothing this module uses.
@@ -20,7 +19,7 @@ import _socket as socket
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal  # (_signal has no stubs; the same functions)
-    from typing import Callable
+    from typing import Any, Callable, NoReturn
 else:
     import _signal as signal
 
