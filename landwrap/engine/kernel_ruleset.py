@@ -70,8 +70,11 @@ class KernelRuleset:
             fd = self._new_ruleset()
             self._todo = None
             self._dirs = identities(r.path for r in self.rules if r.is_dir)
-        rules = self.rules if self._todo is None else [
-            r for r in self.rules if r.path in self._todo]
+        if self._todo is None:
+            rules = self.rules
+        else:
+            rules = [self._special[p] for p in sorted(self._todo)]
+            self._dirs += identities(r.path for r in rules if r.is_dir)
         try:
             try:
                 _binding.add_path_rules(fd, [r.path for r in rules], [r.access for r in rules])

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import stat
+from bisect import bisect_right
+from itertools import accumulate
 
 from . import compat
 from .errors import (LandlockUnavailable, NothingEnforced, PathError, UnsupportedFeature,
@@ -70,7 +72,7 @@ def resolve(request, *, compat_mode: str | None = None, abi: int | None = None,
     need = dict(request.need)
     if request.fs:
         need["fs"] |= compat.FS_ABI1  # Landlock itself
-    refer_wanted = any(r.access & compat.REFER for r in request.paths)
+    refer_wanted = any(g.access & compat.REFER for g in request._groups)
     anything = any(want.values())
     if kernel_abi < 0:
         err = LandlockUnavailable(-kernel_abi)
@@ -81,7 +83,7 @@ def resolve(request, *, compat_mode: str | None = None, abi: int | None = None,
         if anything:
             plan.dropped.append("the whole sandbox: " + err.message)
         plan.status = NOT_ENFORCED
-        plan._resolve_paths(request.paths, 0)
+        plan._resolve_paths(request._groups, 0)
         return plan
     plan.abi = compat.effective_abi(kernel_abi, cap)
     d = compat.downgrade(plan.abi, want, need, refer_wanted)
@@ -100,7 +102,7 @@ def resolve(request, *, compat_mode: str | None = None, abi: int | None = None,
             "or linking across directories fails with EXDEV inside the sandbox")
     plan.fs, plan.net, plan.scoped, plan.flags = d.fs, d.net, d.scoped, d.flags
     plan.explicit_missing = d.missing
-    plan._resolve_paths(request.paths, d.fs)
+    plan._resolve_paths(request._groups, d.fs)
     plan._resolve_ports(request.ports, d.net)
     # A layer that handles no filesystem right leaves the filesystem
     # alone entirely: rename/link across directories and mount work in
@@ -174,14 +176,18 @@ def _lexical(path: str) -> str:
     return path
 
 
-def _lexical_all(paths: list) -> list:
-    """:func:`_lexical` of each path; one scan of them all when all are
-    already absolute and normalized (as profiles give them)."""
-    joined = "\0".join(paths)
-    if (joined[:1] == "/" and joined.count("\0/") == len(paths) - 1 and "//" not in joined
-            and "/." not in joined and "/\0" not in joined and joined[-1:] != "/"):
-        return paths
-    return [_lexical(p) for p in paths]
+def _ancestors(paths) -> set:
+    """Every directory above each of *paths* (absolute, normalized), up
+    to /."""
+    out: set = set()
+    for h in paths:
+        d = h.rpartition("/")[0] or "/"
+        while d not in out:
+            out.add(d)
+            if d == "/":
+                break
+            d = d.rpartition("/")[0] or "/"
+    return out
 
 
 class Plan(KernelRuleset, Presentation):
@@ -200,13 +206,15 @@ class Plan(KernelRuleset, Presentation):
         self.kernel_abi = kernel_abi
         self.abi = 0
         self.fs = self.net = self.scoped = self.flags = 0
-        self.rules: list = []
         self.ports: list = []   # (port, bits, origins)
         self.dropped: list = []
         self.unenforceable: list = []
         self.explicit_missing: list = []
         self.skipped: list = []   # (path, origin, reason)
-        self.redundant: list = []  # (path, origin, covered_by)
+        self._rules: list | None = []   # None: not merged yet (see rules)
+        self._redundant: list | None = []  # (path, origin, covered_by)
+        self._res: tuple | None = None   # what _resolve_paths found
+        self._special: dict = {}   # real path -> Rule the checks made
         self.hidden: list = []   # real paths carved out of broader grants
         self.status = NOT_ENFORCED
         self.unavailable = None
@@ -214,73 +222,164 @@ class Plan(KernelRuleset, Presentation):
         #: (euid, companion.Companion) for spawns, cached by the API.
         self._companion: tuple | None = None
         self._dirs: list = []  # (path, dev, ino) of directory rules, at build time
-        self._todo = None  # real paths whose rules are still to add (None: all)
+        self._todo: set | None = None  # real paths whose rules are still to add (None: all)
         self._complete = False
 
-    def _resolve_paths(self, rules, handled: int) -> None:
+    def _resolve_paths(self, groups: list, handled: int) -> None:
+        """Open every path once (csrc/paths.c), binding the rules of the
+        paths without a symlink on the way to that same descriptor, and
+        check what only some rules need: missing paths, symlinks, writable
+        rules near landwrap's state, hidden paths.  Only the rules those
+        checks touch become :class:`Rule` objects now; the rest (a long
+        profile's plain paths, bound already) are merged into
+        :attr:`rules` when that is first read."""
         from . import _binding  # compiled (cffi): loading a profile must not need it
+        from .ruleset import PathRule, plain_paths  # (ruleset.py imports this module)
 
-        lexical = _lexical_all([r.path for r in rules])
-        # Each path is opened once: the rules of paths without a symlink on
-        # the way are bound now to the descriptor that told their type (the
-        # rest are added by ruleset_fd()).
+        originals = groups[0].paths if len(groups) == 1 else [
+            p for g in groups for p in g.paths]
+        lexical = originals if plain_paths(originals) is not None else [
+            _lexical(p) for p in originals]
+        ends = list(accumulate(len(g.paths) for g in groups))
+        # Carve before binding: a directory rule above a hidden path (or, in
+        # best-effort mode, above landwrap's state) may be replaced by rules
+        # on its children, and a kernel ruleset cannot lose a rule: those
+        # are not bound while resolving (ruleset_fd() adds what is left).
+        hidden = [(os.path.realpath(p), origin) for p, origin in self.request.hidden]
+        above = _ancestors(h for h, _ in hidden if h != "/")
+        if self.mode != STRICT and handled:
+            above |= _ancestors(p for d in self.request.protected
+                                for p in {os.path.abspath(d), os.path.realpath(d)})
         fd = self._eager_ruleset() if handled else -1
+        nobind = None
+        if fd >= 0 and above and not above.isdisjoint(lexical):
+            nobind = bytearray(len(lexical))
+            for i, lex in enumerate(lexical):
+                if lex in above:
+                    nobind[i] = 1
         try:
-            infos = _binding.open_add_paths(fd, lexical, [r.access & handled for r in rules],
-                                        compat.FS_FILE)
+            special, dirs, _ = _binding.open_add_paths(
+                fd, lexical, ends, [g.access & handled for g in groups], nobind,
+                compat.FS_FILE)
         except OSError as e:
             self.close()
             raise rule_error(e) from e
-        merged: dict = {}
-        moved = []  # (rule, lexical, real): a symlink was followed
-        todo = self._todo = set() if fd >= 0 else None
-        for r, lex, (err, mode, real, added) in zip(rules, lexical, infos):
+        real_of: dict = {}   # index -> real path, when a symlink is on the way
+        dead: set = set()    # indexes of paths that could not be opened
+        dir_index = {i for i, _, _ in dirs}
+        for i, err, flags, real in special:
             if err:
+                g = groups[bisect_right(ends, i)]
+                path = originals[i]
                 reason = os.strerror(err)
-                if r.required:
+                if g.required:
                     self.close()
                     hint = None
-                    if r.origin and r.origin.startswith("--"):
+                    if g.origin and g.origin.startswith("--"):
                         hint = "create it first, or pass --ignore-missing to skip it"
-                    raise PathError(f"{r.origin}: {r.path}: {reason}", hint,
-                                    errno=err, path=r.path)
-                self.skipped.append((r.path, r.origin, reason))
+                    raise PathError(f"{g.origin}: {path}: {reason}", hint,
+                                    errno=err, path=path)
+                self.skipped.append((path, g.origin, reason))
+                dead.add(i)
                 continue
-            real = real or lex
-            if todo is not None and not added:
-                todo.add(real)
-            is_dir = (mode & 0o170000) == 0o040000
-            access = r.access & handled
-            if not is_dir:
-                access &= compat.FS_FILE
-            if real != lex:
-                moved.append((r, lex, real, access))
-            entry = merged.get(real)
-            if entry is None:
-                merged[real] = Rule(real, is_dir, access, [r.origin])
-            else:
-                entry.access |= access
-                if r.origin not in entry.origins:
-                    entry.origins.append(r.origin)
+            if flags & _binding.P_DIR:
+                dir_index.add(i)
+            if real != lexical[i]:
+                real_of[i] = real
+        self._res = (groups, originals, lexical, ends, real_of, dead, dir_index, handled)
         if not handled:
-            return
+            return   # nothing to rule: no rules
+        self._rules = self._redundant = None   # merged when first read
+        # The real paths whose rules the checks below may read or change:
+        # symlinks' targets, what lies above a hidden path, and (when there
+        # is state to protect or a symlink to check) every writable rule.
+        seeds = set(real_of.values())
+        seeds |= above.intersection(lexical)
+        if self.request.protected or real_of:
+            for g, end in zip(groups, ends):
+                if g.access & handled & FS_WRITE:
+                    seeds.update(lexical[end - len(g.paths):end])
+        merged: dict = {}
+        moved = []  # (rule, lexical, real): a symlink was followed
+        bound: dict = {}  # real path -> rights bound while resolving
+        if seeds:
+            index = set(real_of)
+            if not seeds.isdisjoint(lexical):
+                index.update(i for i, lex in enumerate(lexical) if lex in seeds)
+            for i in sorted(index - dead):
+                lex = lexical[i]
+                real = real_of.get(i, lex)
+                if real not in seeds:
+                    continue
+                g = groups[bisect_right(ends, i)]
+                is_dir = i in dir_index
+                access = g.access & handled
+                if not is_dir:
+                    access &= compat.FS_FILE
+                if real != lex:
+                    moved.append((PathRule(originals[i], g.access, g.origin, g.required),
+                                  lex, real, access))
+                elif fd >= 0 and not (nobind and nobind[i]):
+                    bound[real] = bound.get(real, 0) | access
+                entry = merged.get(real)
+                if entry is None:
+                    merged[real] = Rule(real, is_dir, access, [g.origin])
+                else:
+                    entry.access |= access
+                    if g.origin not in entry.origins:
+                        entry.origins.append(g.origin)
         try:
-            hidden = self._check_protected(merged)
+            hidden = self._check_protected(merged, hidden)
             self._carve_hidden(merged, hidden)
             self._check_moved(merged, moved)
         except BaseException:
             self.close()
             raise
-        if self.hidden and fd >= 0:
-            # The rules bound while resolving include the directory grants
-            # that hiding has just replaced: a kernel ruleset cannot lose a
-            # rule, so it is built again from the carved rules, all of them.
-            self.close()
-            fd = -1
+        self._special = merged
+        if fd >= 0:
+            # what resolving did not bind: symlinks' targets, carved rules
+            self._todo = {p for p, r in merged.items() if r.access & ~bound.get(p, 0)}
+            # the directories as they were bound, for replaced()
+            self._dirs = [(lexical[i], dev, ino) for i, dev, ino in dirs
+                          if not (nobind and nobind[i])]
+
+    def _merge_all(self) -> None:
+        """:attr:`rules` and :attr:`redundant`, from the paths resolved and
+        the rules the checks made (see :meth:`_resolve_paths`)."""
+        groups, originals, lexical, ends, real_of, dead, dir_index, handled = self._res
+        special = self._special
+        merged: dict = {}
+        start = 0
+        for g, end in zip(groups, ends):
+            access = g.access & handled
+            file_access = access & compat.FS_FILE
+            origin = g.origin
+            for i in range(start, end):
+                real = real_of.get(i) or lexical[i]
+                if real in special or i in dead:
+                    continue
+                is_dir = i in dir_index
+                entry = merged.get(real)
+                if entry is None:
+                    merged[real] = Rule(real, is_dir, access if is_dir else file_access,
+                                        [origin])
+                else:
+                    entry.access |= access if is_dir else file_access
+                    if origin not in entry.origins:
+                        entry.origins.append(origin)
+            start = end
+        for real, rule in special.items():
+            entry = merged.get(real)
+            if entry is None:
+                merged[real] = rule
+            else:
+                entry.access |= rule.access
+                entry.origins += [o for o in rule.origins if o not in entry.origins]
         # Drop rules whose rights their ancestors' rules already grant.
         # Sorted order puts every directory before what is beneath it, so the
         # coverage of a directory is final when it is first looked up.
         kept: dict = {}
+        redundant = []
         cover: dict = {"/": (0, None)}   # dir -> (rights granted beneath, by)
 
         def covered(d):
@@ -297,7 +396,7 @@ class Plan(KernelRuleset, Presentation):
         for real in sorted(merged):
             rule = merged[real]
             if not rule.access:
-                self.redundant.append((real, rule.origins[0], None))
+                redundant.append((real, rule.origins[0], None))
                 continue
             if real == "/":
                 kept[real] = rule
@@ -307,19 +406,34 @@ class Plan(KernelRuleset, Presentation):
             if rule.access & ~bits:
                 kept[real] = rule
             else:
-                self.redundant.append((real, rule.origins[0], by))
-        self.rules = list(kept.values())
-        if fd >= 0:   # the directories as they were bound, for replaced()
-            self._dirs = identities(r.path for r in self.rules if r.is_dir)
+                redundant.append((real, rule.origins[0], by))
+        self._rules = list(kept.values())
+        self._redundant = redundant
 
-    def _check_protected(self, merged: dict) -> list:
+    @property
+    def rules(self) -> list:
+        """The kernel's path rules (:class:`Rule`), sorted by path, rules
+        that their ancestors' rules already grant merged away."""
+        if self._rules is None:
+            self._merge_all()
+        return self._rules
+
+    @property
+    def redundant(self) -> list:
+        """``(path, origin, covered_by)`` of the rules merged away
+        (``covered_by`` None: the rule grants nothing)."""
+        if self._redundant is None:
+            self._merge_all()
+        return self._redundant
+
+    def _check_protected(self, merged: dict, hidden: list) -> list:
         """landwrap's own state is never writable from the sandbox: a rule
         that lets it write in, above or beneath one of ``protected`` is
         refused in strict mode.  In best-effort mode a directory rule above
         a state directory keeps its grant with the state directory hidden
         (returned with the other hidden paths, see :meth:`_carve_hidden`);
         a rule on or beneath one is refused in every mode."""
-        hidden = [(os.path.realpath(p), origin) for p, origin in self.request.hidden]
+        hidden = list(hidden)
         if not self.request.protected:
             return hidden
         state = []

@@ -78,6 +78,35 @@ class PathRule:
         self.path, self.access, self.origin, self.required = path, access, origin, required
 
 
+class PathGroup:
+    """Path rules that share their access, origin and requiredness: a
+    profile's list of 10,000 paths is one group (one list of strings), not
+    10,000 objects.  ``access`` is filesystem right bits."""
+
+    __slots__ = ("paths", "access", "origin", "required")
+
+    def __init__(self, paths: list, access: int, origin: str, required: bool) -> None:
+        self.paths, self.access, self.origin, self.required = paths, access, origin, required
+
+
+def plain_paths(paths: list) -> str | None:
+    """*paths* joined by NUL when every one is an absolute, lexically
+    normal ``str`` path with no NUL byte, no trailing ``/``, no ``.`` or
+    ``..`` component and no ``//``, checked in a few scans of them all;
+    else None."""
+    try:
+        joined = "\0".join(paths)
+    except TypeError:
+        return None
+    n = len(paths) - 1
+    if (joined[:1] == "/" and joined.count("\0") == n and joined.count("\0/") == n
+            and "//" not in joined and "/\0" not in joined and joined[-1:] != "/"
+            and "/./" not in joined and "/../" not in joined and "/.\0" not in joined
+            and "/..\0" not in joined and not joined.endswith(("/.", "/.."))):
+        return joined
+    return None
+
+
 class Ruleset:
     """A sandbox request, built up rule by rule.
 
@@ -95,7 +124,8 @@ class Ruleset:
         self.scopes = compat.SCOPE_ALL if scope is True else (scope or 0)
         self.need = {"fs": 0, "net": 0, "scoped": 0, "flags": 0}
         self.restrict_flags = 0
-        self.paths: list = []
+        self._groups: list = []   # PathGroup, in the order given
+        self._npaths = 0
         self.ports: list = []   # (lo, hi, bits, origin)
         self.sources: list = []  # profile files used, in order
         self.compat = STRICT
@@ -130,23 +160,45 @@ class Ruleset:
             raise PathError(f"path contains a NUL byte: {p!r}")
         if not p:
             raise PathError("empty path")
-        self.paths.append(PathRule(p, bits, origin or p, required))
+        self._groups.append(PathGroup([p], bits, origin or p, required))
+        self._npaths += 1
         return self
 
     def allow_paths(self, paths, access="ro", *, origin: str, required: bool = True,
                     need: int | None = None) -> "Ruleset":
         """:meth:`allow` for many paths with the same access and origin."""
         bits, required_bits = parse_access(access)
+        paths = list(paths)
+        if plain_paths(paths) is None:   # else checked in one scan of them all
+            for n, p in enumerate(paths):
+                if type(p) is not str:
+                    p = paths[n] = os.fspath(p)
+                    if isinstance(p, bytes):
+                        p = paths[n] = os.fsdecode(p)
+                if not p or "\0" in p:
+                    raise PathError(f"bad path {p!r}: empty or contains a NUL byte")
         self.need["fs"] |= required_bits if need is None else need
-        for p in paths:
-            if type(p) is not str:
-                p = os.fspath(p)
-                if isinstance(p, bytes):
-                    p = os.fsdecode(p)
-            if not p or "\0" in p:
-                raise PathError(f"bad path {p!r}: empty or contains a NUL byte")
-            self.paths.append(PathRule(p, bits, origin, required))
+        if paths:
+            self._groups.append(PathGroup(paths, bits, origin, required))
+            self._npaths += len(paths)
         return self
+
+    @property
+    def paths(self) -> list:
+        """The path rules, one :class:`PathRule` each (made on each call:
+        :meth:`resolve` reads the groups they come from)."""
+        return [PathRule(p, g.access, g.origin, g.required)
+                for g in self._groups for p in g.paths]
+
+    @paths.setter
+    def paths(self, rules: list) -> None:
+        self._groups = [PathGroup([r.path], r.access, r.origin, r.required) for r in rules]
+        self._npaths = len(self._groups)
+
+    @property
+    def path_count(self) -> int:
+        """How many path rules (``len(self.paths)``, without making them)."""
+        return self._npaths
 
     def hide(self, path, *, origin: str | None = None) -> "Ruleset":
         """Leave *path* out of every broader grant (a rule on a directory
@@ -220,7 +272,8 @@ class Ruleset:
         for k, v in other.need.items():
             self.need[k] |= v
         self.restrict_flags |= other.restrict_flags
-        self.paths += other.paths
+        self._groups += other._groups
+        self._npaths += other._npaths
         self.ports += other.ports
         self.sources += [s for s in other.sources if s not in self.sources]
         self.protected += [d for d in other.protected if d not in self.protected]
@@ -242,7 +295,7 @@ class Ruleset:
         that many spawns share one kernel ruleset.  Paths are resolved, and
         rules bound to their inodes, on first use."""
         key = (self.fs, self.net, self.scopes, tuple(self.need.values()),
-               self.restrict_flags, len(self.paths), len(self.ports),
+               self.restrict_flags, len(self._groups), self._npaths, len(self.ports),
                self.compat, self.abi)
         cached = getattr(self, "_plan", None)
         if cached is not None and cached[0] == key and not cached[1].replaced():

@@ -14,7 +14,7 @@ import os
 from ..engine import compat
 from ..engine.errors import LandwrapError, ProfileError
 from ..engine.safetext import printable
-from ..engine.ruleset import Ruleset, parse_ports
+from ..engine.ruleset import Ruleset, parse_ports, plain_paths
 from .lookup import SUFFIX, SYSTEM_BIN_DIRS
 from .parse import line_of, load_document
 from .variables import BUILTIN_VARS, builtin_vars, expand, UnsetVariable
@@ -323,8 +323,18 @@ def _apply_access_lists(prof: Profile, ctx, fs: dict, path: str) -> None:
     rs = prof.ruleset
     for access in ("ro", "rox", "rw", "rwx"):
         key = f"filesystem.{access}"
+        items = as_list(ctx, key, fs.get(access, []), "filesystem")
+        joined = plain_paths(items)
+        if joined is not None and "$" not in joined and not _is_glob(joined):
+            # absolute, normal, plain paths without variables or wildcards
+            # (a generated profile's long list): what the loop below would
+            # keep of each is the path itself
+            if rs.path_count + len(items) > MAX_RULES:
+                ctx.fail(key, f"more than {MAX_RULES} path rules in all", "filesystem")
+            rs.allow_paths(items, access, origin=f"{path}: {key}", required=False)
+            continue
         plain = []  # optional, glob-free paths: added in one go
-        for item in [v for it in as_list(ctx, key, fs.get(access, []), "filesystem")
+        for item in [v for it in items
                      for v in (_variants(prof, it) if type(it) is str else [it])]:
             required = False
             if type(item) is str:
@@ -354,7 +364,7 @@ def _apply_access_lists(prof: Profile, ctx, fs: dict, path: str) -> None:
             if create:
                 _create(prof, ctx, key, p, "filesystem", None)
             _allow(prof, ctx, key, p, access, required, "filesystem", None)
-        if len(rs.paths) + len(plain) > MAX_RULES:
+        if rs.path_count + len(plain) > MAX_RULES:
             ctx.fail(key, f"more than {MAX_RULES} path rules in all", "filesystem")
         rs.allow_paths(plain, access, origin=f"{path}: {key}", required=False)
 
@@ -529,7 +539,7 @@ def _allow(prof, ctx, key, p, access, required, table, index, exact=0):
             return
     else:
         matches = (p,)
-    if len(rs.paths) + len(matches) > MAX_RULES:
+    if rs.path_count + len(matches) > MAX_RULES:
         ctx.fail(key, f"more than {MAX_RULES} path rules in all", table, index)
     for m in matches:
         rs.allow(m, access, origin=origin, required=required, need=exact)
