@@ -194,7 +194,8 @@ int lw_thread_masks(int task_fd, struct lw_thread_mask *out, int cap);
  * bytes, real_off -2: realbuf full); in dirs[0..*ndirs) the indices of the
  * directories reached without a symlink, with their st_dev and st_ino.
  * Returns 0, or -1 with errno and *failed set to the index whose rule the
- * kernel refused (-1: no memory). */
+ * kernel refused (-1: no memory; -2, EINVAL: a path is not absolute and
+ * lexically normal, and nothing was opened). */
 int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
                       const int *group_end, const uint64_t *group_access,
                       int ngroups, const unsigned char *nobind,

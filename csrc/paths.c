@@ -56,6 +56,26 @@ static int is_ancestor(const char *a, const char *b)
     return strncmp(a, b, n) == 0 && (b[n] == '/' || b[n] == '\0');
 }
 
+/* p is absolute and lexically normal: no empty, "." or ".." component and
+ * no trailing "/" (but "/" itself) */
+static int is_normal(const char *p)
+{
+    if (p[0] != '/')
+        return 0;
+    if (p[1] == '\0')
+        return 1;
+    for (; *p; p++) {
+        if (*p != '/')
+            continue;
+        if (p[1] == '/' || p[1] == '\0')
+            return 0;
+        if (p[1] == '.' && (p[2] == '/' || p[2] == '\0' ||
+                            (p[2] == '.' && (p[3] == '/' || p[3] == '\0'))))
+            return 0;
+    }
+    return 1;
+}
+
 /* The real path of an open descriptor, through /proc/self/fd. */
 static void real_path(int fd, int *off, int *rlen, char *realbuf,
                       int realcap, int *used)
@@ -103,6 +123,12 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
     }
     for (int i = 0; i < n; i++, p += strlen(p) + 1) {
         ptr[i] = p;
+        if (!is_normal(p)) {   /* before anything is opened: the caller normalizes */
+            ret = -1;
+            errno = EINVAL;
+            *failed = -2;
+            goto out;
+        }
         while (g < ngroups - 1 && i >= group_end[g])
             g++;
         allowed[i] = group_access[g];

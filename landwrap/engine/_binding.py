@@ -74,7 +74,7 @@ P_COVERED = lib.LW_P_COVERED
 
 def open_add_paths(ruleset_fd: int, paths: list, group_end: list, group_access: list,
                    nobind: bytes | None, file_mask: int) -> tuple:
-    """Resolve *paths* (absolute, normalized str; group ``g`` is the paths
+    """Resolve *paths* (str; group ``g`` is the paths
     before ``group_end[g]``, asking for ``group_access[g]``) opening each
     once and, with a *ruleset_fd* >= 0, bind their rules to those same
     descriptors unless *nobind* (one byte per path, or None) says not to
@@ -84,8 +84,9 @@ def open_add_paths(ruleset_fd: int, paths: list, group_end: list, group_access: 
     path; no rule was added); ``dirs`` lists ``(index, st_dev, st_ino)`` of
     the directories reached without one; ``flags`` has a byte of ``P_*``
     bits per path.  Every other path's rule was added, or is granted by its
-    ancestors' rules added here.  OSError names the path whose rule the
-    kernel refused."""
+    ancestors' rules added here.  None, with nothing opened, when a path is
+    not absolute and lexically normal.  OSError names the path whose rule
+    the kernel refused."""
     n = len(paths)
     if not n:
         return [], [], b""
@@ -101,6 +102,8 @@ def open_add_paths(ruleset_fd: int, paths: list, group_end: list, group_access: 
     if lib.lw_open_add_paths(ruleset_fd, blob, n, group_end, group_access, len(group_end),
                              keep, file_mask, flags, err, special, counts, dirs, dev, ino,
                              counts + 1, off, length, realbuf, cap, counts + 2) < 0:
+        if counts[2] == -2:
+            return None
         raise _oserror(paths[counts[2]] if counts[2] >= 0 else None)
     out = []
     for i in ffi.unpack(special, counts[0]):

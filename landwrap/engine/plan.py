@@ -234,12 +234,11 @@ class Plan(KernelRuleset, Presentation):
         profile's plain paths, bound already) are merged into
         :attr:`rules` when that is first read."""
         from . import _binding  # compiled (cffi): loading a profile must not need it
-        from .ruleset import PathRule, plain_paths  # (ruleset.py imports this module)
+        from .ruleset import PathRule  # (ruleset.py imports this module)
 
         originals = groups[0].paths if len(groups) == 1 else [
             p for g in groups for p in g.paths]
-        lexical = originals if plain_paths(originals) is not None else [
-            _lexical(p) for p in originals]
+        lexical = originals   # unless the binding finds one to normalize
         ends = list(accumulate(len(g.paths) for g in groups))
         # Carve before binding: a directory rule above a hidden path (or, in
         # best-effort mode, above landwrap's state) may be replaced by rules
@@ -251,16 +250,22 @@ class Plan(KernelRuleset, Presentation):
             above |= _ancestors(p for d in self.request.protected
                                 for p in {os.path.abspath(d), os.path.realpath(d)})
         fd = self._eager_ruleset() if handled else -1
-        nobind = None
-        if fd >= 0 and above and not above.isdisjoint(lexical):
-            nobind = bytearray(len(lexical))
-            for i, lex in enumerate(lexical):
-                if lex in above:
-                    nobind[i] = 1
+
+        def kept_from_binding(lexical: list) -> bytearray | None:
+            if fd < 0 or not above or above.isdisjoint(lexical):
+                return None
+            return bytearray(lex in above for lex in lexical)
+
+        nobind = kept_from_binding(lexical)
         try:
-            special, dirs, _ = _binding.open_add_paths(
-                fd, lexical, ends, [g.access & handled for g in groups], nobind,
-                compat.FS_FILE)
+            access = [g.access & handled for g in groups]
+            found = _binding.open_add_paths(fd, lexical, ends, access, nobind, compat.FS_FILE)
+            if found is None:   # some path is relative or not normal (nothing opened)
+                lexical = [_lexical(p) for p in originals]
+                nobind = kept_from_binding(lexical)
+                found = _binding.open_add_paths(fd, lexical, ends, access, nobind,
+                                                compat.FS_FILE)
+            special, dirs, _ = found
         except OSError as e:
             self.close()
             raise rule_error(e) from e

@@ -89,22 +89,29 @@ class PathGroup:
         self.paths, self.access, self.origin, self.required = paths, access, origin, required
 
 
-def plain_paths(paths: list) -> str | None:
-    """*paths* joined by NUL when every one is an absolute, lexically
-    normal ``str`` path with no NUL byte, no trailing ``/``, no ``.`` or
-    ``..`` component and no ``//``, checked in a few scans of them all;
-    else None."""
+def plain_paths(paths: list) -> bool:
+    """Whether every one of *paths* is a ``str`` path that is absolute,
+    without NUL, ``$``, ``*``, ``?`` or ``[``, without a trailing ``/``
+    and without a ``.`` or ``..`` component: what a profile's long
+    generated list holds.  A few scans of them all joined (a search for
+    one character is much faster than for two: they are chosen so)."""
     try:
         joined = "\0".join(paths)
     except TypeError:
-        return None
+        return False
     n = len(paths) - 1
-    if (joined[:1] == "/" and joined.count("\0") == n and joined.count("\0/") == n
-            and "//" not in joined and "/\0" not in joined and joined[-1:] != "/"
-            and "/./" not in joined and "/../" not in joined and "/.\0" not in joined
-            and "/..\0" not in joined and not joined.endswith(("/.", "/.."))):
-        return joined
-    return None
+    if (joined[:1] != "/" or "$" in joined or "*" in joined or "?" in joined
+            or "[" in joined or joined[-1:] == "/" or joined.count("\0") != n
+            or joined.count("\0/") != n or "/\0" in joined):
+        return False
+    if "." in joined:
+        at = joined.find("/.")
+        while at >= 0:
+            nxt = joined[at + 2:at + 4]
+            if nxt[:1] in ("/", "\0", "") or (nxt[:1] == "." and nxt[1:] in ("/", "\0", "")):
+                return False
+            at = joined.find("/.", at + 2)
+    return True
 
 
 class Ruleset:
@@ -167,9 +174,12 @@ class Ruleset:
     def allow_paths(self, paths, access="ro", *, origin: str, required: bool = True,
                     need: int | None = None) -> "Ruleset":
         """:meth:`allow` for many paths with the same access and origin."""
-        bits, required_bits = parse_access(access)
         paths = list(paths)
-        if plain_paths(paths) is None:   # else checked in one scan of them all
+        try:
+            ok = "\0".join(paths).count("\0") == len(paths) - 1 and "" not in paths
+        except TypeError:   # not all str: checked one by one
+            ok = False
+        if not ok:
             for n, p in enumerate(paths):
                 if type(p) is not str:
                     p = paths[n] = os.fspath(p)
@@ -177,6 +187,13 @@ class Ruleset:
                         p = paths[n] = os.fsdecode(p)
                 if not p or "\0" in p:
                     raise PathError(f"bad path {p!r}: empty or contains a NUL byte")
+        return self._add_group(paths, access, origin, required, need)
+
+    def _add_group(self, paths: list, access, origin: str, required: bool,
+                   need: int | None = None) -> "Ruleset":
+        """:meth:`allow_paths` for *paths* already checked (non-empty
+        ``str`` without NUL), kept as they are (not copied)."""
+        bits, required_bits = parse_access(access)
         self.need["fs"] |= required_bits if need is None else need
         if paths:
             self._groups.append(PathGroup(paths, bits, origin, required))
