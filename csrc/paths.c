@@ -8,7 +8,9 @@
  * path beneath a directory whose rule, added here, already grants all its
  * rights is still opened (a missing path is an error, a symlink -- say
  * /etc/resolv.conf beneath /etc -- has its target ruled) but adds no rule.
- * Policy stays in Python: this file only opens, stats and adds.
+ * Policy stays in Python: this file only opens, stats and adds.  A path
+ * whose rule needs adding is not stat'ed when its rights include
+ * directory-only ones: the kernel's answer to the rule tells its type.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,11 +36,53 @@ struct open_how_ {
     uint64_t resolve;
 };
 
-static int open_beneath_no_links(const char *path)
+static int open_no_links_at(int dirfd, const char *path)
 {
     struct open_how_ how = {O_PATH | O_CLOEXEC, 0, 0x04 /* NO_SYMLINKS */};
 
-    return (int)syscall(__NR_openat2, AT_FDCWD, path, &how, sizeof(how));
+    return (int)syscall(__NR_openat2, dirfd, path, &how, sizeof(how));
+}
+
+static int open_beneath_no_links(const char *path)
+{
+    return open_no_links_at(AT_FDCWD, path);
+}
+
+/* Siblings share the walk to their directory: the directory of ptr[k] is
+ * opened (no symlink on the way) when the next path in sorted order is in
+ * it too, and kept in *dir_fd while the paths are in it, so that each is
+ * opened by its last name alone.  Returns the descriptor, or -1 (then the
+ * caller opens the whole path, as for any failure here). */
+static int open_sibling(const char *const *ptr, const int *order, int k, int n,
+                        int *dir_fd, const char **dir, size_t *dir_len)
+{
+    const char *p = ptr[order[k]];
+    const char *slash = strrchr(p, '/');
+    size_t len = (size_t)(slash - p);
+    char buf[4096];
+
+    if (slash[1] == '\0')   /* "/" */
+        return -1;
+    if (!*dir || len != *dir_len || memcmp(p, *dir, len) != 0) {
+        const char *next;
+
+        if (*dir_fd >= 0)
+            close(*dir_fd);
+        *dir_fd = -1;
+        *dir = p;
+        *dir_len = len;
+        if (k + 1 >= n || len >= sizeof(buf))
+            return -1;
+        next = ptr[order[k + 1]];
+        if (strncmp(next, p, len + 1) != 0 || strchr(next + len + 1, '/'))
+            return -1;   /* no sibling follows: nothing shared */
+        memcpy(buf, p, len);
+        buf[len ? len : 1] = '\0';
+        if (!len)
+            buf[0] = '/';
+        *dir_fd = open_beneath_no_links(buf);
+    }
+    return *dir_fd >= 0 ? open_no_links_at(*dir_fd, slash + 1) : -1;
 }
 
 static int by_path(const void *a, const void *b)
@@ -112,7 +156,9 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
     uint64_t *devs = malloc(sizeof(*devs) * cnt);
     uint64_t *inos = malloc(sizeof(*inos) * cnt);
     const char *p = paths;
-    int used = 0, depth = 0, ret = 0, sorted = 1, prev = -1, g = 0;
+    int used = 0, depth = 0, ret = 0, sorted = 1, prev = -1, g = 0, dir_fd = -1;
+    const char *dir = NULL;
+    size_t dir_len = 0;
 
     *nspecial = *ndirs = 0;
     if (!ptr || !order || !stack || !grant || !allowed || !devs || !inos) {
@@ -167,7 +213,8 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
     for (int k = 0; k < n; k++) {
         int i = order[k], fd;
         struct stat st;
-        uint64_t acc, covered;
+        uint64_t acc, covered, full;
+        int bind, kind;
 
         err[i] = 0;
         flags[i] = 0;
@@ -191,7 +238,9 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
             continue;
         }
         prev = i;
-        fd = open_beneath_no_links(ptr[i]);
+        fd = open_sibling(ptr, order, k, n, &dir_fd, &dir, &dir_len);
+        if (fd < 0)
+            fd = open_beneath_no_links(ptr[i]);
         if (fd < 0 && (errno == ELOOP || errno == ENOSYS || errno == EXDEV)) {
             /* a symlink on the way: follow it, and report the real path */
             fd = open(ptr[i], O_PATH | O_CLOEXEC);
@@ -205,22 +254,47 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
             flags[i] = LW_P_ERR;
             continue;
         }
-        if (lw_fstat(fd, &st) < 0) {
-            err[i] = errno;
-            flags[i] = LW_P_ERR;
-            close(fd);
-            continue;
+        full = allowed[i];
+        bind = ruleset_fd >= 0 && !(flags[i] & LW_P_LINK) && !(nobind && nobind[i]);
+        kind = 0;   /* 0: unknown, 1: directory, 2: not a directory */
+        if (bind && (full & ~file_mask) && (full & file_mask & ~covered)) {
+            /* A rule is needed whatever the type: adding it with the
+             * directory-only rights tells the type without a stat (the
+             * kernel refuses them, EINVAL, beneath anything but a
+             * directory), and is the rule itself for a directory. */
+            if (lw_add_path_rule(ruleset_fd, full, fd) == 0) {
+                kind = 1;
+                flags[i] |= LW_P_BOUND;
+            } else if (errno == EINVAL) {
+                kind = 2;
+            } else {
+                goto refused;
+            }
         }
-        if (S_ISDIR(st.st_mode))
+        if (kind != 2) {
+            if (lw_fstat(fd, &st) == 0) {
+                kind = S_ISDIR(st.st_mode) ? 1 : 2;
+                devs[i] = (uint64_t)st.st_dev;
+                inos[i] = (uint64_t)st.st_ino;
+            } else if (kind == 1) {   /* bound already: no identity to check */
+                devs[i] = inos[i] = 0;
+            } else {
+                err[i] = errno;
+                flags[i] = LW_P_ERR;
+                close(fd);
+                continue;
+            }
+        }
+        if (kind == 1)
             flags[i] |= LW_P_DIR;
-        devs[i] = (uint64_t)st.st_dev;
-        inos[i] = (uint64_t)st.st_ino;
-        acc = S_ISDIR(st.st_mode) ? allowed[i] : (allowed[i] & file_mask);
-        if (ruleset_fd >= 0 && !(flags[i] & LW_P_LINK) && acc && !(nobind && nobind[i])) {
+        acc = kind == 1 ? full : (full & file_mask);
+        if (bind && acc && !(flags[i] & LW_P_BOUND)) {
             if ((acc & ~covered) == 0) {
                 flags[i] |= LW_P_BOUND | LW_P_COVERED;
             } else if (lw_add_path_rule(ruleset_fd, acc, fd) < 0) {
-                int e = errno;
+                int e;
+refused:
+                e = errno;
                 close(fd);
                 *failed = i;
                 errno = e;
@@ -249,6 +323,8 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
         }
     }
 out:
+    if (dir_fd >= 0)
+        close(dir_fd);
     free(ptr);
     free(order);
     free(stack);
