@@ -299,7 +299,8 @@ class Plan(KernelRuleset, Presentation):
         # symlinks' targets, what lies above a hidden path, and (when there
         # is state to protect or a symlink to check) every writable rule.
         seeds = set(real_of.values())
-        seeds |= above.intersection(lexical)
+        if above:
+            seeds |= above.intersection(lexical)
         if self.request.protected or real_of:
             for g, end in zip(groups, ends):
                 if g.access & handled & FS_WRITE:
@@ -441,14 +442,15 @@ class Plan(KernelRuleset, Presentation):
         hidden = list(hidden)
         if not self.request.protected:
             return hidden
-        state = []
-        for d in self.request.protected:
-            for p in {os.path.abspath(d), os.path.realpath(d)}:
-                state.append((p, d))
+        state: list = []
         for rule in merged.values():
             free = self.request.unhandled_fs if rule.path == "/" else 0
             if not rule.access & FS_WRITE & ~free:
                 continue
+            if not state:   # (found only when some rule writes)
+                for d in self.request.protected:
+                    for p in {os.path.abspath(d), os.path.realpath(d)}:
+                        state.append((p, d))
             top = rule.path.rstrip("/") + "/"
             for p, d in state:
                 above = rule.is_dir and p.startswith(top)

@@ -599,3 +599,24 @@ def test_cache_keeps_one_entry_per_profile_file(tmp_path):
         write(p, '[filesystem]\nro = ["/a%s"]\n' % ("x" * (i + 1)))
         assert set(rule_paths(load(p))) == {"/a" + "x" * (i + 1)}
     assert len(_cache_entries(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("items", [
+    ["/a/x", "/b/.hidden", "/c.d/e."],                       # plain: one group as given
+    ["/trailing/", "/a/x"], ["/a/./b", "/a/x"], ["/a/..", "/a/x"], ["/a/x", "rel"],
+    ["/a*", "/a/x"], ["/a/x", "~/y"], ["${HOME}/z", "/a/x"], ["/", "/a/x"],
+    ["/a/.", "/b"], ["/a/", "/b/", "/c"],
+])
+def test_a_long_list_read_in_one_go_means_what_each_entry_means(tmp_path, items):
+    """A list of plain absolute paths is added as it is, in a few scans of
+    it all; any entry that needs more (normalizing, a variable, a glob, a
+    relative path) sends the whole list through the entry-by-entry reading,
+    so both give the same rules."""
+    body = "[filesystem]\nro = [" + ", ".join(f'"{p}"' for p in items) + "]\n"
+    together = load(write(tmp_path / "p/long.toml", body), environ={"HOME": "/h"})
+    alone = load(write(tmp_path / "p/one.toml", "".join(
+        f'[[filesystem.rule]]\npath = "{p}"\naccess = ["ro"]\n' for p in items)),
+        environ={"HOME": "/h"})
+    assert sorted(r.path for r in together.ruleset.paths) == sorted(
+        r.path for r in alone.ruleset.paths)
+    assert together.ruleset.path_count == len(together.ruleset.paths)
