@@ -215,6 +215,7 @@ class Plan(KernelRuleset, Presentation):
         self._redundant: list | None = []  # (path, origin, covered_by)
         self._res: tuple | None = None   # what _resolve_paths found
         self._special: dict = {}   # real path -> Rule the checks made
+        self._seeded: set = set()   # real paths whose every rule is in _special
         self.hidden: list = []   # real paths carved out of broader grants
         self.status = NOT_ENFORCED
         self.unavailable = None
@@ -265,7 +266,7 @@ class Plan(KernelRuleset, Presentation):
                 nobind = kept_from_binding(lexical)
                 found = _binding.open_add_paths(fd, lexical, ends, access, nobind,
                                                 compat.FS_FILE)
-            special, dirs, _ = found
+            special, dirs, bound_flags = found
         except OSError as e:
             self.close()
             raise rule_error(e) from e
@@ -342,18 +343,21 @@ class Plan(KernelRuleset, Presentation):
             self.close()
             raise
         self._special = merged
+        self._seeded = seeds
         if fd >= 0:
             # what resolving did not bind: symlinks' targets, carved rules
             self._todo = {p for p, r in merged.items() if r.access & ~bound.get(p, 0)}
-            # the directories as they were bound, for replaced()
+            # the directories whose rules were bound, as they were then, for
+            # replaced() (not those their ancestors' rules cover)
+            own = _binding.P_BOUND | _binding.P_COVERED
             self._dirs = [(lexical[i], dev, ino) for i, dev, ino in dirs
-                          if not (nobind and nobind[i])]
+                          if bound_flags[i] & own == _binding.P_BOUND]
 
     def _merge_all(self) -> None:
         """:attr:`rules` and :attr:`redundant`, from the paths resolved and
         the rules the checks made (see :meth:`_resolve_paths`)."""
         groups, originals, lexical, ends, real_of, dead, dir_index, handled = self._res
-        special = self._special
+        special, seeded = self._special, self._seeded
         merged: dict = {}
         start = 0
         for g, end in zip(groups, ends):
@@ -362,7 +366,7 @@ class Plan(KernelRuleset, Presentation):
             origin = g.origin
             for i in range(start, end):
                 real = real_of.get(i) or lexical[i]
-                if real in special or i in dead:
+                if real in seeded or i in dead:   # (merged into special already)
                     continue
                 is_dir = i in dir_index
                 entry = merged.get(real)

@@ -186,3 +186,20 @@ def test_hidden_path_is_carved_before_binding_not_rebuilt(tmp_path, landlock):
     assert r.stdout.split() == ["read", "13"], r.stderr
     assert subprocess.run(["cat", str(d / "secret" / "k")], capture_output=True).stdout == b"k"
     plan.close()
+
+
+def test_a_rule_beneath_a_carved_directory_keeps_its_own_rights(tmp_path):
+    # (found by the profile fuzzer) carving home/ around the hidden path
+    # grants home/docs what home/ had: the rule on docs itself must still
+    # add its own execute right, in the plan as in the kernel
+    home = tmp_path / "home"
+    (home / "docs").mkdir(parents=True)
+    (home / "secret").mkdir()
+    rs = (Ruleset().allow(home, "rw").allow(home / "docs", "rox")
+          .hide(home / "secret"))
+    plan = plan_of(rs)
+    bits = compat.access_bits("rox")
+    assert plan.allows(str(home / "docs" / "x"), bits) == bits
+    # (names stay listable beneath home/, see Ruleset.hide; contents do not)
+    assert plan.allows(str(home / "secret" / "x"), bits & compat.FS_FILE) == 0
+    plan.close()
