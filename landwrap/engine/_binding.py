@@ -73,12 +73,13 @@ P_COVERED = lib.LW_P_COVERED
 
 
 def open_add_paths(ruleset_fd: int, paths: list, group_end: list, group_access: list,
-                   nobind: bytes | None, file_mask: int) -> tuple:
+                   nobind: bytearray | None, file_mask: int,
+                   joined: str | None = None) -> tuple | None:
     """Resolve *paths* (str; group ``g`` is the paths
     before ``group_end[g]``, asking for ``group_access[g]``) opening each
     once and, with a *ruleset_fd* >= 0, bind their rules to those same
     descriptors unless *nobind* (one byte per path, or None) says not to
-    (see csrc/paths.c).  ``(special, dirs, flags)``: ``special`` lists
+    (see csrc/paths.c); *joined*: the paths joined by NUL, if at hand.  ``(special, dirs, flags)``: ``special`` lists
     ``(index, err, flags, real)`` for the paths that could not be opened
     (``err``, an errno) or have a symlink on the way (``real``, their real
     path; no rule was added); ``dirs`` lists ``(index, st_dev, st_ino)`` of
@@ -90,7 +91,8 @@ def open_add_paths(ruleset_fd: int, paths: list, group_end: list, group_access: 
     n = len(paths)
     if not n:
         return [], [], b""
-    blob = _blob(paths)
+    # (a bytes object ends with a NUL of its own, which ends the last path)
+    blob = _blob(paths) if joined is None else joined.encode(_FS_ENCODING, "surrogateescape")
     err, special, dirs = (ffi.new("int[]", n) for _ in range(3))
     flags = ffi.new("unsigned char[]", n)
     dev, ino = ffi.new("uint64_t[]", n), ffi.new("uint64_t[]", n)

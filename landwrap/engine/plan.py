@@ -240,6 +240,8 @@ class Plan(KernelRuleset, Presentation):
         originals = groups[0].paths if len(groups) == 1 else [
             p for g in groups for p in g.paths]
         lexical = originals   # unless the binding finds one to normalize
+        joined = groups[0].joined if len(groups) == 1 else (
+            "\0".join(g.joined for g in groups) if all(g.joined for g in groups) else None)
         ends = list(accumulate(len(g.paths) for g in groups))
         # Carve before binding: a directory rule above a hidden path (or, in
         # best-effort mode, above landwrap's state) may be replaced by rules
@@ -260,7 +262,8 @@ class Plan(KernelRuleset, Presentation):
         nobind = kept_from_binding(lexical)
         try:
             access = [g.access & handled for g in groups]
-            found = _binding.open_add_paths(fd, lexical, ends, access, nobind, compat.FS_FILE)
+            found = _binding.open_add_paths(fd, lexical, ends, access, nobind, compat.FS_FILE,
+                                            joined)
             if found is None:   # some path is relative or not normal (nothing opened)
                 lexical = [_lexical(p) for p in originals]
                 nobind = kept_from_binding(lexical)

@@ -83,35 +83,39 @@ class PathGroup:
     profile's list of 10,000 paths is one group (one list of strings), not
     10,000 objects.  ``access`` is filesystem right bits."""
 
-    __slots__ = ("paths", "access", "origin", "required")
+    __slots__ = ("paths", "access", "origin", "required", "joined")
 
-    def __init__(self, paths: list, access: int, origin: str, required: bool) -> None:
+    def __init__(self, paths: list, access: int, origin: str, required: bool,
+                 joined: str | None = None) -> None:
         self.paths, self.access, self.origin, self.required = paths, access, origin, required
+        #: the paths joined by NUL, when that was made while checking them
+        self.joined = joined
 
 
-def plain_paths(paths: list) -> bool:
-    """Whether every one of *paths* is a ``str`` path that is absolute,
+def plain_paths(paths: list) -> str | None:
+    """*paths* joined by NUL when every one is a ``str`` path that is absolute,
     without NUL, ``$``, ``*``, ``?`` or ``[``, without a trailing ``/``
-    and without a ``.`` or ``..`` component: what a profile's long
-    generated list holds.  A few scans of them all joined (a search for
-    one character is much faster than for two: they are chosen so)."""
+    and without a ``.`` or ``..`` component (what a profile's long
+    generated list holds), else None.  A few scans of them all joined (a
+    search for one character is much faster than for two: they are
+    chosen so)."""
     try:
         joined = "\0".join(paths)
     except TypeError:
-        return False
+        return None
     n = len(paths) - 1
     if (joined[:1] != "/" or "$" in joined or "*" in joined or "?" in joined
             or "[" in joined or joined[-1:] == "/" or joined.count("\0") != n
             or joined.count("\0/") != n or "/\0" in joined):
-        return False
+        return None
     if "." in joined:
         at = joined.find("/.")
         while at >= 0:
             nxt = joined[at + 2:at + 4]
             if nxt[:1] in ("/", "\0", "") or (nxt[:1] == "." and nxt[1:] in ("/", "\0", "")):
-                return False
+                return None
             at = joined.find("/.", at + 2)
-    return True
+    return joined
 
 
 class Ruleset:
@@ -167,7 +171,7 @@ class Ruleset:
             raise PathError(f"path contains a NUL byte: {p!r}")
         if not p:
             raise PathError("empty path")
-        self._groups.append(PathGroup([p], bits, origin or p, required))
+        self._groups.append(PathGroup([p], bits, origin or p, required, p))
         self._npaths += 1
         return self
 
@@ -176,10 +180,12 @@ class Ruleset:
         """:meth:`allow` for many paths with the same access and origin."""
         paths = list(paths)
         try:
-            ok = "\0".join(paths).count("\0") == len(paths) - 1 and "" not in paths
+            joined: str | None = "\0".join(paths)
+            ok = joined.count("\0") == len(paths) - 1 and "" not in paths
         except TypeError:   # not all str: checked one by one
             ok = False
         if not ok:
+            joined = None
             for n, p in enumerate(paths):
                 if type(p) is not str:
                     p = paths[n] = os.fspath(p)
@@ -187,16 +193,17 @@ class Ruleset:
                         p = paths[n] = os.fsdecode(p)
                 if not p or "\0" in p:
                     raise PathError(f"bad path {p!r}: empty or contains a NUL byte")
-        return self._add_group(paths, access, origin, required, need)
+        return self._add_group(paths, access, origin, required, need, joined)
 
     def _add_group(self, paths: list, access, origin: str, required: bool,
-                   need: int | None = None) -> "Ruleset":
+                   need: int | None = None, joined: str | None = None) -> "Ruleset":
         """:meth:`allow_paths` for *paths* already checked (non-empty
-        ``str`` without NUL), kept as they are (not copied)."""
+        ``str`` without NUL), kept as they are (not copied); *joined*:
+        them joined by NUL, if at hand."""
         bits, required_bits = parse_access(access)
         self.need["fs"] |= required_bits if need is None else need
         if paths:
-            self._groups.append(PathGroup(paths, bits, origin, required))
+            self._groups.append(PathGroup(paths, bits, origin, required, joined))
             self._npaths += len(paths)
         return self
 

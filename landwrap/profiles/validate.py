@@ -324,13 +324,14 @@ def _apply_access_lists(prof: Profile, ctx, fs: dict, path: str) -> None:
     for access in ("ro", "rox", "rw", "rwx"):
         key = f"filesystem.{access}"
         items = as_list(ctx, key, fs.get(access, []), "filesystem")
-        if len(items) > 1 and plain_paths(items):
+        joined = plain_paths(items) if len(items) > 1 else None
+        if joined:
             # absolute, normal, plain paths without variables or wildcards
             # (a generated profile's long list): what the loop below would
             # keep of each is the path itself
             if rs.path_count + len(items) > MAX_RULES:
                 ctx.fail(key, f"more than {MAX_RULES} path rules in all", "filesystem")
-            rs._add_group(items, access, f"{path}: {key}", False)
+            rs._add_group(items, access, f"{path}: {key}", False, joined=joined)
             continue
         plain = []  # optional, glob-free paths: added in one go
         for item in [v for it in items
