@@ -10,7 +10,8 @@
  * /etc/resolv.conf beneath /etc -- has its target ruled) but adds no rule.
  * Policy stays in Python: this file only opens, stats and adds.  A path
  * whose rule needs adding is not stat'ed when its rights include
- * directory-only ones: the kernel's answer to the rule tells its type.
+ * directory-only ones: the kernel's answer to the rule tells its type; nor
+ * is one in a directory that has no subdirectory (see open_sibling).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -53,8 +55,20 @@ static int open_beneath_no_links(const char *path)
  * it too, and kept in *dir_fd while the paths are in it, so that each is
  * opened by its last name alone.  Returns the descriptor, or -1 (then the
  * caller opens the whole path, as for any failure here). */
+/* Filesystems whose directories count their subdirectories in st_nlink
+ * (2 + subdirectories): ext2/3/4, tmpfs, xfs.  Others (btrfs: always 1,
+ * some FUSE filesystems: anything) are never trusted with it. */
+static int counts_subdirs(int dir_fd)
+{
+    struct statfs sf;
+
+    if (fstatfs(dir_fd, &sf) < 0)
+        return 0;
+    return sf.f_type == 0xEF53 || sf.f_type == 0x01021994 || sf.f_type == 0x58465342;
+}
+
 static int open_sibling(const char *const *ptr, const int *order, int k, int n,
-                        int *dir_fd, const char **dir, size_t *dir_len)
+                        int *dir_fd, const char **dir, size_t *dir_len, int *leaf)
 {
     const char *p = ptr[order[k]];
     const char *slash = strrchr(p, '/');
@@ -81,6 +95,16 @@ static int open_sibling(const char *const *ptr, const int *order, int k, int n,
         if (!len)
             buf[0] = '/';
         *dir_fd = open_beneath_no_links(buf);
+        /* A directory with no subdirectory holds none: its entries need no
+         * stat to tell their type.  (One made since can only get less than
+         * it asked for: the rights of a file, never those of a directory.) */
+        *leaf = 0;
+        if (*dir_fd >= 0) {
+            struct stat st;
+
+            *leaf = lw_fstat(*dir_fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+                    st.st_nlink == 2 && counts_subdirs(*dir_fd);
+        }
     }
     return *dir_fd >= 0 ? open_no_links_at(*dir_fd, slash + 1) : -1;
 }
@@ -157,6 +181,7 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
     uint64_t *inos = malloc(sizeof(*inos) * cnt);
     const char *p = paths;
     int used = 0, depth = 0, ret = 0, sorted = 1, prev = -1, g = 0, dir_fd = -1;
+    int leaf = 0, in_leaf;
     const char *dir = NULL;
     size_t dir_len = 0;
 
@@ -238,7 +263,8 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
             continue;
         }
         prev = i;
-        fd = open_sibling(ptr, order, k, n, &dir_fd, &dir, &dir_len);
+        fd = open_sibling(ptr, order, k, n, &dir_fd, &dir, &dir_len, &leaf);
+        in_leaf = fd >= 0 && leaf;
         if (fd < 0)
             fd = open_beneath_no_links(ptr[i]);
         if (fd < 0 && (errno == ELOOP || errno == ENOSYS || errno == EXDEV)) {
@@ -256,8 +282,8 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
         }
         full = allowed[i];
         bind = ruleset_fd >= 0 && !(flags[i] & LW_P_LINK) && !(nobind && nobind[i]);
-        kind = 0;   /* 0: unknown, 1: directory, 2: not a directory */
-        if (bind && (full & ~file_mask) && (full & file_mask & ~covered)) {
+        kind = in_leaf ? 2 : 0;   /* 0: unknown, 1: directory, 2: not a directory */
+        if (bind && !kind && (full & ~file_mask) && (full & file_mask & ~covered)) {
             /* A rule is needed whatever the type: adding it with the
              * directory-only rights tells the type without a stat (the
              * kernel refuses them, EINVAL, beneath anything but a

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from .._lwcffi import ffi, lib
 
@@ -72,9 +73,9 @@ P_BOUND = lib.LW_P_BOUND
 P_COVERED = lib.LW_P_COVERED
 
 
-def open_add_paths(ruleset_fd: int, paths: list, group_end: list, group_access: list,
-                   nobind: bytearray | None, file_mask: int,
-                   joined: str | None = None) -> tuple | None:
+def open_add_paths(ruleset_fd: int, paths: list[str], group_end: list[int],
+                   group_access: list[int], nobind: bytearray | None, file_mask: int,
+                   joined: str | None = None) -> tuple[Any, ...] | None:
     """Resolve *paths* (str; group ``g`` is the paths
     before ``group_end[g]``, asking for ``group_access[g]``) opening each
     once and, with a *ruleset_fd* >= 0, bind their rules to those same

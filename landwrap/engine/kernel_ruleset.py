@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from typing import TYPE_CHECKING, Any
 
 from . import compat
 from .errors import RulesetError
@@ -48,6 +49,12 @@ def fd_is_ours(fd: int, plan) -> bool:
 class KernelRuleset:
     """The kernel half of :class:`~landwrap.engine.plan.Plan`: building,
     checking and closing its Landlock ruleset."""
+
+    if TYPE_CHECKING:   # (Plan's)
+        @property
+        def rules(self) -> list[Any]: ...
+        _special: dict[str, Any]
+        _todo: set[str] | None
 
     def ruleset_fd(self) -> int:
         """The kernel ruleset (built on first use, then reused), or -1 when

@@ -15,6 +15,7 @@ import os
 import stat
 from bisect import bisect_right
 from itertools import accumulate
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import compat
 from .errors import (LandlockUnavailable, NothingEnforced, PathError, UnsupportedFeature,
@@ -23,6 +24,9 @@ from .kernel_ruleset import KernelRuleset, identities, rule_error
 from .present import Presentation
 from .safetext import printable
 from .trust import owner_ok, untrusted_dirs
+
+if TYPE_CHECKING:
+    from .ruleset import PathGroup
 
 STRICT = compat.STRICT
 
@@ -161,7 +165,7 @@ def _symlink_on_way(path: str, can_change) -> tuple | None:
 class Rule:
     __slots__ = ("path", "is_dir", "access", "origins")
 
-    def __init__(self, path, is_dir, access, origins):
+    def __init__(self, path: str, is_dir: bool, access: int, origins: list[str]) -> None:
         self.path, self.is_dir, self.access, self.origins = path, is_dir, access, origins
 
 
@@ -176,10 +180,10 @@ def _lexical(path: str) -> str:
     return path
 
 
-def _ancestors(paths) -> set:
+def _ancestors(paths: Iterable[str]) -> set[str]:
     """Every directory above each of *paths* (absolute, normalized), up
     to /."""
-    out: set = set()
+    out: set[str] = set()
     for h in paths:
         d = h.rpartition("/")[0] or "/"
         while d not in out:
@@ -211,11 +215,11 @@ class Plan(KernelRuleset, Presentation):
         self.unenforceable: list = []
         self.explicit_missing: list = []
         self.skipped: list = []   # (path, origin, reason)
-        self._rules: list | None = []   # None: not merged yet (see rules)
-        self._redundant: list | None = []  # (path, origin, covered_by)
-        self._res: tuple | None = None   # what _resolve_paths found
-        self._special: dict = {}   # real path -> Rule the checks made
-        self._seeded: set = set()   # real paths whose every rule is in _special
+        self._rules: list[Rule] | None = []   # None: not merged yet (see rules)
+        self._redundant: list[tuple[str, str, str | None]] | None = []
+        self._res: tuple[Any, ...] | None = None   # what _resolve_paths found
+        self._special: dict[str, Rule] = {}   # real path -> Rule the checks made
+        self._seeded: set[str] = set()   # real paths whose every rule is in _special
         self.hidden: list = []   # real paths carved out of broader grants
         self.status = NOT_ENFORCED
         self.unavailable = None
@@ -223,10 +227,10 @@ class Plan(KernelRuleset, Presentation):
         #: (euid, companion.Companion) for spawns, cached by the API.
         self._companion: tuple | None = None
         self._dirs: list = []  # (path, dev, ino) of directory rules, at build time
-        self._todo: set | None = None  # real paths whose rules are still to add (None: all)
+        self._todo: set[str] | None = None  # real paths whose rules are still to add (None: all)
         self._complete = False
 
-    def _resolve_paths(self, groups: list, handled: int) -> None:
+    def _resolve_paths(self, groups: list[PathGroup], handled: int) -> None:
         """Open every path once (csrc/paths.c), binding the rules of the
         paths without a symlink on the way to that same descriptor, and
         check what only some rules need: missing paths, symlinks, writable
@@ -241,7 +245,8 @@ class Plan(KernelRuleset, Presentation):
             p for g in groups for p in g.paths]
         lexical = originals   # unless the binding finds one to normalize
         joined = groups[0].joined if len(groups) == 1 else (
-            "\0".join(g.joined for g in groups) if all(g.joined for g in groups) else None)
+            "\0".join([g.joined or "" for g in groups]) if all(g.joined for g in groups)
+            else None)
         ends = list(accumulate(len(g.paths) for g in groups))
         # Carve before binding: a directory rule above a hidden path (or, in
         # best-effort mode, above landwrap's state) may be replaced by rules
@@ -254,27 +259,29 @@ class Plan(KernelRuleset, Presentation):
                                 for p in {os.path.abspath(d), os.path.realpath(d)})
         fd = self._eager_ruleset() if handled else -1
 
-        def kept_from_binding(lexical: list) -> bytearray | None:
+        def kept_from_binding(lexical: list[str]) -> bytearray | None:
             if fd < 0 or not above or above.isdisjoint(lexical):
                 return None
             return bytearray(lex in above for lex in lexical)
 
         nobind = kept_from_binding(lexical)
         try:
-            access = [g.access & handled for g in groups]
-            found = _binding.open_add_paths(fd, lexical, ends, access, nobind, compat.FS_FILE,
+            rights = [g.access & handled for g in groups]
+            found = _binding.open_add_paths(fd, lexical, ends, rights, nobind, compat.FS_FILE,
                                             joined)
             if found is None:   # some path is relative or not normal (nothing opened)
                 lexical = [_lexical(p) for p in originals]
                 nobind = kept_from_binding(lexical)
-                found = _binding.open_add_paths(fd, lexical, ends, access, nobind,
+                found = _binding.open_add_paths(fd, lexical, ends, rights, nobind,
                                                 compat.FS_FILE)
+            if found is None:
+                raise PathError("a path is not absolute and normal once normalized")
             special, dirs, bound_flags = found
         except OSError as e:
             self.close()
             raise rule_error(e) from e
-        real_of: dict = {}   # index -> real path, when a symlink is on the way
-        dead: set = set()    # indexes of paths that could not be opened
+        real_of: dict[int, str] = {}   # index -> real path, when a symlink is on the way
+        dead: set[int] = set()    # indexes of paths that could not be opened
         dir_index = {i for i, _, _ in dirs}
         for i, err, flags, real in special:
             if err:
@@ -309,9 +316,9 @@ class Plan(KernelRuleset, Presentation):
             for g, end in zip(groups, ends):
                 if g.access & handled & FS_WRITE:
                     seeds.update(lexical[end - len(g.paths):end])
-        merged: dict = {}
-        moved = []  # (rule, lexical, real): a symlink was followed
-        bound: dict = {}  # real path -> rights bound while resolving
+        merged: dict[str, Rule] = {}
+        moved: list[tuple[Any, str, str, int]] = []  # (rule, lexical, real, access)
+        bound: dict[str, int] = {}  # real path -> rights bound while resolving
         if seeds:
             index = set(real_of)
             if not seeds.isdisjoint(lexical):
@@ -359,9 +366,10 @@ class Plan(KernelRuleset, Presentation):
     def _merge_all(self) -> None:
         """:attr:`rules` and :attr:`redundant`, from the paths resolved and
         the rules the checks made (see :meth:`_resolve_paths`)."""
+        assert self._res is not None
         groups, originals, lexical, ends, real_of, dead, dir_index, handled = self._res
         special, seeded = self._special, self._seeded
-        merged: dict = {}
+        merged: dict[str, Rule] = {}
         start = 0
         for g, end in zip(groups, ends):
             access = g.access & handled
@@ -391,11 +399,12 @@ class Plan(KernelRuleset, Presentation):
         # Drop rules whose rights their ancestors' rules already grant.
         # Sorted order puts every directory before what is beneath it, so the
         # coverage of a directory is final when it is first looked up.
-        kept: dict = {}
-        redundant = []
-        cover: dict = {"/": (0, None)}   # dir -> (rights granted beneath, by)
+        kept: dict[str, Rule] = {}
+        redundant: list[tuple[str, str, str | None]] = []
+        # dir -> (rights granted beneath, by)
+        cover: dict[str, tuple[int, str | None]] = {"/": (0, None)}
 
-        def covered(d):
+        def covered(d: str) -> tuple[int, str | None]:
             c = cover.get(d)
             if c is None:
                 parent = d.rpartition("/")[0] or "/"
@@ -424,22 +433,25 @@ class Plan(KernelRuleset, Presentation):
         self._redundant = redundant
 
     @property
-    def rules(self) -> list:
+    def rules(self) -> list[Rule]:
         """The kernel's path rules (:class:`Rule`), sorted by path, rules
         that their ancestors' rules already grant merged away."""
         if self._rules is None:
             self._merge_all()
+        assert self._rules is not None
         return self._rules
 
     @property
-    def redundant(self) -> list:
+    def redundant(self) -> list[tuple[str, str, str | None]]:
         """``(path, origin, covered_by)`` of the rules merged away
         (``covered_by`` None: the rule grants nothing)."""
         if self._redundant is None:
             self._merge_all()
+        assert self._redundant is not None
         return self._redundant
 
-    def _check_protected(self, merged: dict, hidden: list) -> list:
+    def _check_protected(self, merged: dict[str, Rule],
+                         hidden: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """landwrap's own state is never writable from the sandbox: a rule
         that lets it write in, above or beneath one of ``protected`` is
         refused in strict mode.  In best-effort mode a directory rule above
@@ -449,7 +461,7 @@ class Plan(KernelRuleset, Presentation):
         hidden = list(hidden)
         if not self.request.protected:
             return hidden
-        state: list = []
+        state: list[tuple[str, str]] = []
         for rule in merged.values():
             free = self.request.unhandled_fs if rule.path == "/" else 0
             if not rule.access & FS_WRITE & ~free:

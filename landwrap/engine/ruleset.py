@@ -10,6 +10,7 @@ values and touches nothing; never prints.
 from __future__ import annotations
 
 import os
+from typing import Any, Iterable
 
 from . import compat, plan as _plan
 from .errors import PathError, UsageError
@@ -74,7 +75,7 @@ def parse_ports(spec) -> tuple:
 class PathRule:
     __slots__ = ("path", "access", "origin", "required")
 
-    def __init__(self, path, access, origin, required):
+    def __init__(self, path: str, access: int, origin: str, required: bool) -> None:
         self.path, self.access, self.origin, self.required = path, access, origin, required
 
 
@@ -85,14 +86,14 @@ class PathGroup:
 
     __slots__ = ("paths", "access", "origin", "required", "joined")
 
-    def __init__(self, paths: list, access: int, origin: str, required: bool,
+    def __init__(self, paths: list[str], access: int, origin: str, required: bool,
                  joined: str | None = None) -> None:
         self.paths, self.access, self.origin, self.required = paths, access, origin, required
         #: the paths joined by NUL, when that was made while checking them
         self.joined = joined
 
 
-def plain_paths(paths: list) -> str | None:
+def plain_paths(paths: list[Any]) -> str | None:
     """*paths* joined by NUL when every one is a ``str`` path that is absolute,
     without NUL, ``$``, ``*``, ``?`` or ``[``, without a trailing ``/``
     and without a ``.`` or ``..`` component (what a profile's long
@@ -135,7 +136,7 @@ class Ruleset:
         self.scopes = compat.SCOPE_ALL if scope is True else (scope or 0)
         self.need = {"fs": 0, "net": 0, "scoped": 0, "flags": 0}
         self.restrict_flags = 0
-        self._groups: list = []   # PathGroup, in the order given
+        self._groups: list[PathGroup] = []   # in the order given
         self._npaths = 0
         self.ports: list = []   # (lo, hi, bits, origin)
         self.sources: list = []  # profile files used, in order
@@ -179,8 +180,9 @@ class Ruleset:
                     need: int | None = None) -> "Ruleset":
         """:meth:`allow` for many paths with the same access and origin."""
         paths = list(paths)
+        joined: str | None = None
         try:
-            joined: str | None = "\0".join(paths)
+            joined = "\0".join(paths)
             ok = joined.count("\0") == len(paths) - 1 and "" not in paths
         except TypeError:   # not all str: checked one by one
             ok = False
@@ -195,8 +197,9 @@ class Ruleset:
                     raise PathError(f"bad path {p!r}: empty or contains a NUL byte")
         return self._add_group(paths, access, origin, required, need, joined)
 
-    def _add_group(self, paths: list, access, origin: str, required: bool,
-                   need: int | None = None, joined: str | None = None) -> "Ruleset":
+    def _add_group(self, paths: list[str], access: str | int | Iterable[str], origin: str,
+                   required: bool, need: int | None = None,
+                   joined: str | None = None) -> "Ruleset":
         """:meth:`allow_paths` for *paths* already checked (non-empty
         ``str`` without NUL), kept as they are (not copied); *joined*:
         them joined by NUL, if at hand."""
@@ -208,14 +211,14 @@ class Ruleset:
         return self
 
     @property
-    def paths(self) -> list:
+    def paths(self) -> list[PathRule]:
         """The path rules, one :class:`PathRule` each (made on each call:
         :meth:`resolve` reads the groups they come from)."""
         return [PathRule(p, g.access, g.origin, g.required)
                 for g in self._groups for p in g.paths]
 
     @paths.setter
-    def paths(self, rules: list) -> None:
+    def paths(self, rules: list[PathRule]) -> None:
         self._groups = [PathGroup([r.path], r.access, r.origin, r.required) for r in rules]
         self._npaths = len(self._groups)
 

@@ -168,6 +168,28 @@ def test_open_once_adds_rules_and_skips_covered_paths(tree, landlock):
         os.close(fd)
 
 
+def test_open_once_tells_types_apart_with_and_without_subdirectories(tmp_path, landlock):
+    # (in a directory with no subdirectory, on a filesystem that counts
+    # them, entries are known to be files without a stat: check the
+    # answer is the same as where a stat or the kernel tells)
+    leaf, mixed = tmp_path / "leaf", tmp_path / "mixed"
+    leaf.mkdir()
+    (mixed / "sub").mkdir(parents=True)
+    for d in (leaf, mixed):
+        for name in "abc":
+            (d / name).write_text(name)
+    paths = [str(d / n) for d in (leaf, mixed) for n in "abc"] + [str(mixed / "sub")]
+    fs = compat.mask(compat.FS_RIGHTS, landlock)
+    ro = compat.access_bits("ro") & fs
+    fd = _binding.create_ruleset(fs, 0, 0, compat.ATTR_SIZE_FS)
+    try:
+        got = _open_once(fd, paths, [ro] * len(paths))
+        assert [(e, d, r) for e, d, r, _ in got] == [_resolved_by_python(p) for p in paths]
+        assert all(fl & _binding.P_BOUND for *_, fl in got)
+    finally:
+        os.close(fd)
+
+
 def test_open_once_plan_matches_and_enforces(tree, landlock):
     t, _ = tree
     rs = (Ruleset(net=False, scope=False)
