@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False   # (typing costs start-up time: only for type checkers)
+if TYPE_CHECKING:
+    from typing import Any
 
 from .._lwcffi import ffi, lib
 

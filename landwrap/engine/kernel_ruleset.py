@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False   # (typing costs start-up time: only for type checkers)
+if TYPE_CHECKING:
+    from typing import Any
 
 from . import compat
 from .errors import RulesetError

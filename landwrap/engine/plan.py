@@ -15,7 +15,6 @@ import os
 import stat
 from bisect import bisect_right
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any, Iterable
 
 from . import compat
 from .errors import (LandlockUnavailable, NothingEnforced, PathError, UnsupportedFeature,
@@ -25,7 +24,10 @@ from .present import Presentation
 from .safetext import printable
 from .trust import owner_ok, untrusted_dirs
 
+TYPE_CHECKING = False   # (typing costs start-up time: only for type checkers)
 if TYPE_CHECKING:
+    from typing import Any, Iterable
+
     from .ruleset import PathGroup
 
 STRICT = compat.STRICT

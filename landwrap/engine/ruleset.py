@@ -10,13 +10,14 @@ values and touches nothing; never prints.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
 
 from . import compat, plan as _plan
 from .errors import PathError, UsageError
 from .plan import Plan
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 STRICT = compat.STRICT
 BEST_EFFORT = compat.BEST_EFFORT
