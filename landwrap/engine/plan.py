@@ -28,8 +28,6 @@ TYPE_CHECKING = False   # (typing costs start-up time: only for type checkers)
 if TYPE_CHECKING:
     from typing import Any, Iterable
 
-    from .ruleset import PathGroup
-
 STRICT = compat.STRICT
 
 #: Rights that change what a directory holds or what a file says: landwrap's
@@ -232,7 +230,7 @@ class Plan(KernelRuleset, Presentation):
         self._todo: set[str] | None = None  # real paths whose rules are still to add (None: all)
         self._complete = False
 
-    def _resolve_paths(self, groups: list[PathGroup], handled: int) -> None:
+    def _resolve_paths(self, groups: list[Any], handled: int) -> None:   # ruleset.PathGroup
         """Open every path once (csrc/paths.c), binding the rules of the
         paths without a symlink on the way to that same descriptor, and
         check what only some rules need: missing paths, symlinks, writable
