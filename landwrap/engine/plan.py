@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import stat
 from bisect import bisect_right
-from itertools import accumulate
+from itertools import accumulate, islice
 
 from . import compat
 from .errors import (LandlockUnavailable, NothingEnforced, PathError, UnsupportedFeature,
@@ -180,6 +180,19 @@ def _lexical(path: str) -> str:
     return path
 
 
+def _indexes_in(paths: list[str], ends: list[int], wanted: set[str]) -> list[int]:
+    """The indexes of *paths* that are in *wanted*, looking only into the
+    runs (ending at *ends*) that hold one: a long profile's list that
+    holds none costs one set scan, not a loop."""
+    out: list[int] = []
+    start = 0
+    for end in ends:
+        if not wanted.isdisjoint(islice(paths, start, end)):
+            out += [i for i in range(start, end) if paths[i] in wanted]
+        start = end
+    return out
+
+
 def _ancestors(paths: Iterable[str]) -> set[str]:
     """Every directory above each of *paths* (absolute, normalized), up
     to /."""
@@ -260,9 +273,13 @@ class Plan(KernelRuleset, Presentation):
         fd = self._eager_ruleset() if handled else -1
 
         def kept_from_binding(lexical: list[str]) -> bytearray | None:
-            if fd < 0 or not above or above.isdisjoint(lexical):
+            hits = _indexes_in(lexical, ends, above) if fd >= 0 and above else None
+            if not hits:
                 return None
-            return bytearray(lex in above for lex in lexical)
+            keep = bytearray(len(lexical))
+            for i in hits:
+                keep[i] = 1
+            return keep
 
         nobind = kept_from_binding(lexical)
         try:
@@ -321,8 +338,7 @@ class Plan(KernelRuleset, Presentation):
         bound: dict[str, int] = {}  # real path -> rights bound while resolving
         if seeds:
             index = set(real_of)
-            if not seeds.isdisjoint(lexical):
-                index.update(i for i, lex in enumerate(lexical) if lex in seeds)
+            index.update(_indexes_in(lexical, ends, seeds))
             for i in sorted(index - dead):
                 lex = lexical[i]
                 real = real_of.get(i, lex)
