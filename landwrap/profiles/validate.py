@@ -16,7 +16,7 @@ from ..engine.errors import LandwrapError, ProfileError
 from ..engine.safetext import printable
 from ..engine.ruleset import Ruleset, parse_ports, plain_paths
 from .lookup import SUFFIX, SYSTEM_BIN_DIRS
-from .parse import line_of, load_document
+from .parse import PlainPaths, line_of, load_document
 from .variables import BUILTIN_VARS, builtin_vars, expand, UnsetVariable
 
 MAX_ITEMS = 100_000
@@ -324,7 +324,9 @@ def _apply_access_lists(prof: Profile, ctx, fs: dict, path: str) -> None:
     for access in ("ro", "rox", "rw", "rwx"):
         key = f"filesystem.{access}"
         items = as_list(ctx, key, fs.get(access, []), "filesystem")
-        joined = plain_paths(items) if len(items) > 1 else None
+        # (a list found plain when it was cached is not scanned again)
+        joined = ("\0".join(items) if type(items) is PlainPaths
+                  else plain_paths(items) if len(items) > 1 else None)
         if joined:
             # absolute, normal, plain paths without variables or wildcards
             # (a generated profile's long list): what the loop below would
