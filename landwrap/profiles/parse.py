@@ -12,6 +12,7 @@ import os
 import sys
 
 from ..engine.errors import ProfileError
+from ..engine.ruleset import plain_paths
 from .lookup import cache_dir
 from .cache import read_entry, write_entry
 
@@ -73,8 +74,6 @@ _PLAIN = (0, "plain")
 
 def _plain_lists(doc: dict[str, object]) -> list[str]:
     """The keys of *doc*'s filesystem table whose lists are plain."""
-    from ..engine.ruleset import plain_paths
-
     fs = doc.get("filesystem")
     if not isinstance(fs, dict):
         return []
