@@ -178,22 +178,36 @@ int lw_thread_masks(int task_fd, struct lw_thread_mask *out, int cap);
 
 /* ---- paths.c: resolving and adding path rules, one open per path ---- */
 
-/* For n paths (absolute, normalized, NUL-terminated, back to back):
- * open each once, report in err[i] 0 or the errno of opening it, in mode[i]
- * its st_mode and, when a symlink is on the way, its real path (written
- * into realbuf at real_off[i], real_len[i] bytes; real_off -1: no symlink,
- * -2: realbuf full).  When ruleset_fd >= 0, bind a rule with allowed[i]
- * (masked with file_mask for a non-directory) to that same descriptor,
- * unless a symlink is on the way (left to the caller) or the rules of its
- * lexical ancestors added here grant it all.  added[i] is 1 when the rule
- * was added, 2 when ancestors' rules added here grant it all, else 0.
+/* What lw_open_add_paths found for each path (flags[i]). */
+#define LW_P_DIR 1    /* a directory */
+#define LW_P_LINK 2   /* a symlink on the way: real path reported, no rule added */
+#define LW_P_ERR 4    /* could not be opened: err[i] */
+#define LW_P_BOUND 8  /* its rule was added, or its ancestors' rules added here grant it all */
+#define LW_P_COVERED 16  /* (with LW_P_BOUND) no rule added: its ancestors' grant it all */
+
+/* For n paths (absolute, normalized, NUL-terminated, back to back), in
+ * ngroups runs (path i belongs to the first group g with i < group_end[g],
+ * whose rights are group_access[g]): open each once, and, when ruleset_fd
+ * >= 0 and nobind (NULL, or one byte per path) does not say otherwise,
+ * bind its rule (rights masked with file_mask for a non-directory) to that
+ * same descriptor -- unless a symlink is on the way (left to the caller)
+ * or the rules of its lexical ancestors added here grant it all.  A path
+ * given again just after itself (in sorted order) is not opened again.
+ * Reports flags[i] (LW_P_*); in special[0..*nspecial) the indices, in
+ * order, of the paths with LW_P_LINK or LW_P_ERR (err[i]: the errno;
+ * with a symlink, the real path is in realbuf at real_off[i], real_len[i]
+ * bytes, real_off -2: realbuf full); in dirs[0..*ndirs) the indices of the
+ * directories reached without a symlink, with their st_dev and st_ino.
  * Returns 0, or -1 with errno and *failed set to the index whose rule the
- * kernel refused (-1: no memory). */
+ * kernel refused (-1: no memory; -2, EINVAL: a path is not absolute and
+ * lexically normal, and nothing was opened). */
 int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
-                      const uint64_t *allowed, uint64_t file_mask,
-                      int *err, unsigned int *mode, int *real_off,
-                      int *real_len, int *added, char *realbuf, int realcap,
-                      int *failed);
+                      const int *group_end, const uint64_t *group_access,
+                      int ngroups, const unsigned char *nobind,
+                      uint64_t file_mask, unsigned char *flags, int *err,
+                      int *special, int *nspecial, int *dirs, uint64_t *dev,
+                      uint64_t *ino, int *ndirs, int *real_off, int *real_len,
+                      char *realbuf, int realcap, int *failed);
 
 /* ---- floor.c: the benchmark's floors (bare system calls) ------------- */
 

@@ -4,10 +4,14 @@
  * The O_PATH descriptor that tells a path's type is the one its rule is
  * bound to, so nothing can be swapped between resolving and enforcing.  Only
  * paths without a symbolic link on the way get their rule here: for the
- * others the real path is reported and Python decides (see ruleset.py).  A
+ * others the real path is reported and Python decides (see plan.py).  A
  * path beneath a directory whose rule, added here, already grants all its
- * rights is still opened (a missing path is an error, a symlink reports its
- * target) but adds no rule.
+ * rights is still opened (a missing path is an error, a symlink -- say
+ * /etc/resolv.conf beneath /etc -- has its target ruled) but adds no rule.
+ * Policy stays in Python: this file only opens, stats and adds.  A path
+ * whose rule needs adding is not stat'ed when its rights include
+ * directory-only ones: the kernel's answer to the rule tells its type; nor
+ * is one in a directory that has no subdirectory (see open_sibling).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -33,11 +38,75 @@ struct open_how_ {
     uint64_t resolve;
 };
 
-static int open_beneath_no_links(const char *path)
+static int open_no_links_at(int dirfd, const char *path)
 {
     struct open_how_ how = {O_PATH | O_CLOEXEC, 0, 0x04 /* NO_SYMLINKS */};
 
-    return (int)syscall(__NR_openat2, AT_FDCWD, path, &how, sizeof(how));
+    return (int)syscall(__NR_openat2, dirfd, path, &how, sizeof(how));
+}
+
+static int open_beneath_no_links(const char *path)
+{
+    return open_no_links_at(AT_FDCWD, path);
+}
+
+/* Siblings share the walk to their directory: the directory of ptr[k] is
+ * opened (no symlink on the way) when the next path in sorted order is in
+ * it too, and kept in *dir_fd while the paths are in it, so that each is
+ * opened by its last name alone.  Returns the descriptor, or -1 (then the
+ * caller opens the whole path, as for any failure here). */
+/* Filesystems whose directories count their subdirectories in st_nlink
+ * (2 + subdirectories): ext2/3/4, tmpfs, xfs.  Others (btrfs: always 1,
+ * some FUSE filesystems: anything) are never trusted with it. */
+static int counts_subdirs(int dir_fd)
+{
+    struct statfs sf;
+
+    if (fstatfs(dir_fd, &sf) < 0)
+        return 0;
+    return sf.f_type == 0xEF53 || sf.f_type == 0x01021994 || sf.f_type == 0x58465342;
+}
+
+static int open_sibling(const char *const *ptr, const int *order, int k, int n,
+                        int *dir_fd, const char **dir, size_t *dir_len, int *leaf)
+{
+    const char *p = ptr[order[k]];
+    const char *slash = strrchr(p, '/');
+    size_t len = (size_t)(slash - p);
+    char buf[4096];
+
+    if (slash[1] == '\0')   /* "/" */
+        return -1;
+    if (!*dir || len != *dir_len || memcmp(p, *dir, len) != 0) {
+        const char *next;
+
+        if (*dir_fd >= 0)
+            close(*dir_fd);
+        *dir_fd = -1;
+        *dir = p;
+        *dir_len = len;
+        if (k + 1 >= n || len >= sizeof(buf))
+            return -1;
+        next = ptr[order[k + 1]];
+        if (strncmp(next, p, len + 1) != 0 || strchr(next + len + 1, '/'))
+            return -1;   /* no sibling follows: nothing shared */
+        memcpy(buf, p, len);
+        buf[len ? len : 1] = '\0';
+        if (!len)
+            buf[0] = '/';
+        *dir_fd = open_beneath_no_links(buf);
+        /* A directory with no subdirectory holds none: its entries need no
+         * stat to tell their type.  (One made since can only get less than
+         * it asked for: the rights of a file, never those of a directory.) */
+        *leaf = 0;
+        if (*dir_fd >= 0) {
+            struct stat st;
+
+            *leaf = lw_fstat(*dir_fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+                    st.st_nlink == 2 && counts_subdirs(*dir_fd);
+        }
+    }
+    return *dir_fd >= 0 ? open_no_links_at(*dir_fd, slash + 1) : -1;
 }
 
 static int by_path(const void *a, const void *b)
@@ -45,14 +114,34 @@ static int by_path(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* a is a (normalized, absolute) proper ancestor of b */
+/* a is b or a (normalized, absolute) ancestor of b */
 static int is_ancestor(const char *a, const char *b)
 {
     size_t n = strlen(a);
 
     if (n == 1)
-        return b[1] != '\0';
-    return strncmp(a, b, n) == 0 && b[n] == '/';
+        return 1;
+    return strncmp(a, b, n) == 0 && (b[n] == '/' || b[n] == '\0');
+}
+
+/* p is absolute and lexically normal: no empty, "." or ".." component and
+ * no trailing "/" (but "/" itself) */
+static int is_normal(const char *p)
+{
+    if (p[0] != '/')
+        return 0;
+    if (p[1] == '\0')
+        return 1;
+    for (; *p; p++) {
+        if (*p != '/')
+            continue;
+        if (p[1] == '/' || p[1] == '\0')
+            return 0;
+        if (p[1] == '.' && (p[2] == '/' || p[2] == '\0' ||
+                            (p[2] == '.' && (p[3] == '/' || p[3] == '\0'))))
+            return 0;
+    }
+    return 1;
 }
 
 /* The real path of an open descriptor, through /proc/self/fd. */
@@ -75,112 +164,199 @@ static void real_path(int fd, int *off, int *rlen, char *realbuf,
 }
 
 int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
-                      const uint64_t *allowed, uint64_t file_mask,
-                      int *err, unsigned int *mode, int *real_off,
-                      int *real_len, int *added, char *realbuf, int realcap,
-                      int *failed)
+                      const int *group_end, const uint64_t *group_access,
+                      int ngroups, const unsigned char *nobind,
+                      uint64_t file_mask, unsigned char *flags, int *err,
+                      int *special, int *nspecial, int *dirs, uint64_t *dev,
+                      uint64_t *ino, int *ndirs, int *real_off, int *real_len,
+                      char *realbuf, int realcap, int *failed)
 {
-    const char **ptr = malloc(sizeof(*ptr) * (size_t)(n ? n : 1));
-    int *order = malloc(sizeof(*order) * (size_t)(n ? n : 1));
-    int *stack = malloc(sizeof(*stack) * (size_t)(n ? n : 1));
-    uint64_t *grant = malloc(sizeof(*grant) * (size_t)(n ? n : 1));
+    size_t cnt = (size_t)(n ? n : 1);
+    const char **ptr = malloc(sizeof(*ptr) * cnt);
+    int *order = malloc(sizeof(*order) * cnt);
+    int *stack = malloc(sizeof(*stack) * cnt);
+    uint64_t *grant = malloc(sizeof(*grant) * cnt);
+    uint64_t *allowed = malloc(sizeof(*allowed) * cnt);
+    uint64_t *devs = malloc(sizeof(*devs) * cnt);
+    uint64_t *inos = malloc(sizeof(*inos) * cnt);
     const char *p = paths;
-    int used = 0, depth = 0, ret = 0;
+    int used = 0, depth = 0, ret = 0, sorted = 1, prev = -1, g = 0, dir_fd = -1;
+    int leaf = 0, in_leaf;
+    const char *dir = NULL;
+    size_t dir_len = 0;
 
-    if (!ptr || !order || !stack || !grant) {
+    *nspecial = *ndirs = 0;
+    if (!ptr || !order || !stack || !grant || !allowed || !devs || !inos) {
         ret = -1;
         errno = ENOMEM;
         *failed = -1;
         goto out;
     }
-    for (int i = 0; i < n; i++, p += strlen(p) + 1)
+    for (int i = 0; i < n; i++, p += strlen(p) + 1) {
         ptr[i] = p;
+        if (!is_normal(p)) {   /* before anything is opened: the caller normalizes */
+            ret = -1;
+            errno = EINVAL;
+            *failed = -2;
+            goto out;
+        }
+        while (g < ngroups - 1 && i >= group_end[g])
+            g++;
+        allowed[i] = group_access[g];
+        order[i] = i;
+        if (i && sorted && strcmp(ptr[i - 1], p) > 0)
+            sorted = 0;
+    }
     /* Sorted, every ancestor comes before what is beneath it.  Sorting the
-     * pointers keeps the caller's index: ptr[k] - paths is unique. */
-    {
-        const char **sorted = malloc(sizeof(*sorted) * (size_t)(n ? n : 1));
-        if (!sorted) {
+     * pointers keeps the caller's index: ptr[k] - paths is unique.  Lists
+     * that come sorted (most generated profiles) are not sorted again. */
+    if (!sorted) {
+        const char **by = malloc(sizeof(*by) * cnt);
+        if (!by) {
             ret = -1;
             errno = ENOMEM;
             *failed = -1;
             goto out;
         }
-        memcpy(sorted, ptr, sizeof(*sorted) * (size_t)n);
-        qsort(sorted, (size_t)n, sizeof(*sorted), by_path);
+        memcpy(by, ptr, sizeof(*by) * (size_t)n);
+        qsort(by, (size_t)n, sizeof(*by), by_path);
         /* map back to indices: paths are back to back, so a binary search
          * over the original (increasing) pointers finds each one */
         for (int k = 0; k < n; k++) {
             int lo = 0, hi = n - 1;
             while (lo < hi) {
                 int mid = (lo + hi) / 2;
-                if (ptr[mid] < sorted[k])
+                if (ptr[mid] < by[k])
                     lo = mid + 1;
                 else
                     hi = mid;
             }
             order[k] = lo;
         }
-        free(sorted);
+        free(by);
     }
     for (int k = 0; k < n; k++) {
         int i = order[k], fd;
         struct stat st;
-        uint64_t acc, covered;
+        uint64_t acc, covered, full;
+        int bind, kind;
 
         err[i] = 0;
-        mode[i] = 0;
+        flags[i] = 0;
         real_off[i] = -1;
         real_len[i] = 0;
-        added[i] = 0;
         while (depth && !is_ancestor(ptr[stack[depth - 1]], ptr[i]))
             depth--;
         covered = depth ? grant[depth - 1] : 0;
 
-        fd = open_beneath_no_links(ptr[i]);
+        if (prev >= 0 && strcmp(ptr[prev], ptr[i]) == 0 &&
+            (flags[prev] & (LW_P_ERR | LW_P_LINK) ||
+             ((flags[prev] & LW_P_DIR ? allowed[i] : allowed[i] & file_mask) &
+              ~(flags[prev] & LW_P_DIR ? allowed[prev] : allowed[prev] & file_mask)) == 0)) {
+            /* the same path again, asking for nothing more: the same answer */
+            flags[i] = flags[prev];
+            err[i] = err[prev];
+            real_off[i] = real_off[prev];
+            real_len[i] = real_len[prev];
+            devs[i] = devs[prev];
+            inos[i] = inos[prev];
+            continue;
+        }
+        prev = i;
+        fd = open_sibling(ptr, order, k, n, &dir_fd, &dir, &dir_len, &leaf);
+        in_leaf = fd >= 0 && leaf;
+        if (fd < 0)
+            fd = open_beneath_no_links(ptr[i]);
         if (fd < 0 && (errno == ELOOP || errno == ENOSYS || errno == EXDEV)) {
             /* a symlink on the way: follow it, and report the real path */
             fd = open(ptr[i], O_PATH | O_CLOEXEC);
-            if (fd >= 0)
+            if (fd >= 0) {
+                flags[i] = LW_P_LINK;
                 real_path(fd, &real_off[i], &real_len[i], realbuf, realcap, &used);
+            }
         }
         if (fd < 0) {
             err[i] = errno;
+            flags[i] = LW_P_ERR;
             continue;
         }
-        if (lw_fstat(fd, &st) < 0) {
-            err[i] = errno;
-            close(fd);
-            continue;
+        full = allowed[i];
+        bind = ruleset_fd >= 0 && !(flags[i] & LW_P_LINK) && !(nobind && nobind[i]);
+        kind = in_leaf ? 2 : 0;   /* 0: unknown, 1: directory, 2: not a directory */
+        if (bind && !kind && (full & ~file_mask) && (full & file_mask & ~covered)) {
+            /* A rule is needed whatever the type: adding it with the
+             * directory-only rights tells the type without a stat (the
+             * kernel refuses them, EINVAL, beneath anything but a
+             * directory), and is the rule itself for a directory. */
+            if (lw_add_path_rule(ruleset_fd, full, fd) == 0) {
+                kind = 1;
+                flags[i] |= LW_P_BOUND;
+            } else if (errno == EINVAL) {
+                kind = 2;
+            } else {
+                goto refused;
+            }
         }
-        mode[i] = st.st_mode;
-        acc = S_ISDIR(st.st_mode) ? allowed[i] : (allowed[i] & file_mask);
-        if (ruleset_fd >= 0 && real_off[i] == -1 && acc) {
+        if (kind != 2) {
+            if (lw_fstat(fd, &st) == 0) {
+                kind = S_ISDIR(st.st_mode) ? 1 : 2;
+                devs[i] = (uint64_t)st.st_dev;
+                inos[i] = (uint64_t)st.st_ino;
+            } else if (kind == 1) {   /* bound already: no identity to check */
+                devs[i] = inos[i] = 0;
+            } else {
+                err[i] = errno;
+                flags[i] = LW_P_ERR;
+                close(fd);
+                continue;
+            }
+        }
+        if (kind == 1)
+            flags[i] |= LW_P_DIR;
+        acc = kind == 1 ? full : (full & file_mask);
+        if (bind && acc && !(flags[i] & LW_P_BOUND)) {
             if ((acc & ~covered) == 0) {
-                added[i] = 2;
+                flags[i] |= LW_P_BOUND | LW_P_COVERED;
             } else if (lw_add_path_rule(ruleset_fd, acc, fd) < 0) {
-                int e = errno;
+                int e;
+refused:
+                e = errno;
                 close(fd);
                 *failed = i;
                 errno = e;
                 ret = -1;
                 goto out;
             } else {
-                added[i] = 1;
+                flags[i] |= LW_P_BOUND;
             }
         }
         close(fd);
         /* A directory reached without a symlink grants what it was given
          * (here, or by its ancestors) to all that is lexically beneath. */
-        if (real_off[i] == -1 && S_ISDIR(st.st_mode) && added[i]) {
+        if ((flags[i] & (LW_P_DIR | LW_P_BOUND)) == (LW_P_DIR | LW_P_BOUND)) {
             stack[depth] = i;
             grant[depth] = covered | acc;
             depth++;
         }
     }
+    for (int i = 0; i < n; i++) {
+        if (flags[i] & (LW_P_LINK | LW_P_ERR)) {
+            special[(*nspecial)++] = i;
+        } else if (flags[i] & LW_P_DIR) {
+            dirs[*ndirs] = i;
+            dev[*ndirs] = devs[i];
+            ino[(*ndirs)++] = inos[i];
+        }
+    }
 out:
+    if (dir_fd >= 0)
+        close(dir_fd);
     free(ptr);
     free(order);
     free(stack);
     free(grant);
+    free(allowed);
+    free(devs);
+    free(inos);
     return ret;
 }

@@ -12,9 +12,11 @@ _Ptr = Any  # a cffi CData pointer or array; ``const char *`` also takes bytes
 
 class _FFI:
     errno: int
+    NULL: Any
     def new(self, cdecl: str, init: Any = ...) -> Any: ...
     def cast(self, cdecl: str, source: Any) -> Any: ...
-    def from_buffer(self, python_buffer: bytes) -> Any: ...
+    def from_buffer(self, python_buffer: bytes | bytearray) -> Any: ...
+    def buffer(self, cdata: Any, size: int = ...) -> Any: ...
     def sizeof(self, cdecl: str) -> int: ...
     def string(self, cdata: Any, maxlen: int = ...) -> bytes: ...  # char[] only here
     def unpack(self, cdata: Any, length: int) -> Any: ...  # bytes or a list
@@ -48,6 +50,11 @@ class _Lib:
     LW_STAGE_CAPS: int
     LW_STAGE_SECCOMP: int
     LW_STAGE_LISTENER: int
+    LW_P_DIR: int
+    LW_P_LINK: int
+    LW_P_ERR: int
+    LW_P_BOUND: int
+    LW_P_COVERED: int
     LW_MAX_KEEP_FDS: int
     LW_SC_TTY: int
     LW_SC_MPTCP: int
@@ -84,10 +91,11 @@ class _Lib:
                             status_fd: int, timeout_ms: int, out: _Ptr, out_cap: int,
                             outcome: _Ptr, escapes: _Ptr) -> int: ...
     def lw_thread_masks(self, task_fd: int, out: _Ptr, cap: int) -> int: ...
-    def lw_open_add_paths(self, ruleset_fd: int, paths: _Ptr, n: int, allowed: _Ptr,
-                          file_mask: int, err: _Ptr, mode: _Ptr, real_off: _Ptr,
-                          real_len: _Ptr, added: _Ptr, realbuf: _Ptr, realcap: int,
-                          failed: _Ptr) -> int: ...
+    def lw_open_add_paths(self, ruleset_fd: int, paths: _Ptr, n: int, group_end: _Ptr,
+                          group_access: _Ptr, ngroups: int, nobind: _Ptr, file_mask: int,
+                          flags: _Ptr, err: _Ptr, special: _Ptr, nspecial: _Ptr, dirs: _Ptr,
+                          dev: _Ptr, ino: _Ptr, ndirs: _Ptr, real_off: _Ptr, real_len: _Ptr,
+                          realbuf: _Ptr, realcap: int, failed: _Ptr) -> int: ...
     def lw_floor_path_rules(self, ruleset_fd: int, paths: _Ptr, n: int,
                             allowed: int) -> int: ...
     def lw_floor_bare_domain(self, handled: int) -> int: ...

@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False   # (typing costs start-up time: only for type checkers)
+if TYPE_CHECKING:
+    from typing import Any
+
 from .._lwcffi import ffi, lib
 
 TYPE_CHECKING = False
@@ -68,38 +72,59 @@ def add_path_rules(ruleset_fd: int, paths: Sequence[str], allowed: Sequence[int]
         raise _oserror(paths[failed[0]])
 
 
-def open_add_paths(ruleset_fd: int, paths: Sequence[str], allowed: Sequence[int],
-                   file_mask: int) -> list[tuple[int, int, str | None, int]]:
-    """Resolve *paths* (absolute, normalized str) opening each once and, with
-    a *ruleset_fd* >= 0, bind their rules to those same descriptors (see
-    csrc/paths.c).  ``[(err, mode, real, added)]`` per path: ``err`` 0 or the
-    errno of opening it, ``mode`` its st_mode, ``real`` its real path when a
-    symlink is on the way (else None), ``added`` 1 when the rule was
-    added, 2 when an ancestor's rule added here grants it all, 0 when the
-    caller must still add it (a symlink on the way).  OSError names the path
-    whose rule the kernel refused."""
+P_DIR = lib.LW_P_DIR
+P_LINK = lib.LW_P_LINK
+P_ERR = lib.LW_P_ERR
+P_BOUND = lib.LW_P_BOUND
+P_COVERED = lib.LW_P_COVERED
+
+
+def open_add_paths(ruleset_fd: int, paths: list[str], group_end: list[int],
+                   group_access: list[int], nobind: bytearray | None, file_mask: int,
+                   joined: str | None = None) -> tuple[Any, ...] | None:
+    """Resolve *paths* (str; group ``g`` is the paths
+    before ``group_end[g]``, asking for ``group_access[g]``) opening each
+    once and, with a *ruleset_fd* >= 0, bind their rules to those same
+    descriptors unless *nobind* (one byte per path, or None) says not to
+    (see csrc/paths.c); *joined*: the paths joined by NUL, if at hand.  ``(special, dirs, flags)``: ``special`` lists
+    ``(index, err, flags, real)`` for the paths that could not be opened
+    (``err``, an errno) or have a symlink on the way (``real``, their real
+    path; no rule was added); ``dirs`` lists ``(index, st_dev, st_ino)`` of
+    the directories reached without one; ``flags`` has a byte of ``P_*``
+    bits per path.  Every other path's rule was added, or is granted by its
+    ancestors' rules added here.  None, with nothing opened, when a path is
+    not absolute and lexically normal.  OSError names the path whose rule
+    the kernel refused."""
     n = len(paths)
     if not n:
-        return []
-    blob = _blob(paths)
-    err, mode, off, length, added = (ffi.new(t, n) for t in (
-        "int[]", "unsigned int[]", "int[]", "int[]", "int[]"))
+        return [], [], b""
+    # (a bytes object ends with a NUL of its own, which ends the last path)
+    blob = _blob(paths) if joined is None else joined.encode(_FS_ENCODING, "surrogateescape")
+    err, special, dirs = (ffi.new("int[]", n) for _ in range(3))
+    flags = ffi.new("unsigned char[]", n)
+    dev, ino = ffi.new("uint64_t[]", n), ffi.new("uint64_t[]", n)
+    counts = ffi.new("int[3]")   # nspecial, ndirs, failed
     cap = 64 * 1024
     realbuf = ffi.new("char[]", cap)
-    failed = ffi.new("int *")
-    if lib.lw_open_add_paths(ruleset_fd, blob, n, ffi.new("uint64_t[]", allowed),
-                             file_mask, err, mode, off, length, added, realbuf, cap,
-                             failed) < 0:
-        raise _oserror(paths[failed[0]] if failed[0] >= 0 else None)
-    offs = ffi.unpack(off, n)
-    real: list[str | None] = [None] * n
-    if min(offs) < -1 or max(offs) >= 0:
-        for i, o in enumerate(offs):
-            if o == -2:
-                real[i] = os.path.realpath(paths[i])
-            elif o >= 0:
-                real[i] = os.fsdecode(ffi.unpack(realbuf + o, length[i]))
-    return list(zip(ffi.unpack(err, n), ffi.unpack(mode, n), real, ffi.unpack(added, n)))
+    off, length = ffi.new("int[]", n), ffi.new("int[]", n)
+    keep = ffi.NULL if nobind is None else ffi.from_buffer(nobind)
+    if lib.lw_open_add_paths(ruleset_fd, blob, n, group_end, group_access, len(group_end),
+                             keep, file_mask, flags, err, special, counts, dirs, dev, ino,
+                             counts + 1, off, length, realbuf, cap, counts + 2) < 0:
+        if counts[2] == -2:
+            return None
+        raise _oserror(paths[counts[2]] if counts[2] >= 0 else None)
+    out = []
+    for i in ffi.unpack(special, counts[0]):
+        real = None
+        if flags[i] & P_LINK:
+            o = off[i]
+            real = (os.path.realpath(paths[i]) if o < 0 else
+                    os.fsdecode(ffi.unpack(realbuf + o, length[i])))
+        out.append((i, err[i], flags[i], real))
+    nd = counts[1]
+    return (out, list(zip(ffi.unpack(dirs, nd), ffi.unpack(dev, nd), ffi.unpack(ino, nd))),
+            ffi.buffer(flags)[:])
 
 
 def _blob(paths: Sequence[str]) -> bytes:

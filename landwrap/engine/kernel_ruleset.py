@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+TYPE_CHECKING = False   # (typing costs start-up time: only for type checkers)
+if TYPE_CHECKING:
+    from typing import Any
 
 from . import compat
 from .errors import RulesetError
@@ -60,12 +63,15 @@ class KernelRuleset:
         fs: int
         net: int
         scoped: int
-        rules: list[Rule]
         ports: list[tuple[int, int, list[str]]]
         _fd: int
         _complete: bool
         _todo: set[str] | None
         _dirs: list[tuple[str, int, int]]
+        _special: dict[str, Rule]
+
+        @property
+        def rules(self) -> list[Rule]: ...
 
         @property
         def enforces_anything(self) -> bool: ...
@@ -91,8 +97,11 @@ class KernelRuleset:
             fd = self._new_ruleset()
             self._todo = None
             self._dirs = identities(r.path for r in self.rules if r.is_dir)
-        rules = self.rules if self._todo is None else [
-            r for r in self.rules if r.path in self._todo]
+        if self._todo is None:
+            rules = self.rules
+        else:
+            rules = [self._special[p] for p in sorted(self._todo)]
+            self._dirs += identities(r.path for r in rules if r.is_dir)
         try:
             try:
                 _binding.add_path_rules(fd, [r.path for r in rules], [r.access for r in rules])

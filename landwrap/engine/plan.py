@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import stat
+from bisect import bisect_right
+from itertools import accumulate, islice
 
 from . import compat
 from .errors import (LandlockUnavailable, NothingEnforced, PathError, UnsupportedFeature,
@@ -22,9 +24,9 @@ from .present import Presentation
 from .safetext import printable
 from .trust import owner_ok, untrusted_dirs
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False   # (typing costs start-up time: only for type checkers)
 if TYPE_CHECKING:
-    from typing import Callable, Final, Iterable
+    from typing import Any, Callable, Final, Iterable
 
     from .compat import Status
     from .companion import Companion
@@ -81,7 +83,7 @@ def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None
     need = dict(request.need)
     if request.fs:
         need["fs"] |= compat.FS_ABI1  # Landlock itself
-    refer_wanted = any(r.access & compat.REFER for r in request.paths)
+    refer_wanted = any(g.access & compat.REFER for g in request._groups)
     anything = any(want.values())
     if kernel_abi < 0:
         err = LandlockUnavailable(-kernel_abi)
@@ -92,7 +94,7 @@ def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None
         if anything:
             plan.dropped.append("the whole sandbox: " + err.message)
         plan.status = NOT_ENFORCED
-        plan._resolve_paths(request.paths, 0)
+        plan._resolve_paths(request._groups, 0)
         return plan
     plan.abi = compat.effective_abi(kernel_abi, cap)
     d = compat.downgrade(plan.abi, want, need, refer_wanted)
@@ -111,7 +113,7 @@ def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None
             "or linking across directories fails with EXDEV inside the sandbox")
     plan.fs, plan.net, plan.scoped, plan.flags = d.fs, d.net, d.scoped, d.flags
     plan.explicit_missing = d.missing
-    plan._resolve_paths(request.paths, d.fs)
+    plan._resolve_paths(request._groups, d.fs)
     plan._resolve_ports(request.ports, d.net)
     # A layer that handles no filesystem right leaves the filesystem
     # alone entirely: rename/link across directories and mount work in
@@ -186,14 +188,31 @@ def _lexical(path: str) -> str:
     return path
 
 
-def _lexical_all(paths: list[str]) -> list[str]:
-    """:func:`_lexical` of each path; one scan of them all when all are
-    already absolute and normalized (as profiles give them)."""
-    joined = "\0".join(paths)
-    if (joined[:1] == "/" and joined.count("\0/") == len(paths) - 1 and "//" not in joined
-            and "/." not in joined and "/\0" not in joined and joined[-1:] != "/"):
-        return paths
-    return [_lexical(p) for p in paths]
+def _indexes_in(paths: list[str], ends: list[int], wanted: set[str]) -> list[int]:
+    """The indexes of *paths* that are in *wanted*, looking only into the
+    runs (ending at *ends*) that hold one: a long profile's list that
+    holds none costs one set scan, not a loop."""
+    out: list[int] = []
+    start = 0
+    for end in ends:
+        if not wanted.isdisjoint(islice(paths, start, end)):
+            out += [i for i in range(start, end) if paths[i] in wanted]
+        start = end
+    return out
+
+
+def _ancestors(paths: Iterable[str]) -> set[str]:
+    """Every directory above each of *paths* (absolute, normalized), up
+    to /."""
+    out: set[str] = set()
+    for h in paths:
+        d = h.rpartition("/")[0] or "/"
+        while d not in out:
+            out.add(d)
+            if d == "/":
+                break
+            d = d.rpartition("/")[0] or "/"
+    return out
 
 
 class Plan(KernelRuleset, Presentation):
@@ -212,13 +231,16 @@ class Plan(KernelRuleset, Presentation):
         self.kernel_abi = kernel_abi
         self.abi = 0
         self.fs = self.net = self.scoped = self.flags = 0
-        self.rules: list[Rule] = []
         self.ports: list[tuple[int, int, list[str]]] = []   # (port, bits, origins)
         self.dropped: list[str] = []
         self.unenforceable: list[str] = []
         self.explicit_missing: list[tuple[str, int, str]] = []
         self.skipped: list[tuple[str, str, str]] = []   # (path, origin, reason)
-        self.redundant: list[tuple[str, str, str | None]] = []  # (path, origin, covered_by)
+        self._rules: list[Rule] | None = []   # None: not merged yet (see rules)
+        self._redundant: list[tuple[str, str, str | None]] | None = []
+        self._res: tuple[Any, ...] | None = None   # what _resolve_paths found
+        self._special: dict[str, Rule] = {}   # real path -> Rule the checks made
+        self._seeded: set[str] = set()   # real paths whose every rule is in _special
         self.hidden: list[str] = []   # real paths carved out of broader grants
         self.status: Status = NOT_ENFORCED
         self.unavailable: LandlockUnavailable | None = None
@@ -230,71 +252,180 @@ class Plan(KernelRuleset, Presentation):
         self._todo: set[str] | None = None  # real paths whose rules are still to add (None: all)
         self._complete = False
 
-    def _resolve_paths(self, rules: list[PathRule], handled: int) -> None:
+    def _resolve_paths(self, groups: list[Any], handled: int) -> None:   # ruleset.PathGroup
+        """Open every path once (csrc/paths.c), binding the rules of the
+        paths without a symlink on the way to that same descriptor, and
+        check what only some rules need: missing paths, symlinks, writable
+        rules near landwrap's state, hidden paths.  Only the rules those
+        checks touch become :class:`Rule` objects now; the rest (a long
+        profile's plain paths, bound already) are merged into
+        :attr:`rules` when that is first read."""
         from . import _binding  # compiled (cffi): loading a profile must not need it
+        from .ruleset import PathRule  # (ruleset.py imports this module)
 
-        lexical = _lexical_all([r.path for r in rules])
-        # Each path is opened once: the rules of paths without a symlink on
-        # the way are bound now to the descriptor that told their type (the
-        # rest are added by ruleset_fd()).
+        originals = groups[0].paths if len(groups) == 1 else [
+            p for g in groups for p in g.paths]
+        lexical = originals   # unless the binding finds one to normalize
+        joined = groups[0].joined if len(groups) == 1 else (
+            "\0".join([g.joined or "" for g in groups]) if all(g.joined for g in groups)
+            else None)
+        ends = list(accumulate(len(g.paths) for g in groups))
+        # Carve before binding: a directory rule above a hidden path (or, in
+        # best-effort mode, above landwrap's state) may be replaced by rules
+        # on its children, and a kernel ruleset cannot lose a rule: those
+        # are not bound while resolving (ruleset_fd() adds what is left).
+        hidden = [(os.path.realpath(p), origin) for p, origin in self.request.hidden]
+        above = _ancestors(h for h, _ in hidden if h != "/")
+        if self.mode != STRICT and handled:
+            above |= _ancestors(p for d in self.request.protected
+                                for p in {os.path.abspath(d), os.path.realpath(d)})
         fd = self._eager_ruleset() if handled else -1
+
+        def kept_from_binding(lexical: list[str]) -> bytearray | None:
+            hits = _indexes_in(lexical, ends, above) if fd >= 0 and above else None
+            if not hits:
+                return None
+            keep = bytearray(len(lexical))
+            for i in hits:
+                keep[i] = 1
+            return keep
+
+        nobind = kept_from_binding(lexical)
         try:
-            infos = _binding.open_add_paths(fd, lexical, [r.access & handled for r in rules],
-                                        compat.FS_FILE)
+            rights = [g.access & handled for g in groups]
+            found = _binding.open_add_paths(fd, lexical, ends, rights, nobind, compat.FS_FILE,
+                                            joined)
+            if found is None:   # some path is relative or not normal (nothing opened)
+                lexical = [_lexical(p) for p in originals]
+                nobind = kept_from_binding(lexical)
+                found = _binding.open_add_paths(fd, lexical, ends, rights, nobind,
+                                                compat.FS_FILE)
+            if found is None:
+                raise PathError("a path is not absolute and normal once normalized")
+            special, dirs, bound_flags = found
         except OSError as e:
             self.close()
             raise rule_error(e) from e
-        merged: dict[str, Rule] = {}
-        moved = []  # (rule, lexical, real): a symlink was followed
-        todo: set[str] | None
-        todo = self._todo = set() if fd >= 0 else None
-        for r, lex, (err, mode, real, added) in zip(rules, lexical, infos):
+        real_of: dict[int, str] = {}   # index -> real path, when a symlink is on the way
+        dead: set[int] = set()    # indexes of paths that could not be opened
+        dir_index = {i for i, _, _ in dirs}
+        for i, err, flags, real in special:
             if err:
+                g = groups[bisect_right(ends, i)]
+                path = originals[i]
                 reason = os.strerror(err)
-                if r.required:
+                if g.required:
                     self.close()
                     hint = None
-                    if r.origin and r.origin.startswith("--"):
+                    if g.origin and g.origin.startswith("--"):
                         hint = "create it first, or pass --ignore-missing to skip it"
-                    raise PathError(f"{r.origin}: {r.path}: {reason}", hint,
-                                    errno=err, path=r.path)
-                self.skipped.append((r.path, r.origin, reason))
+                    raise PathError(f"{g.origin}: {path}: {reason}", hint,
+                                    errno=err, path=path)
+                self.skipped.append((path, g.origin, reason))
+                dead.add(i)
                 continue
-            real = real or lex
-            if todo is not None and not added:
-                todo.add(real)
-            is_dir = (mode & 0o170000) == 0o040000
-            access = r.access & handled
-            if not is_dir:
-                access &= compat.FS_FILE
-            if real != lex:
-                moved.append((r, lex, real, access))
-            entry = merged.get(real)
-            if entry is None:
-                merged[real] = Rule(real, is_dir, access, [r.origin])
-            else:
-                entry.access |= access
-                if r.origin not in entry.origins:
-                    entry.origins.append(r.origin)
+            if flags & _binding.P_DIR:
+                dir_index.add(i)
+            if real != lexical[i]:
+                real_of[i] = real
+        self._res = (groups, originals, lexical, ends, real_of, dead, dir_index, handled)
         if not handled:
-            return
+            return   # nothing to rule: no rules
+        self._rules = self._redundant = None   # merged when first read
+        # The real paths whose rules the checks below may read or change:
+        # symlinks' targets, what lies above a hidden path, and (when there
+        # is state to protect or a symlink to check) every writable rule.
+        seeds = set(real_of.values())
+        if above:
+            seeds |= above.intersection(lexical)
+        if self.request.protected or real_of:
+            for g, end in zip(groups, ends):
+                if g.access & handled & FS_WRITE:
+                    seeds.update(lexical[end - len(g.paths):end])
+        merged: dict[str, Rule] = {}
+        moved: list[tuple[Any, str, str, int]] = []  # (rule, lexical, real, access)
+        bound: dict[str, int] = {}  # real path -> rights bound while resolving
+        if seeds:
+            index = set(real_of)
+            index.update(_indexes_in(lexical, ends, seeds))
+            for i in sorted(index - dead):
+                lex = lexical[i]
+                real = real_of.get(i, lex)
+                if real not in seeds:
+                    continue
+                g = groups[bisect_right(ends, i)]
+                is_dir = i in dir_index
+                access = g.access & handled
+                if not is_dir:
+                    access &= compat.FS_FILE
+                if real != lex:
+                    moved.append((PathRule(originals[i], g.access, g.origin, g.required),
+                                  lex, real, access))
+                elif fd >= 0 and not (nobind and nobind[i]):
+                    bound[real] = bound.get(real, 0) | access
+                entry = merged.get(real)
+                if entry is None:
+                    merged[real] = Rule(real, is_dir, access, [g.origin])
+                else:
+                    entry.access |= access
+                    if g.origin not in entry.origins:
+                        entry.origins.append(g.origin)
         try:
-            hidden = self._check_protected(merged)
+            hidden = self._check_protected(merged, hidden)
             self._carve_hidden(merged, hidden)
             self._check_moved(merged, moved)
         except BaseException:
             self.close()
             raise
-        if self.hidden and fd >= 0:
-            # The rules bound while resolving include the directory grants
-            # that hiding has just replaced: a kernel ruleset cannot lose a
-            # rule, so it is built again from the carved rules, all of them.
-            self.close()
-            fd = -1
+        self._special = merged
+        self._seeded = seeds
+        if fd >= 0:
+            # what resolving did not bind: symlinks' targets, carved rules
+            self._todo = {p for p, r in merged.items() if r.access & ~bound.get(p, 0)}
+            # the directories whose rules were bound, as they were then, for
+            # replaced() (not those their ancestors' rules cover)
+            own = _binding.P_BOUND | _binding.P_COVERED
+            self._dirs = [(lexical[i], dev, ino) for i, dev, ino in dirs
+                          if bound_flags[i] & own == _binding.P_BOUND]
+
+    def _merge_all(self) -> None:
+        """:attr:`rules` and :attr:`redundant`, from the paths resolved and
+        the rules the checks made (see :meth:`_resolve_paths`)."""
+        assert self._res is not None
+        groups, originals, lexical, ends, real_of, dead, dir_index, handled = self._res
+        special, seeded = self._special, self._seeded
+        merged: dict[str, Rule] = {}
+        start = 0
+        for g, end in zip(groups, ends):
+            access = g.access & handled
+            file_access = access & compat.FS_FILE
+            origin = g.origin
+            for i in range(start, end):
+                real = real_of.get(i) or lexical[i]
+                if real in seeded or i in dead:   # (merged into special already)
+                    continue
+                is_dir = i in dir_index
+                entry = merged.get(real)
+                if entry is None:
+                    merged[real] = Rule(real, is_dir, access if is_dir else file_access,
+                                        [origin])
+                else:
+                    entry.access |= access if is_dir else file_access
+                    if origin not in entry.origins:
+                        entry.origins.append(origin)
+            start = end
+        for real, rule in special.items():
+            entry = merged.get(real)
+            if entry is None:
+                merged[real] = rule
+            else:
+                entry.access |= rule.access
+                entry.origins += [o for o in rule.origins if o not in entry.origins]
         # Drop rules whose rights their ancestors' rules already grant.
         # Sorted order puts every directory before what is beneath it, so the
         # coverage of a directory is final when it is first looked up.
         kept: dict[str, Rule] = {}
+        redundant: list[tuple[str, str, str | None]] = []
         # dir -> (rights granted beneath, by)
         cover: dict[str, tuple[int, str | None]] = {"/": (0, None)}
 
@@ -312,7 +443,7 @@ class Plan(KernelRuleset, Presentation):
         for real in sorted(merged):
             rule = merged[real]
             if not rule.access:
-                self.redundant.append((real, rule.origins[0], None))
+                redundant.append((real, rule.origins[0], None))
                 continue
             if real == "/":
                 kept[real] = rule
@@ -322,29 +453,48 @@ class Plan(KernelRuleset, Presentation):
             if rule.access & ~bits:
                 kept[real] = rule
             else:
-                self.redundant.append((real, rule.origins[0], by))
-        self.rules = list(kept.values())
-        if fd >= 0:   # the directories as they were bound, for replaced()
-            self._dirs = identities(r.path for r in self.rules if r.is_dir)
+                redundant.append((real, rule.origins[0], by))
+        self._rules = list(kept.values())
+        self._redundant = redundant
 
-    def _check_protected(self, merged: dict[str, Rule]) -> list[tuple[str, str]]:
+    @property
+    def rules(self) -> list[Rule]:
+        """The kernel's path rules (:class:`Rule`), sorted by path, rules
+        that their ancestors' rules already grant merged away."""
+        if self._rules is None:
+            self._merge_all()
+        assert self._rules is not None
+        return self._rules
+
+    @property
+    def redundant(self) -> list[tuple[str, str, str | None]]:
+        """``(path, origin, covered_by)`` of the rules merged away
+        (``covered_by`` None: the rule grants nothing)."""
+        if self._redundant is None:
+            self._merge_all()
+        assert self._redundant is not None
+        return self._redundant
+
+    def _check_protected(self, merged: dict[str, Rule],
+                         hidden: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """landwrap's own state is never writable from the sandbox: a rule
         that lets it write in, above or beneath one of ``protected`` is
         refused in strict mode.  In best-effort mode a directory rule above
         a state directory keeps its grant with the state directory hidden
         (returned with the other hidden paths, see :meth:`_carve_hidden`);
         a rule on or beneath one is refused in every mode."""
-        hidden = [(os.path.realpath(p), origin) for p, origin in self.request.hidden]
+        hidden = list(hidden)
         if not self.request.protected:
             return hidden
-        state = []
-        for d in self.request.protected:
-            for p in {os.path.abspath(d), os.path.realpath(d)}:
-                state.append((p, d))
+        state: list[tuple[str, str]] = []
         for rule in merged.values():
             free = self.request.unhandled_fs if rule.path == "/" else 0
             if not rule.access & FS_WRITE & ~free:
                 continue
+            if not state:   # (found only when some rule writes)
+                for d in self.request.protected:
+                    for p in {os.path.abspath(d), os.path.realpath(d)}:
+                        state.append((p, d))
             top = rule.path.rstrip("/") + "/"
             for p, d in state:
                 above = rule.is_dir and p.startswith(top)

@@ -30,13 +30,15 @@ class Presentation:
         net: int
         scoped: int
         flags: int
-        rules: list[Rule]
+        @property
+        def rules(self) -> list[Rule]: ...
         ports: list[tuple[int, int, list[str]]]
         hidden: list[str]
         dropped: list[str]
         unenforceable: list[str]
         skipped: list[tuple[str, str, str]]
-        redundant: list[tuple[str, str, str | None]]
+        @property
+        def redundant(self) -> list[tuple[str, str, str | None]]: ...
 
     def summary_line(self) -> str:
         if self.status == compat.NOT_ENFORCED:

@@ -88,6 +88,46 @@ class PathRule:
         self.path, self.access, self.origin, self.required = path, access, origin, required
 
 
+class PathGroup:
+    """Path rules that share their access, origin and requiredness: a
+    profile's list of 10,000 paths is one group (one list of strings), not
+    10,000 objects.  ``access`` is filesystem right bits."""
+
+    __slots__ = ("paths", "access", "origin", "required", "joined")
+
+    def __init__(self, paths: list[str], access: int, origin: str, required: bool,
+                 joined: str | None = None) -> None:
+        self.paths, self.access, self.origin, self.required = paths, access, origin, required
+        #: the paths joined by NUL, when that was made while checking them
+        self.joined = joined
+
+
+def plain_paths(paths: list[Any]) -> str | None:
+    """*paths* joined by NUL when every one is a ``str`` path that is absolute,
+    without NUL, ``$``, ``*``, ``?`` or ``[``, without a trailing ``/``
+    and without a ``.`` or ``..`` component (what a profile's long
+    generated list holds), else None.  A few scans of them all joined (a
+    search for one character is much faster than for two: they are
+    chosen so)."""
+    try:
+        joined = "\0".join(paths)
+    except TypeError:
+        return None
+    n = len(paths) - 1
+    if (joined[:1] != "/" or "$" in joined or "*" in joined or "?" in joined
+            or "[" in joined or joined[-1:] == "/" or joined.count("\0") != n
+            or joined.count("\0/") != n or "/\0" in joined):
+        return None
+    if "." in joined:
+        at = joined.find("/.")
+        while at >= 0:
+            nxt = joined[at + 2:at + 4]
+            if nxt[:1] in ("/", "\0", "") or (nxt[:1] == "." and nxt[1:] in ("/", "\0", "")):
+                return None
+            at = joined.find("/.", at + 2)
+    return joined
+
+
 class Ruleset:
     """A sandbox request, built up rule by rule.
 
@@ -105,7 +145,8 @@ class Ruleset:
         self.scopes = compat.SCOPE_ALL if scope is True else (scope or 0)
         self.need = {"fs": 0, "net": 0, "scoped": 0, "flags": 0}
         self.restrict_flags = 0
-        self.paths: list[PathRule] = []
+        self._groups: list[PathGroup] = []   # in the order given
+        self._npaths = 0
         self.ports: list[tuple[int, int, int, str]] = []   # (lo, hi, bits, origin)
         self.sources: list[str] = []  # profile files used, in order
         self.compat = STRICT
@@ -140,24 +181,61 @@ class Ruleset:
             raise PathError(f"path contains a NUL byte: {p!r}")
         if not p:
             raise PathError("empty path")
-        self.paths.append(PathRule(p, bits, origin or p, required))
+        self._groups.append(PathGroup([p], bits, origin or p, required, p))
+        self._npaths += 1
         return self
 
     def allow_paths(self, paths: Iterable[AnyPath], access: Access = "ro", *, origin: str,
                     required: bool = True,
                     need: int | None = None) -> "Ruleset":
         """:meth:`allow` for many paths with the same access and origin."""
+        items: list[Any] = list(paths)   # (all str once checked)
+        joined: str | None = None
+        try:
+            joined = "\0".join(items)
+            ok = joined.count("\0") == len(items) - 1 and "" not in items
+        except TypeError:   # not all str: checked one by one
+            ok = False
+        if not ok:
+            joined = None
+            for n, p in enumerate(items):
+                if type(p) is not str:
+                    p = items[n] = os.fspath(p)
+                    if isinstance(p, bytes):
+                        p = items[n] = os.fsdecode(p)
+                if not p or "\0" in p:
+                    raise PathError(f"bad path {p!r}: empty or contains a NUL byte")
+        return self._add_group(items, access, origin, required, need, joined)
+
+    def _add_group(self, paths: list[str], access: str | int | Iterable[str], origin: str,
+                   required: bool, need: int | None = None,
+                   joined: str | None = None) -> "Ruleset":
+        """:meth:`allow_paths` for *paths* already checked (non-empty
+        ``str`` without NUL), kept as they are (not copied); *joined*:
+        them joined by NUL, if at hand."""
         bits, required_bits = parse_access(access)
         self.need["fs"] |= required_bits if need is None else need
-        for p in paths:
-            if type(p) is not str:
-                p = os.fspath(p)
-                if isinstance(p, bytes):
-                    p = os.fsdecode(p)
-            if not p or "\0" in p:
-                raise PathError(f"bad path {p!r}: empty or contains a NUL byte")
-            self.paths.append(PathRule(p, bits, origin, required))
+        if paths:
+            self._groups.append(PathGroup(paths, bits, origin, required, joined))
+            self._npaths += len(paths)
         return self
+
+    @property
+    def paths(self) -> list[PathRule]:
+        """The path rules, one :class:`PathRule` each (made on each call:
+        :meth:`resolve` reads the groups they come from)."""
+        return [PathRule(p, g.access, g.origin, g.required)
+                for g in self._groups for p in g.paths]
+
+    @paths.setter
+    def paths(self, rules: list[PathRule]) -> None:
+        self._groups = [PathGroup([r.path], r.access, r.origin, r.required) for r in rules]
+        self._npaths = len(self._groups)
+
+    @property
+    def path_count(self) -> int:
+        """How many path rules (``len(self.paths)``, without making them)."""
+        return self._npaths
 
     def hide(self, path: AnyPath, *, origin: str | None = None) -> "Ruleset":
         """Leave *path* out of every broader grant (a rule on a directory
@@ -232,7 +310,8 @@ class Ruleset:
         for k, v in other.need.items():
             self.need[k] |= v
         self.restrict_flags |= other.restrict_flags
-        self.paths += other.paths
+        self._groups += other._groups
+        self._npaths += other._npaths
         self.ports += other.ports
         self.sources += [s for s in other.sources if s not in self.sources]
         self.protected += [d for d in other.protected if d not in self.protected]
@@ -257,7 +336,7 @@ class Ruleset:
         that many spawns share one kernel ruleset.  Paths are resolved, and
         rules bound to their inodes, on first use."""
         key = (self.fs, self.net, self.scopes, tuple(self.need.values()),
-               self.restrict_flags, len(self.paths), len(self.ports),
+               self.restrict_flags, len(self._groups), self._npaths, len(self.ports),
                self.compat, self.abi)
         cached: tuple[tuple[object, ...], Plan] | None = getattr(self, "_plan", None)
         if cached is not None and cached[0] == key and not cached[1].replaced():

@@ -12,6 +12,7 @@ import os
 import sys
 
 from ..engine.errors import ProfileError
+from ..engine.ruleset import plain_paths
 from .lookup import cache_dir
 from .cache import read_entry, write_entry
 
@@ -40,15 +41,49 @@ def load_document(path: str) -> dict[str, Any]:
     if not cache:
         return _parse(path)
     raw = _read(path)
-    key = os.path.join(cache, "%x-%x-%x-%x.%s.marshal" % (
+    key = os.path.join(cache, "%x-%x-%x-%x.%s.p.marshal" % (
         st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size,
         __import__("landwrap").__version__))
     hit = read_entry(cache, key, raw)
     if hit is not None:
+        entry: dict[Any, Any] = hit   # (_PLAIN is not a str: no TOML key can be it)
+        plain = entry.pop(_PLAIN, None)
+        if plain:
+            fs = entry["filesystem"]
+            for k in plain:
+                fs[k] = PlainPaths(fs[k])
         return hit
-    doc = _parse(path, raw)
+    doc: dict[Any, Any] = _parse(path, raw)
+    plain = _plain_lists(doc)
+    if plain:   # (only in the entry: what is returned has no such key)
+        doc[_PLAIN] = plain
     write_entry(cache, key, raw, doc, source=path)
+    doc.pop(_PLAIN, None)
     return doc
+
+
+class PlainPaths(list[str]):
+    """A ``filesystem.ro``/``rox``/``rw``/``rwx`` list found plain (see
+    :func:`~landwrap.engine.ruleset.plain_paths`: absolute, normal paths,
+    no variable, no wildcard) when its document was parsed and cached;
+    made only from a cache entry whose MAC held, so validate.py need not
+    scan it again."""
+
+    __slots__ = ()
+
+
+#: The key, in a cache entry, of the list of the filesystem table's keys
+#: whose lists are plain.  Not a string: no TOML or JSON document has it.
+_PLAIN = (0, "plain")
+
+
+def _plain_lists(doc: dict[str, object]) -> list[str]:
+    """The keys of *doc*'s filesystem table whose lists are plain."""
+    fs = doc.get("filesystem")
+    if not isinstance(fs, dict):
+        return []
+    return [k for k in ("ro", "rox", "rw", "rwx")
+            if type(v := fs.get(k)) is list and len(v) > 1 and plain_paths(v)]
 
 
 def _read(path: str) -> bytes:

@@ -14,9 +14,9 @@ import os
 from ..engine import compat
 from ..engine.errors import LandwrapError, ProfileError
 from ..engine.safetext import printable
-from ..engine.ruleset import Ruleset, parse_ports
+from ..engine.ruleset import Ruleset, parse_ports, plain_paths
 from .lookup import SUFFIX, SYSTEM_BIN_DIRS
-from .parse import line_of, load_document
+from .parse import PlainPaths, line_of, load_document
 from .variables import BUILTIN_VARS, builtin_vars, expand, references, UnsetVariable
 
 TYPE_CHECKING = False
@@ -336,8 +336,20 @@ def _apply_access_lists(prof: Profile, ctx: Ctx, fs: dict[str, Any], path: str) 
     rs = prof.ruleset
     for access in ("ro", "rox", "rw", "rwx"):
         key = f"filesystem.{access}"
-        plain: list[str] = []  # optional, glob-free paths: added in one go
-        for item in [v for it in as_list(ctx, key, fs.get(access, []), "filesystem")
+        items = as_list(ctx, key, fs.get(access, []), "filesystem")
+        # (a list found plain when it was cached is not scanned again)
+        joined = ("\0".join(items) if type(items) is PlainPaths
+                  else plain_paths(items) if len(items) > 1 else None)
+        if joined:
+            # absolute, normal, plain paths without variables or wildcards
+            # (a generated profile's long list): what the loop below would
+            # keep of each is the path itself
+            if rs.path_count + len(items) > MAX_RULES:
+                ctx.fail(key, f"more than {MAX_RULES} path rules in all", "filesystem")
+            rs._add_group(items, access, f"{path}: {key}", False, joined=joined)
+            continue
+        plain = []  # optional, glob-free paths: added in one go
+        for item in [v for it in items
                      for v in (_variants(prof, it) if type(it) is str else [it])]:
             required = False
             if type(item) is str:
@@ -367,7 +379,7 @@ def _apply_access_lists(prof: Profile, ctx: Ctx, fs: dict[str, Any], path: str) 
             if create:
                 _create(prof, ctx, key, p, "filesystem", None)
             _allow(prof, ctx, key, p, access, required, "filesystem", None)
-        if len(rs.paths) + len(plain) > MAX_RULES:
+        if rs.path_count + len(plain) > MAX_RULES:
             ctx.fail(key, f"more than {MAX_RULES} path rules in all", "filesystem")
         rs.allow_paths(plain, access, origin=f"{path}: {key}", required=False)
 
@@ -548,7 +560,7 @@ def _allow(prof: Profile, ctx: Ctx, key: str, p: str, access: str | int, require
             return
     else:
         matches = [p]
-    if len(rs.paths) + len(matches) > MAX_RULES:
+    if rs.path_count + len(matches) > MAX_RULES:
         ctx.fail(key, f"more than {MAX_RULES} path rules in all", table, index)
     for m in matches:
         rs.allow(m, access, origin=origin, required=required, need=exact)

@@ -162,3 +162,52 @@ def test_kernel_ruleset_builds_for_real(landlock):
     fd = plan.ruleset_fd()
     assert fd >= 3 and plan.ruleset_fd() == fd  # built once
     plan.close()
+
+
+def test_hidden_path_is_carved_before_binding_not_rebuilt(tmp_path, landlock):
+    """A rule above a hidden path is not bound while the paths are
+    resolved (a kernel ruleset cannot lose a rule): the ruleset made then
+    is completed with the carved rules, never made again with every path
+    opened a second time, and still denies the hidden path."""
+    import subprocess
+    import sys
+
+    import landwrap
+
+    d = tmp_path / "d"
+    (d / "secret").mkdir(parents=True)
+    (d / "secret" / "k").write_text("k")
+    (d / "ok").write_text("ok")
+    rs = Ruleset(net=False, scope=False).allow(d, "ro").hide(d / "secret")
+    for p in sorted({sys.prefix, sys.base_prefix, "/usr", "/etc",
+                     os.path.dirname(os.path.realpath(sys.executable))}):
+        rs.allow(p, "rox")
+    plan = rs.resolve()
+    fd = plan._fd
+    # only the carved rules are left to add: d (read_dir) and d/ok
+    assert fd >= 0 and plan._todo == {str(d), str(d / "ok")}
+    assert plan.ruleset_fd() == fd and plan._todo == {str(d), str(d / "ok")}
+    code = ("import sys\nfor p in sys.argv[1:]:\n"
+            " try: open(p).read(); print('read')\n except OSError as e: print(e.errno)")
+    r = landwrap.run([sys.executable, "-I", "-S", "-c", code, str(d / "ok"),
+                      str(d / "secret" / "k")], ruleset=plan, capture_output=True, text=True)
+    assert r.stdout.split() == ["read", "13"], r.stderr
+    assert subprocess.run(["cat", str(d / "secret" / "k")], capture_output=True).stdout == b"k"
+    plan.close()
+
+
+def test_a_rule_beneath_a_carved_directory_keeps_its_own_rights(tmp_path):
+    # (found by the profile fuzzer) carving home/ around the hidden path
+    # grants home/docs what home/ had: the rule on docs itself must still
+    # add its own execute right, in the plan as in the kernel
+    home = tmp_path / "home"
+    (home / "docs").mkdir(parents=True)
+    (home / "secret").mkdir()
+    rs = (Ruleset().allow(home, "rw").allow(home / "docs", "rox")
+          .hide(home / "secret"))
+    plan = plan_of(rs)
+    bits = compat.access_bits("rox")
+    assert plan.allows(str(home / "docs" / "x"), bits) == bits
+    # (names stay listable beneath home/, see Ruleset.hide; contents do not)
+    assert plan.allows(str(home / "secret" / "x"), bits & compat.FS_FILE) == 0
+    plan.close()

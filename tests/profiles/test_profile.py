@@ -618,3 +618,44 @@ def test_fast_glob_matches_what_glob_matches(tmp_path, pattern):
         (tmp_path / n).write_text("")
     p = f"{tmp_path}/{pattern}"
     assert sorted(_iglob(p)) == sorted(glob.glob(p))
+
+@pytest.mark.parametrize("items", [
+    ["/a/x", "/b/.hidden", "/c.d/e."],                       # plain: one group as given
+    ["/trailing/", "/a/x"], ["/a/./b", "/a/x"], ["/a/..", "/a/x"], ["/a/x", "rel"],
+    ["/a*", "/a/x"], ["/a/x", "~/y"], ["${HOME}/z", "/a/x"], ["/", "/a/x"],
+    ["/a/.", "/b"], ["/a/", "/b/", "/c"],
+])
+def test_a_long_list_read_in_one_go_means_what_each_entry_means(tmp_path, items):
+    """A list of plain absolute paths is added as it is, in a few scans of
+    it all; any entry that needs more (normalizing, a variable, a glob, a
+    relative path) sends the whole list through the entry-by-entry reading,
+    so both give the same rules."""
+    body = "[filesystem]\nro = [" + ", ".join(f'"{p}"' for p in items) + "]\n"
+    together = load(write(tmp_path / "p/long.toml", body), environ={"HOME": "/h"})
+    alone = load(write(tmp_path / "p/one.toml", "".join(
+        f'[[filesystem.rule]]\npath = "{p}"\naccess = ["ro"]\n' for p in items)),
+        environ={"HOME": "/h"})
+    assert sorted(r.path for r in together.ruleset.paths) == sorted(
+        r.path for r in alone.ruleset.paths)
+    assert together.ruleset.path_count == len(together.ruleset.paths)
+
+
+def test_plain_lists_are_marked_in_the_cache_only(tmp_path):
+    """A list found plain when its file was parsed is marked so in the
+    (MAC'd) cache entry and not scanned again when read from it; what the
+    caller gets has no such key, and the rules are the same either way."""
+    p = write(tmp_path / "p/m.toml", """\
+        [filesystem]
+        ro = ["/a/x", "/b/y"]
+        rw = ["/c", "${HOME}/d"]
+        """)
+    cold = parse.load_document(p)
+    warm = parse.load_document(p)
+    assert cold == warm and set(warm) == {"filesystem"}
+    assert type(cold["filesystem"]["ro"]) is list
+    assert type(warm["filesystem"]["ro"]) is parse.PlainPaths
+    assert type(warm["filesystem"]["rw"]) is list     # a variable: not plain
+    first, second = load(p, environ={"HOME": "/h"}), load(p, environ={"HOME": "/h"})
+    assert [(r.path, r.access, r.origin) for r in first.ruleset.paths] == [
+        (r.path, r.access, r.origin) for r in second.ruleset.paths]
+    assert json.dumps(warm) == json.dumps(cold)

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -120,19 +121,33 @@ def _resolved_by_python(p):
     try:
         st = os.stat(p)
     except OSError as e:
-        return (e.errno, 0, None)
+        return (e.errno, False, None)
     real = os.path.realpath(p)
-    return (0, st.st_mode, None if real == p else real)
+    return (0, stat.S_ISDIR(st.st_mode), None if real == p else real)
+
+
+def _open_once(fd, paths, access, file_mask=compat.FS_FILE, nobind=None):
+    """``[(err, is_dir, real, flags)]`` per path, from one open_add_paths
+    call with one group per path."""
+    special, dirs, flags = _binding.open_add_paths(
+        fd, paths, list(range(1, len(paths) + 1)), access, nobind, file_mask)
+    out = [(0, False, None, flags[i]) for i in range(len(paths))]
+    for i, _, _ in dirs:
+        out[i] = (0, True, None, flags[i])
+    for i, err, fl, real in special:
+        out[i] = (err, bool(fl & _binding.P_DIR), real, fl)
+    return out
 
 
 def test_open_once_reports_what_stat_and_realpath_say(tree):
     _, paths = tree
-    new = _binding.open_add_paths(-1, paths, [1] * len(paths), compat.FS_FILE)
-    assert [(e, m, r) for e, m, r, _ in new] == [_resolved_by_python(p) for p in paths]
+    new = _open_once(-1, paths, [1] * len(paths))
+    assert [(e, d, r) for e, d, r, _ in new] == [_resolved_by_python(p) for p in paths]
     assert [e for e, *_ in new][5:10] == [errno.ENOENT, errno.ENOENT, errno.ENOTDIR,
                                          errno.ENOENT, errno.ENAMETOOLONG]
     assert new[3][2] == str(tree[0] / "out") and new[4][2] == str(tree[0] / "a" / "f")
-    assert all(added == 0 for *_, added in new)      # no ruleset: nothing added
+    # no ruleset: nothing added
+    assert all(not fl & _binding.P_BOUND for *_, fl in new)
 
 
 def test_open_once_adds_rules_and_skips_covered_paths(tree, landlock):
@@ -140,18 +155,46 @@ def test_open_once_adds_rules_and_skips_covered_paths(tree, landlock):
     fs = compat.mask(compat.FS_RIGHTS, landlock)
     ro, rw = compat.access_bits("ro") & fs, compat.access_bits("rw") & fs
     fd = _binding.create_ruleset(fs, 0, 0, compat.ATTR_SIZE_FS)
+    bound, covered = _binding.P_BOUND, _binding.P_BOUND | _binding.P_COVERED
     try:
-        got = _binding.open_add_paths(fd, paths[:5], [rw, ro, ro, ro, ro], compat.FS_FILE)
+        got = _open_once(fd, paths[:5], [rw, ro, ro, ro, ro])
         # a: added; a/sub and a/f: covered by a; a/link (a symlink, even under
         # a): left to the caller; dirlink/f: a symlink on the way, left too
-        assert [added for *_, added in got] == [1, 2, 2, 0, 0]
+        assert [fl & covered for *_, fl in got] == [bound, covered, covered, 0, 0]
+        # the same path twice in a row is opened once; a directory kept
+        # from binding (nobind) covers nothing beneath it
+        got = _open_once(fd, [paths[0], paths[0], paths[2]], [ro, ro, ro],
+                         nobind=bytearray([1, 1, 0]))
+        assert [fl & covered for *_, fl in got] == [0, 0, bound]
         # a rule the kernel refuses names its path
         with pytest.raises(OSError) as e:
-            _binding.open_add_paths(fd, [str(t / "a" / "f")], [rw | compat.FS_RIGHTS[
+            _open_once(fd, [str(t / "a" / "f")], [rw | compat.FS_RIGHTS[
                 "make_dir"][0]], ~0 & ((1 << 64) - 1))
         assert e.value.errno == errno.EINVAL and e.value.filename == str(t / "a" / "f")
         # the floor adds one rule per path it can open (it follows links)
         assert _binding.floor_path_rules(fd, paths, ro & compat.FS_FILE) == 5
+    finally:
+        os.close(fd)
+
+
+def test_open_once_tells_types_apart_with_and_without_subdirectories(tmp_path, landlock):
+    # (in a directory with no subdirectory, on a filesystem that counts
+    # them, entries are known to be files without a stat: check the
+    # answer is the same as where a stat or the kernel tells)
+    leaf, mixed = tmp_path / "leaf", tmp_path / "mixed"
+    leaf.mkdir()
+    (mixed / "sub").mkdir(parents=True)
+    for d in (leaf, mixed):
+        for name in "abc":
+            (d / name).write_text(name)
+    paths = [str(d / n) for d in (leaf, mixed) for n in "abc"] + [str(mixed / "sub")]
+    fs = compat.mask(compat.FS_RIGHTS, landlock)
+    ro = compat.access_bits("ro") & fs
+    fd = _binding.create_ruleset(fs, 0, 0, compat.ATTR_SIZE_FS)
+    try:
+        got = _open_once(fd, paths, [ro] * len(paths))
+        assert [(e, d, r) for e, d, r, _ in got] == [_resolved_by_python(p) for p in paths]
+        assert all(fl & _binding.P_BOUND for *_, fl in got)
     finally:
         os.close(fd)
 
