@@ -191,13 +191,19 @@ def cstrings(items: Sequence[bytes]) -> tuple[Any, Any]:
     # One buffer for all the strings: a third of the cost of one each,
     # which matters for a spawn's environment.
     blob = ffi.from_buffer(b"\0".join(items) + b"\0")
-    arr = ffi.new("char *[]", len(items) + 1)
-    base = ffi.cast("char *", blob)
+    arr = ffi.new(_CHARPP, len(items) + 1)
+    base = ffi.cast(_CHARP, blob)
     off = 0
     for i, b in enumerate(items):
         arr[i] = base + off
         off += len(b) + 1
     return arr, blob
+
+
+_CHARPP = ffi.typeof("char *[]")
+_CHARP = ffi.typeof("char *")
+_SPAWN = ffi.typeof("struct lw_spawn *")
+_ERROR = ffi.typeof("struct lw_error *")
 
 
 class SpawnArgs:
@@ -218,7 +224,7 @@ class SpawnArgs:
                  seccomp_parts: int = 0, notif_sock: int = -1) -> None:
         if len(keep_fds) > MAX_KEEP_FDS:
             raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
-        s = ffi.new("struct lw_spawn *")  # zeroed: only what is not 0 is set
+        s = ffi.new(_SPAWN)  # zeroed: only what is not 0 is set
         a, blob = cstrings([path, *argv])  # the path and argv in one buffer
         keep = [a, blob]
         s.path = a[0]
@@ -260,7 +266,7 @@ def spawn(args: SpawnArgs) -> tuple[int, tuple[int, int] | None]:
     """Start the child and wait until it runs its program or fails:
     ``(pid, None)``, or ``(pid, (stage, errno))`` for a child that failed
     before (it has exited with status 125; reap it)."""
-    failure = ffi.new("struct lw_error *")
+    failure = ffi.new(_ERROR)
     pid: int = lib.lw_spawn(args._s, failure)
     if pid < 0:
         raise _oserror()
