@@ -863,7 +863,7 @@ __asm__(
     ".hidden lw_clone3_run\n"
     ".type lw_clone3_run, @function\n"
     "lw_clone3_run:\n"
-    "    endbr64\n"
+    "    .byte 0xf3, 0x0f, 0x1e, 0xfa\n"  /* endbr64 (a no-op without CET) */
     "    mov %rdx, %r8\n"
     "    mov %rcx, %r9\n"
     "    mov $435, %eax\n"          /* __NR_clone3 */
