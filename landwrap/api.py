@@ -581,7 +581,8 @@ def _locate(program: Any, env: Any, cwd: Any) -> str:
     if "/" in prog:
         full = prog
         if cwd is not None and not prog.startswith("/"):
-            full = os.path.join(os.fsdecode(os.fspath(cwd)), prog)
+            # absolute: the child changes to a relative *cwd* before execve
+            full = os.path.abspath(os.path.join(os.fsdecode(os.fspath(cwd)), prog))
         if not os.path.exists(full):
             raise CommandNotFound(f"{prog}: No such file or directory", prog)
         return full

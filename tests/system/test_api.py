@@ -332,6 +332,15 @@ def test_relative_program_is_found_in_cwd(rs, tmp_path):
     shutil_true.chmod(0o755)
     r = landwrap.run(["bin/t"], cwd=tmp_path, rox=tmp_path)
     assert r.returncode == 0
+    # a relative cwd too: the program is relative to it, as in subprocess
+    # (the child changes directory before execve: it was looked for twice)
+    old = os.getcwd()
+    os.chdir(tmp_path.parent)
+    try:
+        for run in (subprocess.run, lambda *a, **kw: landwrap.run(*a, rox=tmp_path, **kw)):
+            assert run(["./bin/t"], cwd=tmp_path.name).returncode == 0
+    finally:
+        os.chdir(old)
 
 
 @needs_landlock
