@@ -273,6 +273,27 @@ def spawn(args: SpawnArgs) -> tuple[int, tuple[int, int] | None]:
     return pid, ((failure.stage, failure.err) if failure.stage else None)
 
 
+class LstatIds:
+    """Paths to lstat together, converted once (engine/stale.py's ancestors)."""
+
+    __slots__ = ("n", "_arr", "_blob")
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.n = len(paths)
+        self._arr, self._blob = cstrings([os.fsencode(p) for p in paths])
+
+    def ids(self) -> list[int]:
+        """Five numbers per path: 1 (0 when lstat failed, then four 0s),
+        st_dev, st_ino, ctime and mtime in ns (as unsigned 64-bit)."""
+        out = ffi.new(_U64S, 5 * self.n)
+        lib.lw_lstat_ids(self._arr, self.n, out)
+        got: list[int] = ffi.unpack(out, 5 * self.n)
+        return got
+
+
+_U64S = ffi.typeof("uint64_t[]")
+
+
 # The seccomp companion filter ---------------------------------------------
 
 SC_TTY = lib.LW_SC_TTY
