@@ -196,6 +196,20 @@ def test_ruleset_plan_is_rebuilt_after_a_change(tree):
         landwrap.Ruleset.from_profile("no-such-profile-xyz")
 
 
+@needs_landlock
+def test_hiding_in_a_used_ruleset_takes_effect(tree):
+    """hide() after the ruleset ran a child: the next child cannot read
+    the hidden file (the kept plan used to be reused, the file readable)."""
+    rs = landwrap.Ruleset.from_profile("default").allow(tree, "ro")
+    cat = ["cat", str(tree / "a" / "f")]
+    assert landwrap.run(cat, ruleset=rs, capture_output=True).stdout == b"a"
+    rs.hide(tree / "a" / "f")
+    r = landwrap.run(cat, ruleset=rs, capture_output=True)
+    assert r.returncode != 0 and b"Permission denied" in r.stderr
+    assert landwrap.run(["cat", str(tree / "secret" / "f")], ruleset=rs,
+                        capture_output=True).stdout == b"secret"
+
+
 # run() and Popen: parity with subprocess ---------------------------------------
 
 @pytest.fixture(scope="module")
