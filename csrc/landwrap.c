@@ -548,7 +548,7 @@ int lw_lstat_ids(char *const *paths, int n, uint64_t *out)
     struct stat st;
 
     for (int i = 0; i < n; i++, out += 5) {
-        if (lstat(paths[i], &st) < 0) {
+        if (lw_lstat(paths[i], &st) < 0) {
             memset(out, 0, 5 * sizeof(*out));
             continue;
         }
