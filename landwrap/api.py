@@ -579,13 +579,13 @@ def _locate(program: Any, env: Any, cwd: Any) -> str:
     relative to *cwd*."""
     prog = os.fsdecode(os.fspath(program))
     if "/" in prog:
-        full = prog
+        # Not stat'ed here (subprocess does not either): a missing file is
+        # the child's ENOENT at execve, raised as CommandNotFound by
+        # spawn.child_error, which also names a missing #! interpreter.
         if cwd is not None and not prog.startswith("/"):
             # absolute: the child changes to a relative *cwd* before execve
-            full = os.path.abspath(os.path.join(os.fsdecode(os.fspath(cwd)), prog))
-        if not os.path.exists(full):
-            raise CommandNotFound(f"{prog}: No such file or directory", prog)
-        return full
+            return os.path.abspath(os.path.join(os.fsdecode(os.fspath(cwd)), prog))
+        return prog
     found = spawn.find_program(prog, os.pathsep.join(os.get_exec_path(env)))
     return os.path.abspath(found) if cwd is not None else found
 
