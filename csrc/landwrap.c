@@ -987,7 +987,7 @@ int lw_spawn(struct lw_spawn *s, struct lw_error *failure)
     if (errpipe_above_stdio(fds) < 0)
         return -1;
     s->errpipe = fds[1];
-    s->parent_pid = (int)getpid();
+    s->parent_pid = (s->flags & LW_PDEATHSIG) ? (int)getpid() : 0;  /* only read then */
     pid = vfork_child(s);
     saved = errno;
     close(fds[1]);
