@@ -542,6 +542,24 @@ int lw_notif_answer(int listener)
     return 0;
 }
 
+int lw_lstat_ids(char *const *paths, int n, uint64_t *out)
+{
+    struct stat st;
+
+    for (int i = 0; i < n; i++, out += 5) {
+        if (lw_lstat(paths[i], &st) < 0) {
+            memset(out, 0, 5 * sizeof(*out));
+            continue;
+        }
+        out[0] = 1;
+        out[1] = (uint64_t)st.st_dev;
+        out[2] = (uint64_t)st.st_ino;
+        out[3] = (uint64_t)((int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec);
+        out[4] = (uint64_t)((int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
+    }
+    return 0;
+}
+
 /* ---- child side ------------------------------------------------------ */
 
 static void __attribute__((noreturn)) child_fail(const struct lw_spawn *s,
@@ -868,7 +886,7 @@ int lw_spawn(struct lw_spawn *s, struct lw_error *failure)
     if (errpipe_above_stdio(fds) < 0)
         return -1;
     s->errpipe = fds[1];
-    s->parent_pid = (int)getpid();
+    s->parent_pid = (s->flags & LW_PDEATHSIG) ? (int)getpid() : 0;  /* only read then */
     pid = vfork_child(s);
     saved = errno;
     close(fds[1]);

@@ -86,6 +86,12 @@ struct lw_error {
  * with errno when no child was created. */
 int lw_spawn(struct lw_spawn *s, struct lw_error *failure);
 
+/* For the stale-directory check (landwrap/engine/stale.py): lstat each of
+ * the n paths; out[5*i...] = 1, st_dev, st_ino, ctime and mtime in ns
+ * (as two's complement), or 0, 0, 0, 0, 0 when lstat fails.  One call
+ * instead of one per path.  Returns 0. */
+int lw_lstat_ids(char *const *paths, int n, uint64_t *out);
+
 /* ---- the seccomp companion filter --------------------------------------
  * A classic-BPF program closing what Landlock's hooks leave open (see the
  * comment block in landwrap.c).  Parts: */

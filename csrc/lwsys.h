@@ -6,6 +6,7 @@
 #define LWSYS_H
 
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,6 +18,12 @@
 static inline int lw_fstat(int fd, struct stat *st)
 {
     return (int)syscall(SYS_fstat, fd, st);
+}
+
+/* lstat likewise (lstat@GLIBC_2.33): newfstatat, the same struct. */
+static inline int lw_lstat(const char *path, struct stat *st)
+{
+    return (int)syscall(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
 }
 
 /* pthread_sigmask is pthread_sigmask@GLIBC_2.32 against glibc >= 2.32.

@@ -579,17 +579,22 @@ def _locate(program: Any, env: Any, cwd: Any) -> str:
     relative to *cwd*."""
     prog = os.fsdecode(os.fspath(program))
     if "/" in prog:
-        full = prog
+        # Not stat'ed here (subprocess does not either): a missing file is
+        # the child's ENOENT at execve, raised as CommandNotFound by
+        # spawn.child_error, which also names a missing #! interpreter.
         if cwd is not None and not prog.startswith("/"):
-            full = os.path.join(os.fsdecode(os.fspath(cwd)), prog)
-        if not os.path.exists(full):
-            raise CommandNotFound(f"{prog}: No such file or directory", prog)
-        return full
+            # absolute: the child changes to a relative *cwd* before execve
+            return os.path.abspath(os.path.join(os.fsdecode(os.fspath(cwd)), prog))
+        return prog
     found = spawn.find_program(prog, os.pathsep.join(os.get_exec_path(env)))
     return os.path.abspath(found) if cwd is not None else found
 
 
 _LISTS = ("ro", "rox", "rw", "rwx", "bind_tcp", "connect_tcp", "bind_udp", "connect_udp")
+#: Popen's sandbox arguments as given when none is (compared as a whole:
+#: one dict comparison per spawn instead of a test per argument).
+_NO_ALLOW: dict[str, Any] = dict.fromkeys(_LISTS, ())
+_NO_ALLOW.update(scope=None, compat=None, abi=None)
 
 
 def _is_running_python(command: Any, env: Any, cwd: Any) -> bool:
@@ -611,8 +616,7 @@ def _sandbox_for(args: Any, executable: Any, shell: bool, env: Any, cwd: Any,
     with :func:`python_paths` added when *python* says so (None: when
     the program is the running interpreter)."""
     if ruleset is not None:
-        given = [] if all(v is None or (type(v) is tuple and not v) for v in allow.values()) \
-            else [k for k, v in allow.items()
+        given = [] if allow == _NO_ALLOW else [k for k, v in allow.items()
                   if (_many(v, (str, bytes, os.PathLike, int)) if k in _LISTS else v is not None)]
         if profile is not None or given or python:
             raise UsageError("give either ruleset= or profile=/ro=/rw=/... arguments, not both")
@@ -696,6 +700,13 @@ def _no_nul(what: str, value: Any) -> None:
     v = os.fspath(value)
     if ("\0" if isinstance(v, str) else b"\0") in v:
         raise ValueError(f"embedded null byte in {what}")
+
+
+#: The spawn flags of Popen's (close_fds, restore_signals, start_new_session).
+_POPEN_FLAGS = {(c, r, n): ((_binding.F_CLOSE_FDS if c else 0)
+                            | (_binding.F_RESTORE_SIGPIPE if r else 0)
+                            | (_binding.F_NEW_SESSION if n else 0))
+                for c in (False, True) for r in (False, True) for n in (False, True)}
 
 
 def _companion_of(plan: Plan) -> Any:
@@ -860,38 +871,40 @@ class Popen(subprocess.Popen[AnyStr]):
                 args[0] = executable
         if executable is None:
             executable = args[0]
-        for a in args:
-            _no_nul("args", a)
+        # Encoded once here (spawn.start takes bytes as they are), and checked
+        # for NUL bytes as subprocess does.
+        bargs = [a if type(a) is bytes else os.fsencode(a) for a in args]
+        if any(b"\0" in a for a in bargs):
+            for a in args:
+                _no_nul("args", a)
         _no_nul("executable", executable)
         _no_nul("cwd", cwd)
         sys.audit("subprocess.Popen", executable, args, cwd, env)
 
-        flags = self._lw_flags
-        if close_fds:
-            flags |= _binding.F_CLOSE_FDS
-        if restore_signals:
-            flags |= _binding.F_RESTORE_SIGPIPE
-        if start_new_session:
-            flags |= _binding.F_NEW_SESSION
+        flags = self._lw_flags | _POPEN_FLAGS[bool(close_fds), bool(restore_signals),
+                                               bool(start_new_session)]
         if gids is not None:
             flags |= _binding.F_CLEAR_GROUPS
-        if gid is not None:
-            flags |= _binding.F_SET_GID
         if uid is not None:
             flags |= _binding.F_SET_UID
-        for what, n in (("user", uid), ("group", gid)):
-            if n is not None and not 0 <= n <= MAX_ID:
-                raise ValueError(f"{what} id {n} is out of range (0-{MAX_ID})")
-        keep = sorted({int(fd) for fd in pass_fds})
-        bad = [fd for fd in keep if not 0 <= fd <= MAX_FD]
-        if bad:
-            raise ValueError(f"pass_fds: {bad[0]} is not a file descriptor number")
+            if not 0 <= uid <= MAX_ID:
+                raise ValueError(f"user id {uid} is out of range (0-{MAX_ID})")
+        if gid is not None:
+            flags |= _binding.F_SET_GID
+            if not 0 <= gid <= MAX_ID:
+                raise ValueError(f"group id {gid} is out of range (0-{MAX_ID})")
+        keep: list[int] = []
+        if pass_fds:
+            keep = sorted({int(fd) for fd in pass_fds})
+            bad = [fd for fd in keep if not 0 <= fd <= MAX_FD]
+            if bad:
+                raise ValueError(f"pass_fds: {bad[0]} is not a file descriptor number")
         path = _locate(executable, env, cwd)
         if self._lw_ruleset is not None:  # rebuilt if an allowed directory was replaced
             self.plan = _ready(self._lw_ruleset.plan())
         try:
             pid = spawn.start(
-                self.plan, path, args, env,
+                self.plan, path, bargs, env,
                 cwd=cwd, stdio=(p2cread, c2pwrite, errwrite),
                 keep_fds=keep, flags=flags, uid=uid or 0, gid=gid or 0,
                 companion=_companion_of(self.plan))

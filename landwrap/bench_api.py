@@ -89,7 +89,8 @@ def spawn_floors(rs: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
 
 def bench_spawn(n: int, cli_n: int) -> list[tuple[str, float, int]]:
     """[(label, median_ms, iterations)] for the spawn comparison: rows 0-1
-    subprocess.run and landwrap.run, rows 2-3 the C floors, then the CLI."""
+    subprocess.run and landwrap.run, rows 2-3 the C floors, rows 4-5
+    subprocess.Popen and landwrap.Popen (+ wait), then the CLI."""
     import landwrap
 
     rs = landwrap.Ruleset.from_profile("default")
@@ -101,7 +102,11 @@ def bench_spawn(n: int, cli_n: int) -> list[tuple[str, float, int]]:
               lambda: landwrap.run(["/bin/true"], ruleset=rs)),
              ("C floor: vfork + execve + waitpid", floor_plain),
              ("C floor: + no_new_privs, caps, Landlock, seccomp (the sandbox's syscalls)",
-              floor_boxed)]
+              floor_boxed),
+             ('subprocess.Popen(["/bin/true"]).wait()',
+              lambda: subprocess.Popen(["/bin/true"]).wait()),
+             ('landwrap.Popen(["/bin/true"], ruleset=prebuilt).wait()',
+              lambda: landwrap.Popen(["/bin/true"], ruleset=rs).wait())]
     for _ in range(20):  # warm up every path
         for _label, fn in calls:
             fn()
@@ -135,6 +140,17 @@ def floor_summary(plain_py: float, boxed_py: float, floor_plain: float,
             f"  best reachable: subprocess.run + that = {best:.2f}x subprocess.run; "
             f"landwrap.run adds {boxed_py - plain_py - kernel:+.3f} ms beyond it "
             f"({boxed_py / (plain_py + kernel):.2f}x the best)"]
+
+
+def targets(run_py: float, run_lw: float, popen_py: float, popen_lw: float) -> list[str]:
+    """PASS/MISS lines for the spawn targets (issue 11: landwrap.run at most
+    1.2x subprocess.run; issue 14, target 3: run and Popen at most 1.05x)."""
+    def mark(ratio: float, bar: float) -> str:
+        return "PASS" if ratio <= bar else "MISS"
+    r, p = run_lw / run_py, popen_lw / popen_py
+    return [f"  targets: landwrap.run {r:.2f}x subprocess.run: {mark(r, 1.2)} (<= 1.2x), "
+            f"{mark(r, 1.05)} (<= 1.05x); landwrap.Popen {p:.2f}x subprocess.Popen: "
+            f"{mark(p, 1.05)} (<= 1.05x)"]
 
 
 def bench_asyncio(n: int) -> list[tuple[str, float, int]]:
@@ -214,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, ms, runs in spawn:
         print(f"  {label:<{w}} {ms:8.3f} {ms / base:6.2f}x {runs:5d}")
     for line in floor_summary(*(ms for _label, ms, _runs in spawn[:4])):
+        print(line)
+    for line in targets(spawn[0][1], spawn[1][1], spawn[4][1], spawn[5][1]):
         print(line)
     rows = bench_asyncio(a.async_n)
     base = rows[0][1]

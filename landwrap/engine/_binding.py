@@ -215,13 +215,19 @@ def cstrings(items: Sequence[bytes]) -> tuple[Any, Any]:
     # One buffer for all the strings: a third of the cost of one each,
     # which matters for a spawn's environment.
     blob = ffi.from_buffer(b"\0".join(items) + b"\0")
-    arr = ffi.new("char *[]", len(items) + 1)
-    base = ffi.cast("char *", blob)
+    arr = ffi.new(_CHARPP, len(items) + 1)
+    base = ffi.cast(_CHARP, blob)
     off = 0
     for i, b in enumerate(items):
         arr[i] = base + off
         off += len(b) + 1
     return arr, blob
+
+
+_CHARPP = ffi.typeof("char *[]")
+_CHARP = ffi.typeof("char *")
+_SPAWN = ffi.typeof("struct lw_spawn *")
+_ERROR = ffi.typeof("struct lw_error *")
 
 
 class SpawnArgs:
@@ -242,7 +248,7 @@ class SpawnArgs:
                  seccomp_parts: int = 0, notif_sock: int = -1) -> None:
         if len(keep_fds) > MAX_KEEP_FDS:
             raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
-        s = ffi.new("struct lw_spawn *")  # zeroed: only what is not 0 is set
+        s = ffi.new(_SPAWN)  # zeroed: only what is not 0 is set
         a, blob = cstrings([path, *argv])  # the path and argv in one buffer
         keep = [a, blob]
         s.path = a[0]
@@ -284,11 +290,32 @@ def spawn(args: SpawnArgs) -> tuple[int, tuple[int, int] | None]:
     """Start the child and wait until it runs its program or fails:
     ``(pid, None)``, or ``(pid, (stage, errno))`` for a child that failed
     before (it has exited with status 125; reap it)."""
-    failure = ffi.new("struct lw_error *")
+    failure = ffi.new(_ERROR)
     pid: int = lib.lw_spawn(args._s, failure)
     if pid < 0:
         raise _oserror()
     return pid, ((failure.stage, failure.err) if failure.stage else None)
+
+
+class LstatIds:
+    """Paths to lstat together, converted once (engine/stale.py's ancestors)."""
+
+    __slots__ = ("n", "_arr", "_blob")
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.n = len(paths)
+        self._arr, self._blob = cstrings([os.fsencode(p) for p in paths])
+
+    def ids(self) -> list[int]:
+        """Five numbers per path: 1 (0 when lstat failed, then four 0s),
+        st_dev, st_ino, ctime and mtime in ns (as unsigned 64-bit)."""
+        out = ffi.new(_U64S, 5 * self.n)
+        lib.lw_lstat_ids(self._arr, self.n, out)
+        got: list[int] = ffi.unpack(out, 5 * self.n)
+        return got
+
+
+_U64S = ffi.typeof("uint64_t[]")
 
 
 # The seccomp companion filter ---------------------------------------------

@@ -337,7 +337,8 @@ class Ruleset:
         rules bound to their inodes, on first use."""
         key = (self.fs, self.net, self.scopes, tuple(self.need.values()),
                self.restrict_flags, len(self._groups), self._npaths, len(self.ports),
-               self.compat, self.abi)
+               self.compat, self.abi, len(self.hidden), len(self.protected),
+               self.unhandled_fs)
         cached: tuple[tuple[object, ...], Plan] | None = getattr(self, "_plan", None)
         if cached is not None and cached[0] == key and not cached[1].replaced():
             return cached[1]

@@ -176,9 +176,9 @@ def start(plan: Plan | None, path: str, argv: Iterable[Arg], env: Mapping[str, s
     With the filter's supervised part, the child sends its listener fd over
     *notif_sock*.  Returns the pid of a child that has reached execve
     successfully; raises otherwise."""
-    bargv = [os.fsencode(a) for a in argv]
+    bargv = [a if type(a) is bytes else os.fsencode(a) for a in argv]
     bcwd = os.fsencode(cwd) if cwd is not None else None
-    if any(b"\0" in a for a in bargv) or (bcwd is not None and b"\0" in bcwd):
+    if b"\0" in b"".join(bargv) or (bcwd is not None and b"\0" in bcwd):
         raise ValueError("embedded null byte in the arguments or the working directory")
     rfd = plan.ruleset_fd() if plan is not None else -1
     cflags, ckw = companion_flags(companion)

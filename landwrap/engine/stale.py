@@ -41,6 +41,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # (typing costs start-up time)
     from typing import Optional, Sequence
 
+from . import _binding
+
 #: How old an ancestor's timestamps must be before they are trusted (s).
 SETTLE = 2.0
 
@@ -151,7 +153,8 @@ class DirCheck:
     """Which of *dirs* (``[(path, st_dev, st_ino)]`` as bound) no longer
     name the same directory; see the module docstring."""
 
-    __slots__ = ("dirs", "dirs_of", "_ancestors", "_beneath", "_seen", "_generation")
+    __slots__ = ("dirs", "dirs_of", "_ancestors", "_beneath", "_seen", "_generation",
+                 "_lstat", "_same")
 
     def __init__(self, dirs: Sequence[tuple[str, int, int]]) -> None:
         self.dirs_of = dirs  # the list given (a plan makes a new one on rebuilding)
@@ -173,7 +176,11 @@ class DirCheck:
         self._beneath = beneath
         #: per ancestor, its identity when last verified (settled, trusted,
         #: and every rule beneath it found unchanged after it was taken)
-        self._seen: list[Optional[tuple[int, os.stat_result]]] = [None] * len(index)
+        self._seen: list[Optional[tuple[int, ...]]] = [None] * len(index)
+        self._lstat = _binding.LstatIds(self._ancestors)
+        #: (_seen, generation, ids) of the last check that found every
+        #: ancestor as in _seen: the same ids again need no comparison
+        self._same: Optional[tuple[list[Optional[tuple[int, ...]]], int, list[int]]] = None
         self._generation = -2
 
     def replaced(self) -> list[str]:
@@ -181,25 +188,29 @@ class DirCheck:
         generation, trusted = mount_state()
         if generation < 0 or generation != self._generation:
             self._seen = [None] * len(self._ancestors)
+            self._same = None
         # snapshots first, then the rules beneath: a change after the
         # snapshot shows on the ancestor at the next check
         seen = self._seen
-        settled = time.time() - SETTLE
-        fresh: dict[int, Optional[tuple[int, os.stat_result]]] = {}
-        for i, path in enumerate(self._ancestors):
-            try:
-                st = os.lstat(path)
-            except OSError:
-                fresh[i] = None
-                continue
-            # the stat result compares as its tuple part (mode, ino, dev,
-            # nlink, uid, gid, size, whole seconds of the times); ctime in ns
-            cur = (st.st_ctime_ns, st)
+        settled = int((time.time() - SETTLE) * 1e9)
+        fresh: dict[int, Optional[tuple[int, ...]]] = {}
+        # (ok, st_dev, st_ino, ctime ns, mtime ns) per ancestor, in one call:
+        # any change of an inode (entries, mode, owner, links) moves its
+        # ctime, so these identify an unchanged directory.  A time before
+        # 1970 reads as a huge number: never settled, so never trusted.
+        ids = self._lstat.ids()
+        same = self._same
+        if same is not None and same[0] is seen and same[1] == generation and same[2] == ids:
+            return []  # every ancestor as when last found unchanged (ctime never goes back)
+        for i in range(len(self._ancestors)):
+            cur = tuple(ids[5 * i:5 * i + 5])
             if cur != seen[i]:
-                ok = st.st_dev in trusted and st.st_ctime < settled and st.st_mtime < settled
+                ok = cur[0] and cur[1] in trusted and cur[3] < settled and cur[4] < settled
                 fresh[i] = cur if ok else None
         if not fresh:
+            self._same = (seen, generation, ids)
             return []
+        self._same = None
         check = sorted({k for i in fresh for k in self._beneath[i]})
         out = []
         bad: set[int] = set()

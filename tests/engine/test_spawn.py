@@ -195,3 +195,33 @@ def test_chdir_failure_names_a_bytes_cwd_as_a_path() -> None:
     e = spawn.child_error(None, "/bin/true", b"/no/such/dir", _binding.STAGE_CHDIR,
                           errno.ENOENT)
     assert str(e).startswith("cannot change directory to /no/such/dir: "), str(e)
+
+
+_SIGNALS_CHILD = r"""
+import signal, subprocess, sys
+import landwrap
+signal.signal(signal.SIGUSR1, lambda *a: None)  # caught here: not in the child
+signal.signal(signal.SIGUSR2, signal.SIG_IGN)   # ignored: stays ignored, as in subprocess
+# (Python ignores SIGPIPE itself: restore_signals gives the child the default)
+rs = landwrap.Ruleset.from_profile("default")
+argv = ["grep", "-E", "^Sig(Ign|Cgt|Blk)", "/proc/self/status"]
+for restore in (True, False):
+    ours = landwrap.run(argv, ruleset=rs, capture_output=True, text=True,
+                        restore_signals=restore, check=True).stdout
+    theirs = subprocess.run(argv, capture_output=True, text=True,
+                            restore_signals=restore, check=True).stdout
+    assert ours == theirs, (restore, ours, theirs)
+    ign = int(ours.split("SigIgn:")[1].split()[0], 16)
+    assert ign & (1 << (signal.SIGUSR2 - 1)), ours
+    assert bool(ign & (1 << (signal.SIGPIPE - 1))) == (not restore), ours
+print("ok")
+"""
+
+
+def test_child_signal_dispositions_match_subprocess() -> None:
+    """The child starts with this process's handlers reset and its ignored
+    signals kept, exactly as subprocess's (SIGPIPE/SIGXFSZ restored with
+    restore_signals)."""
+    cmd = [sys.executable, "-c", _SIGNALS_CHILD]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

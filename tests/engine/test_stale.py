@@ -139,3 +139,17 @@ def test_a_closed_watch_descriptor_is_replaced_not_closed() -> None:
         os.fstat(other)  # still open: landwrap did not close what is not its own
     finally:
         os.close(other)
+
+
+def test_ancestor_ids_are_lstat_s(tmp_path: Path) -> None:
+    """The one C call that stats the ancestors gives what os.lstat gives
+    (a symlink itself, not its target), and zeros for a missing path."""
+    from landwrap.engine import _binding
+    (tmp_path / "d").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "d")
+    paths = ["/", str(tmp_path / "d"), str(tmp_path / "link"), str(tmp_path / "gone")]
+    ids = _binding.LstatIds(paths).ids()
+    for i, p in enumerate(paths[:3]):
+        st = os.lstat(p)
+        assert ids[5 * i:5 * i + 5] == [1, st.st_dev, st.st_ino, st.st_ctime_ns, st.st_mtime_ns]
+    assert ids[15:] == [0] * 5

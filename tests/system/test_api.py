@@ -7,6 +7,7 @@ concurrent sandboxed spawns each prove they are sandboxed; importing the
 package stays cheap."""
 
 import concurrent.futures
+import gc
 import inspect
 import json
 import os
@@ -196,6 +197,20 @@ def test_ruleset_plan_is_rebuilt_after_a_change(tree):
         landwrap.Ruleset.from_profile("no-such-profile-xyz")
 
 
+@needs_landlock
+def test_hiding_in_a_used_ruleset_takes_effect(tree):
+    """hide() after the ruleset ran a child: the next child cannot read
+    the hidden file (the kept plan used to be reused, the file readable)."""
+    rs = landwrap.Ruleset.from_profile("default").allow(tree, "ro")
+    cat = ["cat", str(tree / "a" / "f")]
+    assert landwrap.run(cat, ruleset=rs, capture_output=True).stdout == b"a"
+    rs.hide(tree / "a" / "f")
+    r = landwrap.run(cat, ruleset=rs, capture_output=True)
+    assert r.returncode != 0 and b"Permission denied" in r.stderr
+    assert landwrap.run(["cat", str(tree / "secret" / "f")], ruleset=rs,
+                        capture_output=True).stdout == b"secret"
+
+
 # run() and Popen: parity with subprocess ---------------------------------------
 
 @pytest.fixture(scope="module")
@@ -332,6 +347,15 @@ def test_relative_program_is_found_in_cwd(rs, tmp_path):
     shutil_true.chmod(0o755)
     r = landwrap.run(["bin/t"], cwd=tmp_path, rox=tmp_path)
     assert r.returncode == 0
+    # a relative cwd too: the program is relative to it, as in subprocess
+    # (the child changes directory before execve: it was looked for twice)
+    old = os.getcwd()
+    os.chdir(tmp_path.parent)
+    try:
+        for run in (subprocess.run, lambda *a, **kw: landwrap.run(*a, rox=tmp_path, **kw)):
+            assert run(["./bin/t"], cwd=tmp_path.name).returncode == 0
+    finally:
+        os.chdir(old)
 
 
 @needs_landlock
@@ -393,6 +417,7 @@ def test_hundred_concurrent_sandboxed_spawns(rs, tree):
     barrier = threading.Barrier(n)
     for _ in range(2):  # the second checks rs's plan: opens landwrap's one lasting fd
         landwrap.run(["true"], ruleset=rs)  # (engine/stale.py)
+    gc.collect()  # plans of earlier tests, unreachable: their ruleset fds close now, not below
     fds_before = len(os.listdir("/proc/self/fd"))
 
     def one(i):
