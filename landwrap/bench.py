@@ -217,11 +217,42 @@ def importtime_top(argv: list[str], n: int = 10) -> list[list[Any]]:
 RUN_FLOOR = "floor: sh + python -I -S + landwrap._lwcffi + spawn /bin/true"
 
 
-def run_floor_argv() -> list[str]:
-    """The command :data:`RUN_FLOOR` names."""
+def run_floor_argv(modules: Sequence[str] = ()) -> list[str]:
+    """The command :data:`RUN_FLOOR` names; with *modules*, importing
+    those too (:data:`IMPORT_FLOOR`)."""
+    imports = "".join(f"import {m}\n" for m in modules)
     code = (f"import os, sys\nsys.path += {_import_dirs()!r}\nimport landwrap._lwcffi\n"
+            f"{imports}"
             "os.waitpid(os.posix_spawn('/bin/true', ['/bin/true'], {}), 0)\nos._exit(0)\n")
     return ["/bin/sh", "-c", 'exec "$0" -I -S -c "$1"', sys.executable, code]
+
+
+#: :data:`RUN_FLOOR` plus importing every module `landwrap run` imports,
+#: doing nothing with them: what the Python implementation costs before
+#: any of its work.
+IMPORT_FLOOR = "floor + landwrap run's own modules imported (no work)"
+
+_RUN_MODULES = r"""
+import os, sys
+before = set(sys.modules)
+sys.path += sys.argv[1].split(os.pathsep)
+sys.argv = ["landwrap", "run", "-q", "--", "/bin/true"]
+from landwrap.__main__ import main
+try:
+    main()
+except SystemExit:
+    pass
+print(" ".join(sorted(m for m in set(sys.modules) - before if m != "__main__")))
+"""
+
+
+def run_modules() -> list[str]:
+    """The modules (landwrap's, cffi's backend, the standard library's) that
+    `landwrap run -q -- /bin/true` imports, as the launcher starts it."""
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", _RUN_MODULES,
+                        os.pathsep.join(_import_dirs())],
+                       capture_output=True, text=True, check=True)
+    return r.stdout.split()
 
 
 #: `landwrap run -q -- /bin/true`'s steps timed inside one process started
@@ -279,10 +310,14 @@ def bench_startup(n: int) -> dict[str, Any]:
             pip_script, "run", "-q", "--", "/bin/true"]
     cmds["/bin/true"] = ["/bin/true"]
     cmds[RUN_FLOOR] = run_floor_argv()
+    modules = run_modules()
+    cmds[IMPORT_FLOOR] = run_floor_argv(modules)
     med = interleaved(cmds, n)
     py = med["python -c pass"]
     out = {"medians_ms": med, "launcher": " ".join(lw),
            "run floor / python -c pass": med[RUN_FLOOR] / py,
+           "import floor / python -c pass": med[IMPORT_FLOOR] / py,
+           "run modules": len(modules),
            "target": target("landwrap run -q -- /bin/true", med["landwrap run -q -- /bin/true"],
                             py, 1.2, floor_name="python -c pass"),
            "vs -I -S": med["landwrap run -q -- /bin/true"] / med["python -I -S -c pass"]}
@@ -680,6 +715,9 @@ def format_report(res: dict[str, Any]) -> str:
             f"{s['run floor / python -c pass']:.2f}x python -c pass; landwrap run is "
             f"+{s['medians_ms']['landwrap run -q -- /bin/true'] - s['medians_ms'][RUN_FLOOR]:.2f}"
             " ms above it",
+            f"Start-up {IMPORT_FLOOR}: {s['medians_ms'][IMPORT_FLOOR]:.2f} ms = "
+            f"{s['import floor / python -c pass']:.2f}x python -c pass ({s['run modules']} "
+            "modules): what a launcher written in Python costs before doing anything",
             "Start-up steps inside the process (ms): " + ", ".join(
                 f"{k} {v:.2f}" for k, v in s["phases_ms"].items())]
     p = res["2 profile"]

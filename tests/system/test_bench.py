@@ -69,9 +69,11 @@ def test_bench_smoke_json_reports_every_figure(tmp_path, landlock):
     s = res["1 startup"]
     assert {"python -c pass", "python -I -S -c pass",
             "landwrap run -q -- /bin/true"} <= set(s["medians_ms"])
-    from landwrap.bench import RUN_FLOOR
+    from landwrap.bench import IMPORT_FLOOR, RUN_FLOOR
 
     assert s["medians_ms"][RUN_FLOOR] > 0 and s["run floor / python -c pass"] > 0
+    # the import floor imports what run imports: the engine and the profiles
+    assert s["medians_ms"][IMPORT_FLOOR] > 0 and s["run modules"] > 10
     from landwrap.bench import PHASES
 
     assert list(s["phases_ms"]) == list(PHASES) and all(v > 0 for v in s["phases_ms"].values())
