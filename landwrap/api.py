@@ -524,6 +524,16 @@ class Feature(TypedDict):
     supported: bool
 
 
+class SecurityRow(TypedDict):
+    """One operation of the security model in :func:`status`: the
+    mechanism that stops it here (``covered`` False where nothing does)."""
+    operation: str
+    mechanism: Optional[str]
+    abi: Optional[int]
+    covered: bool
+    by: str
+
+
 class _StatusBase(TypedDict):
     kernel: str
     landlock: str
@@ -532,6 +542,10 @@ class _StatusBase(TypedDict):
     abi: int
     features: list[Feature]
     default: dict[str, Any]
+    #: the security model for this kernel (``landwrap status`` prints it)
+    security: list[SecurityRow]
+    #: the active LSM stack, None when securityfs cannot be read
+    lsm: Optional[list[str]]
 
 
 class KernelStatus(_StatusBase, total=False):

@@ -458,6 +458,12 @@ def test_abi_and_status():
     st = landwrap.status()
     assert st["kernel_abi"] == (k if k >= 0 else None)
     assert {f["name"] for f in st["features"]} >= {"filesystem", "net.tcp", "tsync"}
+    # the TypedDicts say what status() returns: every key, nothing more
+    from landwrap.api import KernelStatus, SecurityRow
+    assert set(KernelStatus.__required_keys__) <= set(st) <= (
+        KernelStatus.__required_keys__ | KernelStatus.__optional_keys__)
+    assert st["security"] and all(set(r) == set(SecurityRow.__annotations__)
+                                  for r in st["security"])
     from landwrap.cli.status import format_status
     assert format_status(st).startswith("Kernel:")
 

@@ -77,6 +77,8 @@ def test_types_follow_text_and_name_fields(tmp_path):
         reveal_type(st["kernel_abi"])
         reveal_type(enf.status)
         reveal_type(landwrap.check_output(["x"], text=True))
+        reveal_type(st["security"][0]["covered"])
+        reveal_type(st["lsm"])
     """))
     r = mypy(tmp_path, str(script))
     notes = [l.split("note: Revealed type is ", 1)[1] for l in r.stdout.splitlines()
@@ -88,7 +90,7 @@ def test_types_follow_text_and_name_fields(tmp_path):
                      '"landwrap.api.Popen[bytes]"',
                      '"int | None"',
                      """"Literal['fully'] | Literal['partially'] | Literal['not']\"""",
-                     '"str"'], r.stdout
+                     '"str"', '"bool"', '"list[str] | None"'], r.stdout
     assert "error" not in r.stdout, r.stdout
 
 
