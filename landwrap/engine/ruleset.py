@@ -335,9 +335,13 @@ class Ruleset:
         unchanged (adding a rule or changing a switch makes a new plan), so
         that many spawns share one kernel ruleset.  Paths are resolved, and
         rules bound to their inodes, on first use."""
+        # What the request holds, not how much of it: a list replaced by
+        # another of the same length (``paths = ...``, an entry of
+        # ``hidden`` swapped) must not reuse the old plan.  The groups are
+        # compared as the objects they are (the key keeps them alive).
         key = (self.fs, self.net, self.scopes, tuple(self.need.values()),
-               self.restrict_flags, len(self._groups), self._npaths, len(self.ports),
-               self.compat, self.abi, len(self.hidden), len(self.protected),
+               self.restrict_flags, tuple(self._groups), self._npaths, tuple(self.ports),
+               self.compat, self.abi, tuple(self.hidden), tuple(self.protected),
                self.unhandled_fs)
         cached: tuple[tuple[object, ...], Plan] | None = getattr(self, "_plan", None)
         if cached is not None and cached[0] == key and not cached[1].replaced():

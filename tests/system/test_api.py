@@ -21,6 +21,7 @@ import pytest
 
 import landwrap
 from landwrap.engine import compat
+from landwrap.engine.ruleset import PathRule
 
 needs_landlock = pytest.mark.usefixtures("landlock")
 
@@ -209,6 +210,34 @@ def test_hiding_in_a_used_ruleset_takes_effect(tree):
     assert r.returncode != 0 and b"Permission denied" in r.stderr
     assert landwrap.run(["cat", str(tree / "secret" / "f")], ruleset=rs,
                         capture_output=True).stdout == b"secret"
+
+
+@needs_landlock
+def test_a_list_swapped_for_one_of_the_same_length_takes_effect(tree):
+    """The kept plan follows what the request holds, not how many entries:
+    swapping the hidden file, or the allowed directory, for another leaves
+    every count as it was (the old plan was reused: the newly hidden file
+    readable, the directory no longer asked for still granted)."""
+    def cat(path, rs):
+        return landwrap.run(["cat", str(path)], ruleset=rs, capture_output=True)
+
+    rs = landwrap.Ruleset.from_profile("default").allow(tree, "ro")
+    rs.hide(tree / "a" / "f")
+    assert cat(tree / "a" / "f", rs).returncode != 0
+    assert cat(tree / "secret" / "f", rs).stdout == b"secret"
+    rs.hidden[-1] = (str(tree / "secret" / "f"), "swapped")
+    r = cat(tree / "secret" / "f", rs)
+    assert r.returncode != 0 and b"Permission denied" in r.stderr
+    assert cat(tree / "a" / "f", rs).stdout == b"a"
+
+    rs = landwrap.Ruleset().allow(tree / "a", "ro").allow("/usr", "rox")
+    assert cat(tree / "a" / "f", rs).stdout == b"a"
+    rules = rs.paths
+    rules[0] = PathRule(str(tree / "secret"), rules[0].access, "swapped", True)
+    rs.paths = rules
+    r = cat(tree / "a" / "f", rs)
+    assert r.returncode != 0 and b"Permission denied" in r.stderr
+    assert cat(tree / "secret" / "f", rs).stdout == b"secret"
 
 
 # run() and Popen: parity with subprocess ---------------------------------------
