@@ -428,6 +428,15 @@ def test_an_escaped_exe_prefix_is_a_literal_name(tmp_path):
     p = profile.load([str(prof)], environ={"HOME": "/root"}, program=str(tool))
     assert [r.path for r in p.ruleset.paths] == [str(lit), str(tmp_path / "opt" / "share"),
                                                  str(tmp_path / "opt" / "${exe_prefix}")]
+    # a program installed under a hostile name: the prefix is taken as it
+    # is, never read as a reference (${HOME} here would grant /root/share)
+    hostile = tmp_path / "o${HOME}"
+    (hostile / "bin").mkdir(parents=True)
+    (hostile / "share").mkdir()
+    tool.rename(hostile / "bin" / "tool")
+    p = profile.load([str(prof)], environ={"HOME": "/root"}, program=str(hostile / "bin" / "tool"))
+    assert [r.path for r in p.ruleset.paths][1:] == [str(hostile / "share"),
+                                                     str(hostile / "${exe_prefix}")]
 
 
 @pytest.mark.usefixtures("landlock")
