@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <stdio.h>
@@ -565,24 +566,25 @@ int lw_lstat_ids(char *const *paths, int n, uint64_t *out)
 static void __attribute__((noreturn)) child_fail(const struct lw_spawn *s,
                                                  int stage)
 {
-    struct lw_error e = {stage, errno};
-    ssize_t unused = write(s->errpipe, &e, sizeof(e));
+    /* vfork: this is the parent's memory, read once vfork returns there
+     * (the parent is suspended until this _exit). */
+    volatile struct lw_error *f = (volatile struct lw_error *)&s->failure;
 
-    (void)unused;
+    f->err = errno;
+    f->stage = stage;
     _exit(125);
 }
 
 static int close_fds_above(const struct lw_spawn *s)
 {
-    /* Close every fd >= 3 except the kept ones, the error pipe and the
-     * ruleset (both close-on-exec, needed until execve). */
+    /* Close every fd >= 3 except the kept ones, the seccomp listener's
+     * socket and the ruleset (close-on-exec, needed until execve). */
     int keep[LW_MAX_KEEP_FDS + 3];
     int n = 0, lo = 3;
     struct rlimit rl;
 
     for (int i = 0; i < s->n_keep && n < LW_MAX_KEEP_FDS; i++)
         keep[n++] = s->keep_fds[i];
-    keep[n++] = s->errpipe;
     if (s->notif_sock >= 0 && n < LW_MAX_KEEP_FDS + 2)
         keep[n++] = s->notif_sock;
     if (s->ruleset_fd >= 0 && n < LW_MAX_KEEP_FDS + 3)
@@ -825,34 +827,6 @@ static void __attribute__((noreturn, noinline)) child(const struct lw_spawn *s,
     child_fail(s, LW_STAGE_EXEC);
 }
 
-/* A close-on-exec pipe whose ends are not 0, 1 or 2 (those may be closed
- * in the parent, and the child overwrites them). */
-static int errpipe_above_stdio(int fds[2])
-{
-    int low[2] = {-1, -1}, n = 0, err;
-
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -1;
-    for (int i = 0; i < 2; i++) {
-        if (fds[i] < 3) {
-            low[n++] = fds[i];
-            fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
-        }
-    }
-    err = errno;
-    for (int i = 0; i < n; i++)
-        close(low[i]);
-    if (fds[0] < 0 || fds[1] < 0) {
-        if (fds[0] >= 0)
-            close(fds[0]);
-        if (fds[1] >= 0)
-            close(fds[1]);
-        errno = err;
-        return -1;
-    }
-    return 0;
-}
-
 /* noinline, like child(): the frame that calls vfork stays its own. */
 static pid_t __attribute__((noinline)) vfork_child(const struct lw_spawn *s)
 {
@@ -876,35 +850,57 @@ static pid_t __attribute__((noinline)) vfork_child(const struct lw_spawn *s)
     return pid;
 }
 
-int lw_spawn(struct lw_spawn *s, struct lw_error *failure)
+/* A NULL-terminated array of the n strings packed in blob (malloc'd). */
+static char **unpack_strings(const char *blob, int n)
 {
-    int fds[2], saved;
-    size_t got = 0;
-    pid_t pid;
+    char **out = malloc(((size_t)n + 1) * sizeof(*out));
 
-    failure->stage = failure->err = 0;
-    if (errpipe_above_stdio(fds) < 0)
+    if (!out)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        out[i] = (char *)blob;
+        blob += strlen(blob) + 1;
+    }
+    out[n] = NULL;
+    return out;
+}
+
+int lw_spawn(struct lw_spawn *s)
+{
+    /* No error pipe (as glibc's posix_spawn has none): the vfork child
+     * shares this memory and writes its failure into s->failure before it
+     * exits, and vfork returns here only once the child has exited or its
+     * execve has passed the point of no return.  Read through a volatile
+     * pointer: the compiler cannot see the child's writes. */
+    volatile struct lw_error *f = &s->failure;
+    char **argv, **envp = NULL;
+    pid_t pid;
+    int saved;
+
+    if (s->argc < 1) {
+        errno = EINVAL;
         return -1;
-    s->errpipe = fds[1];
+    }
+    argv = unpack_strings(s->argv_blob, s->argc);
+    if (s->envc >= 0)
+        envp = unpack_strings(s->envp_blob, s->envc);
+    if (!argv || (s->envc >= 0 && !envp)) {
+        free(argv);
+        free(envp);
+        errno = ENOMEM;
+        return -1;
+    }
+    s->argv = argv;
+    s->envp = envp;
+    f->stage = f->err = 0;
     s->parent_pid = (s->flags & LW_PDEATHSIG) ? (int)getpid() : 0;  /* only read then */
     pid = vfork_child(s);
     saved = errno;
-    close(fds[1]);
-    if (pid > 0) {
-        /* EOF when the program runs (the pipe closes on exec); a record
-         * when the child failed before. */
-        while (got < sizeof(*failure)) {
-            ssize_t r = read(fds[0], (char *)failure + got, sizeof(*failure) - got);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-        }
-        if (got < sizeof(*failure))
-            failure->stage = failure->err = 0;
-    }
-    close(fds[0]);
+    if (pid > 0 && f->stage == 0)
+        f->err = 0;
+    s->argv = s->envp = NULL;
+    free(argv);
+    free(envp);
     errno = saved;
     return pid;
 }

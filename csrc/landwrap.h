@@ -51,17 +51,23 @@ int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed
 /* The most descriptors a child keeps (lw_spawn.n_keep); _binding.py checks it. */
 #define LW_MAX_KEEP_FDS 64
 
+struct lw_error {
+    int stage;
+    int err;
+};
+
 struct lw_spawn {
     const char *path;          /* resolved program path */
-    char *const *argv;         /* NULL-terminated */
-    char *const *envp;         /* NULL-terminated; NULL: this process's environ */
+    const char *argv_blob;     /* argc strings, each NUL-terminated, back to back */
+    int argc;
+    const char *envp_blob;     /* envc strings as argv_blob */
+    int envc;                  /* -1: this process's environ */
     const char *cwd;           /* NULL: stay */
     int stdio[3];              /* -1: inherit */
     const int *keep_fds;       /* sorted, made inheritable in the child */
     int n_keep;                /* at most LW_MAX_KEEP_FDS */
     int ruleset_fd;            /* -1: no Landlock domain */
     uint32_t restrict_flags;
-    int errpipe;               /* set by lw_spawn: the error pipe's write end */
     int flags;                 /* LW_* */
     unsigned int uid, gid;
     int parent_pid;            /* set by lw_spawn: for LW_PDEATHSIG */
@@ -71,20 +77,19 @@ struct lw_spawn {
                                   last saw it (it only shrinks: a superset) */
     int seccomp_parts;         /* LW_SC_* for LW_SECCOMP */
     int notif_sock;            /* LW_SC_NOTIFY: socket the listener fd goes to */
-};
-
-struct lw_error {
-    int stage;
-    int err;
+    struct lw_error failure;   /* set by lw_spawn: stage 0, or where the child failed */
+    char *const *argv;         /* set by lw_spawn (from argv_blob), for the child */
+    char *const *envp;         /* set by lw_spawn (from envp_blob); NULL: environ */
 };
 
 /* Fork with vfork, set up and exec in the child, and wait until the child
- * has executed its program or failed: a close-on-exec pipe (above the
- * standard streams) brings a failing child's struct lw_error, which lands
- * in *failure (stage 0: the program runs).  A child that failed has exited
- * with status 125 (the caller reaps it).  Returns the child's pid, or -1
- * with errno when no child was created. */
-int lw_spawn(struct lw_spawn *s, struct lw_error *failure);
+ * has executed its program or failed: a failing child writes its struct
+ * lw_error into s->failure (the parent's memory, shared under vfork)
+ * before it exits (stage 0: the program runs).  The argv and envp arrays
+ * are built from the blobs here, in the parent, before the fork.  A child
+ * that failed has exited with status 125 (the caller reaps it).  Returns
+ * the child's pid, or -1 with errno when no child was created. */
+int lw_spawn(struct lw_spawn *s);
 
 /* For the stale-directory check (landwrap/engine/stale.py): lstat each of
  * the n paths; out[5*i...] = 1, st_dev, st_ino, ctime and mtime in ns

@@ -227,7 +227,6 @@ def cstrings(items: Sequence[bytes]) -> tuple[Any, Any]:
 _CHARPP = ffi.typeof("char *[]")
 _CHARP = ffi.typeof("char *")
 _SPAWN = ffi.typeof("struct lw_spawn *")
-_ERROR = ffi.typeof("struct lw_error *")
 
 
 class SpawnArgs:
@@ -236,7 +235,7 @@ class SpawnArgs:
     ``argv`` and ``envp`` are lists of bytes (``envp`` None: the child
     inherits this process's environment, as with subprocess's ``env=None``);
     building this object does all the allocation, so that :func:`spawn`
-    itself only makes the error pipe, forks and reads the child's report."""
+    itself only forks and reads the child's report."""
 
     __slots__ = ("_s", "_keep")
 
@@ -249,14 +248,28 @@ class SpawnArgs:
         if len(keep_fds) > MAX_KEEP_FDS:
             raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
         s = ffi.new(_SPAWN)  # zeroed: only what is not 0 is set
-        a, blob = cstrings([path, *argv])  # the path and argv in one buffer
-        keep = [a, blob]
-        s.path = a[0]
-        s.argv = a + 1
+        # The strings go over as one buffer each; lw_spawn makes the
+        # pointer arrays (a Python loop over them costs more than the rest).
+        # A NUL inside a string would split it in two there: refused (the
+        # callers refuse it first, with the argument named).
+        joined = b"\0".join(argv)
+        if b"\0" in path or (argv and joined.count(b"\0") != len(argv) - 1):
+            raise ValueError("embedded null byte in the program path or an argument")
+        pb = ffi.from_buffer(path + b"\0" + joined + b"\0")
+        keep: list[Any] = [pb]
+        s.path = pb
+        s.argv_blob = pb + len(path) + 1
+        s.argc = len(argv)
         if envp is not None:
-            e, eb = cstrings(envp)
-            keep += [e, eb]
-            s.envp = e
+            joined = b"\0".join(envp)
+            if envp and joined.count(b"\0") != len(envp) - 1:
+                raise ValueError("embedded null byte in the environment")
+            eb = ffi.from_buffer(joined + b"\0")
+            keep.append(eb)
+            s.envp_blob = eb
+            s.envc = len(envp)
+        else:
+            s.envc = -1
         if cwd is not None:
             c = ffi.new("char[]", cwd)
             keep.append(c)
@@ -290,11 +303,11 @@ def spawn(args: SpawnArgs) -> tuple[int, tuple[int, int] | None]:
     """Start the child and wait until it runs its program or fails:
     ``(pid, None)``, or ``(pid, (stage, errno))`` for a child that failed
     before (it has exited with status 125; reap it)."""
-    failure = ffi.new(_ERROR)
-    pid: int = lib.lw_spawn(args._s, failure)
+    s = args._s
+    pid: int = lib.lw_spawn(s)
     if pid < 0:
         raise _oserror()
-    return pid, ((failure.stage, failure.err) if failure.stage else None)
+    return pid, ((s.failure.stage, s.failure.err) if s.failure.stage else None)
 
 
 class LstatIds:

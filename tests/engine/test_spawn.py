@@ -225,3 +225,24 @@ def test_child_signal_dispositions_match_subprocess() -> None:
     cmd = [sys.executable, "-c", _SIGNALS_CHILD]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_a_nul_inside_a_string_never_splits_it_into_two_arguments() -> None:
+    """The strings cross to C as one buffer split at NUL bytes: one inside
+    an argument would make two (``x\\0--evil`` -> ``x``, ``--evil``) and an
+    environment entry likewise; the binding refuses them itself."""
+    for argv, envp in (([b"echo", b"x\0--evil"], None), ([b"echo"], [b"A=1\0LD_PRELOAD=/x"])):
+        with pytest.raises(ValueError, match="null byte"):
+            _binding.SpawnArgs(b"/bin/echo", argv, envp)
+    with pytest.raises(ValueError, match="null byte"):
+        _binding.SpawnArgs(b"/bin/echo\0x", [b"echo"], None)
+
+
+def test_argv_and_environment_arrive_as_given(tmp_path) -> None:
+    out = tmp_path / "out"
+    script = b'printf "%s|" "$#" "$0" "$1" "$2" "$X" "$Y" > "$OUT"'
+    args = _binding.SpawnArgs(b"/bin/sh", [b"sh", b"-c", script, b"zero", b"", b"two words"],
+                              [b"X=", b"Y=y=z", b"OUT=" + bytes(out)])
+    pid, failure = _binding.spawn(args)
+    assert failure is None and os.waitpid(pid, 0)[1] == 0
+    assert out.read_text() == "2|zero||two words||y=z|"
