@@ -31,6 +31,7 @@ import functools
 import os
 import subprocess
 import sys
+import signal
 import threading
 from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
                         CompletedProcess, SubprocessError, TimeoutExpired)
@@ -732,6 +733,67 @@ def _companion_of(plan: Plan) -> Any:
     return cached[1]
 
 
+def _start(sandbox: Ruleset | Plan, args: Any, executable: Any, shell: bool, cwd: Any,
+           env: Any, stdio: tuple[int, int, int], pass_fds: Any, flags: int,
+           uid: int | None, gid: int | None) -> tuple[int, Plan]:
+    """Start *args* as :class:`Popen` and :func:`run` do: ``(pid, plan)``.
+
+    *sandbox* is a Plan, or a Ruleset whose plan is taken now (rebuilt if
+    an allowed directory was replaced).  *stdio* are the child's standard
+    streams (-1: inherited); *flags* the spawn flags but the uid/gid ones."""
+    if isinstance(args, (str, bytes)):
+        args = [args]
+    elif isinstance(args, os.PathLike):
+        if shell:
+            raise TypeError("path-like args is not allowed when shell is true")
+        args = [args]
+    else:
+        args = list(args)
+    if shell:
+        args = ["/bin/sh", "-c"] + args
+        if executable:
+            args[0] = executable
+    if executable is None:
+        executable = args[0]
+    # Encoded once here (spawn.start takes bytes as they are), and checked
+    # for NUL bytes as subprocess does.
+    bargs = [a if type(a) is bytes else os.fsencode(a) for a in args]
+    if any(b"\0" in a for a in bargs):
+        for a in args:
+            _no_nul("args", a)
+    _no_nul("executable", executable)
+    _no_nul("cwd", cwd)
+    sys.audit("subprocess.Popen", executable, args, cwd, env)
+
+    if uid is not None:
+        flags |= _binding.F_SET_UID
+        if not 0 <= uid <= MAX_ID:
+            raise ValueError(f"user id {uid} is out of range (0-{MAX_ID})")
+    if gid is not None:
+        flags |= _binding.F_SET_GID
+        if not 0 <= gid <= MAX_ID:
+            raise ValueError(f"group id {gid} is out of range (0-{MAX_ID})")
+    keep: list[int] = []
+    if pass_fds:
+        keep = sorted({int(fd) for fd in pass_fds})
+        bad = [fd for fd in keep if not 0 <= fd <= MAX_FD]
+        if bad:
+            raise ValueError(f"pass_fds: {bad[0]} is not a file descriptor number")
+    path = _locate(executable, env, cwd)
+    plan = _ready(sandbox.plan()) if isinstance(sandbox, Ruleset) else sandbox
+    try:
+        pid = spawn.start(plan, path, bargs, env, cwd=cwd, stdio=stdio, keep_fds=keep,
+                          flags=flags, uid=uid or 0, gid=gid or 0,
+                          companion=_companion_of(plan))
+    except CommandNotFound as e:
+        e.filename = os.fsdecode(os.fspath(executable))
+        raise
+    except SpawnError as e:
+        chdir = e.stage == _binding.STAGES[_binding.STAGE_CHDIR]
+        raise _as_oserror(e, cwd if chdir else executable) from e
+    return pid, plan
+
+
 class Popen(subprocess.Popen[AnyStr]):
     """:class:`subprocess.Popen` whose child runs in a Landlock sandbox.
 
@@ -871,63 +933,13 @@ class Popen(subprocess.Popen[AnyStr]):
                             f"(unexpected arguments {more!r}); please report it")
         if preexec_fn is not None or umask >= 0 or process_group not in (None, -1) or gids:
             raise ValueError("landwrap.Popen: unsupported argument")  # refused in __init__
-        if isinstance(args, (str, bytes)):
-            args = [args]
-        elif isinstance(args, os.PathLike):
-            if shell:
-                raise TypeError("path-like args is not allowed when shell is true")
-            args = [args]
-        else:
-            args = list(args)
-        if shell:
-            args = ["/bin/sh", "-c"] + args
-            if executable:
-                args[0] = executable
-        if executable is None:
-            executable = args[0]
-        # Encoded once here (spawn.start takes bytes as they are), and checked
-        # for NUL bytes as subprocess does.
-        bargs = [a if type(a) is bytes else os.fsencode(a) for a in args]
-        if any(b"\0" in a for a in bargs):
-            for a in args:
-                _no_nul("args", a)
-        _no_nul("executable", executable)
-        _no_nul("cwd", cwd)
-        sys.audit("subprocess.Popen", executable, args, cwd, env)
-
         flags = self._lw_flags | _POPEN_FLAGS[bool(close_fds), bool(restore_signals),
                                                bool(start_new_session)]
         if gids is not None:
             flags |= _binding.F_CLEAR_GROUPS
-        if uid is not None:
-            flags |= _binding.F_SET_UID
-            if not 0 <= uid <= MAX_ID:
-                raise ValueError(f"user id {uid} is out of range (0-{MAX_ID})")
-        if gid is not None:
-            flags |= _binding.F_SET_GID
-            if not 0 <= gid <= MAX_ID:
-                raise ValueError(f"group id {gid} is out of range (0-{MAX_ID})")
-        keep: list[int] = []
-        if pass_fds:
-            keep = sorted({int(fd) for fd in pass_fds})
-            bad = [fd for fd in keep if not 0 <= fd <= MAX_FD]
-            if bad:
-                raise ValueError(f"pass_fds: {bad[0]} is not a file descriptor number")
-        path = _locate(executable, env, cwd)
-        if self._lw_ruleset is not None:  # rebuilt if an allowed directory was replaced
-            self.plan = _ready(self._lw_ruleset.plan())
-        try:
-            pid = spawn.start(
-                self.plan, path, bargs, env,
-                cwd=cwd, stdio=(p2cread, c2pwrite, errwrite),
-                keep_fds=keep, flags=flags, uid=uid or 0, gid=gid or 0,
-                companion=_companion_of(self.plan))
-        except CommandNotFound as e:
-            e.filename = os.fsdecode(os.fspath(executable))
-            raise
-        except SpawnError as e:
-            chdir = e.stage == _binding.STAGES[_binding.STAGE_CHDIR]
-            raise _as_oserror(e, cwd if chdir else executable) from e
+        sandbox = self._lw_ruleset if self._lw_ruleset is not None else self.plan
+        pid, self.plan = _start(sandbox, args, executable, shell, cwd, env,
+                                (p2cread, c2pwrite, errwrite), pass_fds, flags, uid, gid)
         self.pid = pid
         self._child_created = True
         # The child's ends of the pipes (and /dev/null) belong to it now.
@@ -996,6 +1008,16 @@ def run(args: Cmd, *, input: str | bytes | None = None, capture_output: bool = F
     and pass ``ruleset=rs``: the paths are resolved and the kernel ruleset is
     built the first time only.
     """
+    if (input is None and not capture_output and timeout is None and text is None
+            and encoding is None and errors is None and universal_newlines is None
+            and kwargs.keys() <= _INHERITED_KEYS and kwargs.get("stdin") is None
+            and kwargs.get("stdout") is None and kwargs.get("stderr") is None
+            and (kwargs.get("close_fds", True) or not kwargs.get("pass_fds"))):
+        # Nothing to pipe and no time limit: the child is started and
+        # reaped here, without a Popen object (what subprocess.run costs
+        # beyond the fork and the wait is mostly Popen's set-up and
+        # teardown).  Anything else, and every error, is as Popen has it.
+        return _run_inherited(args, check, **kwargs)
     opts: dict[str, Any] = dict(kwargs)
     if input is not None:
         if opts.get("stdin") is not None:
@@ -1022,6 +1044,50 @@ def run(args: Cmd, *, input: str | bytes | None = None, capture_output: bool = F
         if check and code:
             raise CalledProcessError(code, proc.args, output=out, stderr=err)
     return CompletedProcess(proc.args, code, out, err)
+
+
+#: The keywords :func:`_run_inherited` takes (stdin/stdout/stderr: None only).
+_INHERITED_KEYS = frozenset(_SandboxOptions.__annotations__) | {
+    "executable", "shell", "cwd", "env", "close_fds", "restore_signals",
+    "start_new_session", "pass_fds", "stdin", "stdout", "stderr"}
+
+
+@_api
+def _run_inherited(args: Cmd, check: bool, *, executable: StrPath | None = None,
+                   shell: bool = False, cwd: StrPath | None = None, env: Env = None,
+                   close_fds: bool = True, restore_signals: bool = True,
+                   start_new_session: bool = False, pass_fds: Sequence[int] = (),
+                   stdin: File = None, stdout: File = None, stderr: File = None,
+                   profile: ProfileSpec = None, ruleset: Ruleset | Plan | None = None,
+                   python: bool | None = None, die_with_parent: bool = False,
+                   **allow: Any) -> CompletedProcess[Any]:
+    """:func:`run` of a child with this process's standard streams and no
+    timeout: :class:`Popen`'s checks and spawn, then a plain wait."""
+    if not isinstance(args, (str, bytes, os.PathLike, list, tuple)):
+        args = list(args)
+    plan, env = _sandbox_for(args, executable, shell, env, cwd, profile, ruleset,
+                             {**_NO_ALLOW, **allow}, python)
+    flags = ((_binding.F_PDEATHSIG if die_with_parent else 0)
+             | _POPEN_FLAGS[bool(close_fds), bool(restore_signals), bool(start_new_session)])
+    sandbox = ruleset if isinstance(ruleset, Ruleset) else plan
+    assert sandbox is not None
+    pid, _ = _start(sandbox, args, executable, shell, cwd, env, (-1, -1, -1), pass_fds,
+                    flags, None, None)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # SIGCHLD ignored: reaped by the kernel
+        status = 0
+    except BaseException:  # as subprocess.run: kill it, reap it, raise
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+        raise
+    code = os.waitstatus_to_exitcode(status)
+    if check and code:
+        raise CalledProcessError(code, args)
+    return CompletedProcess(args, code)
 
 
 def call(args: Cmd, **kwargs: Unpack[_CallOptions]) -> int:

@@ -281,6 +281,86 @@ def test_run_parity(rs, call):
     assert summary(a) == summary(b)
 
 
+# run() without pipes or a timeout starts and reaps the child itself (no Popen
+# object): the same results, the same sandbox, the same clean-up.
+
+@needs_landlock
+@pytest.mark.parametrize("call", [
+    lambda run: run(["sh", "-c", "exit 7"]),
+    lambda run: run(["sh", "-c", "kill -TERM $$"]),
+    lambda run: run("exit 5", shell=True),
+    lambda run: run(("sh", "-c", "exit 6")),
+    lambda run: run(["sh", "-c", 'test "$LW_X" = 1'], env={"LW_X": "1", "PATH": "/usr/bin:/bin"}),
+    lambda run: run(["sh", "-c", 'test "$PWD" = /usr/share'], cwd="/usr/share"),
+    lambda run: run(["/bin/sh", "-c", "exit 9"], executable="/bin/sh"),
+    lambda run: run(["sh", "-c", "exit 0"], stdin=None, stdout=None, stderr=None),
+], ids=["status", "signal", "shell", "tuple", "env", "cwd", "executable", "explicit-none"])
+def test_run_without_pipes_parity(rs, call):
+    a, b = both(rs, call)
+    assert summary(a) == summary(b)
+
+
+@needs_landlock
+def test_run_without_pipes_is_sandboxed(rs, tree):
+    secret = tree / "secret" / "f"
+    script = ["sh", "-c", 'exec cat "$0" >/dev/null 2>&1']
+    assert subprocess.run([*script, str(secret)]).returncode == 0  # readable outside
+    assert landwrap.run([*script, str(secret)], ruleset=rs).returncode == 1
+    assert landwrap.run([*script, "/etc/os-release"], ruleset=rs).returncode == 0
+    # the same through a profile built for the call, and from a Plan
+    assert landwrap.run([*script, str(secret)]).returncode == 1
+    assert landwrap.run([*script, str(secret)], ruleset=rs.plan()).returncode == 1
+    with pytest.raises(subprocess.CalledProcessError) as e:
+        landwrap.run([*script, str(secret)], ruleset=rs, check=True)
+    assert (e.value.returncode, e.value.cmd, e.value.stdout) == (1, [*script, str(secret)], None)
+
+
+@needs_landlock
+def test_run_without_pipes_kills_and_reaps_the_child_when_interrupted(tmp_path):
+    rs = landwrap.Ruleset.from_profile("default").allow(tmp_path, "rw")
+    pidfile = tmp_path / "pid"
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        with pytest.raises(KeyboardInterrupt):
+            landwrap.run(["sh", "-c", f'echo $$ > "{pidfile}"; exec sleep 30'], ruleset=rs)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):  # killed and reaped, no zombie
+        os.kill(pid, 0)
+
+
+@needs_landlock
+def test_run_without_pipes_with_sigchld_ignored_is_as_subprocess(rs):
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        a, b = both(rs, lambda run: run(["sh", "-c", "exit 3"]))
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+    assert summary(a) == summary(b) == (["sh", "-c", "exit 3"], 0, None, None)
+
+
+def test_run_raises_the_popen_audit_event(tmp_path):
+    code = textwrap.dedent("""
+        import sys, landwrap
+        seen = []
+        sys.addaudithook(lambda ev, args: seen.append(args[0]) if ev == "subprocess.Popen" else None)
+        landwrap.run(["/bin/true"], ruleset=landwrap.Ruleset().allow("/usr", "rox"))
+        landwrap.run(["/bin/true"], ruleset=landwrap.Ruleset().allow("/usr", "rox"),
+                     capture_output=True)
+        print(seen)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['/bin/true', '/bin/true']"
+
+
 @needs_landlock
 def test_run_check_raises_called_process_error(rs):
     for run in (subprocess.run, lambda *a, **kw: landwrap.run(*a, ruleset=rs, **kw)):
