@@ -543,10 +543,23 @@ int lw_notif_answer(int listener)
     return 0;
 }
 
-int lw_lstat_ids(char *const *paths, int n, uint64_t *out)
+int lw_lstat_ids(int watch_fd, uint64_t watch_dev, uint64_t watch_ino,
+                 char *const *paths, int n, uint64_t *out)
 {
     struct stat st;
 
+    /* The watched descriptor first: polled only when it is still the file
+     * it was (a descriptor that now holds another open file, say another
+     * process's mount table, is left alone: a poll would take its event). */
+    out[0] = out[1] = 0;
+    if (watch_fd >= 0 && lw_fstat(watch_fd, &st) == 0 &&
+        (uint64_t)st.st_dev == watch_dev && (uint64_t)st.st_ino == watch_ino) {
+        struct pollfd p = {watch_fd, POLLPRI, 0};
+
+        out[0] = 1;
+        out[1] = poll(&p, 1, 0) > 0 && p.revents ? 1 : 0;
+    }
+    out += 2;
     for (int i = 0; i < n; i++, out += 5) {
         if (lw_lstat(paths[i], &st) < 0) {
             memset(out, 0, 5 * sizeof(*out));
@@ -902,5 +915,44 @@ int lw_spawn(struct lw_spawn *s)
     free(argv);
     free(envp);
     errno = saved;
+    return pid;
+}
+
+int lw_spawnv(const char *path_blob, int argc, const char *envp_blob, int envc,
+              const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd,
+              const int *keep_fds, int n_keep, int ruleset_fd, uint32_t restrict_flags,
+              int flags, unsigned int uid, unsigned int gid, uint64_t keep_caps,
+              int cap_last, uint64_t bounding, int seccomp_parts, int notif_sock,
+              int *failure)
+{
+    /* On this frame, which outlives the vfork child (it runs in callees). */
+    struct lw_spawn s;
+    int pid;
+
+    memset(&s, 0, sizeof(s));
+    s.path = path_blob;
+    s.argv_blob = path_blob + strlen(path_blob) + 1;
+    s.argc = argc;
+    s.envp_blob = envp_blob;
+    s.envc = envc;
+    s.cwd = cwd;
+    s.stdio[0] = stdin_fd;
+    s.stdio[1] = stdout_fd;
+    s.stdio[2] = stderr_fd;
+    s.keep_fds = keep_fds;
+    s.n_keep = n_keep;
+    s.ruleset_fd = ruleset_fd;
+    s.restrict_flags = restrict_flags;
+    s.flags = flags;
+    s.uid = uid;
+    s.gid = gid;
+    s.keep_caps = keep_caps;
+    s.cap_last = cap_last;
+    s.bounding = bounding;
+    s.seccomp_parts = seccomp_parts;
+    s.notif_sock = notif_sock;
+    pid = lw_spawn(&s);
+    failure[0] = s.failure.stage;
+    failure[1] = s.failure.err;
     return pid;
 }

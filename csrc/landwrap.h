@@ -91,11 +91,25 @@ struct lw_spawn {
  * the child's pid, or -1 with errno when no child was created. */
 int lw_spawn(struct lw_spawn *s);
 
-/* For the stale-directory check (landwrap/engine/stale.py): lstat each of
- * the n paths; out[5*i...] = 1, st_dev, st_ino, ctime and mtime in ns
- * (as two's complement), or 0, 0, 0, 0, 0 when lstat fails.  One call
- * instead of one per path.  Returns 0. */
-int lw_lstat_ids(char *const *paths, int n, uint64_t *out);
+/* lw_spawn with its arguments as parameters (one call from Python, no
+ * struct to fill field by field): path_blob holds the program path and
+ * then its argc arguments, each NUL-terminated; stage and errno of a
+ * failed child land in failure[0] and failure[1] (0, 0: it runs). */
+int lw_spawnv(const char *path_blob, int argc, const char *envp_blob, int envc,
+              const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd,
+              const int *keep_fds, int n_keep, int ruleset_fd, uint32_t restrict_flags,
+              int flags, unsigned int uid, unsigned int gid, uint64_t keep_caps,
+              int cap_last, uint64_t bounding, int seccomp_parts, int notif_sock,
+              int *failure);
+
+/* For the stale-directory check (landwrap/engine/stale.py), in one call:
+ * out[0] = 1 when watch_fd is still the file (st_dev, st_ino) given, and
+ * then out[1] = 1 when poll() reports an event on it (POLLPRI: the mount
+ * table it reads changed; polling takes the event); then lstat each of the
+ * n paths: out[2+5*i...] = 1, st_dev, st_ino, ctime and mtime in ns (as
+ * two's complement), or 0, 0, 0, 0, 0 when lstat fails.  Returns 0. */
+int lw_lstat_ids(int watch_fd, uint64_t watch_dev, uint64_t watch_ino,
+                 char *const *paths, int n, uint64_t *out);
 
 /* ---- the seccomp companion filter --------------------------------------
  * A classic-BPF program closing what Landlock's hooks leave open (see the

@@ -226,18 +226,17 @@ def cstrings(items: Sequence[bytes]) -> tuple[Any, Any]:
 
 _CHARPP = ffi.typeof("char *[]")
 _CHARP = ffi.typeof("char *")
-_SPAWN = ffi.typeof("struct lw_spawn *")
 
 
 class SpawnArgs:
-    """Everything the child needs, encoded once in the parent.
+    """Everything the child needs, checked and encoded in the parent.
 
     ``argv`` and ``envp`` are lists of bytes (``envp`` None: the child
-    inherits this process's environment, as with subprocess's ``env=None``);
-    building this object does all the allocation, so that :func:`spawn`
-    itself only forks and reads the child's report."""
+    inherits this process's environment, as with subprocess's ``env=None``).
+    Held as the arguments of one C call (lw_spawnv), which builds the
+    child's arrays before the fork: no struct filled field by field here."""
 
-    __slots__ = ("_s", "_keep")
+    __slots__ = ("_args",)
 
     def __init__(self, path: bytes, argv: Sequence[bytes], envp: Sequence[bytes] | None, *,
                  cwd: bytes | None = None, stdio: Sequence[int] = (-1, -1, -1),
@@ -247,67 +246,41 @@ class SpawnArgs:
                  seccomp_parts: int = 0, notif_sock: int = -1) -> None:
         if len(keep_fds) > MAX_KEEP_FDS:
             raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
-        s = ffi.new(_SPAWN)  # zeroed: only what is not 0 is set
-        # The strings go over as one buffer each; lw_spawn makes the
-        # pointer arrays (a Python loop over them costs more than the rest).
-        # A NUL inside a string would split it in two there: refused (the
-        # callers refuse it first, with the argument named).
+        if not argv:
+            raise ValueError("an empty argument list (argv[0] is the program's name)")
+        # The strings go over as one buffer each, split at NUL bytes: a NUL
+        # inside a string would make two of it (the callers refuse it
+        # first, with the argument named).
         joined = b"\0".join(argv)
-        if b"\0" in path or (argv and joined.count(b"\0") != len(argv) - 1):
+        if b"\0" in path or joined.count(b"\0") != len(argv) - 1:
             raise ValueError("embedded null byte in the program path or an argument")
-        pb = ffi.from_buffer(path + b"\0" + joined + b"\0")
-        keep: list[Any] = [pb]
-        s.path = pb
-        s.argv_blob = pb + len(path) + 1
-        s.argc = len(argv)
+        env: Any = ffi.NULL
         if envp is not None:
-            joined = b"\0".join(envp)
-            if envp and joined.count(b"\0") != len(envp) - 1:
+            env = b"\0".join(envp)
+            if envp and env.count(b"\0") != len(envp) - 1:
                 raise ValueError("embedded null byte in the environment")
-            eb = ffi.from_buffer(joined + b"\0")
-            keep.append(eb)
-            s.envp_blob = eb
-            s.envc = len(envp)
-        else:
-            s.envc = -1
-        if cwd is not None:
-            c = ffi.new("char[]", cwd)
-            keep.append(c)
-            s.cwd = c
-        s.stdio = stdio
-        if keep_fds:
-            fds = ffi.new("int[]", sorted(keep_fds))
-            keep.append(fds)
-            s.keep_fds = fds
-            s.n_keep = len(keep_fds)
-        s.ruleset_fd = ruleset_fd
-        s.notif_sock = notif_sock
-        if restrict_flags:
-            s.restrict_flags = restrict_flags
-        s.flags = flags
-        if uid:
-            s.uid = uid
-        if gid:
-            s.gid = gid
-        if keep_caps:
-            s.keep_caps = keep_caps
-        s.cap_last = cap_last
-        s.bounding = bounding & 0xFFFFFFFFFFFFFFFF
-        if seccomp_parts:
-            s.seccomp_parts = seccomp_parts
-        self._s = s
-        self._keep = keep
+        if cwd is not None and b"\0" in cwd:
+            raise ValueError("embedded null byte in the working directory")
+        keep = sorted(keep_fds) if keep_fds else ffi.NULL
+        self._args = (path + b"\0" + joined, len(argv), env,
+                      -1 if envp is None else len(envp), ffi.NULL if cwd is None else cwd,
+                      stdio[0], stdio[1], stdio[2], keep, len(keep_fds), ruleset_fd,
+                      restrict_flags, flags, uid, gid, keep_caps, cap_last,
+                      bounding & 0xFFFFFFFFFFFFFFFF, seccomp_parts, notif_sock)
 
 
 def spawn(args: SpawnArgs) -> tuple[int, tuple[int, int] | None]:
     """Start the child and wait until it runs its program or fails:
     ``(pid, None)``, or ``(pid, (stage, errno))`` for a child that failed
     before (it has exited with status 125; reap it)."""
-    s = args._s
-    pid: int = lib.lw_spawn(s)
+    failure = ffi.new(_FAILURE)
+    pid: int = lib.lw_spawnv(*args._args, failure)
     if pid < 0:
         raise _oserror()
-    return pid, ((s.failure.stage, s.failure.err) if s.failure.stage else None)
+    return pid, ((failure[0], failure[1]) if failure[0] else None)
+
+
+_FAILURE = ffi.typeof("int[2]")
 
 
 class LstatIds:
@@ -322,9 +295,15 @@ class LstatIds:
     def ids(self) -> list[int]:
         """Five numbers per path: 1 (0 when lstat failed, then four 0s),
         st_dev, st_ino, ctime and mtime in ns (as unsigned 64-bit)."""
-        out = ffi.new(_U64S, 5 * self.n)
-        lib.lw_lstat_ids(self._arr, self.n, out)
-        got: list[int] = ffi.unpack(out, 5 * self.n)
+        return self.probe(-1, 0, 0)[2:]
+
+    def probe(self, watch_fd: int, dev: int, ino: int) -> list[int]:
+        """:meth:`ids` after two numbers about descriptor *watch_fd*: 1 when
+        it is still the file (*dev*, *ino*), then 1 when a poll for POLLPRI
+        found an event on it (which the poll takes)."""
+        out = ffi.new(_U64S, 2 + 5 * self.n)
+        lib.lw_lstat_ids(watch_fd, dev, ino, self._arr, self.n, out)
+        got: list[int] = ffi.unpack(out, 2 + 5 * self.n)
         return got
 
 

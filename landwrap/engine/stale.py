@@ -91,10 +91,11 @@ class _MountWatch:
             return False
         return (st.st_dev, st.st_ino) == self.ident
 
-    def check(self) -> int:
+    def check(self, changed: int | None = None) -> int:
         """The generation, bumped (and the devices read again) when the
-        mount table changed since the last check."""
-        if self.poll.poll(0):
+        mount table changed since the last check (*changed*: what a poll
+        just made by _binding.LstatIds.probe found; None: poll here)."""
+        if self.poll.poll(0) if changed is None else changed:
             self.generation += 1
             self.trusted = trusted_devices()
         return self.generation
@@ -117,17 +118,23 @@ def trusted_devices() -> frozenset[int]:
     return frozenset(out)
 
 
-def mount_state() -> tuple[int, frozenset[int]]:
+def mount_state(probe: Sequence[int] | None = None,
+                watch: Optional["_MountWatch"] = None) -> tuple[int, frozenset[int]]:
     """``(generation, trusted devices)`` of this process's mount table;
-    generation -1 when it cannot be watched (then nothing is trusted)."""
+    generation -1 when it cannot be watched (then nothing is trusted).
+    *probe*: the ``(ours, changed)`` that _binding.LstatIds.probe found
+    for *watch* just before (used while *watch* is still the current one)."""
     global _mounts, _epoch
     with _lock:  # one poll at a time (select.poll refuses concurrent use)
         try:
-            if _mounts is not None and not _mounts.ours():
+            if _mounts is None or _mounts is not watch:
+                probe = None  # made for another watch, or none: ask here
+            if _mounts is not None and not (probe[0] if probe is not None else _mounts.ours()):
                 _epoch, _mounts = _mounts.generation + 1, None  # not ours: leave it
+                probe = None
             if _mounts is None:
                 _mounts = _MountWatch(_epoch)
-            return _mounts.check(), _mounts.trusted
+            return _mounts.check(probe[1] if probe is not None else None), _mounts.trusted
         except OSError:  # no /proc (or a sandbox that denies it)
             return -1, frozenset()
 
@@ -185,7 +192,15 @@ class DirCheck:
 
     def replaced(self) -> list[str]:
         """The paths of *dirs* that name another directory now (or none)."""
-        generation, trusted = mount_state()
+        # One C call: the mount table's watch (still ours? an event?), then
+        # the ancestors (see below).
+        watch = _mounts
+        if watch is not None:
+            ids = self._lstat.probe(watch.fd, *watch.ident)
+        else:
+            ids = self._lstat.probe(-1, 0, 0)
+        generation, trusted = mount_state(ids, watch)
+        ids = ids[2:]
         if generation < 0 or generation != self._generation:
             self._seen = [None] * len(self._ancestors)
             self._same = None
@@ -198,7 +213,6 @@ class DirCheck:
         # any change of an inode (entries, mode, owner, links) moves its
         # ctime, so these identify an unchanged directory.  A time before
         # 1970 reads as a huge number: never settled, so never trusted.
-        ids = self._lstat.ids()
         same = self._same
         if same is not None and same[0] is seen and same[1] == generation and same[2] == ids:
             return []  # every ancestor as when last found unchanged (ctime never goes back)

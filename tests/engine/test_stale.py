@@ -153,3 +153,26 @@ def test_ancestor_ids_are_lstat_s(tmp_path: Path) -> None:
         st = os.lstat(p)
         assert ids[5 * i:5 * i + 5] == [1, st.st_dev, st.st_ino, st.st_ctime_ns, st.st_mtime_ns]
     assert ids[15:] == [0] * 5
+
+
+def test_the_probe_polls_the_mount_table_only_through_its_own_descriptor(tmp_path: Path) -> None:
+    """LstatIds.probe: (ours, changed) for the watch, then the paths' ids.
+    An event is reported once (the poll takes it) and only through the
+    descriptor named with its identity: given another identity, it is
+    left alone for the watch's own next check."""
+    from landwrap.engine import _binding
+    stale.mount_state()
+    w = stale._mounts
+    assert w is not None
+    lst = _binding.LstatIds(["/"])
+    assert lst.probe(w.fd, *w.ident)[:2] == [1, 0]
+    (tmp_path / "m").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "lw-probe", str(tmp_path / "m")], check=True)
+    try:
+        assert lst.probe(w.fd, w.ident[0], w.ident[1] + 1)[:2] == [0, 0]  # not its file
+        assert lst.probe(w.fd, *w.ident)[:2] == [1, 1]  # the event, still there
+        assert lst.probe(w.fd, *w.ident)[:2] == [1, 0]  # taken
+    finally:
+        subprocess.run(["umount", str(tmp_path / "m")], check=True)
+    st = os.lstat("/")
+    assert lst.probe(-1, 0, 0) == [0, 0, 1, st.st_dev, st.st_ino, st.st_ctime_ns, st.st_mtime_ns]
