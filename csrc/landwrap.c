@@ -925,32 +925,18 @@ int lw_spawnv(const char *path_blob, int argc, const char *envp_blob, int envc,
               int cap_last, uint64_t bounding, int seccomp_parts, int notif_sock,
               int *failure)
 {
-    /* On this frame, which outlives the vfork child (it runs in callees). */
-    struct lw_spawn s;
+    /* On this frame, which outlives the vfork child (it runs in callees);
+     * what is not named here is zero. */
+    struct lw_spawn s = {
+        .path = path_blob, .argv_blob = path_blob + strlen(path_blob) + 1, .argc = argc,
+        .envp_blob = envp_blob, .envc = envc, .cwd = cwd,
+        .stdio = {stdin_fd, stdout_fd, stderr_fd}, .keep_fds = keep_fds, .n_keep = n_keep,
+        .ruleset_fd = ruleset_fd, .restrict_flags = restrict_flags, .flags = flags,
+        .uid = uid, .gid = gid, .keep_caps = keep_caps, .cap_last = cap_last,
+        .bounding = bounding, .seccomp_parts = seccomp_parts, .notif_sock = notif_sock,
+    };
     int pid;
 
-    memset(&s, 0, sizeof(s));
-    s.path = path_blob;
-    s.argv_blob = path_blob + strlen(path_blob) + 1;
-    s.argc = argc;
-    s.envp_blob = envp_blob;
-    s.envc = envc;
-    s.cwd = cwd;
-    s.stdio[0] = stdin_fd;
-    s.stdio[1] = stdout_fd;
-    s.stdio[2] = stderr_fd;
-    s.keep_fds = keep_fds;
-    s.n_keep = n_keep;
-    s.ruleset_fd = ruleset_fd;
-    s.restrict_flags = restrict_flags;
-    s.flags = flags;
-    s.uid = uid;
-    s.gid = gid;
-    s.keep_caps = keep_caps;
-    s.cap_last = cap_last;
-    s.bounding = bounding;
-    s.seccomp_parts = seccomp_parts;
-    s.notif_sock = notif_sock;
     pid = lw_spawn(&s);
     failure[0] = s.failure.stage;
     failure[1] = s.failure.err;
