@@ -32,7 +32,7 @@ int lw_add_path_rules(int ruleset_fd, const char *paths, const uint64_t *allowed
 #define LW_DROP_BOUNDING 512  /* also the bounding set + SECBIT_NOROOT (root) */
 #define LW_SECCOMP 1024       /* install the companion filter (see below) */
 
-/* Stages a child can fail at, reported through the error pipe. */
+/* Stages a child can fail at, reported in struct lw_error. */
 #define LW_STAGE_DUP 1
 #define LW_STAGE_CHDIR 2
 #define LW_STAGE_FDS 3

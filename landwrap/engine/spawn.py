@@ -3,8 +3,9 @@
 Shared by the `landwrap run` launcher and the Python API's ``run``/``Popen``.
 Everything that allocates happens here, in the parent: PATH lookup, argv and
 environment encoding, the kernel ruleset.  The child side is C
-(``csrc/landwrap.c``); a failure there comes back through a close-on-exec
-pipe and is raised here as a precise exception.  Never uses ``preexec_fn``.
+(``csrc/landwrap.c``); a failure there comes back as (stage, errno), written
+by the vfork child into the parent's memory, and is raised here as a
+precise exception.  Never uses ``preexec_fn``.
 """
 
 from __future__ import annotations
