@@ -179,8 +179,7 @@ def start(plan: Plan | None, path: str, argv: Iterable[Arg], env: Mapping[str, s
     successfully; raises otherwise."""
     bargv = [a if type(a) is bytes else os.fsencode(a) for a in argv]
     bcwd = os.fsencode(cwd) if cwd is not None else None
-    if b"\0" in b"".join(bargv) or (bcwd is not None and b"\0" in bcwd):
-        raise ValueError("embedded null byte in the arguments or the working directory")
+    # (a NUL byte in any of them: ValueError from SpawnArgs)
     rfd = plan.ruleset_fd() if plan is not None else -1
     cflags, ckw = companion_flags(companion)
     args = _binding.SpawnArgs(

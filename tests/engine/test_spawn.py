@@ -236,6 +236,10 @@ def test_a_nul_inside_a_string_never_splits_it_into_two_arguments() -> None:
             _binding.SpawnArgs(b"/bin/echo", argv, envp)
     with pytest.raises(ValueError, match="null byte"):
         _binding.SpawnArgs(b"/bin/echo\0x", [b"echo"], None)
+    with pytest.raises(ValueError, match="null byte"):  # through spawn.start, as the CLI spawns
+        spawn.start(None, "/bin/echo", ["echo", "x\0y"], None)
+    with pytest.raises(ValueError, match="null byte"):
+        spawn.start(None, "/bin/echo", ["echo"], None, cwd="/tmp\0/x")
 
 
 def test_argv_and_environment_arrive_as_given(tmp_path) -> None:
