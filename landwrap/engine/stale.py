@@ -207,8 +207,6 @@ class DirCheck:
         # snapshots first, then the rules beneath: a change after the
         # snapshot shows on the ancestor at the next check
         seen = self._seen
-        settled = int((time.time() - SETTLE) * 1e9)
-        fresh: dict[int, Optional[tuple[int, ...]]] = {}
         # (ok, st_dev, st_ino, ctime ns, mtime ns) per ancestor, in one call:
         # any change of an inode (entries, mode, owner, links) moves its
         # ctime, so these identify an unchanged directory.  A time before
@@ -216,6 +214,8 @@ class DirCheck:
         same = self._same
         if same is not None and same[0] is seen and same[1] == generation and same[2] == ids:
             return []  # every ancestor as when last found unchanged (ctime never goes back)
+        settled = int((time.time() - SETTLE) * 1e9)
+        fresh: dict[int, Optional[tuple[int, ...]]] = {}
         for i in range(len(self._ancestors)):
             cur = tuple(ids[5 * i:5 * i + 5])
             if cur != seen[i]:
