@@ -384,15 +384,16 @@ def test_dry_run_lists_globs_that_match_nothing(tmp_path):
 
 # what start-up imports ------------------------------------------------------
 
-#: Modules that cost start-up time and that `run`, `status` and
-#: `run --log-denials` do without (typing alone pulls in re, enum,
+#: Modules that cost start-up time and that `run`, `status` (and
+#: `status --json`) and `run --log-denials` do without (typing alone pulls in re, enum,
 #: functools and contextlib: some 10 ms here).
 _HEAVY = ("typing", "re", "enum", "click", "json", "tomllib", "tomli", "socket",
           "selectors", "signal", "subprocess", "dataclasses", "contextlib", "tempfile",
           "shutil", "shlex")
 
 
-@pytest.mark.parametrize("args", [["status"], ["run", "-q", "--", "/bin/true"],
+@pytest.mark.parametrize("args", [["status"], ["status", "--json"],
+                                  ["run", "-q", "--", "/bin/true"],
                                   ["run", "--log-denials", "-q", "--", "/bin/true"]])
 def test_start_up_imports_nothing_heavy(args, tmp_path):
     import _cffi_backend
