@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import stat
-from bisect import bisect_right
 from itertools import accumulate, islice
 
 from . import compat
@@ -59,10 +58,12 @@ class ProtectedStateError(PathError):
 
 
 def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None = None,
-            kernel_abi: int | None = None) -> "Plan":
+            kernel_abi: int | None = None, bind: bool = True) -> "Plan":
     """:meth:`Ruleset.resolve <landwrap.engine.ruleset.Ruleset.resolve>`:
     *request* fitted to the kernel (through ``compat``), its paths resolved
-    and merged."""
+    and merged.  *bind* False: a plan only to be looked at (`landwrap
+    status`), so no kernel ruleset is made while resolving (ruleset_fd()
+    would make it all)."""
     mode = compat_mode or request.compat
     if mode not in compat.MODES:
         raise UsageError(f"unknown compatibility mode {mode!r} "
@@ -113,7 +114,7 @@ def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None
             "or linking across directories fails with EXDEV inside the sandbox")
     plan.fs, plan.net, plan.scoped, plan.flags = d.fs, d.net, d.scoped, d.flags
     plan.explicit_missing = d.missing
-    plan._resolve_paths(request._groups, d.fs)
+    plan._resolve_paths(request._groups, d.fs, bind)
     plan._resolve_ports(request.ports, d.net)
     # A layer that handles no filesystem right leaves the filesystem
     # alone entirely: rename/link across directories and mount work in
@@ -201,6 +202,20 @@ def _indexes_in(paths: list[str], ends: list[int], wanted: set[str]) -> list[int
     return out
 
 
+def _group_at(ends: list[int], i: int) -> int:
+    """The group of path *i* (``bisect.bisect_right(ends, i)``; bisect is
+    not imported for this: two modules, one of them compiled, on every
+    run's start-up)."""
+    lo, hi = 0, len(ends)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if i < ends[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def _ancestors(paths: Iterable[str]) -> set[str]:
     """Every directory above each of *paths* (absolute, normalized), up
     to /."""
@@ -252,7 +267,8 @@ class Plan(KernelRuleset, Presentation):
         self._todo: set[str] | None = None  # real paths whose rules are still to add (None: all)
         self._complete = False
 
-    def _resolve_paths(self, groups: list[Any], handled: int) -> None:   # ruleset.PathGroup
+    def _resolve_paths(self, groups: list[Any], handled: int,   # ruleset.PathGroup
+                       bind: bool = True) -> None:
         """Open every path once (csrc/paths.c), binding the rules of the
         paths without a symlink on the way to that same descriptor, and
         check what only some rules need: missing paths, symlinks, writable
@@ -279,7 +295,7 @@ class Plan(KernelRuleset, Presentation):
         if self.mode != STRICT and handled:
             above |= _ancestors(p for d in self.request.protected
                                 for p in {os.path.abspath(d), os.path.realpath(d)})
-        fd = self._eager_ruleset() if handled else -1
+        fd = self._eager_ruleset() if handled and bind else -1
 
         def kept_from_binding(lexical: list[str]) -> bytearray | None:
             hits = _indexes_in(lexical, ends, above) if fd >= 0 and above else None
@@ -311,7 +327,7 @@ class Plan(KernelRuleset, Presentation):
         dir_index = {i for i, _, _ in dirs}
         for i, err, flags, real in special:
             if err:
-                g = groups[bisect_right(ends, i)]
+                g = groups[_group_at(ends, i)]
                 path = originals[i]
                 reason = os.strerror(err)
                 if g.required:
@@ -348,12 +364,15 @@ class Plan(KernelRuleset, Presentation):
         if seeds:
             index = set(real_of)
             index.update(_indexes_in(lexical, ends, seeds))
+            gi = 0   # the group of path i (i only grows)
             for i in sorted(index - dead):
                 lex = lexical[i]
                 real = real_of.get(i, lex)
                 if real not in seeds:
                     continue
-                g = groups[bisect_right(ends, i)]
+                while ends[gi] <= i:
+                    gi += 1
+                g = groups[gi]
                 is_dir = i in dir_index
                 access = g.access & handled
                 if not is_dir:
@@ -559,7 +578,7 @@ class Plan(KernelRuleset, Presentation):
             except OSError:
                 return
             for ent in entries:
-                p = os.path.join(d, ent.name)
+                p = ent.path   # (os.path.join(d, ent.name), made in C)
                 if p in paths:
                     continue
                 try:
