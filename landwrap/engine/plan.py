@@ -202,6 +202,38 @@ def _indexes_in(paths: list[str], ends: list[int], wanted: set[str]) -> list[int
     return out
 
 
+def _realpaths() -> Callable[[str], str]:
+    """``os.path.realpath``, for many paths that share directories (the
+    hidden secrets in /etc, landwrap's state under $HOME): each directory
+    on the way is resolved once, and a component with no symlink costs one
+    lstat (realpath makes one per component of every path, in Python).  A
+    symlink met, and a path that is not absolute and normal (an empty,
+    ``.`` or ``..`` component), go to ``os.path.realpath`` itself."""
+    done: dict[str, str] = {"/": "/"}
+
+    def realpath(path: str) -> str:
+        real = done.get(path)
+        if real is not None:
+            return real
+        names = path.split("/")
+        if names[0] or not all(names[1:]) or "." in names or ".." in names:
+            return os.path.realpath(path)
+        k = len(names) - 1   # names[:k]: the longest directory resolved already
+        while (real := done.get("/".join(names[:k]) or "/")) is None:
+            k -= 1
+        for i in range(k, len(names)):
+            step = ("" if real == "/" else real) + "/" + names[i]
+            try:
+                link = stat.S_ISLNK(os.lstat(step).st_mode)
+            except OSError:   # (realpath goes on with it as it is, as here)
+                link = False
+            lexical = "/".join(names[:i + 1])
+            real = done[lexical] = os.path.realpath(lexical) if link else step
+        return real
+
+    return realpath
+
+
 def _group_at(ends: list[int], i: int) -> int:
     """The group of path *i* (``bisect.bisect_right(ends, i)``; bisect is
     not imported for this: two modules, one of them compiled, on every
@@ -290,11 +322,12 @@ class Plan(KernelRuleset, Presentation):
         # best-effort mode, above landwrap's state) may be replaced by rules
         # on its children, and a kernel ruleset cannot lose a rule: those
         # are not bound while resolving (ruleset_fd() adds what is left).
-        hidden = [(os.path.realpath(p), origin) for p, origin in self.request.hidden]
+        realpath = _realpaths()
+        hidden = [(realpath(p), origin) for p, origin in self.request.hidden]
         above = _ancestors(h for h, _ in hidden if h != "/")
         if self.mode != STRICT and handled:
             above |= _ancestors(p for d in self.request.protected
-                                for p in {os.path.abspath(d), os.path.realpath(d)})
+                                for p in {os.path.abspath(d), realpath(d)})
         fd = self._eager_ruleset() if handled and bind else -1
 
         def kept_from_binding(lexical: list[str]) -> bytearray | None:
@@ -390,7 +423,7 @@ class Plan(KernelRuleset, Presentation):
                     if g.origin not in entry.origins:
                         entry.origins.append(g.origin)
         try:
-            hidden = self._check_protected(merged, hidden)
+            hidden = self._check_protected(merged, hidden, realpath)
             self._carve_hidden(merged, hidden)
             self._check_moved(merged, moved)
         except BaseException:
@@ -494,8 +527,9 @@ class Plan(KernelRuleset, Presentation):
         assert self._redundant is not None
         return self._redundant
 
-    def _check_protected(self, merged: dict[str, Rule],
-                         hidden: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    def _check_protected(self, merged: dict[str, Rule], hidden: list[tuple[str, str]],
+                         realpath: Callable[[str], str] = os.path.realpath
+                         ) -> list[tuple[str, str]]:
         """landwrap's own state is never writable from the sandbox: a rule
         that lets it write in, above or beneath one of ``protected`` is
         refused in strict mode.  In best-effort mode a directory rule above
@@ -512,7 +546,7 @@ class Plan(KernelRuleset, Presentation):
                 continue
             if not state:   # (found only when some rule writes)
                 for d in self.request.protected:
-                    for p in {os.path.abspath(d), os.path.realpath(d)}:
+                    for p in {os.path.abspath(d), realpath(d)}:
                         state.append((p, d))
             top = rule.path.rstrip("/") + "/"
             for p, d in state:
