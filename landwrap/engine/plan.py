@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import stat
-from itertools import accumulate, islice
 
 from . import compat
 from .errors import (LandlockUnavailable, NothingEnforced, PathError, UnsupportedFeature,
@@ -196,7 +195,8 @@ def _indexes_in(paths: list[str], ends: list[int], wanted: set[str]) -> list[int
     out: list[int] = []
     start = 0
     for end in ends:
-        if not wanted.isdisjoint(islice(paths, start, end)):
+        # (a slice, not itertools.islice: itertools costs 0.1 ms of every start)
+        if not wanted.isdisjoint(paths if end - start == len(paths) else paths[start:end]):
             out += [i for i in range(start, end) if paths[i] in wanted]
         start = end
     return out
@@ -317,7 +317,9 @@ class Plan(KernelRuleset, Presentation):
         joined = groups[0].joined if len(groups) == 1 else (
             "\0".join([g.joined or "" for g in groups]) if all(g.joined for g in groups)
             else None)
-        ends = list(accumulate(len(g.paths) for g in groups))
+        ends: list[int] = []   # where each group ends (itertools.accumulate, without it)
+        for g in groups:
+            ends.append((ends[-1] if ends else 0) + len(g.paths))
         # Carve before binding: a directory rule above a hidden path (or, in
         # best-effort mode, above landwrap's state) may be replaced by rules
         # on its children, and a kernel ruleset cannot lose a rule: those
