@@ -117,7 +117,7 @@ def _main(argv: Sequence[str] | None) -> None:
 def _status(as_json: bool) -> int:
     """`landwrap status [--json]` without click (as `cli.status` prints it)."""
     # lazy: `status` without click
-    from .cli.status import format_status
+    from .cli.status import format_json, format_status
     from .engine.errors import LandwrapError
     from .profiles.default import status
 
@@ -128,12 +128,7 @@ def _status(as_json: bool) -> int:
 
         report.error(e)
         return e.exit_code
-    if as_json:
-        import json
-
-        sys.stdout.write(json.dumps(st, indent=2) + "\n")
-    else:
-        sys.stdout.write(format_status(st))
+    sys.stdout.write(format_json(st) if as_json else format_status(st))
     return 0
 
 

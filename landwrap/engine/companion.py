@@ -28,15 +28,9 @@ from .errors import EnforcementError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable, TypedDict
+    from typing import Any, Iterable
 
     from .plan import Plan
-
-    class CompanionStatus(TypedDict):
-        """What :func:`status` returns."""
-        seccomp_filter: bool
-        arch: str | None
-        user_notification: bool
 
 #: Linux capability names (without CAP_, lower case) by number.
 CAPABILITIES = (
@@ -227,14 +221,3 @@ def for_plan(plan: Plan, *, cap_add: Iterable[str] = (), supervised: bool = Fals
         if line not in plan.dropped:
             plan.dropped.append(line)
     return c
-
-
-def status() -> CompanionStatus:
-    """What this machine offers the companion (for `landwrap status`):
-    whether the filter can be installed, for which architecture, and
-    whether the launcher can supervise thread ids (user notifications)."""
-    arch = _binding.seccomp_arch()
-    names = {0xC000003E: "x86_64", 0xC00000B7: "aarch64"}
-    ok = bool(arch) and _binding.seccomp_available(False)
-    return {"seccomp_filter": ok, "arch": names.get(arch),
-            "user_notification": ok and _binding.seccomp_available(True)}

@@ -17,7 +17,6 @@ default), as arguments for the Python API (``compat='best-effort'``) --
 
 from __future__ import annotations
 
-import errno as _errno  # `errno` is a field name here
 import os
 
 from . import compat
@@ -109,6 +108,8 @@ class LandlockUnavailable(LandwrapError):
     """
 
     def __init__(self, err: int):
+        import errno as _errno  # (`errno` is a field name here; lazy: only without Landlock)
+
         self.reason = ("EOPNOTSUPP" if err == _errno.EOPNOTSUPP
                        else _errno.errorcode.get(err, str(err)))
         if err == _errno.ENOSYS:

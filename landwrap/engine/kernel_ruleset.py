@@ -9,7 +9,6 @@ never decides what to allow (plan.py does) and never prints.
 
 from __future__ import annotations
 
-import fcntl
 import os
 TYPE_CHECKING = False   # (typing costs start-up time: only for type checkers)
 if TYPE_CHECKING:
@@ -37,6 +36,8 @@ _MARK = os.O_APPEND
 
 
 def claim_fd(fd: int, plan: object) -> None:
+    import fcntl  # (compiled: not imported by `landwrap status`, which makes no ruleset)
+
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | _MARK)
     st = os.fstat(fd)
     _OWNERS[fd] = (id(plan), (st.st_dev, st.st_ino), fcntl.fcntl(fd, fcntl.F_GETFL))
@@ -47,6 +48,8 @@ def fd_is_ours(fd: int, plan: object) -> bool:
     entry = _OWNERS.get(fd)
     if entry is None or entry[0] != id(plan):
         return False
+    import fcntl  # (see claim_fd)
+
     try:
         st = os.fstat(fd)
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import stat
-from bisect import bisect_right
-from itertools import accumulate, islice
 
 from . import compat
 from .errors import (LandlockUnavailable, NothingEnforced, PathError, UnsupportedFeature,
@@ -59,10 +57,12 @@ class ProtectedStateError(PathError):
 
 
 def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None = None,
-            kernel_abi: int | None = None) -> "Plan":
+            kernel_abi: int | None = None, bind: bool = True) -> "Plan":
     """:meth:`Ruleset.resolve <landwrap.engine.ruleset.Ruleset.resolve>`:
     *request* fitted to the kernel (through ``compat``), its paths resolved
-    and merged."""
+    and merged.  *bind* False: a plan only to be looked at (`landwrap
+    status`), so no kernel ruleset is made while resolving (ruleset_fd()
+    would make it all)."""
     mode = compat_mode or request.compat
     if mode not in compat.MODES:
         raise UsageError(f"unknown compatibility mode {mode!r} "
@@ -113,7 +113,7 @@ def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None
             "or linking across directories fails with EXDEV inside the sandbox")
     plan.fs, plan.net, plan.scoped, plan.flags = d.fs, d.net, d.scoped, d.flags
     plan.explicit_missing = d.missing
-    plan._resolve_paths(request._groups, d.fs)
+    plan._resolve_paths(request._groups, d.fs, bind)
     plan._resolve_ports(request.ports, d.net)
     # A layer that handles no filesystem right leaves the filesystem
     # alone entirely: rename/link across directories and mount work in
@@ -195,10 +195,57 @@ def _indexes_in(paths: list[str], ends: list[int], wanted: set[str]) -> list[int
     out: list[int] = []
     start = 0
     for end in ends:
-        if not wanted.isdisjoint(islice(paths, start, end)):
+        # (a slice, not itertools.islice: itertools costs 0.1 ms of every start)
+        if not wanted.isdisjoint(paths if end - start == len(paths) else paths[start:end]):
             out += [i for i in range(start, end) if paths[i] in wanted]
         start = end
     return out
+
+
+def _realpaths() -> Callable[[str], str]:
+    """``os.path.realpath``, for many paths that share directories (the
+    hidden secrets in /etc, landwrap's state under $HOME): each directory
+    on the way is resolved once, and a component with no symlink costs one
+    lstat (realpath makes one per component of every path, in Python).  A
+    symlink met, and a path that is not absolute and normal (an empty,
+    ``.`` or ``..`` component), go to ``os.path.realpath`` itself."""
+    done: dict[str, str] = {"/": "/"}
+
+    def realpath(path: str) -> str:
+        real = done.get(path)
+        if real is not None:
+            return real
+        names = path.split("/")
+        if names[0] or not all(names[1:]) or "." in names or ".." in names:
+            return os.path.realpath(path)
+        k = len(names) - 1   # names[:k]: the longest directory resolved already
+        while (real := done.get("/".join(names[:k]) or "/")) is None:
+            k -= 1
+        for i in range(k, len(names)):
+            step = ("" if real == "/" else real) + "/" + names[i]
+            try:
+                link = stat.S_ISLNK(os.lstat(step).st_mode)
+            except OSError:   # (realpath goes on with it as it is, as here)
+                link = False
+            lexical = "/".join(names[:i + 1])
+            real = done[lexical] = os.path.realpath(lexical) if link else step
+        return real
+
+    return realpath
+
+
+def _group_at(ends: list[int], i: int) -> int:
+    """The group of path *i* (``bisect.bisect_right(ends, i)``; bisect is
+    not imported for this: two modules, one of them compiled, on every
+    run's start-up)."""
+    lo, hi = 0, len(ends)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if i < ends[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _ancestors(paths: Iterable[str]) -> set[str]:
@@ -252,7 +299,8 @@ class Plan(KernelRuleset, Presentation):
         self._todo: set[str] | None = None  # real paths whose rules are still to add (None: all)
         self._complete = False
 
-    def _resolve_paths(self, groups: list[Any], handled: int) -> None:   # ruleset.PathGroup
+    def _resolve_paths(self, groups: list[Any], handled: int,   # ruleset.PathGroup
+                       bind: bool = True) -> None:
         """Open every path once (csrc/paths.c), binding the rules of the
         paths without a symlink on the way to that same descriptor, and
         check what only some rules need: missing paths, symlinks, writable
@@ -269,17 +317,20 @@ class Plan(KernelRuleset, Presentation):
         joined = groups[0].joined if len(groups) == 1 else (
             "\0".join([g.joined or "" for g in groups]) if all(g.joined for g in groups)
             else None)
-        ends = list(accumulate(len(g.paths) for g in groups))
+        ends: list[int] = []   # where each group ends (itertools.accumulate, without it)
+        for g in groups:
+            ends.append((ends[-1] if ends else 0) + len(g.paths))
         # Carve before binding: a directory rule above a hidden path (or, in
         # best-effort mode, above landwrap's state) may be replaced by rules
         # on its children, and a kernel ruleset cannot lose a rule: those
         # are not bound while resolving (ruleset_fd() adds what is left).
-        hidden = [(os.path.realpath(p), origin) for p, origin in self.request.hidden]
+        realpath = _realpaths()
+        hidden = [(realpath(p), origin) for p, origin in self.request.hidden]
         above = _ancestors(h for h, _ in hidden if h != "/")
         if self.mode != STRICT and handled:
             above |= _ancestors(p for d in self.request.protected
-                                for p in {os.path.abspath(d), os.path.realpath(d)})
-        fd = self._eager_ruleset() if handled else -1
+                                for p in {os.path.abspath(d), realpath(d)})
+        fd = self._eager_ruleset() if handled and bind else -1
 
         def kept_from_binding(lexical: list[str]) -> bytearray | None:
             hits = _indexes_in(lexical, ends, above) if fd >= 0 and above else None
@@ -311,7 +362,7 @@ class Plan(KernelRuleset, Presentation):
         dir_index = {i for i, _, _ in dirs}
         for i, err, flags, real in special:
             if err:
-                g = groups[bisect_right(ends, i)]
+                g = groups[_group_at(ends, i)]
                 path = originals[i]
                 reason = os.strerror(err)
                 if g.required:
@@ -348,12 +399,15 @@ class Plan(KernelRuleset, Presentation):
         if seeds:
             index = set(real_of)
             index.update(_indexes_in(lexical, ends, seeds))
+            gi = 0   # the group of path i (i only grows)
             for i in sorted(index - dead):
                 lex = lexical[i]
                 real = real_of.get(i, lex)
                 if real not in seeds:
                     continue
-                g = groups[bisect_right(ends, i)]
+                while ends[gi] <= i:
+                    gi += 1
+                g = groups[gi]
                 is_dir = i in dir_index
                 access = g.access & handled
                 if not is_dir:
@@ -371,7 +425,7 @@ class Plan(KernelRuleset, Presentation):
                     if g.origin not in entry.origins:
                         entry.origins.append(g.origin)
         try:
-            hidden = self._check_protected(merged, hidden)
+            hidden = self._check_protected(merged, hidden, realpath)
             self._carve_hidden(merged, hidden)
             self._check_moved(merged, moved)
         except BaseException:
@@ -475,8 +529,9 @@ class Plan(KernelRuleset, Presentation):
         assert self._redundant is not None
         return self._redundant
 
-    def _check_protected(self, merged: dict[str, Rule],
-                         hidden: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    def _check_protected(self, merged: dict[str, Rule], hidden: list[tuple[str, str]],
+                         realpath: Callable[[str], str] = os.path.realpath
+                         ) -> list[tuple[str, str]]:
         """landwrap's own state is never writable from the sandbox: a rule
         that lets it write in, above or beneath one of ``protected`` is
         refused in strict mode.  In best-effort mode a directory rule above
@@ -493,7 +548,7 @@ class Plan(KernelRuleset, Presentation):
                 continue
             if not state:   # (found only when some rule writes)
                 for d in self.request.protected:
-                    for p in {os.path.abspath(d), os.path.realpath(d)}:
+                    for p in {os.path.abspath(d), realpath(d)}:
                         state.append((p, d))
             top = rule.path.rstrip("/") + "/"
             for p, d in state:
@@ -559,7 +614,7 @@ class Plan(KernelRuleset, Presentation):
             except OSError:
                 return
             for ent in entries:
-                p = os.path.join(d, ent.name)
+                p = ent.path   # (os.path.join(d, ent.name), made in C)
                 if p in paths:
                     continue
                 try:

@@ -8,12 +8,17 @@ from __future__ import annotations
 import os
 
 from . import _binding, compat
-from .companion import status as companion_status
 from .errors import LandlockUnavailable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypedDict
+
+    class CompanionStatus(TypedDict):
+        """What :func:`companion_status` returns."""
+        seccomp_filter: bool
+        arch: str | None
+        user_notification: bool
 
 
 def status(abi: int | None = None) -> dict[str, Any]:
@@ -68,6 +73,18 @@ def security_model(abi: int) -> list[dict[str, Any]]:
         rows.append({"operation": op, "mechanism": mech, "abi": need,
                      "covered": covered, "by": by})
     return rows
+
+
+def companion_status() -> CompanionStatus:
+    """What this machine offers the companion (companion.py): whether the
+    filter can be installed, for which architecture, and whether the
+    launcher can supervise thread ids (user notifications).  Here, not in
+    companion.py, so that `landwrap status` does not import that module."""
+    arch = _binding.seccomp_arch()
+    names = {0xC000003E: "x86_64", 0xC00000B7: "aarch64"}
+    ok = bool(arch) and _binding.seccomp_available(False)
+    return {"seccomp_filter": ok, "arch": names.get(arch),
+            "user_notification": ok and _binding.seccomp_available(True)}
 
 
 def active_lsms() -> list[str] | None:

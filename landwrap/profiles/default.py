@@ -5,6 +5,7 @@ default sandbox of `landwrap run` as this kernel would enforce it, for
 from __future__ import annotations
 
 from ..engine import compat
+from ..engine.plan import resolve
 from ..engine.errors import LandwrapError
 from ..engine.status import status as kernel_status
 from .profile import for_command
@@ -19,7 +20,8 @@ def status(abi: int | None = None) -> dict[str, Any]:
     profile would be enforced here (or why it is refused)."""
     out = kernel_status(abi)
     try:
-        plan = for_command((), None).ruleset.resolve(abi=abi)
+        # (bind=False: no kernel ruleset, only the plan is looked at)
+        plan = resolve(for_command((), None).ruleset, abi=abi, bind=False)
         out["default"] = {"status": plan.status, "dropped": plan.dropped,
                           "unenforceable": plan.unenforceable,
                           "rules": len(plan.rules),

@@ -421,6 +421,7 @@ def _apply_rules(prof: Profile, ctx: Ctx, fs: dict[str, Any]) -> None:
 
 def _apply_hide(prof: Profile, ctx: Ctx, fs: dict[str, Any], path: str) -> None:
     """filesystem.hide: paths (and globs) taken out of broader grants."""
+    listed: dict[str, list[str]] = {}   # /etc, listed once for /etc/shadow.*, /etc/gshadow.*...
     for item in as_list(ctx, "filesystem.hide", fs.get("hide", []), "filesystem"):
         p = _path(ctx, "filesystem.hide", item, "filesystem")
         if p is None:
@@ -429,7 +430,7 @@ def _apply_hide(prof: Profile, ctx: Ctx, fs: dict[str, Any], path: str) -> None:
             ctx.fail("filesystem.hide", "cannot hide / (grant less instead)", "filesystem")
         found = [p]  # even when nothing matches: its directory is carved, so
         if _is_glob(p):  # a matching file created later is not granted either
-            for m in _iglob(p):
+            for m in _iglob(p, listed):
                 found.append(m)
                 if len(found) > MAX_MATCHES:
                     ctx.fail("filesystem.hide", f"{p!r} matches more than {MAX_MATCHES} "
@@ -488,21 +489,26 @@ def _apply_env(prof: Profile, ctx: Ctx, env: dict[str, Any],
             ctx.fail(f"env.set.{name}", f"bad value: {e}", "env")
 
 
-def _iglob(p: str) -> Iterator[str]:
+def _iglob(p: str, listed: dict[str, list[str]] | None = None) -> Iterator[str]:
     """The paths glob pattern *p* matches.  A pattern whose wildcards (``*``
     and ``?`` only, not ``**``) are all in its last component -- ``/etc/shadow*``, the
     default profile's hidden secrets -- is matched with one listdir, without
     importing glob (glob, re, enum and contextlib cost ~14 ms of every run's
-    start); anything else goes to glob."""
+    start); anything else goes to glob.  *listed*: the directories listed
+    so far (by the caller's other patterns), by path."""
     parent, _, last = p.rpartition("/")
     if "[" in p or "**" in last or _is_glob(parent) or not last:
         import glob  # only for richer patterns: its imports cost start-up time
 
         return glob.iglob(_collapse_globstars(p), recursive=True)
-    try:
-        names = os.listdir(parent or "/")
-    except OSError:
-        return iter(())
+    names = None if listed is None else listed.get(parent or "/")
+    if names is None:
+        try:
+            names = os.listdir(parent or "/")
+        except OSError:
+            names = []
+        if listed is not None:
+            listed[parent or "/"] = names
     # the pattern's literal start first: /etc/shadow.* turns most of /etc
     # away with a startswith each (0.15 ms of every run's start)
     head = last[:min((i for i in (last.find("*"), last.find("?")) if i >= 0), default=len(last))]
