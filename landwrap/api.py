@@ -758,7 +758,7 @@ def _start(sandbox: Ruleset | Plan, args: Any, executable: Any, shell: bool, cwd
     # Encoded once here (spawn.start takes bytes as they are), and checked
     # for NUL bytes as subprocess does.
     bargs = [a if type(a) is bytes else os.fsencode(a) for a in args]
-    if any(b"\0" in a for a in bargs):
+    if b"\0" in b"".join(bargs):
         for a in args:
             _no_nul("args", a)
     _no_nul("executable", executable)
@@ -1066,7 +1066,7 @@ def _run_inherited(args: Cmd, check: bool, *, executable: StrPath | None = None,
     if not isinstance(args, (str, bytes, os.PathLike, list, tuple)):
         args = list(args)
     plan, env = _sandbox_for(args, executable, shell, env, cwd, profile, ruleset,
-                             {**_NO_ALLOW, **allow}, python)
+                             {**_NO_ALLOW, **allow} if allow else _NO_ALLOW, python)
     flags = ((_binding.F_PDEATHSIG if die_with_parent else 0)
              | _POPEN_FLAGS[bool(close_fds), bool(restore_signals), bool(start_new_session)])
     sandbox = ruleset if isinstance(ruleset, Ruleset) else plan
