@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import subprocess
 import sys
-import signal
 import threading
 from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
                         CompletedProcess, SubprocessError, TimeoutExpired)
@@ -1070,7 +1070,8 @@ def _run_inherited(args: Cmd, check: bool, *, executable: StrPath | None = None,
     flags = ((_binding.F_PDEATHSIG if die_with_parent else 0)
              | _POPEN_FLAGS[bool(close_fds), bool(restore_signals), bool(start_new_session)])
     sandbox = ruleset if isinstance(ruleset, Ruleset) else plan
-    assert sandbox is not None
+    if sandbox is None:  # (_sandbox_for gives None only for a Ruleset)
+        raise TypeError("no sandbox")
     pid, _ = _start(sandbox, args, executable, shell, cwd, env, (-1, -1, -1), pass_fds,
                     flags, None, None)
     try:

@@ -118,25 +118,39 @@ def trusted_devices() -> frozenset[int]:
     return frozenset(out)
 
 
-def mount_state(probe: Sequence[int] | None = None,
-                watch: Optional["_MountWatch"] = None) -> tuple[int, frozenset[int]]:
+def mount_state() -> tuple[int, frozenset[int]]:
     """``(generation, trusted devices)`` of this process's mount table;
-    generation -1 when it cannot be watched (then nothing is trusted).
-    *probe*: the ``(ours, changed)`` that _binding.LstatIds.probe found
-    for *watch* just before (used while *watch* is still the current one)."""
+    generation -1 when it cannot be watched (then nothing is trusted)."""
+    generation, trusted, _ = probe_state(None)
+    return generation, trusted
+
+
+def probe_state(lstat: Optional[_binding.LstatIds]
+                ) -> tuple[int, frozenset[int], Optional[list[int]]]:
+    """:func:`mount_state` and, with *lstat*, its paths' ids (None when
+    they were not taken: no watch yet, or a watch found not ours), in one
+    C call through the watch's descriptor.  All under the lock: the poll
+    takes the event it finds, so no other check may poll in between and
+    miss it."""
     global _mounts, _epoch
     with _lock:  # one poll at a time (select.poll refuses concurrent use)
         try:
-            if _mounts is None or _mounts is not watch:
-                probe = None  # made for another watch, or none: ask here
-            if _mounts is not None and not (probe[0] if probe is not None else _mounts.ours()):
-                _epoch, _mounts = _mounts.generation + 1, None  # not ours: leave it
-                probe = None
+            ids = None
+            changed: Optional[int] = None
+            if _mounts is not None:
+                if lstat is not None:
+                    got = lstat.probe(_mounts.fd, *_mounts.ident)
+                    ours, changed, ids = bool(got[0]), got[1], got[2:]
+                else:
+                    ours = _mounts.ours()
+                if not ours:
+                    _epoch, _mounts = _mounts.generation + 1, None  # not ours: leave it
+                    ids = changed = None
             if _mounts is None:
                 _mounts = _MountWatch(_epoch)
-            return _mounts.check(probe[1] if probe is not None else None), _mounts.trusted
+            return _mounts.check(changed), _mounts.trusted, ids
         except OSError:  # no /proc (or a sandbox that denies it)
-            return -1, frozenset()
+            return -1, frozenset(), None
 
 
 def _after_fork() -> None:
@@ -193,14 +207,9 @@ class DirCheck:
     def replaced(self) -> list[str]:
         """The paths of *dirs* that name another directory now (or none)."""
         # One C call: the mount table's watch (still ours? an event?), then
-        # the ancestors (see below).
-        watch = _mounts
-        if watch is not None:
-            ids = self._lstat.probe(watch.fd, *watch.ident)
-        else:
-            ids = self._lstat.probe(-1, 0, 0)
-        generation, trusted = mount_state(ids, watch)
-        ids = ids[2:]
+        # the ancestors (see below); after the watch when it was new.
+        generation, trusted, got = probe_state(self._lstat)
+        ids = got if got is not None else self._lstat.ids()
         if generation < 0 or generation != self._generation:
             self._seen = [None] * len(self._ancestors)
             self._same = None
