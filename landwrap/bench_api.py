@@ -153,6 +153,48 @@ def targets(run_py: float, run_lw: float, popen_py: float, popen_lw: float) -> l
             f"{mark(p, 1.05)} (<= 1.05x)"]
 
 
+def bench_kernel_share(n: int) -> list[tuple[str, float, int]]:
+    """[(label, median_ms over the bare spawn, n)]: what each system call
+    the sandbox adds to a spawn costs, each alone from C (the floors'
+    code), the kinds in a new random order each round so that no kind
+    always follows the same one.  The default profile's Landlock domain
+    is set beside a one-rule domain: landlock_restrict_self copies every
+    rule of the ruleset into the new domain."""
+    import random
+
+    import landwrap
+    from landwrap import api
+    from landwrap.engine import _binding, companion
+
+    plan = landwrap.Ruleset.from_profile("default").plan()
+    one = landwrap.Ruleset().allow("/", "rox").plan()
+    comp = api._companion_of(plan)
+    argv = ["/bin/true"]
+    drop = comp.drop_caps
+    kinds = {
+        "bare: vfork + execve": _binding.FloorSpawn(argv),
+        "+ no_new_privs + a one-rule Landlock domain": _binding.FloorSpawn(argv, one.ruleset_fd()),
+        f"+ no_new_privs + the default profile's domain ({len(plan.rules)} rules)":
+            _binding.FloorSpawn(argv, plan.ruleset_fd()),
+        "+ no_new_privs + the companion's seccomp filter":
+            _binding.FloorSpawn(argv, -1, comp.parts()),
+        "+ the capability drop (root)" if drop else "+ the capability drop (none: not root)":
+            _binding.FloorSpawn(argv, -1, 0, drop, companion.cap_last()),
+        "all of them (the sandboxed floor)":
+            _binding.FloorSpawn(argv, plan.ruleset_fd(), comp.parts(), drop,
+                                companion.cap_last()),
+    }
+    names = list(kinds)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for _ in range(n):
+        random.shuffle(names)
+        for k in names:
+            f = kinds[k]
+            times[k].append(_timed(lambda: os.waitpid(f.start(), 0)))
+    bare = _median_ms(times["bare: vfork + execve"])
+    return [(k, _median_ms(times[k]) - bare, n) for k in kinds]
+
+
 def bench_asyncio(n: int) -> list[tuple[str, float, int]]:
     """[(label, median_ms, iterations)]: asyncio's spawn against landwrap's."""
     import asyncio
@@ -233,6 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     for line in targets(spawn[0][1], spawn[1][1], spawn[4][1], spawn[5][1]):
         print(line)
+    print(f"\n{'the sandbox system calls, each alone from C (shuffled)':<{w + 2}} "
+          f"{'+ms':>8} {'':>7} {'runs':>5}")
+    for label, ms, runs in bench_kernel_share(a.n):
+        print(f"  {label:<{w}} {ms:+8.3f} {'':>7} {runs:5d}")
     rows = bench_asyncio(a.async_n)
     base = rows[0][1]
     print(f"\n{'spawn /bin/true from a coroutine (medians, interleaved)':<{w + 2}} "

@@ -410,3 +410,19 @@ def test_status_without_click_prints_what_the_click_command_does(tmp_path, args)
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and "landwrap.engine.status" in r.stderr
     assert not re.search(r"\|\s+click$", r.stderr, re.M)
+
+
+def test_bench_api_runs_and_reports_every_part(tmp_path):
+    """`python -m landwrap.bench_api` at its smallest: every section, the
+    targets line and the kernel's share of a spawn, part by part."""
+    r = subprocess.run([sys.executable, "-m", "landwrap.bench_api", "-n", "3", "--cli-n", "1",
+                        "--async-n", "2", "--threads", "2", "--restrict-n", "1"],
+                       capture_output=True, text=True, env=_env(tmp_path), timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert re.search(r"targets: landwrap\.run \d+\.\d\dx subprocess\.run: (PASS|MISS)", out)
+    share = out[out.index("the sandbox system calls, each alone from C"):].split("\n\n")[0]
+    rows = share.splitlines()[1:]
+    assert len(rows) == 6 and all(re.search(r"[+-]\d+\.\d{3}\s+3$", row) for row in rows), share
+    assert re.search(r"default profile's domain \(\d+ rules\)", share)
+    assert "landwrap.asyncio.create_subprocess_exec" in out and "restrict()" in out
