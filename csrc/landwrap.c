@@ -574,6 +574,24 @@ int lw_lstat_ids(int watch_fd, uint64_t watch_dev, uint64_t watch_ino,
     return 0;
 }
 
+int lw_lstat_same(int watch_fd, uint64_t watch_dev, uint64_t watch_ino,
+                  char *const *paths, int n, const uint64_t *expect)
+{
+    uint64_t buf[2 + 5 * 16];
+    uint64_t *out = n <= 16 ? buf : malloc((2 + 5 * (size_t)n) * sizeof(*out));
+    int r;
+
+    if (!out)
+        return 0;  /* (nothing known: the caller checks the long way) */
+    lw_lstat_ids(watch_fd, watch_dev, watch_ino, paths, n, out);
+    r = (int)out[0] | (int)out[1] << 1;
+    if (memcmp(out + 2, expect, 5 * (size_t)n * sizeof(*out)) == 0)
+        r |= 4;
+    if (out != buf)
+        free(out);
+    return r;
+}
+
 /* ---- child side ------------------------------------------------------ */
 
 static void __attribute__((noreturn)) child_fail(const struct lw_spawn *s,
@@ -894,6 +912,21 @@ int lw_spawn(struct lw_spawn *s)
         errno = EINVAL;
         return -1;
     }
+    if (s->ruleset_fd >= 0 && s->ruleset_fl >= 0) {
+        /* Still the ruleset the caller built?  Code may have closed it and
+         * let another file (or another ruleset: they all share one inode,
+         * hence the status flags the caller marked it with) take its
+         * number.  Checked here, in the call that spawns, at no cost of
+         * its own to the caller. */
+        struct stat st;
+        int fl = fcntl(s->ruleset_fd, F_GETFL);
+
+        if (fl != s->ruleset_fl || lw_fstat(s->ruleset_fd, &st) < 0 ||
+            (uint64_t)st.st_dev != s->ruleset_dev || (uint64_t)st.st_ino != s->ruleset_ino) {
+            errno = ESTALE;
+            return -1;
+        }
+    }
     argv = unpack_strings(s->argv_blob, s->argc);
     if (s->envc >= 0)
         envp = unpack_strings(s->envp_blob, s->envc);
@@ -920,7 +953,8 @@ int lw_spawn(struct lw_spawn *s)
 
 int lw_spawnv(const char *path_blob, int argc, const char *envp_blob, int envc,
               const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd,
-              const int *keep_fds, int n_keep, int ruleset_fd, uint32_t restrict_flags,
+              const int *keep_fds, int n_keep, int ruleset_fd, int ruleset_fl,
+              uint64_t ruleset_dev, uint64_t ruleset_ino, uint32_t restrict_flags,
               int flags, unsigned int uid, unsigned int gid, uint64_t keep_caps,
               int cap_last, uint64_t bounding, int seccomp_parts, int notif_sock,
               int *failure)
@@ -931,7 +965,8 @@ int lw_spawnv(const char *path_blob, int argc, const char *envp_blob, int envc,
         .path = path_blob, .argv_blob = path_blob + strlen(path_blob) + 1, .argc = argc,
         .envp_blob = envp_blob, .envc = envc, .cwd = cwd,
         .stdio = {stdin_fd, stdout_fd, stderr_fd}, .keep_fds = keep_fds, .n_keep = n_keep,
-        .ruleset_fd = ruleset_fd, .restrict_flags = restrict_flags, .flags = flags,
+        .ruleset_fd = ruleset_fd, .ruleset_fl = ruleset_fl, .ruleset_dev = ruleset_dev,
+        .ruleset_ino = ruleset_ino, .restrict_flags = restrict_flags, .flags = flags,
         .uid = uid, .gid = gid, .keep_caps = keep_caps, .cap_last = cap_last,
         .bounding = bounding, .seccomp_parts = seccomp_parts, .notif_sock = notif_sock,
     };

@@ -67,6 +67,9 @@ struct lw_spawn {
     const int *keep_fds;       /* sorted, made inheritable in the child */
     int n_keep;                /* at most LW_MAX_KEEP_FDS */
     int ruleset_fd;            /* -1: no Landlock domain */
+    int ruleset_fl;            /* -1, or the F_GETFL status flags ruleset_fd must */
+    uint64_t ruleset_dev;      /* have, with this st_dev and st_ino, for the spawn */
+    uint64_t ruleset_ino;      /* to go ahead (else ESTALE: another file took its number) */
     uint32_t restrict_flags;
     int flags;                 /* LW_* */
     unsigned int uid, gid;
@@ -97,7 +100,8 @@ int lw_spawn(struct lw_spawn *s);
  * failed child land in failure[0] and failure[1] (0, 0: it runs). */
 int lw_spawnv(const char *path_blob, int argc, const char *envp_blob, int envc,
               const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd,
-              const int *keep_fds, int n_keep, int ruleset_fd, uint32_t restrict_flags,
+              const int *keep_fds, int n_keep, int ruleset_fd, int ruleset_fl,
+              uint64_t ruleset_dev, uint64_t ruleset_ino, uint32_t restrict_flags,
               int flags, unsigned int uid, unsigned int gid, uint64_t keep_caps,
               int cap_last, uint64_t bounding, int seccomp_parts, int notif_sock,
               int *failure);
@@ -110,6 +114,12 @@ int lw_spawnv(const char *path_blob, int argc, const char *envp_blob, int envc,
  * two's complement), or 0, 0, 0, 0, 0 when lstat fails.  Returns 0. */
 int lw_lstat_ids(int watch_fd, uint64_t watch_dev, uint64_t watch_ino,
                  char *const *paths, int n, uint64_t *out);
+
+/* lw_lstat_ids, compared with *expect* (5 * n numbers as it writes them)
+ * instead of written out: bit 0 the watched descriptor is still the file,
+ * bit 1 a poll took an event on it, bit 2 every id is as expected. */
+int lw_lstat_same(int watch_fd, uint64_t watch_dev, uint64_t watch_ino,
+                  char *const *paths, int n, const uint64_t *expect);
 
 /* ---- the seccomp companion filter --------------------------------------
  * A classic-BPF program closing what Landlock's hooks leave open (see the
@@ -222,7 +232,9 @@ int lw_thread_masks(int task_fd, struct lw_thread_mask *out, int cap);
  * order, of the paths with LW_P_LINK or LW_P_ERR (err[i]: the errno;
  * with a symlink, the real path is in realbuf at real_off[i], real_len[i]
  * bytes, real_off -2: realbuf full); in dirs[0..*ndirs) the indices of the
- * directories reached without a symlink, with their st_dev and st_ino.
+ * directories reached without a symlink, with their st_dev and st_ino,
+ * and (gen not NULL) a digest of their file handle (0: none), which tells
+ * a directory from a new one given the same inode number.
  * Returns 0, or -1 with errno and *failed set to the index whose rule the
  * kernel refused (-1: no memory; -2, EINVAL: a path is not absolute and
  * lexically normal, and nothing was opened). */
@@ -231,8 +243,13 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
                       int ngroups, const unsigned char *nobind,
                       uint64_t file_mask, unsigned char *flags, int *err,
                       int *special, int *nspecial, int *dirs, uint64_t *dev,
-                      uint64_t *ino, int *ndirs, int *real_off, int *real_len,
-                      char *realbuf, int realcap, int *failed);
+                      uint64_t *ino, uint64_t *gen, int *ndirs, int *real_off,
+                      int *real_len, char *realbuf, int realcap, int *failed);
+
+/* stat() each of n paths (NUL-terminated, back to back), following
+ * symlinks: out[4*i...] = 1, st_dev, st_ino and the file handle's digest
+ * as lw_open_add_paths reports it, or 0, 0, 0, 0 when stat fails. */
+int lw_path_ids(const char *paths, int n, uint64_t *out);
 
 /* ---- floor.c: the benchmark's floors (bare system calls) ------------- */
 

@@ -26,6 +26,12 @@ static inline int lw_lstat(const char *path, struct stat *st)
     return (int)syscall(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
 }
 
+/* stat likewise (stat@GLIBC_2.33): newfstatat following symlinks. */
+static inline int lw_stat(const char *path, struct stat *st)
+{
+    return (int)syscall(SYS_newfstatat, AT_FDCWD, path, st, 0);
+}
+
 /* pthread_sigmask is pthread_sigmask@GLIBC_2.32 against glibc >= 2.32.
  * sigprocmask (GLIBC_2.2.5) is the same call on Linux: it sets the calling
  * thread's mask and, like pthread_sigmask, leaves libc's internal signals

@@ -163,13 +163,53 @@ static void real_path(int fd, int *off, int *rlen, char *realbuf,
     }
 }
 
+/* A 64-bit digest of the file handle of *path* beneath dir_fd (with
+ * AT_EMPTY_PATH: of dir_fd itself), or 0 where the filesystem gives none.
+ * The handle holds the inode's generation where the filesystem keeps one,
+ * so it tells a directory from one created after it was deleted even when
+ * the new one got the same inode number (ext4 hands the freed number out
+ * again at once).  FNV-1a over the type and the bytes. */
+static uint64_t handle_id(int dir_fd, const char *path, int at_flags)
+{
+    union { struct file_handle h; char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ]; } u;
+    uint64_t d = 1469598103934665603ULL;
+    int mnt;
+
+    u.h.handle_bytes = MAX_HANDLE_SZ;
+    if (name_to_handle_at(dir_fd, path, &u.h, &mnt, at_flags) < 0)
+        return 0;
+    for (size_t i = 0; i < sizeof(u.h.handle_type); i++)
+        d = (d ^ ((const unsigned char *)&u.h.handle_type)[i]) * 1099511628211ULL;
+    for (unsigned int i = 0; i < u.h.handle_bytes && i < MAX_HANDLE_SZ; i++)
+        d = (d ^ u.h.f_handle[i]) * 1099511628211ULL;
+    return d ? d : 1;
+}
+
+int lw_path_ids(const char *paths, int n, uint64_t *out)
+{
+    struct stat st;
+    const char *p = paths;
+
+    for (int i = 0; i < n; i++, p += strlen(p) + 1, out += 4) {
+        if (lw_stat(p, &st) < 0) {
+            memset(out, 0, 4 * sizeof(*out));
+            continue;
+        }
+        out[0] = 1;
+        out[1] = (uint64_t)st.st_dev;
+        out[2] = (uint64_t)st.st_ino;
+        out[3] = handle_id(AT_FDCWD, p, AT_SYMLINK_FOLLOW);
+    }
+    return 0;
+}
+
 int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
                       const int *group_end, const uint64_t *group_access,
                       int ngroups, const unsigned char *nobind,
                       uint64_t file_mask, unsigned char *flags, int *err,
                       int *special, int *nspecial, int *dirs, uint64_t *dev,
-                      uint64_t *ino, int *ndirs, int *real_off, int *real_len,
-                      char *realbuf, int realcap, int *failed)
+                      uint64_t *ino, uint64_t *gen, int *ndirs, int *real_off,
+                      int *real_len, char *realbuf, int realcap, int *failed)
 {
     size_t cnt = (size_t)(n ? n : 1);
     const char **ptr = malloc(sizeof(*ptr) * cnt);
@@ -179,6 +219,7 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
     uint64_t *allowed = malloc(sizeof(*allowed) * cnt);
     uint64_t *devs = malloc(sizeof(*devs) * cnt);
     uint64_t *inos = malloc(sizeof(*inos) * cnt);
+    uint64_t *gens = malloc(sizeof(*gens) * cnt);
     const char *p = paths;
     int used = 0, depth = 0, ret = 0, sorted = 1, prev = -1, g = 0, dir_fd = -1;
     int leaf = 0, in_leaf;
@@ -186,7 +227,7 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
     size_t dir_len = 0;
 
     *nspecial = *ndirs = 0;
-    if (!ptr || !order || !stack || !grant || !allowed || !devs || !inos) {
+    if (!ptr || !order || !stack || !grant || !allowed || !devs || !inos || !gens) {
         ret = -1;
         errno = ENOMEM;
         *failed = -1;
@@ -260,6 +301,7 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
             real_len[i] = real_len[prev];
             devs[i] = devs[prev];
             inos[i] = inos[prev];
+            gens[i] = gens[prev];
             continue;
         }
         prev = i;
@@ -302,8 +344,10 @@ int lw_open_add_paths(int ruleset_fd, const char *paths, int n,
                 kind = S_ISDIR(st.st_mode) ? 1 : 2;
                 devs[i] = (uint64_t)st.st_dev;
                 inos[i] = (uint64_t)st.st_ino;
+                /* the very inode the rule binds to, for a reused plan */
+                gens[i] = kind == 1 && gen ? handle_id(fd, "", AT_EMPTY_PATH) : 0;
             } else if (kind == 1) {   /* bound already: no identity to check */
-                devs[i] = inos[i] = 0;
+                devs[i] = inos[i] = gens[i] = 0;
             } else {
                 err[i] = errno;
                 flags[i] = LW_P_ERR;
@@ -345,6 +389,8 @@ refused:
         } else if (flags[i] & LW_P_DIR) {
             dirs[*ndirs] = i;
             dev[*ndirs] = devs[i];
+            if (gen)
+                gen[*ndirs] = gens[i];
             ino[(*ndirs)++] = inos[i];
         }
     }
@@ -358,5 +404,6 @@ out:
     free(allowed);
     free(devs);
     free(inos);
+    free(gens);
     return ret;
 }

@@ -89,9 +89,9 @@ def open_add_paths(ruleset_fd: int, paths: list[str], group_end: list[int],
     (see csrc/paths.c); *joined*: the paths joined by NUL, if at hand.  ``(special, dirs, flags)``: ``special`` lists
     ``(index, err, flags, real)`` for the paths that could not be opened
     (``err``, an errno) or have a symlink on the way (``real``, their real
-    path; no rule was added); ``dirs`` lists ``(index, st_dev, st_ino)`` of
-    the directories reached without one; ``flags`` has a byte of ``P_*``
-    bits per path.  Every other path's rule was added, or is granted by its
+    path; no rule was added); ``dirs`` lists ``(index, st_dev, st_ino,
+    handle digest)`` of the directories reached without one (the digest:
+    see :func:`path_ids`); ``flags`` has a byte of ``P_*`` bits per path.  Every other path's rule was added, or is granted by its
     ancestors' rules added here.  None, with nothing opened, when a path is
     not absolute and lexically normal.  OSError names the path whose rule
     the kernel refused."""
@@ -102,7 +102,7 @@ def open_add_paths(ruleset_fd: int, paths: list[str], group_end: list[int],
     blob = _blob(paths) if joined is None else joined.encode(_FS_ENCODING, "surrogateescape")
     err, special, dirs = (ffi.new("int[]", n) for _ in range(3))
     flags = ffi.new("unsigned char[]", n)
-    dev, ino = ffi.new("uint64_t[]", n), ffi.new("uint64_t[]", n)
+    dev, ino, gen = (ffi.new("uint64_t[]", n) for _ in range(3))
     counts = ffi.new("int[3]")   # nspecial, ndirs, failed
     cap = 64 * 1024
     realbuf = ffi.new("char[]", cap)
@@ -110,7 +110,7 @@ def open_add_paths(ruleset_fd: int, paths: list[str], group_end: list[int],
     keep = ffi.NULL if nobind is None else ffi.from_buffer(nobind)
     if lib.lw_open_add_paths(ruleset_fd, blob, n, group_end, group_access, len(group_end),
                              keep, file_mask, flags, err, special, counts, dirs, dev, ino,
-                             counts + 1, off, length, realbuf, cap, counts + 2) < 0:
+                             gen, counts + 1, off, length, realbuf, cap, counts + 2) < 0:
         if counts[2] == -2:
             return None
         raise _oserror(paths[counts[2]] if counts[2] >= 0 else None)
@@ -123,8 +123,23 @@ def open_add_paths(ruleset_fd: int, paths: list[str], group_end: list[int],
                     os.fsdecode(ffi.unpack(realbuf + o, length[i])))
         out.append((i, err[i], flags[i], real))
     nd = counts[1]
-    return (out, list(zip(ffi.unpack(dirs, nd), ffi.unpack(dev, nd), ffi.unpack(ino, nd))),
+    return (out, list(zip(ffi.unpack(dirs, nd), ffi.unpack(dev, nd), ffi.unpack(ino, nd),
+                          ffi.unpack(gen, nd))),
             ffi.buffer(flags)[:])
+
+
+def path_ids(paths: Sequence[str]) -> list[tuple[int, int, int] | None]:
+    """``(st_dev, st_ino, handle digest)`` of each path (stat follows
+    symlinks), or None where stat fails; the digest as open_add_paths
+    reports it for a directory."""
+    n = len(paths)
+    if not n:
+        return []
+    out = ffi.new(_U64S, 4 * n)
+    lib.lw_path_ids(_blob(paths), n, out)
+    got: list[int] = ffi.unpack(out, 4 * n)
+    return [(got[i + 1], got[i + 2], got[i + 3]) if got[i] else None
+            for i in range(0, 4 * n, 4)]
 
 
 def _blob(paths: Sequence[str]) -> bytes:
@@ -234,15 +249,18 @@ class SpawnArgs:
     ``argv`` and ``envp`` are lists of bytes (``envp`` None: the child
     inherits this process's environment, as with subprocess's ``env=None``).
     Held as the arguments of one C call (lw_spawnv), which builds the
-    child's arrays before the fork: no struct filled field by field here."""
+    child's arrays before the fork: no struct filled field by field here.
+    *ruleset_id*, ``(st_dev, st_ino, F_GETFL flags)``: what *ruleset_fd*
+    must still be for the spawn to go ahead (checked in that call; else
+    :func:`spawn` raises OSError(ESTALE) and starts nothing)."""
 
     __slots__ = ("_args",)
 
     def __init__(self, path: bytes, argv: Sequence[bytes], envp: Sequence[bytes] | None, *,
                  cwd: bytes | None = None, stdio: Sequence[int] = (-1, -1, -1),
                  keep_fds: Collection[int] = (), ruleset_fd: int = -1,
-                 restrict_flags: int = 0, flags: int = 0, uid: int = 0, gid: int = 0,
-                 keep_caps: int = 0, cap_last: int = 63, bounding: int = ~0,
+                 ruleset_id: tuple[int, int, int] | None = None, restrict_flags: int = 0,
+                 flags: int = 0, uid: int = 0, gid: int = 0, keep_caps: int = 0, cap_last: int = 63, bounding: int = ~0,
                  seccomp_parts: int = 0, notif_sock: int = -1) -> None:
         if len(keep_fds) > MAX_KEEP_FDS:
             raise ValueError(f"at most {MAX_KEEP_FDS} file descriptors can be passed")
@@ -262,17 +280,20 @@ class SpawnArgs:
         if cwd is not None and b"\0" in cwd:
             raise ValueError("embedded null byte in the working directory")
         keep = sorted(keep_fds) if keep_fds else ffi.NULL
+        dev, ino, fl = ruleset_id if ruleset_id is not None else (0, 0, -1)
         self._args = (path + b"\0" + joined, len(argv), env,
                       -1 if envp is None else len(envp), ffi.NULL if cwd is None else cwd,
                       stdio[0], stdio[1], stdio[2], keep, len(keep_fds), ruleset_fd,
-                      restrict_flags, flags, uid, gid, keep_caps, cap_last,
+                      fl, dev, ino, restrict_flags, flags, uid, gid, keep_caps, cap_last,
                       bounding & 0xFFFFFFFFFFFFFFFF, seccomp_parts, notif_sock)
 
 
 def spawn(args: SpawnArgs) -> tuple[int, tuple[int, int] | None]:
     """Start the child and wait until it runs its program or fails:
     ``(pid, None)``, or ``(pid, (stage, errno))`` for a child that failed
-    before (it has exited with status 125; reap it)."""
+    before (it has exited with status 125; reap it).  OSError when no
+    child was started: ESTALE when the ruleset descriptor is no longer
+    the file *args* names (``ruleset_id``)."""
     failure = ffi.new(_FAILURE)
     pid: int = lib.lw_spawnv(*args._args, failure)
     if pid < 0:
@@ -305,6 +326,17 @@ class LstatIds:
         lib.lw_lstat_ids(watch_fd, dev, ino, self._arr, self.n, out)
         got: list[int] = ffi.unpack(out, 2 + 5 * self.n)
         return got
+
+    def reference(self, ids: Sequence[int]) -> Any:
+        """*ids* (as :meth:`ids` gave them) held for :meth:`same`."""
+        return ffi.new(_U64S, ids)
+
+    def same(self, watch_fd: int, dev: int, ino: int, reference: Any) -> int:
+        """:meth:`probe` compared in C with a :meth:`reference`, for the
+        common case where nothing changed: bit 0 and bit 1 as probe's two
+        numbers, bit 2 set when every id is the reference's."""
+        r: int = lib.lw_lstat_same(watch_fd, dev, ino, self._arr, self.n, reference)
+        return r
 
 
 _U64S = ffi.typeof("uint64_t[]")

@@ -70,7 +70,7 @@ class KernelRuleset:
         _fd: int
         _complete: bool
         _todo: set[str] | None
-        _dirs: list[tuple[str, int, int]]
+        _dirs: list[tuple[str, int, int, int]]
         _special: dict[str, Rule]
 
         @property
@@ -126,6 +126,22 @@ class KernelRuleset:
         self._complete = True
         return fd
 
+    def spawn_fd(self) -> tuple[int, tuple[int, int, int] | None]:
+        """``(ruleset_fd(), identity)`` for a spawn: the identity
+        ``(st_dev, st_ino, status flags)`` is what the descriptor must
+        still be, checked by the spawn itself (_binding.SpawnArgs), so a
+        built ruleset is handed over without a system call here.  After
+        that check failed (ESTALE), :meth:`ruleset_fd` finds out and builds
+        the ruleset again."""
+        fd = self._fd
+        entry = _OWNERS.get(fd) if self._complete and fd >= 0 else None
+        if entry is None or entry[0] != id(self):
+            fd = self.ruleset_fd()
+            entry = _OWNERS.get(fd)
+            if entry is None or entry[0] != id(self):
+                return fd, None  # (-1: nothing for Landlock to enforce)
+        return fd, (entry[1][0], entry[1][1], entry[2])
+
     _stale: "DirCheck | None" = None  # of _dirs, made at the first check
 
     def replaced(self) -> list[str]:
@@ -180,16 +196,14 @@ class KernelRuleset:
             pass
 
 
-def identities(paths: Iterable[str]) -> list[tuple[str, int, int]]:
-    """``[(path, st_dev, st_ino)]`` of the *paths* that exist."""
-    out = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-        except OSError:
-            continue
-        out.append((p, st.st_dev, st.st_ino))
-    return out
+def identities(paths: Iterable[str]) -> list[tuple[str, int, int, int]]:
+    """``[(path, st_dev, st_ino, handle digest)]`` of the *paths* that
+    exist (the digest tells a directory from a new one that was given the
+    same inode number; see _binding.path_ids)."""
+    from . import _binding  # compiled (cffi): loading a profile must not need it
+
+    paths = list(paths)
+    return [(p, *got) for p, got in zip(paths, _binding.path_ids(paths)) if got is not None]
 
 
 def rule_error(e: OSError) -> RulesetError:

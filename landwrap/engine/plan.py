@@ -294,8 +294,8 @@ class Plan(KernelRuleset, Presentation):
         self._fd = -1
         #: (euid, companion.Companion) for spawns, cached by the API.
         self._companion: tuple[int, Companion] | None = None
-        #: (path, dev, ino) of directory rules, at build time
-        self._dirs: list[tuple[str, int, int]] = []
+        #: (path, dev, ino, handle digest) of directory rules, at build time
+        self._dirs: list[tuple[str, int, int, int]] = []
         self._todo: set[str] | None = None  # real paths whose rules are still to add (None: all)
         self._complete = False
 
@@ -359,7 +359,7 @@ class Plan(KernelRuleset, Presentation):
             raise rule_error(e) from e
         real_of: dict[int, str] = {}   # index -> real path, when a symlink is on the way
         dead: set[int] = set()    # indexes of paths that could not be opened
-        dir_index = {i for i, _, _ in dirs}
+        dir_index = {i for i, *_ in dirs}
         for i, err, flags, real in special:
             if err:
                 g = groups[_group_at(ends, i)]
@@ -439,7 +439,7 @@ class Plan(KernelRuleset, Presentation):
             # the directories whose rules were bound, as they were then, for
             # replaced() (not those their ancestors' rules cover)
             own = _binding.P_BOUND | _binding.P_COVERED
-            self._dirs = [(lexical[i], dev, ino) for i, dev, ino in dirs
+            self._dirs = [(lexical[i], dev, ino, gen) for i, dev, ino, gen in dirs
                           if bound_flags[i] & own == _binding.P_BOUND]
 
     def _merge_all(self) -> None:

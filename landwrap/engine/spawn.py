@@ -180,14 +180,30 @@ def start(plan: Plan | None, path: str, argv: Iterable[Arg], env: Mapping[str, s
     bargv = [a if type(a) is bytes else os.fsencode(a) for a in argv]
     bcwd = os.fsencode(cwd) if cwd is not None else None
     # (a NUL byte in any of them: ValueError from SpawnArgs)
-    rfd = plan.ruleset_fd() if plan is not None else -1
+    rfd, rid = plan.spawn_fd() if plan is not None else (-1, None)
     cflags, ckw = companion_flags(companion)
-    args = _binding.SpawnArgs(
-        os.fsencode(path), bargv, encode_env(env) if env is not None else None, cwd=bcwd,
-        stdio=stdio, keep_fds=keep_fds, ruleset_fd=rfd,
-        restrict_flags=plan.flags if plan is not None else 0,
-        flags=flags | cflags, uid=uid, gid=gid, notif_sock=notif_sock, **ckw)
-    pid, failure = _binding.spawn(args)
+    bpath, benv = os.fsencode(path), encode_env(env) if env is not None else None
+    for retry in (False, True):
+        args = _binding.SpawnArgs(
+            bpath, bargv, benv, cwd=bcwd, stdio=stdio, keep_fds=keep_fds, ruleset_fd=rfd,
+            ruleset_id=rid, restrict_flags=plan.flags if plan is not None else 0,
+            flags=flags | cflags, uid=uid, gid=gid, notif_sock=notif_sock, **ckw)
+        try:
+            pid, failure = _binding.spawn(args)
+            break
+        except OSError as e:
+            import errno  # (lazy: only here)
+
+            if e.errno != errno.ESTALE or plan is None:
+                raise
+            # The ruleset's descriptor number now holds another file (code
+            # closed it): ruleset_fd() sees that and builds the ruleset anew.
+            if retry:
+                raise EnforcementError(f"the sandbox's ruleset (descriptor {rfd}) was "
+                                       f"replaced while the command was being started",
+                                       errno=e.errno) from e
+            plan.ruleset_fd()
+            rfd, rid = plan.spawn_fd()
     if failure is None:
         return pid
     os.waitpid(pid, 0)

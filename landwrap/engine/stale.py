@@ -17,7 +17,10 @@ check stats the distinct ancestors of the rules (5 for the default
 profile) and polls ``/proc/self/mountinfo`` (a priority event after any
 mount or unmount in this mount namespace); only the rules beneath an
 ancestor that changed, or all of them after a mount change, are stat'ed
-one by one.
+one by one.  A rule's directory is compared by device, inode number and a
+digest of its file handle (name_to_handle_at): a directory deleted and
+made again may get the inode number just freed (ext4 hands it out again
+at once), but not the same handle, which holds the inode's generation.
 
 Timestamps are trusted only where they are kept by a local filesystem
 (``TRUSTED_FS``; network filesystems do not see other clients' changes
@@ -153,6 +156,27 @@ def probe_state(lstat: Optional[_binding.LstatIds]
             return -1, frozenset(), None
 
 
+def unchanged(lstat: _binding.LstatIds, generation: int, reference: object) -> bool:
+    """Whether the mount table is still at *generation* (the watch ours,
+    no event) and *lstat*'s paths have the very ids *reference* holds: the
+    common answer of a check, in one C call that compares them itself.
+    False sends the caller the long way (:func:`probe_state`); an event
+    this poll took has bumped the generation first, under the lock."""
+    global _mounts, _epoch
+    with _lock:
+        m = _mounts
+        if m is None or m.generation != generation:
+            return False
+        got = lstat.same(m.fd, m.ident[0], m.ident[1], reference)
+        if not got & 1:  # not ours any more: leave it (as probe_state does)
+            _epoch, _mounts = m.generation + 1, None
+            return False
+        if got & 2:
+            m.check(1)
+            return False
+        return bool(got & 4)
+
+
 def _after_fork() -> None:
     """In a forked child: the open file is shared with the parent, whose
     events a poll here would take.  Close it (it is ours if it is still
@@ -171,18 +195,18 @@ if hasattr(os, "register_at_fork"):
 
 
 class DirCheck:
-    """Which of *dirs* (``[(path, st_dev, st_ino)]`` as bound) no longer
-    name the same directory; see the module docstring."""
+    """Which of *dirs* (``[(path, st_dev, st_ino, handle digest)]`` as
+    bound) no longer name the same directory; see the module docstring."""
 
     __slots__ = ("dirs", "dirs_of", "_ancestors", "_beneath", "_seen", "_generation",
                  "_lstat", "_same")
 
-    def __init__(self, dirs: Sequence[tuple[str, int, int]]) -> None:
+    def __init__(self, dirs: Sequence[tuple[str, int, int, int]]) -> None:
         self.dirs_of = dirs  # the list given (a plan makes a new one on rebuilding)
         self.dirs = list(dirs)
         index: dict[str, int] = {}
         beneath: list[list[int]] = []
-        for k, (path, _dev, _ino) in enumerate(self.dirs):
+        for k, (path, *_ids) in enumerate(self.dirs):
             chain = [path] if path == "/" else []  # "/" changes only by chroot
             a = path
             while a not in ("/", ""):
@@ -199,13 +223,19 @@ class DirCheck:
         #: and every rule beneath it found unchanged after it was taken)
         self._seen: list[Optional[tuple[int, ...]]] = [None] * len(index)
         self._lstat = _binding.LstatIds(self._ancestors)
-        #: (_seen, generation, ids) of the last check that found every
-        #: ancestor as in _seen: the same ids again need no comparison
-        self._same: Optional[tuple[list[Optional[tuple[int, ...]]], int, list[int]]] = None
+        #: (_seen, generation, ids, ids held for C) of the last check that
+        #: found every ancestor as in _seen: the same ids again need no
+        #: comparison (:func:`unchanged` makes it in C)
+        self._same: Optional[tuple[list[Optional[tuple[int, ...]]], int, list[int],
+                                   object]] = None
         self._generation = -2
 
     def replaced(self) -> list[str]:
         """The paths of *dirs* that name another directory now (or none)."""
+        same = self._same
+        if same is not None and same[0] is self._seen and unchanged(self._lstat, same[1],
+                                                                     same[3]):
+            return []  # as at the last check that found them all unchanged
         # One C call: the mount table's watch (still ours? an event?), then
         # the ancestors (see below); after the watch when it was new.
         generation, trusted, got = probe_state(self._lstat)
@@ -231,19 +261,18 @@ class DirCheck:
                 ok = cur[0] and cur[1] in trusted and cur[3] < settled and cur[4] < settled
                 fresh[i] = cur if ok else None
         if not fresh:
-            self._same = (seen, generation, ids)
+            self._same = (seen, generation, ids, self._lstat.reference(ids))
             return []
         self._same = None
         check = sorted({k for i in fresh for k in self._beneath[i]})
         out = []
         bad: set[int] = set()
-        for k in check:
-            path, dev, ino = self.dirs[k]
-            try:
-                now_st = os.stat(path)
-            except OSError:
-                now_st = None
-            if now_st is None or now_st.st_ino != ino or now_st.st_dev != dev:
+        # (st_dev, st_ino, handle digest) now: the inode number alone would
+        # not do, a new directory may get the one just freed (ext4 does)
+        now = _binding.path_ids([self.dirs[k][0] for k in check])
+        for k, now_ids in zip(check, now):
+            path, dev, ino, handle = self.dirs[k]
+            if now_ids != (dev, ino, handle):
                 out.append(path)
                 bad.add(k)
         for i, verified in fresh.items():

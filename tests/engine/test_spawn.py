@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import landwrap
-from landwrap.engine import _binding, spawn
+from landwrap.engine import _binding, compat, spawn
 
 _CAPS_CHILD = r"""
 import ctypes, sys
@@ -250,3 +250,37 @@ def test_argv_and_environment_arrive_as_given(tmp_path) -> None:
     pid, failure = _binding.spawn(args)
     assert failure is None and os.waitpid(pid, 0)[1] == 0
     assert out.read_text() == "2|zero||two words||y=z|"
+
+
+@pytest.mark.parametrize("other", ["a ruleset granting everything", "an ordinary file"])
+def test_a_ruleset_descriptor_taken_by_another_file_is_caught_by_the_spawn(
+        tmp_path, landlock, other) -> None:
+    """A built ruleset is handed to the spawn without a check in Python;
+    the spawn checks that its descriptor is still that ruleset.  Code that
+    closed it and let another file take its number -- another ruleset that
+    grants every read, or /dev/null -- must not change the next child's
+    sandbox (it is built again), and that file is left open."""
+    secret = tmp_path / "secret"
+    secret.write_text("k")
+    rs = landwrap.Ruleset.from_profile("default")
+    cat = ["cat", str(secret)]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    assert landwrap.run(cat, ruleset=rs, **quiet).returncode == 1  # denied: built
+    fd = rs.plan()._fd
+    read = compat.FS_RIGHTS["read_file"][0]
+    if other.startswith("a ruleset"):
+        new = _binding.create_ruleset(read, 0, 0, compat.ATTR_SIZE_FS)
+        _binding.add_path_rules(new, ["/"], [read])
+    else:
+        new = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(new, fd, inheritable=False)  # closes the ruleset, as closerange would
+    os.close(new)
+    try:
+        assert landwrap.run(cat, ruleset=rs, **quiet).returncode == 1
+        assert landwrap.run(cat, ruleset=rs, **quiet).returncode == 1
+        assert rs.plan()._fd != fd
+        os.fstat(fd)  # still open: not ours, never closed
+    finally:
+        os.close(fd)
+    # without the sandbox the file is readable (the test can fail)
+    assert subprocess.run(cat, capture_output=True).stdout == b"k"

@@ -14,21 +14,31 @@ from pathlib import Path
 import pytest
 
 import landwrap
-from landwrap.engine import stale
+from landwrap.engine import _binding, stale
 from landwrap.engine.kernel_ruleset import identities
 
 
-def _counting_stat(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record the paths stale.py stats one by one (the per-rule check)."""
-    calls: list[str] = []
-    real = os.stat
+def _recording(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[object]:
+    """Replace *owner*.*name* by a wrapper that records its argument."""
+    calls: list[object] = []
+    real = getattr(owner, name)
 
-    def stat(path, *a, **kw):  # type: ignore[no-untyped-def]
-        calls.append(path)
-        return real(path, *a, **kw)
+    def wrapper(arg):  # type: ignore[no-untyped-def]
+        calls.append(arg)
+        return real(arg)
 
-    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(owner, name, wrapper)
     return calls
+
+
+def _counting_stat(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Record the batches of paths stale.py stats one by one (the per-rule
+    check); :func:`_flat` lists their paths."""
+    return _recording(monkeypatch, _binding, "path_ids")
+
+
+def _flat(batches: list[object]) -> list[str]:
+    return [p for b in batches for p in b]  # type: ignore[attr-defined]
 
 
 def test_unchanged_ancestors_spare_the_per_rule_stats(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,7 +49,7 @@ def test_unchanged_ancestors_spare_the_per_rule_stats(monkeypatch: pytest.Monkey
     monkeypatch.setattr(time, "time", lambda: time.time_ns() / 1e9 + 1000)
     calls = _counting_stat(monkeypatch)
     assert check.replaced() == []
-    assert sorted(calls) == sorted(dirs)
+    assert sorted(_flat(calls)) == sorted(dirs)
     calls.clear()
     assert check.replaced() == [] and calls == []
 
@@ -50,7 +60,7 @@ def test_recent_changes_are_not_trusted(tmp_path: Path, monkeypatch: pytest.Monk
     calls = _counting_stat(monkeypatch)
     for _ in range(3):  # tmp_path was just made: its timestamps prove nothing yet
         assert check.replaced() == []
-    assert calls == [str(tmp_path / "job")] * 3
+    assert _flat(calls) == [str(tmp_path / "job")] * 3
 
 
 def test_replacements_under_settled_ancestors_are_seen(tmp_path: Path) -> None:
@@ -102,6 +112,38 @@ def test_a_mount_over_a_rule_directory_is_seen(tmp_path: Path, monkeypatch: pyte
     finally:
         subprocess.run(["umount", str(job)], check=True)
     assert check.replaced() == []  # the directory beneath is back
+
+
+def test_the_answer_made_in_c_still_sees_a_replacement_and_a_mount(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a check found every ancestor as it was, the next ones are one C
+    call that compares the ids itself (stale.unchanged).  That call must
+    still send a replaced directory, and (as root) a mount over one, the
+    long way."""
+    job, mounted = tmp_path / "job", tmp_path / "mounted"
+    job.mkdir()
+    mounted.mkdir()
+    check = stale.DirCheck(identities([str(job), str(mounted)]))
+    monkeypatch.setattr(time, "time", lambda: time.time_ns() / 1e9 + 1000)
+    long_way = _recording(monkeypatch, stale, "probe_state")
+
+    def prime() -> None:
+        assert check.replaced() == []  # verifies the rules, records the ancestors
+        assert check.replaced() == []  # found as recorded: kept for the C comparison
+        long_way.clear()
+        assert check.replaced() == [] and long_way == []  # answered in C
+
+    prime()
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "lw-test", str(mounted)], check=True)
+        try:
+            assert check.replaced() == [str(mounted)] and long_way
+        finally:
+            subprocess.run(["umount", str(mounted)], check=True)
+        prime()
+    job.rmdir()
+    job.mkdir()
+    assert check.replaced() == [str(job)] and long_way
 
 
 def test_forked_child_does_not_share_the_mount_watch() -> None:

@@ -134,7 +134,7 @@ def _open_once(fd, paths, access, file_mask=compat.FS_FILE, nobind=None):
     special, dirs, flags = _binding.open_add_paths(
         fd, paths, list(range(1, len(paths) + 1)), access, nobind, file_mask)
     out = [(0, False, None, flags[i]) for i in range(len(paths))]
-    for i, _, _ in dirs:
+    for i, *_ in dirs:
         out[i] = (0, True, None, flags[i])
     for i, err, fl, real in special:
         out[i] = (err, bool(fl & _binding.P_DIR), real, fl)
