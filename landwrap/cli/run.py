@@ -9,7 +9,7 @@ import errno
 import os
 import sys
 
-from ..engine import compat, companion, launcher, spawn
+from ..engine import compat, companion, launcher, plan as _plan, spawn
 from . import policy, report
 from ..engine.errors import EXIT_ERROR, LandwrapError, PathError, UsageError
 from ..engine.ruleset import Ruleset
@@ -258,7 +258,8 @@ def _run_in(opts: dict[str, Any], prof: validate.Profile, argv: list[str],
 
         plan = denials.resolve_logged(prof.ruleset)
     else:
-        plan = prof.ruleset.resolve()
+        # one spawn: nothing to record for a later stale-directory check
+        plan = _plan.resolve(prof.ruleset, track_dirs=False)
     plan.skipped += [(p, origin, "the glob matches nothing") for p, origin in prof.skipped_globs]
     plan.skipped += prof.skipped_cwd
     env = launcher.build_env(bool(opts.get("clean_env")) or prof.env_clean,

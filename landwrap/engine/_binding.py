@@ -81,7 +81,8 @@ P_COVERED = lib.LW_P_COVERED
 
 def open_add_paths(ruleset_fd: int, paths: list[str], group_end: list[int],
                    group_access: list[int], nobind: bytearray | None, file_mask: int,
-                   joined: str | None = None) -> tuple[Any, ...] | None:
+                   joined: str | None = None, *,
+                   handles: bool = True) -> tuple[Any, ...] | None:
     """Resolve *paths* (str; group ``g`` is the paths
     before ``group_end[g]``, asking for ``group_access[g]``) opening each
     once and, with a *ruleset_fd* >= 0, bind their rules to those same
@@ -91,7 +92,7 @@ def open_add_paths(ruleset_fd: int, paths: list[str], group_end: list[int],
     (``err``, an errno) or have a symlink on the way (``real``, their real
     path; no rule was added); ``dirs`` lists ``(index, st_dev, st_ino,
     handle digest)`` of the directories reached without one (the digest:
-    see :func:`path_ids`); ``flags`` has a byte of ``P_*`` bits per path.  Every other path's rule was added, or is granted by its
+    see :func:`path_ids`; 0 without *handles*); ``flags`` has a byte of ``P_*`` bits per path.  Every other path's rule was added, or is granted by its
     ancestors' rules added here.  None, with nothing opened, when a path is
     not absolute and lexically normal.  OSError names the path whose rule
     the kernel refused."""
@@ -103,6 +104,8 @@ def open_add_paths(ruleset_fd: int, paths: list[str], group_end: list[int],
     err, special, dirs = (ffi.new("int[]", n) for _ in range(3))
     flags = ffi.new("unsigned char[]", n)
     dev, ino, gen = (ffi.new("uint64_t[]", n) for _ in range(3))
+    if not handles:
+        gen = ffi.NULL  # (reported as 0)
     counts = ffi.new("int[3]")   # nspecial, ndirs, failed
     cap = 64 * 1024
     realbuf = ffi.new("char[]", cap)
@@ -124,7 +127,7 @@ def open_add_paths(ruleset_fd: int, paths: list[str], group_end: list[int],
         out.append((i, err[i], flags[i], real))
     nd = counts[1]
     return (out, list(zip(ffi.unpack(dirs, nd), ffi.unpack(dev, nd), ffi.unpack(ino, nd),
-                          ffi.unpack(gen, nd))),
+                          ffi.unpack(gen, nd) if handles else [0] * nd)),
             ffi.buffer(flags)[:])
 
 

@@ -71,6 +71,7 @@ class KernelRuleset:
         _complete: bool
         _todo: set[str] | None
         _dirs: list[tuple[str, int, int, int]]
+        track_dirs: bool
         _special: dict[str, Rule]
 
         @property
@@ -99,12 +100,14 @@ class KernelRuleset:
         if fd < 0:
             fd = self._new_ruleset()
             self._todo = None
-            self._dirs = identities(r.path for r in self.rules if r.is_dir)
+            self._dirs = identities(r.path for r in self.rules if r.is_dir) \
+                if self.track_dirs else []
         if self._todo is None:
             rules = self.rules
         else:
             rules = [self._special[p] for p in sorted(self._todo)]
-            self._dirs += identities(r.path for r in rules if r.is_dir)
+            if self.track_dirs:
+                self._dirs += identities(r.path for r in rules if r.is_dir)
         try:
             try:
                 _binding.add_path_rules(fd, [r.path for r in rules], [r.access for r in rules])
@@ -149,7 +152,8 @@ class KernelRuleset:
         the kernel ruleset was built with (deleted, re-created, renamed
         over, mounted over): their rules now grant nothing.  A stat of each
         rule's ancestors, and of the rules only beneath one that changed
-        (see stale.py); empty before the kernel ruleset is built."""
+        (see stale.py); empty before the kernel ruleset is built, and for a
+        plan resolved with ``track_dirs=False`` (one spawn)."""
         if self._fd < 0:
             return []
         check = self._stale

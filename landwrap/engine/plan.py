@@ -57,12 +57,15 @@ class ProtectedStateError(PathError):
 
 
 def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None = None,
-            kernel_abi: int | None = None, bind: bool = True) -> "Plan":
+            kernel_abi: int | None = None, bind: bool = True,
+            track_dirs: bool = True) -> "Plan":
     """:meth:`Ruleset.resolve <landwrap.engine.ruleset.Ruleset.resolve>`:
     *request* fitted to the kernel (through ``compat``), its paths resolved
     and merged.  *bind* False: a plan only to be looked at (`landwrap
     status`), so no kernel ruleset is made while resolving (ruleset_fd()
-    would make it all)."""
+    would make it all).  *track_dirs* False: a plan used for one spawn
+    (`landwrap run`), which records nothing for :meth:`Plan.replaced`
+    (the directories' identities cost a stat and a file handle each)."""
     mode = compat_mode or request.compat
     if mode not in compat.MODES:
         raise UsageError(f"unknown compatibility mode {mode!r} "
@@ -74,6 +77,7 @@ def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None
         from . import _binding  # compiled (cffi): loading a profile must not need it
         kernel_abi = _binding.kernel_abi()
     plan = Plan(request, mode, kernel_abi)
+    plan.track_dirs = track_dirs
     want = {
         "fs": compat.FS_ALL if request.fs else 0,
         "net": compat.NET_ALL if request.net else 0,
@@ -295,7 +299,9 @@ class Plan(KernelRuleset, Presentation):
         #: (euid, companion.Companion) for spawns, cached by the API.
         self._companion: tuple[int, Companion] | None = None
         #: (path, dev, ino, handle digest) of directory rules, at build time
+        #: (none unless track_dirs)
         self._dirs: list[tuple[str, int, int, int]] = []
+        self.track_dirs = True
         self._todo: set[str] | None = None  # real paths whose rules are still to add (None: all)
         self._complete = False
 
@@ -345,12 +351,12 @@ class Plan(KernelRuleset, Presentation):
         try:
             rights = [g.access & handled for g in groups]
             found = _binding.open_add_paths(fd, lexical, ends, rights, nobind, compat.FS_FILE,
-                                            joined)
+                                            joined, handles=self.track_dirs)
             if found is None:   # some path is relative or not normal (nothing opened)
                 lexical = [_lexical(p) for p in originals]
                 nobind = kept_from_binding(lexical)
                 found = _binding.open_add_paths(fd, lexical, ends, rights, nobind,
-                                                compat.FS_FILE)
+                                                compat.FS_FILE, handles=self.track_dirs)
             if found is None:
                 raise PathError("a path is not absolute and normal once normalized")
             special, dirs, bound_flags = found
@@ -440,7 +446,7 @@ class Plan(KernelRuleset, Presentation):
             # replaced() (not those their ancestors' rules cover)
             own = _binding.P_BOUND | _binding.P_COVERED
             self._dirs = [(lexical[i], dev, ino, gen) for i, dev, ino, gen in dirs
-                          if bound_flags[i] & own == _binding.P_BOUND]
+                          if bound_flags[i] & own == _binding.P_BOUND] if self.track_dirs else []
 
     def _merge_all(self) -> None:
         """:attr:`rules` and :attr:`redundant`, from the paths resolved and

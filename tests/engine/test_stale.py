@@ -146,6 +146,30 @@ def test_the_answer_made_in_c_still_sees_a_replacement_and_a_mount(
     assert check.replaced() == [str(job)] and long_way
 
 
+def test_a_plan_for_one_spawn_records_no_directories(tmp_path: Path) -> None:
+    """`landwrap run` resolves its plan with track_dirs=False: it spawns
+    once, so the identities a later stale check compares (a stat and a
+    file handle per directory rule) are not taken.  A reusable plan (the
+    API's) takes them, for the rules bound while resolving and for those
+    added later (here, beneath a hidden path's carved parent)."""
+    from landwrap.engine.plan import resolve
+
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "secret").mkdir()
+    rs = (landwrap.Ruleset(net=False, scope=False).allow(tmp_path / "d", "ro")
+          .allow(tmp_path / "e", "rw", required=False).hide(tmp_path / "d" / "secret"))
+    once = resolve(rs, track_dirs=False)
+    once.ruleset_fd()
+    assert once._dirs == [] and once.replaced() == []
+    once.close()
+    kept = rs.resolve()
+    kept.ruleset_fd()
+    assert str(tmp_path / "d" / "sub") in [d[0] for d in kept._dirs]
+    if _binding.path_ids([str(tmp_path)])[0][2]:  # (ext4, xfs, btrfs, tmpfs: not all give one)
+        assert all(d[3] for d in kept._dirs)  # a file handle's digest for each
+    kept.close()
+
+
 def test_forked_child_does_not_share_the_mount_watch() -> None:
     """After fork the child polls its own /proc/self/mountinfo: polling the
     parent's (a shared open file) would take the parent's events."""
