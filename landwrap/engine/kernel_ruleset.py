@@ -19,6 +19,7 @@ from .errors import RulesetError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from _thread import LockType
     from typing import Iterable
 
     from .plan import Rule
@@ -72,6 +73,7 @@ class KernelRuleset:
         _todo: set[str] | None
         _dirs: list[tuple[str, int, int, int]]
         track_dirs: bool
+        _build_lock: LockType
         _special: dict[str, Rule]
 
         @property
@@ -89,7 +91,12 @@ class KernelRuleset:
         The kept descriptor is checked before each reuse (:func:`fd_is_ours`):
         code that closed it (``os.closerange``) may have let another ruleset,
         or any file, take its number.  Then the ruleset is built again, all
-        of it."""
+        of it -- by one thread at a time: threads spawning with the same plan
+        that all find it gone build it once."""
+        with self._build_lock:
+            return self._ruleset_fd()
+
+    def _ruleset_fd(self) -> int:
         if self._fd >= 0 and not fd_is_ours(self._fd, self):
             # not ours any more: never close what is not ours; start over
             self._fd, self._complete, self._todo = -1, False, None

@@ -284,3 +284,43 @@ def test_a_ruleset_descriptor_taken_by_another_file_is_caught_by_the_spawn(
         os.close(fd)
     # without the sandbox the file is readable (the test can fail)
     assert subprocess.run(cat, capture_output=True).stdout == b"k"
+
+
+def test_threads_that_find_the_ruleset_gone_build_it_once(landlock, monkeypatch) -> None:
+    """Two threads spawning with the same plan, after code closed its
+    ruleset's descriptor: the rebuild happens once (no second ruleset
+    made and leaked by a thread that raced the first).  The binding's
+    create_ruleset is slowed down (the kernel call itself is real) so that
+    the second thread arrives while the first is building."""
+    import threading
+    import time
+
+    rs = landwrap.Ruleset.from_profile("default")
+    plan = rs.plan()
+    fd = plan.ruleset_fd()
+    os.close(fd)  # (as os.closerange would): the next spawn must build it anew
+    made: list[int] = []
+    real = _binding.create_ruleset
+
+    def slow_create(*args):  # type: ignore[no-untyped-def]
+        time.sleep(0.2)
+        new = real(*args)
+        made.append(new)
+        return new
+
+    monkeypatch.setattr(_binding, "create_ruleset", slow_create)
+    codes: list[int] = []
+    start = threading.Barrier(2)
+
+    def spawn() -> None:
+        start.wait()
+        codes.append(landwrap.run(["true"], ruleset=plan).returncode)
+
+    threads = [threading.Thread(target=spawn) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [0, 0]
+    assert len(made) == 1 and plan.ruleset_fd() == made[0]
+    plan.close()
