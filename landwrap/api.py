@@ -32,7 +32,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError,
                         CompletedProcess, SubprocessError, TimeoutExpired)
 from typing import (IO, Any, AnyStr, Callable, Iterable, Literal, Mapping, Optional,
@@ -200,15 +199,11 @@ def build_ruleset(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (
     return rs, prof
 
 
-_fd_lock = threading.RLock()  # re-entrant: see threads._lock
-
-
 def _ready(plan: Plan) -> Plan:
     """*plan* with its kernel ruleset built (once, even when several threads
-    ask at the same moment)."""
+    ask at the same moment: ruleset_fd() builds under the plan's lock)."""
     if plan._fd < 0 and plan.enforces_anything:
-        with _fd_lock:
-            plan.ruleset_fd()
+        plan.ruleset_fd()
     return plan
 
 

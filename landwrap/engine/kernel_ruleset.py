@@ -19,7 +19,7 @@ from .errors import RulesetError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from _thread import LockType
+    from _thread import RLock
     from typing import Iterable
 
     from .plan import Rule
@@ -34,6 +34,22 @@ if TYPE_CHECKING:
 # ruleset, which cannot be read or written) those of other code.
 _OWNERS: dict[int, tuple[int, tuple[int, int], int]] = {}
 _MARK = os.O_APPEND
+
+#: The plans a thread is in ruleset_fd for (once per thread), so that a
+#: child forked meanwhile gets fresh build locks (one another thread held
+#: at the fork would never be released there).
+_building: list[Any] = []
+
+
+def _after_fork() -> None:
+    from _thread import RLock  # (built in, loaded at start-up)
+
+    for plan in _building:
+        plan._build_lock = RLock()
+    _building.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def claim_fd(fd: int, plan: object) -> None:
@@ -73,7 +89,7 @@ class KernelRuleset:
         _todo: set[str] | None
         _dirs: list[tuple[str, int, int, int]]
         track_dirs: bool
-        _build_lock: LockType
+        _build_lock: RLock
         _special: dict[str, Rule]
 
         @property
@@ -93,8 +109,12 @@ class KernelRuleset:
         or any file, take its number.  Then the ruleset is built again, all
         of it -- by one thread at a time: threads spawning with the same plan
         that all find it gone build it once."""
-        with self._build_lock:
-            return self._ruleset_fd()
+        _building.append(self)
+        try:
+            with self._build_lock:
+                return self._ruleset_fd()
+        finally:
+            _building.remove(self)
 
     def _ruleset_fd(self) -> int:
         if self._fd >= 0 and not fd_is_ours(self._fd, self):

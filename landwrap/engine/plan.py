@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
-from _thread import allocate_lock
+from _thread import RLock
 
 from . import compat
 from .errors import (LandlockUnavailable, NothingEnforced, PathError, UnsupportedFeature,
@@ -297,7 +297,7 @@ class Plan(KernelRuleset, Presentation):
         self.status: Status = NOT_ENFORCED
         self.unavailable: LandlockUnavailable | None = None
         self._fd = -1
-        self._build_lock = allocate_lock()  # (see ruleset_fd)
+        self._build_lock = RLock()  # (see ruleset_fd; re-entrant: a signal handler may spawn)
         #: (euid, companion.Companion) for spawns, cached by the API.
         self._companion: tuple[int, Companion] | None = None
         #: (path, dev, ino, handle digest) of directory rules, at build time

@@ -324,3 +324,46 @@ def test_threads_that_find_the_ruleset_gone_build_it_once(landlock, monkeypatch)
     assert codes == [0, 0]
     assert len(made) == 1 and plan.ruleset_fd() == made[0]
     plan.close()
+
+
+def test_a_child_forked_while_another_thread_builds_can_build(landlock, monkeypatch) -> None:
+    """fork() while another thread holds a plan's build lock (it is making
+    the ruleset): the child must not inherit the held lock, or its first
+    spawn with that plan would wait for ever."""
+    import threading
+    import time
+
+    plan = landwrap.Ruleset.from_profile("default").plan()
+    real = _binding.create_ruleset
+    inside = threading.Event()
+
+    def slow_create(*args):  # type: ignore[no-untyped-def]
+        inside.set()
+        time.sleep(0.5)
+        return real(*args)
+
+    monkeypatch.setattr(_binding, "create_ruleset", slow_create)
+    plan.close()  # the next ruleset_fd() builds (slowly)
+    builder = threading.Thread(target=plan.ruleset_fd)
+    builder.start()
+    assert inside.wait(10)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            code = 0 if landwrap.run(["true"], ruleset=plan).returncode == 0 else 2
+        finally:
+            os._exit(code)
+    builder.join()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on the plan's build lock")
+    assert os.waitstatus_to_exitcode(status) == 0
+    plan.close()
