@@ -243,12 +243,16 @@ def remove_private_tmp(tmp: str) -> None:
     if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover
         report.warn(f"left {tmp} in place: this Python cannot remove it safely")
         return
-    if sys.version_info >= (3, 12):  # a statement: mypy checks each branch on its version
-        shutil.rmtree(tmp, onexc=retry)
-    else:
-        shutil.rmtree(tmp, onerror=lambda f, p, e: retry(f, p, e))
+    deep = ""
+    try:
+        if sys.version_info >= (3, 12):  # a statement: mypy checks each branch on its version
+            shutil.rmtree(tmp, onexc=retry)
+        else:
+            shutil.rmtree(tmp, onerror=lambda f, p, e: retry(f, p, e))
+    except RecursionError:  # the command left a tree deeper than the recursion limit
+        deep = " (the command left a tree too deep to remove)"
     if os.path.lexists(tmp):
-        report.warn(f"could not remove the private temporary directory {tmp}")
+        report.warn(f"could not remove the private temporary directory {printable(tmp)}{deep}")
 
 
 def _program(prof: validate.Profile, argv: list[str], env: dict[str, str]) -> str:

@@ -761,3 +761,21 @@ def test_a_private_tmp_swapped_for_a_symlink_does_not_remove_the_shared_tmp(tmp_
     assert os.path.basename(private).startswith("landwrap-")
     assert not os.path.lexists(private)      # the symlink itself is removed
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.usefixtures("landlock")
+def test_a_deep_tree_left_in_the_private_tmp_keeps_the_exit_status(tmp_path):
+    """A command that leaves a tree deeper than Python's recursion limit in
+    its private TMPDIR: its exit status is still landwrap's, with a warning
+    naming what was left -- not "internal error ... nothing was run"."""
+    os.chmod(tmp_path, 0o755)
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    script = ('cd "$TMPDIR" && i=0; while [ $i -lt 1200 ]; do mkdir d && cd d || exit 9; '
+              'i=$((i+1)); done; exit 3')
+    r = subprocess.run([sys.executable, "-m", "landwrap", "run", "-q", "--", "sh", "-c", script],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert "internal error" not in r.stderr and "nothing was run" not in r.stderr
+    left = [p for p in os.listdir(tmp_path) if p.startswith("landwrap-")]
+    assert all(p in r.stderr for p in left), r.stderr  # whatever is left is named
+    subprocess.run(["rm", "-rf", *(str(tmp_path / p) for p in left)], check=True)
