@@ -544,3 +544,25 @@ def test_why_prints_paths_escaped(tmp_path):
     r = lw("why", d)
     assert r.returncode == 1, r.stderr
     assert "\x1b" not in r.stdout and "x\\x1b[2Jy" in r.stdout
+
+
+def test_learn_survives_a_deep_tree_left_in_the_private_tmp(tmp_path, landlock):
+    """A command that leaves a tree deeper than Python's recursion limit in
+    its round's private TMPDIR: learn still writes the profile, with no
+    traceback, and names what it could not remove."""
+    base = tmp_path / "tmp"
+    base.mkdir()
+    out = tmp_path / "out.toml"
+    env = dict(os.environ, TMPDIR=str(base), HOME=str(tmp_path),
+               XDG_CACHE_HOME=str(tmp_path / "cache"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    script = ('cd "$TMPDIR" && i=0; while [ $i -lt 1200 ]; do mkdir d && cd d || exit 9; '
+              'i=$((i+1)); done')
+    r = subprocess.run([sys.executable, "-m", "landwrap", "learn", "-y", "--once", "-o",
+                        str(out), "--", "sh", "-c", script], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 0, r.stderr
+    tomllib.loads(out.read_text())
+    left = os.listdir(base)
+    assert all(p in r.stderr for p in left), r.stderr
+    subprocess.run(["rm", "-rf", *(str(base / p) for p in left)], check=True)
