@@ -430,11 +430,7 @@ def _apply_hide(prof: Profile, ctx: Ctx, fs: dict[str, Any], path: str) -> None:
             ctx.fail("filesystem.hide", "cannot hide / (grant less instead)", "filesystem")
         found = [p]  # even when nothing matches: its directory is carved, so
         if _is_glob(p):  # a matching file created later is not granted either
-            for m in _iglob(p, listed):
-                found.append(m)
-                if len(found) > MAX_MATCHES:
-                    ctx.fail("filesystem.hide", f"{p!r} matches more than {MAX_MATCHES} "
-                             "paths", "filesystem")
+            _glob_into(found, ctx, "filesystem.hide", p, "filesystem", None, listed)
         for m in found:
             prof.ruleset.hide(m, origin=f"{path}: filesystem.hide")
 
@@ -539,6 +535,21 @@ def _wild_match(pattern: str, name: str) -> bool:
     return p == len(pattern)
 
 
+def _glob_into(found: list[str], ctx: Ctx, key: str, p: str, table: str | None,
+               index: int | None, listed: dict[str, list[str]] | None = None) -> None:
+    """Append what glob pattern *p* matches to *found*: a one-line error
+    when *found* grows beyond MAX_MATCHES paths, or when the pattern walks
+    a tree too deep for glob's recursion (one a sandbox left, say)."""
+    try:
+        for m in _iglob(p, listed):
+            found.append(m)
+            if len(found) > MAX_MATCHES:
+                ctx.fail(key, f"{p!r} matches more than {MAX_MATCHES} paths", table, index)
+    except RecursionError:  # glob's ** recurses once per directory level
+        ctx.fail(key, f"{p!r}: a directory tree it walks is too deep to match "
+                 "(about a thousand levels)", table, index)
+
+
 def _collapse_globstars(p: str) -> str:
     """``/**/**/`` matches what ``/**/`` matches, once; repeated, it makes
     glob walk the tree once per extra ``**`` and yield each match again."""
@@ -553,11 +564,8 @@ def _allow(prof: Profile, ctx: Ctx, key: str, p: str, access: str | int, require
     rs = prof.ruleset
     if _is_glob(p):
         p = _collapse_globstars(p)
-        matches = []
-        for m in _iglob(p):
-            matches.append(m)
-            if len(matches) > MAX_MATCHES:
-                ctx.fail(key, f"{p!r} matches more than {MAX_MATCHES} paths", table, index)
+        matches: list[str] = []
+        _glob_into(matches, ctx, key, p, table, index)
         matches = sorted(set(matches))
         if not matches:
             if required:

@@ -576,3 +576,41 @@ def test_hide_glob_hides_a_name_with_a_star_in_it(home, tmp_path):
         r = run_cat(env, d / name, "-q", "-p", str(prof))
         assert r.returncode == 1 and SECRET not in r.stdout, name
     assert run_cat(env, d / "public", "-q", "-p", str(prof)).stdout == "public\n"
+
+
+@pytest.mark.usefixtures("landlock")
+def test_a_deep_tree_under_a_globstar_is_a_one_line_error(home, tmp_path):
+    """A profile globbing with ** over a directory the sandbox may write:
+    one run leaves a tree deeper than Python's recursion limit there.  The
+    next run refuses with a one-line error naming the file and key -- not
+    "internal error: RecursionError"."""
+    h, env = home
+    work = tmp_path / "work"
+    (work / "src").mkdir()
+    p = work / "app.toml"
+    p.write_text('extends = ["default"]\n[filesystem]\nrw = ["${CWD}/src"]\n'
+                 'ro = ["${CWD}/src/**/*.py"]\n')
+    r = lw("run", "-q", "-p", p, "--", "sh", "-c",
+           'cd src && i=0; while [ $i -lt 1100 ]; do mkdir d && cd d || exit 9; '
+           'i=$((i+1)); done', env=env, cwd=work)
+    assert r.returncode == 0, r.stderr
+    r = lw("run", "-q", "-p", p, "--", "true", env=env, cwd=work)
+    subprocess.run(["rm", "-rf", str(work / "src" / "d")], check=True)
+    assert "internal error" not in r.stderr, r.stderr
+    assert r.returncode == 125 and r.stderr.startswith(f"landwrap: {p}:4: filesystem.ro: ")
+    assert "too deep" in r.stderr and len(r.stderr.strip().splitlines()) <= 2, r.stderr
+
+
+def test_a_deep_tree_under_a_hide_globstar_is_a_one_line_error(tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    subprocess.run(["sh", "-c", 'cd "$1" && i=0; while [ $i -lt 1100 ]; do mkdir d && cd d '
+                    '|| exit 9; i=$((i+1)); done', "sh", str(tree)], check=True)
+    p = tmp_path / "h.toml"
+    p.write_text(f'[filesystem]\nro = ["{tree}"]\nhide = ["{tree}/**/.env"]\n')
+    try:
+        with pytest.raises(profile.ProfileError) as e:
+            profile.load([str(p)], dirs=[])
+    finally:
+        subprocess.run(["rm", "-rf", str(tree)], check=True)
+    assert str(e.value).startswith(f"{p}:3: filesystem.hide: ") and "too deep" in str(e.value)
