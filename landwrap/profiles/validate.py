@@ -181,6 +181,18 @@ def _path(ctx: Ctx, key: str, raw: object, table: str | None = None,
         ctx.fail(key, "path contains a NUL byte", table, index)
     try:
         p = expand(raw, ctx.vars)
+        literal = False
+        if _is_glob(p):
+            # wildcards from a variable's value (a ${CWD} named "proj*") are
+            # that name's characters, never a pattern: the path is taken
+            # literally, or the profile's own pattern around it globs with
+            # the value escaped
+            template = "${HOME}" + raw[1:] if raw == "~" or raw.startswith("~/") else raw
+            own = "".join(x for x in references(template) if type(x) is str)
+            if not _is_glob(own):
+                literal = True
+            else:
+                p = expand(raw, ctx.vars, _glob_escape)
     except UnsetVariable:
         return None  # ${env:NAME} unset or empty: the rule is skipped
     except KeyError as e:
@@ -193,14 +205,33 @@ def _path(ctx: Ctx, key: str, raw: object, table: str | None = None,
     if "\0" in p:  # through a variable
         ctx.fail(key, f"path {p!r} contains a NUL byte", table, index)
     if not p.startswith("/"):
-        # relative paths are relative to the profile's directory
-        p = os.path.join(ctx.vars["PROFILE_DIR"], p)
-    return os.path.normpath(p) if "/./" in p or "/../" in p or p.endswith(("/.", "/..")) \
+        # relative paths are relative to the profile's directory (whose
+        # name, like a variable's value, is never a pattern)
+        d = ctx.vars["PROFILE_DIR"]
+        if _is_glob(d):
+            if literal or not _is_glob(p):
+                literal = True
+            else:
+                d = _glob_escape(d)
+        p = os.path.join(d, p)
+    p = os.path.normpath(p) if "/./" in p or "/../" in p or p.endswith(("/.", "/..")) \
         else p.rstrip("/") or "/"
+    return LiteralPath(p) if literal else p
+
+
+class LiteralPath(str):
+    """A path whose wildcard characters all came from variables' values:
+    a name, never a glob pattern (see :func:`_path`)."""
+    __slots__ = ()
 
 
 def _is_glob(p: str) -> bool:
-    return "*" in p or "?" in p or "[" in p
+    return type(p) is not LiteralPath and ("*" in p or "?" in p or "[" in p)
+
+
+def _glob_escape(value: str) -> str:
+    """*value* as a glob pattern matching only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in value)
 
 
 class Profile:

@@ -614,3 +614,39 @@ def test_a_deep_tree_under_a_hide_globstar_is_a_one_line_error(tmp_path):
     finally:
         subprocess.run(["rm", "-rf", str(tree)], check=True)
     assert str(e.value).startswith(f"{p}:3: filesystem.hide: ") and "too deep" in str(e.value)
+
+
+@pytest.mark.usefixtures("landlock")
+def test_wildcards_in_a_variables_value_are_not_a_glob(home, tmp_path):
+    """${CWD} (any variable) whose value has *, ? or [ in it -- a project
+    directory unpacked as "proj*" -- names that one directory: the default
+    profile's ro ${CWD} and cwd-rw's rw ${CWD} once granted every sibling
+    the name matched as a glob ("projects", "proj-secret").  A pattern of
+    the profile's own around the value still globs, with the value literal."""
+    _, env = home
+    top = tmp_path / "top"
+    cwd = top / "proj*"
+    cwd.mkdir(parents=True)
+    (cwd / "mine.txt").write_text("mine\n")
+    other = top / "proj-secret"
+    other.mkdir()
+    (other / "s.txt").write_text(SECRET + "\n")
+    r = lw("run", "-q", "-p", "default", "-p", "cwd-rw", "--", "sh", "-c",
+           f'cat mine.txt; cat {other}/s.txt; echo x > {other}/w', env=env, cwd=cwd)
+    assert r.stdout == "mine\n" and SECRET not in r.stdout, r.stdout + r.stderr
+    assert not (other / "w").exists()
+    p = tmp_path / "g.toml"
+    p.write_text('[filesystem]\nro = ["${CWD}/*.txt"]\n')
+    r = lw("run", "--dry-run", "--json", "-p", p, "--", "true", env=env, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    paths = [rule["path"] for rule in json.loads(r.stdout)["rules"]]
+    assert str(cwd / "mine.txt") in paths and str(other / "s.txt") not in paths, paths
+    # a relative path in a profile whose directory is named like a pattern
+    pdir, twin = top / "pd*", top / "pdx"
+    for d in (pdir, twin):
+        (d / "sub").mkdir(parents=True)
+    (pdir / "r.toml").write_text('[filesystem]\nro = ["sub", "s*b"]\n')
+    r = lw("run", "--dry-run", "--json", "-p", pdir / "r.toml", "--", "true", env=env, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    paths = [rule["path"] for rule in json.loads(r.stdout)["rules"]]
+    assert str(pdir / "sub") in paths and str(twin / "sub") not in paths, paths
