@@ -693,8 +693,10 @@ def _variants(prof: Profile, raw: object) -> list[object]:
     def esc(s: str) -> str:
         return s.replace("$", "$$")
 
+    # a prefix named like a pattern ("venv*") matches only itself
     return ["".join(esc(p) if type(p) is str else
-                    esc(d) if p[0] == "exe_prefix" else "${" + p[0] + "}" for p in parts)
+                    esc(_glob_escape(d) if _is_glob(d) else d) if p[0] == "exe_prefix"
+                    else "${" + p[0] + "}" for p in parts)
             for d in prof.exe_prefixes]
 
 

@@ -650,3 +650,18 @@ def test_wildcards_in_a_variables_value_are_not_a_glob(home, tmp_path):
     assert r.returncode == 0, r.stderr
     paths = [rule["path"] for rule in json.loads(r.stdout)["rules"]]
     assert str(pdir / "sub") in paths and str(twin / "sub") not in paths, paths
+
+
+def test_an_exe_prefix_named_like_a_pattern_is_not_a_glob(home, tmp_path):
+    """python-runtime grants rox on ${exe_prefix}: a venv in a directory
+    named "venv*" once granted its sibling "venv-secret" too."""
+    _, env = home
+    venv = tmp_path / "venv*"
+    (venv / "bin").mkdir(parents=True)
+    os.symlink(sys.executable, venv / "bin" / "python3")
+    (tmp_path / "venv-secret").mkdir()
+    r = lw("run", "--dry-run", "--json", "-p", "python-runtime", "--",
+           venv / "bin" / "python3", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    paths = [rule["path"] for rule in json.loads(r.stdout)["rules"]]
+    assert str(venv) in paths and str(tmp_path / "venv-secret") not in paths, paths
