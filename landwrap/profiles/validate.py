@@ -173,7 +173,7 @@ def more_errors(path: str, first: ProfileError, limit: int = 100) -> list[Profil
 def _path(ctx: Ctx, key: str, raw: object, table: str | None = None,
           index: int | None = None) -> str | None:
     if (type(raw) is str and raw[:1] == "/" and "$" not in raw and "\0" not in raw
-            and "/." not in raw and "//" not in raw):
+            and "/." not in raw and "//" not in raw and "[" not in raw):
         return raw.rstrip("/") or "/" if raw[-1] == "/" else raw  # the common case
     if not isinstance(raw, str):
         ctx.fail(key, f"expected a path string, got {type_name(raw)}", table, index)
@@ -216,6 +216,10 @@ def _path(ctx: Ctx, key: str, raw: object, table: str | None = None,
         p = os.path.join(d, p)
     p = os.path.normpath(p) if "/./" in p or "/../" in p or p.endswith(("/.", "/..")) \
         else p.rstrip("/") or "/"
+    if not literal and "[" in p:
+        plain = _unescape(p)  # a pattern of escapes only ("a[*]"): that one name
+        if plain is not None:
+            return LiteralPath(plain)
     return LiteralPath(p) if literal else p
 
 
@@ -232,6 +236,24 @@ def _is_glob(p: str) -> bool:
 def _glob_escape(value: str) -> str:
     """*value* as a glob pattern matching only itself."""
     return "".join(f"[{c}]" if c in "*?[" else c for c in value)
+
+
+def _unescape(p: str) -> str | None:
+    """The one path glob pattern *p* matches when its only wildcards are
+    escapes (``[*]``, ``[?]``, ``[[]``, as _glob_escape writes them);
+    None when it has a real wildcard."""
+    out, i, n = [], 0, len(p)
+    while i < n:
+        c = p[i]
+        if c == "[" and i + 2 < n and p[i + 2] == "]" and p[i + 1] in "*?[":
+            out.append(p[i + 1])
+            i += 3
+        elif c in "*?[":
+            return None
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 class Profile:

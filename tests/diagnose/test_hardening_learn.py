@@ -566,3 +566,26 @@ def test_learn_survives_a_deep_tree_left_in_the_private_tmp(tmp_path, landlock):
     left = os.listdir(base)
     assert all(p in r.stderr for p in left), r.stderr
     subprocess.run(["rm", "-rf", *(str(base / p) for p in left)], check=True)
+
+
+def test_a_learned_file_named_like_a_pattern_grants_only_itself(home, tmp_path, landlock):
+    """cat of a file named "a*": the learned profile once said "DIR/a*",
+    a pattern granting every file of DIR starting with "a" (another-secret
+    too).  The name is written escaped ("a[*]") and names that file only."""
+    data = home / "data"
+    data.mkdir()
+    (data / "a*").write_text("star\n")
+    (data / "another-secret").write_text("secret\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    out = tmp_path / "out.toml"
+    env = _env(home)
+    r = subprocess.run([sys.executable, "-m", "landwrap", "learn", "-y", "-o", str(out), "--",
+                        "cat", str(data / "a*")], cwd=work, env=env, capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert '"${HOME}/data/a[*]"' in out.read_text(), out.read_text()
+    r = lw("run", "-q", "-p", out, "--", "cat", data / "a*", env=env, cwd=work)
+    assert r.returncode == 0 and r.stdout == "star\n", r.stderr
+    r = lw("run", "-q", "-p", out, "--", "cat", data / "another-secret", env=env, cwd=work)
+    assert r.returncode == 1 and "secret" not in r.stdout

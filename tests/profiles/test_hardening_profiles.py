@@ -665,3 +665,18 @@ def test_an_exe_prefix_named_like_a_pattern_is_not_a_glob(home, tmp_path):
     assert r.returncode == 0, r.stderr
     paths = [rule["path"] for rule in json.loads(r.stdout)["rules"]]
     assert str(venv) in paths and str(tmp_path / "venv-secret") not in paths, paths
+
+
+def test_an_escaped_pattern_is_one_literal_path(tmp_path):
+    """A path whose only wildcards are escapes ("a[*]", as learn writes a
+    name with a star) is that one path: it may be created, and it is not
+    a glob that skips silently."""
+    d = tmp_path / "d"
+    d.mkdir()
+    p = tmp_path / "e.toml"
+    p.write_text(f'[filesystem]\nrw = [{{ path = "{d}/new[*][?][[]", create = true }}]\n'
+                 f'ro = ["{d}/x[*]"]\n')
+    prof = profile.load([str(p)], dirs=[])
+    assert prof.create_dirs == [(f"{d}/new*?[", f"{p}: filesystem.rw")]
+    assert validate._unescape("/a/b[*]c") == "/a/b*c"
+    assert validate._unescape("/a/[ab]") is None and validate._unescape("/a/*[*]") is None
