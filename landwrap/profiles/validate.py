@@ -410,7 +410,7 @@ def _apply_access_lists(prof: Profile, ctx: Ctx, fs: dict[str, Any], path: str) 
                 if p is None or _cwd_refused(prof, ctx, key, item, p, "filesystem", None):
                     continue
                 if not _is_glob(p):
-                    plain.append(p)
+                    plain.append(str(p))  # (a LiteralPath: a plain str from here)
                     continue
                 _allow(prof, ctx, key, p, access, False, "filesystem", None)
                 continue
@@ -481,7 +481,7 @@ def _apply_hide(prof: Profile, ctx: Ctx, fs: dict[str, Any], path: str) -> None:
             continue
         if p == "/":
             ctx.fail("filesystem.hide", "cannot hide / (grant less instead)", "filesystem")
-        found = [p]  # even when nothing matches: its directory is carved, so
+        found = [str(p)]  # even when nothing matches: its directory is carved, so
         if _is_glob(p):  # a matching file created later is not granted either
             _glob_into(found, ctx, "filesystem.hide", p, "filesystem", None, listed)
         for m in found:
@@ -626,7 +626,7 @@ def _allow(prof: Profile, ctx: Ctx, key: str, p: str, access: str | int, require
             prof.skipped_globs.append((p, origin))
             return
     else:
-        matches = [p]
+        matches = [str(p)]
     if rs.path_count + len(matches) > MAX_RULES:
         ctx.fail(key, f"more than {MAX_RULES} path rules in all", table, index)
     for m in matches:
@@ -639,7 +639,7 @@ def _create(prof: Profile, ctx: Ctx, key: str, p: str, table: str | None,
     restricting (see runcmd.create_dirs); globs make no sense there."""
     if _is_glob(p):
         ctx.fail(key, f"create = true needs a plain path, not the glob {p!r}", table, index)
-    prof.create_dirs.append((p, f"{ctx.path}: {key}"))
+    prof.create_dirs.append((str(p), f"{ctx.path}: {key}"))
 
 
 def _unsafe_cwd(ctx: Ctx, key: str, item: dict[str, Any], table: str | None,
