@@ -210,10 +210,19 @@ def private_tmp(user: str | None = None, group: str | None = None) -> str:
 def remove_private_tmp(tmp: str) -> None:
     """Remove *tmp* and everything in it without following symlinks
     (shutil.rmtree works through directory descriptors here: a symlink
-    the command left is removed, never followed)."""
+    the command left is removed, never followed).  A command granted the
+    directory around *tmp* too (--rw /tmp) may have put a symlink or a
+    file in its place: that entry alone is removed, and nothing outside
+    *tmp* is ever opened up or removed."""
     try:
         os.rmdir(tmp)  # the common case: the command left nothing
         return
+    except OSError:
+        pass
+    try:
+        if (os.lstat(tmp).st_mode & 0o170000) != 0o040000:
+            os.unlink(tmp)  # not our directory any more: never followed
+            return
     except OSError:
         pass
     import shutil  # lazy: only when the command left files there
@@ -222,6 +231,8 @@ def remove_private_tmp(tmp: str) -> None:
         # a directory the command made unreadable (chmod 0): open it up, once
         try:
             d = path if func in (os.open, os.scandir, os.rmdir) else os.path.dirname(path)
+            if d != tmp and not d.startswith(tmp + "/"):
+                return  # never the directory around tmp
             st = os.lstat(d)
             if (st.st_mode & 0o170000) == 0o040000:
                 os.chmod(d, 0o700)
@@ -232,12 +243,16 @@ def remove_private_tmp(tmp: str) -> None:
     if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover
         report.warn(f"left {tmp} in place: this Python cannot remove it safely")
         return
-    if sys.version_info >= (3, 12):  # a statement: mypy checks each branch on its version
-        shutil.rmtree(tmp, onexc=retry)
-    else:
-        shutil.rmtree(tmp, onerror=lambda f, p, e: retry(f, p, e))
+    deep = ""
+    try:
+        if sys.version_info >= (3, 12):  # a statement: mypy checks each branch on its version
+            shutil.rmtree(tmp, onexc=retry)
+        else:
+            shutil.rmtree(tmp, onerror=lambda f, p, e: retry(f, p, e))
+    except RecursionError:  # the command left a tree deeper than the recursion limit
+        deep = " (the command left a tree too deep to remove)"
     if os.path.lexists(tmp):
-        report.warn(f"could not remove the private temporary directory {tmp}")
+        report.warn(f"could not remove the private temporary directory {printable(tmp)}{deep}")
 
 
 def _program(prof: validate.Profile, argv: list[str], env: dict[str, str]) -> str:

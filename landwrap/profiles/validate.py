@@ -173,7 +173,7 @@ def more_errors(path: str, first: ProfileError, limit: int = 100) -> list[Profil
 def _path(ctx: Ctx, key: str, raw: object, table: str | None = None,
           index: int | None = None) -> str | None:
     if (type(raw) is str and raw[:1] == "/" and "$" not in raw and "\0" not in raw
-            and "/." not in raw and "//" not in raw):
+            and "/." not in raw and "//" not in raw and "[" not in raw):
         return raw.rstrip("/") or "/" if raw[-1] == "/" else raw  # the common case
     if not isinstance(raw, str):
         ctx.fail(key, f"expected a path string, got {type_name(raw)}", table, index)
@@ -181,6 +181,18 @@ def _path(ctx: Ctx, key: str, raw: object, table: str | None = None,
         ctx.fail(key, "path contains a NUL byte", table, index)
     try:
         p = expand(raw, ctx.vars)
+        literal = False
+        if _is_glob(p):
+            # wildcards from a variable's value (a ${CWD} named "proj*") are
+            # that name's characters, never a pattern: the path is taken
+            # literally, or the profile's own pattern around it globs with
+            # the value escaped
+            template = "${HOME}" + raw[1:] if raw == "~" or raw.startswith("~/") else raw
+            own = "".join(x for x in references(template) if type(x) is str)
+            if not _is_glob(own):
+                literal = True
+            else:
+                p = expand(raw, ctx.vars, _glob_escape)
     except UnsetVariable:
         return None  # ${env:NAME} unset or empty: the rule is skipped
     except KeyError as e:
@@ -193,14 +205,55 @@ def _path(ctx: Ctx, key: str, raw: object, table: str | None = None,
     if "\0" in p:  # through a variable
         ctx.fail(key, f"path {p!r} contains a NUL byte", table, index)
     if not p.startswith("/"):
-        # relative paths are relative to the profile's directory
-        p = os.path.join(ctx.vars["PROFILE_DIR"], p)
-    return os.path.normpath(p) if "/./" in p or "/../" in p or p.endswith(("/.", "/..")) \
+        # relative paths are relative to the profile's directory (whose
+        # name, like a variable's value, is never a pattern)
+        d = ctx.vars["PROFILE_DIR"]
+        if _is_glob(d):
+            if literal or not _is_glob(p):
+                literal = True
+            else:
+                d = _glob_escape(d)
+        p = os.path.join(d, p)
+    p = os.path.normpath(p) if "/./" in p or "/../" in p or p.endswith(("/.", "/..")) \
         else p.rstrip("/") or "/"
+    if not literal and "[" in p:
+        plain = _unescape(p)  # a pattern of escapes only ("a[*]"): that one name
+        if plain is not None:
+            return LiteralPath(plain)
+    return LiteralPath(p) if literal else p
+
+
+class LiteralPath(str):
+    """A path whose wildcard characters all came from variables' values:
+    a name, never a glob pattern (see :func:`_path`)."""
+    __slots__ = ()
 
 
 def _is_glob(p: str) -> bool:
-    return "*" in p or "?" in p or "[" in p
+    return type(p) is not LiteralPath and ("*" in p or "?" in p or "[" in p)
+
+
+def _glob_escape(value: str) -> str:
+    """*value* as a glob pattern matching only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in value)
+
+
+def _unescape(p: str) -> str | None:
+    """The one path glob pattern *p* matches when its only wildcards are
+    escapes (``[*]``, ``[?]``, ``[[]``, as _glob_escape writes them);
+    None when it has a real wildcard."""
+    out, i, n = [], 0, len(p)
+    while i < n:
+        c = p[i]
+        if c == "[" and i + 2 < n and p[i + 2] == "]" and p[i + 1] in "*?[":
+            out.append(p[i + 1])
+            i += 3
+        elif c in "*?[":
+            return None
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 class Profile:
@@ -357,7 +410,7 @@ def _apply_access_lists(prof: Profile, ctx: Ctx, fs: dict[str, Any], path: str) 
                 if p is None or _cwd_refused(prof, ctx, key, item, p, "filesystem", None):
                     continue
                 if not _is_glob(p):
-                    plain.append(p)
+                    plain.append(str(p))  # (a LiteralPath: a plain str from here)
                     continue
                 _allow(prof, ctx, key, p, access, False, "filesystem", None)
                 continue
@@ -428,13 +481,9 @@ def _apply_hide(prof: Profile, ctx: Ctx, fs: dict[str, Any], path: str) -> None:
             continue
         if p == "/":
             ctx.fail("filesystem.hide", "cannot hide / (grant less instead)", "filesystem")
-        found = [p]  # even when nothing matches: its directory is carved, so
+        found = [str(p)]  # even when nothing matches: its directory is carved, so
         if _is_glob(p):  # a matching file created later is not granted either
-            for m in _iglob(p, listed):
-                found.append(m)
-                if len(found) > MAX_MATCHES:
-                    ctx.fail("filesystem.hide", f"{p!r} matches more than {MAX_MATCHES} "
-                             "paths", "filesystem")
+            _glob_into(found, ctx, "filesystem.hide", p, "filesystem", None, listed)
         for m in found:
             prof.ruleset.hide(m, origin=f"{path}: filesystem.hide")
 
@@ -539,6 +588,21 @@ def _wild_match(pattern: str, name: str) -> bool:
     return p == len(pattern)
 
 
+def _glob_into(found: list[str], ctx: Ctx, key: str, p: str, table: str | None,
+               index: int | None, listed: dict[str, list[str]] | None = None) -> None:
+    """Append what glob pattern *p* matches to *found*: a one-line error
+    when *found* grows beyond MAX_MATCHES paths, or when the pattern walks
+    a tree too deep for glob's recursion (one a sandbox left, say)."""
+    try:
+        for m in _iglob(p, listed):
+            found.append(m)
+            if len(found) > MAX_MATCHES:
+                ctx.fail(key, f"{p!r} matches more than {MAX_MATCHES} paths", table, index)
+    except RecursionError:  # glob's ** recurses once per directory level
+        ctx.fail(key, f"{p!r}: a directory tree it walks is too deep to match "
+                 "(about a thousand levels)", table, index)
+
+
 def _collapse_globstars(p: str) -> str:
     """``/**/**/`` matches what ``/**/`` matches, once; repeated, it makes
     glob walk the tree once per extra ``**`` and yield each match again."""
@@ -553,11 +617,8 @@ def _allow(prof: Profile, ctx: Ctx, key: str, p: str, access: str | int, require
     rs = prof.ruleset
     if _is_glob(p):
         p = _collapse_globstars(p)
-        matches = []
-        for m in _iglob(p):
-            matches.append(m)
-            if len(matches) > MAX_MATCHES:
-                ctx.fail(key, f"{p!r} matches more than {MAX_MATCHES} paths", table, index)
+        matches: list[str] = []
+        _glob_into(matches, ctx, key, p, table, index)
         matches = sorted(set(matches))
         if not matches:
             if required:
@@ -565,7 +626,7 @@ def _allow(prof: Profile, ctx: Ctx, key: str, p: str, access: str | int, require
             prof.skipped_globs.append((p, origin))
             return
     else:
-        matches = [p]
+        matches = [str(p)]
     if rs.path_count + len(matches) > MAX_RULES:
         ctx.fail(key, f"more than {MAX_RULES} path rules in all", table, index)
     for m in matches:
@@ -578,7 +639,7 @@ def _create(prof: Profile, ctx: Ctx, key: str, p: str, table: str | None,
     restricting (see runcmd.create_dirs); globs make no sense there."""
     if _is_glob(p):
         ctx.fail(key, f"create = true needs a plain path, not the glob {p!r}", table, index)
-    prof.create_dirs.append((p, f"{ctx.path}: {key}"))
+    prof.create_dirs.append((str(p), f"{ctx.path}: {key}"))
 
 
 def _unsafe_cwd(ctx: Ctx, key: str, item: dict[str, Any], table: str | None,
@@ -654,8 +715,10 @@ def _variants(prof: Profile, raw: object) -> list[object]:
     def esc(s: str) -> str:
         return s.replace("$", "$$")
 
+    # a prefix named like a pattern ("venv*") matches only itself
     return ["".join(esc(p) if type(p) is str else
-                    esc(d) if p[0] == "exe_prefix" else "${" + p[0] + "}" for p in parts)
+                    esc(_glob_escape(d) if _is_glob(d) else d) if p[0] == "exe_prefix"
+                    else "${" + p[0] + "}" for p in parts)
             for d in prof.exe_prefixes]
 
 

@@ -12,7 +12,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from pwd import struct_passwd
 
 
@@ -91,10 +91,12 @@ def references(text: str, lone_dollar: bool = False) -> Iterator[str | tuple[str
         i = k + 1
 
 
-def expand(text: str, variables: Mapping[str, str]) -> str:
+def expand(text: str, variables: Mapping[str, str],
+           escape: Callable[[str], str] | None = None) -> str:
     """``~`` at the start, ``${NAME}`` and ``${env:NAME}``; an unknown name
     raises KeyError, a malformed reference ValueError, an unset or empty
-    environment variable UnsetVariable."""
+    environment variable UnsetVariable.  *escape*: applied to each value
+    (not to the text around it)."""
     if text == "~" or text.startswith("~/"):
         text = "${HOME}" + text[1:]
     if "$" not in text:
@@ -117,6 +119,8 @@ def expand(text: str, variables: Mapping[str, str]) -> str:
             raise KeyError(name)
         else:
             value = variables[name]
+        if escape is not None:
+            value = escape(value)
         out.append(value)
         size += len(value)
         if size > MAX_VALUE:

@@ -19,6 +19,7 @@ from conftest import PY_ROX, audit_enabled, lw, needs_audit
 from landwrap.cli import learn as learn_cli
 from landwrap.diagnose import audit, learn
 from landwrap.diagnose.audit import netlink
+from landwrap.profiles import validate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -275,7 +276,10 @@ def test_a_path_with_a_newline_cannot_inject_toml(tmp_path):
     text = cand.render([f"header {evil}"])
     doc = tomllib.loads(text)
     assert "rwx" not in doc.get("filesystem", {}) and "rwx" not in doc
-    assert doc["filesystem"]["rule"] == [{"path": evil, "access": ["make_reg"]}]
+    # (the "[" is written escaped, "[[]": the loader reads it back as "[")
+    assert doc["filesystem"]["rule"] == [{"path": evil.replace("[", "[[]"),
+                                          "access": ["make_reg"]}]
+    assert validate._unescape(doc["filesystem"]["rule"][0]["path"]) == evil
     for line in text.splitlines():
         assert not line.startswith("rwx"), line
 
@@ -344,7 +348,8 @@ def test_learn_progress_escapes_file_names(tmp_path, landlock):
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stderr
     assert "a\\x1b[2Jb" in r.stderr
-    assert tomllib.loads(r.stdout)["filesystem"]["ro"] == [str(work / name)]
+    ro = tomllib.loads(r.stdout)["filesystem"]["ro"]
+    assert [validate._unescape(p) for p in ro] == [str(work / name)], ro
 
 
 def test_learn_has_no_escaper_of_its_own():
@@ -544,3 +549,48 @@ def test_why_prints_paths_escaped(tmp_path):
     r = lw("why", d)
     assert r.returncode == 1, r.stderr
     assert "\x1b" not in r.stdout and "x\\x1b[2Jy" in r.stdout
+
+
+def test_learn_survives_a_deep_tree_left_in_the_private_tmp(tmp_path, landlock):
+    """A command that leaves a tree deeper than Python's recursion limit in
+    its round's private TMPDIR: learn still writes the profile, with no
+    traceback, and names what it could not remove."""
+    base = tmp_path / "tmp"
+    base.mkdir()
+    out = tmp_path / "out.toml"
+    env = dict(os.environ, TMPDIR=str(base), HOME=str(tmp_path),
+               XDG_CACHE_HOME=str(tmp_path / "cache"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    script = ('cd "$TMPDIR" && i=0; while [ $i -lt 1200 ]; do mkdir d && cd d || exit 9; '
+              'i=$((i+1)); done')
+    r = subprocess.run([sys.executable, "-m", "landwrap", "learn", "-y", "--once", "-o",
+                        str(out), "--", "sh", "-c", script], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 0, r.stderr
+    tomllib.loads(out.read_text())
+    left = os.listdir(base)
+    assert all(p in r.stderr for p in left), r.stderr
+    subprocess.run(["rm", "-rf", *(str(base / p) for p in left)], check=True)
+
+
+def test_a_learned_file_named_like_a_pattern_grants_only_itself(home, tmp_path, landlock):
+    """cat of a file named "a*": the learned profile once said "DIR/a*",
+    a pattern granting every file of DIR starting with "a" (another-secret
+    too).  The name is written escaped ("a[*]") and names that file only."""
+    data = home / "data"
+    data.mkdir()
+    (data / "a*").write_text("star\n")
+    (data / "another-secret").write_text("secret\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    out = tmp_path / "out.toml"
+    env = _env(home)
+    r = subprocess.run([sys.executable, "-m", "landwrap", "learn", "-y", "-o", str(out), "--",
+                        "cat", str(data / "a*")], cwd=work, env=env, capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert '"${HOME}/data/a[*]"' in out.read_text(), out.read_text()
+    r = lw("run", "-q", "-p", out, "--", "cat", data / "a*", env=env, cwd=work)
+    assert r.returncode == 0 and r.stdout == "star\n", r.stderr
+    r = lw("run", "-q", "-p", out, "--", "cat", data / "another-secret", env=env, cwd=work)
+    assert r.returncode == 1 and "secret" not in r.stdout

@@ -576,3 +576,107 @@ def test_hide_glob_hides_a_name_with_a_star_in_it(home, tmp_path):
         r = run_cat(env, d / name, "-q", "-p", str(prof))
         assert r.returncode == 1 and SECRET not in r.stdout, name
     assert run_cat(env, d / "public", "-q", "-p", str(prof)).stdout == "public\n"
+
+
+@pytest.mark.usefixtures("landlock")
+def test_a_deep_tree_under_a_globstar_is_a_one_line_error(home, tmp_path):
+    """A profile globbing with ** over a directory the sandbox may write:
+    one run leaves a tree deeper than Python's recursion limit there.  The
+    next run refuses with a one-line error naming the file and key -- not
+    "internal error: RecursionError"."""
+    h, env = home
+    work = tmp_path / "work"
+    (work / "src").mkdir()
+    p = work / "app.toml"
+    p.write_text('extends = ["default"]\n[filesystem]\nrw = ["${CWD}/src"]\n'
+                 'ro = ["${CWD}/src/**/*.py"]\n')
+    r = lw("run", "-q", "-p", p, "--", "sh", "-c",
+           'cd src && i=0; while [ $i -lt 1100 ]; do mkdir d && cd d || exit 9; '
+           'i=$((i+1)); done', env=env, cwd=work)
+    assert r.returncode == 0, r.stderr
+    r = lw("run", "-q", "-p", p, "--", "true", env=env, cwd=work)
+    subprocess.run(["rm", "-rf", str(work / "src" / "d")], check=True)
+    assert "internal error" not in r.stderr, r.stderr
+    assert r.returncode == 125 and r.stderr.startswith(f"landwrap: {p}:4: filesystem.ro: ")
+    assert "too deep" in r.stderr and len(r.stderr.strip().splitlines()) <= 2, r.stderr
+
+
+def test_a_deep_tree_under_a_hide_globstar_is_a_one_line_error(tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    subprocess.run(["sh", "-c", 'cd "$1" && i=0; while [ $i -lt 1100 ]; do mkdir d && cd d '
+                    '|| exit 9; i=$((i+1)); done', "sh", str(tree)], check=True)
+    p = tmp_path / "h.toml"
+    p.write_text(f'[filesystem]\nro = ["{tree}"]\nhide = ["{tree}/**/.env"]\n')
+    try:
+        with pytest.raises(profile.ProfileError) as e:
+            profile.load([str(p)], dirs=[])
+    finally:
+        subprocess.run(["rm", "-rf", str(tree)], check=True)
+    assert str(e.value).startswith(f"{p}:3: filesystem.hide: ") and "too deep" in str(e.value)
+
+
+@pytest.mark.usefixtures("landlock")
+def test_wildcards_in_a_variables_value_are_not_a_glob(home, tmp_path):
+    """${CWD} (any variable) whose value has *, ? or [ in it -- a project
+    directory unpacked as "proj*" -- names that one directory: the default
+    profile's ro ${CWD} and cwd-rw's rw ${CWD} once granted every sibling
+    the name matched as a glob ("projects", "proj-secret").  A pattern of
+    the profile's own around the value still globs, with the value literal."""
+    _, env = home
+    top = tmp_path / "top"
+    cwd = top / "proj*"
+    cwd.mkdir(parents=True)
+    (cwd / "mine.txt").write_text("mine\n")
+    other = top / "proj-secret"
+    other.mkdir()
+    (other / "s.txt").write_text(SECRET + "\n")
+    r = lw("run", "-q", "-p", "default", "-p", "cwd-rw", "--", "sh", "-c",
+           f'cat mine.txt; cat {other}/s.txt; echo x > {other}/w', env=env, cwd=cwd)
+    assert r.stdout == "mine\n" and SECRET not in r.stdout, r.stdout + r.stderr
+    assert not (other / "w").exists()
+    p = tmp_path / "g.toml"
+    p.write_text('[filesystem]\nro = ["${CWD}/*.txt"]\n')
+    r = lw("run", "--dry-run", "--json", "-p", p, "--", "true", env=env, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    paths = [rule["path"] for rule in json.loads(r.stdout)["rules"]]
+    assert str(cwd / "mine.txt") in paths and str(other / "s.txt") not in paths, paths
+    # a relative path in a profile whose directory is named like a pattern
+    pdir, twin = top / "pd*", top / "pdx"
+    for d in (pdir, twin):
+        (d / "sub").mkdir(parents=True)
+    (pdir / "r.toml").write_text('[filesystem]\nro = ["sub", "s*b"]\n')
+    r = lw("run", "--dry-run", "--json", "-p", pdir / "r.toml", "--", "true", env=env, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    paths = [rule["path"] for rule in json.loads(r.stdout)["rules"]]
+    assert str(pdir / "sub") in paths and str(twin / "sub") not in paths, paths
+
+
+def test_an_exe_prefix_named_like_a_pattern_is_not_a_glob(home, tmp_path):
+    """python-runtime grants rox on ${exe_prefix}: a venv in a directory
+    named "venv*" once granted its sibling "venv-secret" too."""
+    _, env = home
+    venv = tmp_path / "venv*"
+    (venv / "bin").mkdir(parents=True)
+    os.symlink(sys.executable, venv / "bin" / "python3")
+    (tmp_path / "venv-secret").mkdir()
+    r = lw("run", "--dry-run", "--json", "-p", "python-runtime", "--",
+           venv / "bin" / "python3", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    paths = [rule["path"] for rule in json.loads(r.stdout)["rules"]]
+    assert str(venv) in paths and str(tmp_path / "venv-secret") not in paths, paths
+
+
+def test_an_escaped_pattern_is_one_literal_path(tmp_path):
+    """A path whose only wildcards are escapes ("a[*]", as learn writes a
+    name with a star) is that one path: it may be created, and it is not
+    a glob that skips silently."""
+    d = tmp_path / "d"
+    d.mkdir()
+    p = tmp_path / "e.toml"
+    p.write_text(f'[filesystem]\nrw = [{{ path = "{d}/new[*][?][[]", create = true }}]\n'
+                 f'ro = ["{d}/x[*]"]\n')
+    prof = profile.load([str(p)], dirs=[])
+    assert prof.create_dirs == [(f"{d}/new*?[", f"{p}: filesystem.rw")]
+    assert validate._unescape("/a/b[*]c") == "/a/b*c"
+    assert validate._unescape("/a/[ab]") is None and validate._unescape("/a/*[*]") is None

@@ -724,3 +724,58 @@ def test_private_tmp_is_not_made_in_a_tmpdir_another_user_controls(tmp_path):
     r = subprocess.run([sys.executable, "-m", "landwrap", "run", "-q", "--", "sh", "-c",
                         'echo "$TMPDIR"'], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and r.stdout.strip().startswith(str(mine) + "/landwrap-"), r.stderr
+
+
+@pytest.mark.usefixtures("landlock")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make another user's files")
+def test_a_private_tmp_swapped_for_a_symlink_does_not_remove_the_shared_tmp(tmp_path):
+    """A command granted the shared temporary directory too (--rw /tmp, as
+    profiles/tmpdir.toml suggests) renames its private TMPDIR away and puts
+    a symlink to a directory in its place.  Removing the private directory
+    must not follow it, nor open up and remove the directory *around* it
+    (which held another user's files the command could not delete)."""
+    os.chmod(tmp_path, 0o755)
+    shared = tmp_path / "shared"             # stands in for /tmp
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    other = shared / "alice"
+    other.mkdir()
+    (other / "work").write_text("hers")
+    os.chown(other / "work", 1234, 1234)
+    os.chown(other, 1234, 1234)
+    os.chmod(other, 0o700)
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "keep").write_text("k")
+    env = dict(os.environ, TMPDIR=str(shared))
+    script = ('mv "$TMPDIR" "$TMPDIR.x" && ln -s "$1" "$TMPDIR" && echo "$TMPDIR"; '
+              '! rm -rf "$2" 2>/dev/null')
+    r = subprocess.run([sys.executable, "-m", "landwrap", "run", "-q", "--rw", str(shared),
+                        "--", "sh", "-c", script, "sh", str(target), str(other)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr       # the sandbox could not remove alice's files
+    assert (other / "work").read_text() == "hers"
+    assert os.stat(shared).st_mode & 0o7777 == 0o1777
+    assert (target / "keep").read_text() == "k"
+    private = r.stdout.strip()
+    assert os.path.basename(private).startswith("landwrap-")
+    assert not os.path.lexists(private)      # the symlink itself is removed
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.usefixtures("landlock")
+def test_a_deep_tree_left_in_the_private_tmp_keeps_the_exit_status(tmp_path):
+    """A command that leaves a tree deeper than Python's recursion limit in
+    its private TMPDIR: its exit status is still landwrap's, with a warning
+    naming what was left -- not "internal error ... nothing was run"."""
+    os.chmod(tmp_path, 0o755)
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    script = ('cd "$TMPDIR" && i=0; while [ $i -lt 1200 ]; do mkdir d && cd d || exit 9; '
+              'i=$((i+1)); done; exit 3')
+    r = subprocess.run([sys.executable, "-m", "landwrap", "run", "-q", "--", "sh", "-c", script],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert "internal error" not in r.stderr and "nothing was run" not in r.stderr
+    left = [p for p in os.listdir(tmp_path) if p.startswith("landwrap-")]
+    assert all(p in r.stderr for p in left), r.stderr  # whatever is left is named
+    subprocess.run(["rm", "-rf", *(str(tmp_path / p) for p in left)], check=True)

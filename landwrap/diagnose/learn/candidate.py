@@ -13,6 +13,7 @@ from typing import Iterable, Mapping
 from ...engine import compat
 from ...engine.safetext import printable
 from ...profiles.parse import toml_str
+from ...profiles.validate import _glob_escape
 from ...profiles.variables import builtin_vars, exe_prefixes
 from .generalise import FILE_RIGHTS, READ_RIGHTS, Sensitive, too_broad
 
@@ -114,11 +115,12 @@ class Candidate:
 
     def spell(self, path: str) -> str:
         """*path* as written in the profile: the longest matching variable
-        prefix, and every other ``$`` doubled (the loader expands ``$``)."""
+        prefix, every other ``$`` doubled (the loader expands ``$``) and
+        ``*``, ``?``, ``[`` escaped (``[*]``: the loader globs them)."""
         for d, name in self.variables:
             if path == d or path.startswith(d + "/"):
-                return name + path[len(d):].replace("$", "$$")
-        return path.replace("$", "$$")
+                return name + _glob_escape(path[len(d):]).replace("$", "$$")
+        return _glob_escape(path).replace("$", "$$")
 
     def widen_ok(self, d: str) -> bool:
         """Whether a rule may be generalised to directory *d*: not too broad,

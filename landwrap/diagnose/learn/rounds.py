@@ -164,7 +164,12 @@ class Learner:
             if self.session is not None:
                 self.session.close()
                 self.session = None
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            try:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            except RecursionError:  # the command left a tree too deep to remove
+                pass
+            if os.path.lexists(self.tmp):
+                self.progress(f"warning: could not remove the temporary directory {self.tmp}")
         return self
 
     def _candidate_file(self, n: int) -> str:
