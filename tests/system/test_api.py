@@ -446,6 +446,43 @@ def test_ruleset_descriptor_never_given_to_the_sandbox(tmp_path):
 
 
 @needs_landlock
+def test_profile_is_chosen_for_the_program_that_runs(tmp_path):
+    """profile=None picks the profile named after the command only for
+    the program it is for: the program that will run, found on *env*'s
+    PATH (and relative to *cwd*), not the one this process's PATH finds.
+    Here a file named ``tool`` on env's PATH (head, standing for any other
+    program) must not get the profile made for the real ``tool`` (cat)."""
+    real, evil, secret = tmp_path / "real", tmp_path / "evil", tmp_path / "secret"
+    for d in (real, evil, secret, tmp_path / "profiles"):
+        d.mkdir()
+    (secret / "f").write_text("secret\n")
+    os.symlink("/usr/bin/cat", real / "tool")
+    os.symlink("/usr/bin/head", evil / "tool")
+    (tmp_path / "profiles" / "tool.toml").write_text(
+        f'extends = ["default"]\nprograms = ["{real / "tool"}"]\n'
+        f'[filesystem]\nro = ["{secret}"]\n')
+    script = textwrap.dedent(f"""
+        import landwrap
+        def run(path, **kw):
+            env = {{"PATH": path + ":/usr/bin:/bin"}}
+            r = landwrap.run(["tool", "{secret / 'f'}"], env=env, capture_output=True, **kw)
+            return r.returncode
+        print(run("{real}"), run("{evil}"))
+        print(run("{evil}", cwd="{evil}"))
+        r = landwrap.run(["./tool", "{secret / 'f'}"], cwd="{evil}", capture_output=True)
+        print(r.returncode)
+    """)
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+               LANDWRAP_PROFILE_PATH=str(tmp_path / "profiles"),
+               PATH=f"{real}:/usr/bin:/bin")
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=real,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    # cat (the tool) reads the secret; head named tool does not, by PATH or by cwd
+    assert out.stdout.split() == ["0", "1", "1", "1"]
+
+
+@needs_landlock
 def test_popen_surface(rs):
     with landwrap.Popen(["cat"], ruleset=rs, stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE, text=True) as p:
