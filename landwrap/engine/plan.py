@@ -149,20 +149,29 @@ def _describe_by_kind(lost: Iterable[tuple[str, int, str]]) -> list[str]:
     return [compat.describe(_TABLES[key], bits) for key, bits in merged.items()]
 
 
-def _symlink_on_way(path: str, can_change: Callable[[str, os.stat_result], str | None]
-                    ) -> tuple[str, str] | None:
+#: Who changed a path that no longer leads where it led when it was resolved.
+CHANGED = "the sandbox or another process (it changed while it was being resolved)"
+
+
+def _symlink_on_way(path: str, can_change: Callable[[str, os.stat_result], str | None],
+                    real: str | None = None) -> tuple[str, str] | None:
     """``(symlink, who)`` for the first symlink on *path* (absolute,
     lexical) that *can_change* says can be re-pointed (it returns who
-    could: "the sandbox", "another user"), or None."""
+    could: "the sandbox", "another user"), or None.  With *real*, the real
+    path *path* had when it was resolved: ``(path, CHANGED)`` when the
+    walk does not end there (the path was swapped in between, say a
+    symlink the sandbox made replaced by a directory again, until after
+    this walk: its target must not be allowed for that)."""
     parts = path.strip("/").split("/")
     cur = ""
+    changed = None if real is None else (path, CHANGED)
     for part in parts:
         parent = cur or "/"
         cur = f"{cur}/{part}"
         try:
             st = os.lstat(cur)
         except OSError:
-            return None
+            return changed
         if stat.S_ISLNK(st.st_mode):
             who = can_change(parent, st)
             if who:
@@ -170,8 +179,8 @@ def _symlink_on_way(path: str, can_change: Callable[[str, os.stat_result], str |
             try:
                 cur = os.path.realpath(cur)
             except OSError:
-                return None
-    return None
+                return changed
+    return changed if real is not None and cur != real else None
 
 
 class Rule:
@@ -667,7 +676,7 @@ class Plan(KernelRuleset, Presentation):
             return None
 
         for r, lex, real, access in moved:
-            found = _symlink_on_way(lex, can_change)
+            found = _symlink_on_way(lex, can_change, real)
             if found is None:
                 continue
             link, who = found

@@ -242,3 +242,53 @@ def test_the_probe_polls_the_mount_table_only_through_its_own_descriptor(tmp_pat
         subprocess.run(["umount", str(tmp_path / "m")], check=True)
     st = os.lstat("/")
     assert lst.probe(-1, 0, 0) == [0, 0, 1, st.st_dev, st.st_ino, st.st_ctime_ns, st.st_mtime_ns]
+
+
+@pytest.mark.parametrize("compat", ["strict", "best-effort"])
+def test_a_symlink_swapped_back_while_resolving_grants_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compat: str) -> None:
+    """A sandboxed child with rw on W turns W/sub (allowed rox) into a
+    symlink to a directory it may not read; the next spawn of the reused
+    Ruleset sees W/sub replaced and resolves again.  If the child swaps the
+    directory back in the window between csrc/paths.c resolving the
+    symlink (its target becomes the rule's real path) and
+    Plan._check_moved walking the path, the walk finds no symlink: the
+    target must not be granted for that.  The swap, a real rename, is put
+    in that window here (a child can only hit it by chance)."""
+    from landwrap.engine import plan as plan_mod
+
+    secret, w = tmp_path / "secret", tmp_path / "w"
+    secret.mkdir()
+    (secret / "f").write_text("secret\n")
+    (w / "sub").mkdir(parents=True)
+    rs = landwrap.Ruleset.from_profile("default").allow(w, "rw").allow(w / "sub", "rox")
+    rs.compat = compat
+
+    def cat() -> int | str:
+        try:
+            return landwrap.run(["cat", str(secret / "f")], ruleset=rs,
+                                capture_output=True).returncode
+        except landwrap.PathError as e:
+            return f"refused: {e}"
+
+    assert cat() == 1
+    child = f'mv "$1/sub" "$1/old" && ln -s "$2" "$1/sub"'
+    assert landwrap.run(["sh", "-c", child, "sh", str(w), str(secret)],
+                        ruleset=rs).returncode == 0
+    real_check = plan_mod.Plan._check_moved
+
+    def swapped_back(self: plan_mod.Plan, merged: dict[str, plan_mod.Rule],
+                     moved: list[tuple[object, str, str, int]]) -> None:
+        if any(lex == str(w / "sub") for _, lex, _, _ in moved):
+            os.rename(w / "sub", w / "link")
+            os.rename(w / "old", w / "sub")
+        real_check(self, merged, moved)
+
+    monkeypatch.setattr(plan_mod.Plan, "_check_moved", swapped_back)
+    got = cat()
+    monkeypatch.undo()
+    if compat == "strict":
+        assert isinstance(got, str) and "changed while" in got, got
+    else:
+        assert got == 1
+    assert cat() == 1  # and the spawns after it
