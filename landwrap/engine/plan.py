@@ -58,14 +58,18 @@ class ProtectedStateError(PathError):
 
 def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None = None,
             kernel_abi: int | None = None, bind: bool = True,
-            track_dirs: bool = True) -> "Plan":
+            track_dirs: bool = True, pinned: frozenset[str] = frozenset()) -> "Plan":
     """:meth:`Ruleset.resolve <landwrap.engine.ruleset.Ruleset.resolve>`:
     *request* fitted to the kernel (through ``compat``), its paths resolved
     and merged.  *bind* False: a plan only to be looked at (`landwrap
     status`), so no kernel ruleset is made while resolving (ruleset_fd()
     would make it all).  *track_dirs* False: a plan used for one spawn
     (`landwrap run`), which records nothing for :meth:`Plan.replaced`
-    (the directories' identities cost a stat and a file handle each)."""
+    (the directories' identities cost a stat and a file handle each).
+    *pinned*: paths that were directories, no symlink on the way, when an
+    earlier plan of the same request was built (a rebuild, see
+    Ruleset.plan): one that now leads elsewhere is treated as a symlink the
+    sandbox can change (refused in strict mode, left out in best-effort)."""
     mode = compat_mode or request.compat
     if mode not in compat.MODES:
         raise UsageError(f"unknown compatibility mode {mode!r} "
@@ -78,6 +82,7 @@ def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None
         kernel_abi = _binding.kernel_abi()
     plan = Plan(request, mode, kernel_abi)
     plan.track_dirs = track_dirs
+    plan.pinned = pinned
     want = {
         "fs": compat.FS_ALL if request.fs else 0,
         "net": compat.NET_ALL if request.net else 0,
@@ -311,6 +316,9 @@ class Plan(KernelRuleset, Presentation):
         #: (none unless track_dirs)
         self._dirs: list[tuple[str, int, int, int]] = []
         self.track_dirs = True
+        #: see resolve(): lexical paths that were directories when an earlier
+        #: plan of the request was built
+        self.pinned: frozenset[str] = frozenset()
         self._todo: set[str] | None = None  # real paths whose rules are still to add (None: all)
         self._complete = False
 
@@ -676,20 +684,31 @@ class Plan(KernelRuleset, Presentation):
             return None
 
         for r, lex, real, access in moved:
-            found = _symlink_on_way(lex, can_change, real)
-            if found is None:
-                continue
-            link, who = found
-            msg = (f"{printable(r.origin)}: {printable(r.path)} goes through the symlink "
-                   f"{printable(link)}, which {who} can change: the rule could be "
-                   "re-pointed")
+            if lex in self.pinned:
+                # (a directory when the sandbox was first built: whatever
+                # replaced it, another sandbox may have made)
+                why = "was a directory when this sandbox was first built"
+                msg = (f"{printable(r.origin)}: {printable(r.path)} {why} and now leads to "
+                       f"{printable(real)}: a sandbox may have re-pointed it (refresh() "
+                       "the Ruleset if the change is wanted)")
+                why = f"{why}, now leads to {real}"
+            else:
+                found = _symlink_on_way(lex, can_change, real)
+                if found is None:
+                    continue
+                link, who = found
+                msg = (f"{printable(r.origin)}: {printable(r.path)} goes through the symlink "
+                       f"{printable(link)}, which {who} can change: the rule could be "
+                       "re-pointed")
+                why = f"through the symlink {link}, which {who} could re-point"
             if self.mode == STRICT:
-                raise PathError(msg, f"name the real path ({printable(real)}) instead")
+                raise PathError(msg, "call refresh() on the Ruleset to accept the change"
+                                if lex in self.pinned else
+                                f"name the real path ({printable(real)}) instead")
             entry = merged.get(real)
             if entry is not None:
                 entry.access &= ~access
-            self.skipped.append((r.path, r.origin, f"through the symlink {link}, which "
-                                 f"{who} could re-point"))
+            self.skipped.append((r.path, r.origin, why))
 
     def _resolve_ports(self, ports: list[tuple[int, int, int, str]], handled: int) -> None:
         """One kernel rule per port (Landlock has no ranges), computed by

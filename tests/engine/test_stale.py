@@ -254,7 +254,8 @@ def test_a_symlink_swapped_back_while_resolving_grants_nothing(
     symlink (its target becomes the rule's real path) and
     Plan._check_moved walking the path, the walk finds no symlink: the
     target must not be granted for that.  The swap, a real rename, is put
-    in that window here (a child can only hit it by chance)."""
+    in that window here (a child can only hit it by chance).  Resolved
+    afresh (refresh()): a rebuild refuses W/sub sooner (next test)."""
     from landwrap.engine import plan as plan_mod
 
     secret, w = tmp_path / "secret", tmp_path / "w"
@@ -275,6 +276,7 @@ def test_a_symlink_swapped_back_while_resolving_grants_nothing(
     child = f'mv "$1/sub" "$1/old" && ln -s "$2" "$1/sub"'
     assert landwrap.run(["sh", "-c", child, "sh", str(w), str(secret)],
                         ruleset=rs).returncode == 0
+    rs.refresh()  # a first resolution: no earlier plan pins W/sub (see the next test)
     real_check = plan_mod.Plan._check_moved
 
     def swapped_back(self: plan_mod.Plan, merged: dict[str, plan_mod.Rule],
@@ -292,3 +294,40 @@ def test_a_symlink_swapped_back_while_resolving_grants_nothing(
     else:
         assert got == 1
     assert cat() == 1  # and the spawns after it
+
+
+@pytest.mark.parametrize("compat", ["strict", "best-effort"])
+def test_a_directory_another_sandbox_made_a_symlink_is_not_followed_on_rebuild(
+        tmp_path: Path, compat: str) -> None:
+    """Two Rulesets in one program: a child of WRITER (rw on W) replaces
+    W/in, which READER allows, by a symlink to a directory neither may
+    read.  The symlink is this user's, in a directory READER cannot
+    change, so a first resolution would trust it; but READER was built when
+    W/in was a directory, and its automatic rebuild must not follow what
+    replaced it (Ruleset.refresh() accepts a wanted change)."""
+    secret, w = tmp_path / "secret", tmp_path / "w"
+    secret.mkdir()
+    (secret / "f").write_text("secret\n")
+    (w / "in").mkdir(parents=True)
+    (w / "in" / "data").write_text("data\n")
+    writer = landwrap.Ruleset.from_profile("default").allow(w, "rw")
+    reader = landwrap.Ruleset.from_profile("default").allow(w / "in", "rox")
+    reader.compat = compat
+
+    def read(path: Path) -> int | str:
+        try:
+            return landwrap.run(["cat", str(path)], ruleset=reader,
+                                capture_output=True).returncode
+        except landwrap.PathError as e:
+            return f"refused: {e}"
+
+    assert (read(w / "in" / "data"), read(secret / "f")) == (0, 1)
+    swap = f'mv "$1/in" "$1/old" && ln -s "$2" "$1/in"'
+    assert landwrap.run(["sh", "-c", swap, "sh", str(w), str(secret)],
+                        ruleset=writer).returncode == 0
+    for _ in range(2):
+        got = read(secret / "f")
+        if compat == "strict":
+            assert isinstance(got, str) and "was a directory" in got, got
+        else:
+            assert got == 1
