@@ -641,6 +641,15 @@ def _sandbox_for(args: Any, executable: Any, shell: bool, env: Any, cwd: Any,
             command = args
         else:
             command = args[0] if args else None
+    if command is not None and profile is None:
+        # The profile named after the command is for the program that will
+        # run: the one found on *env*'s PATH or relative to *cwd*, as the
+        # spawn finds it (not on this process's PATH: another file there
+        # would get that profile).  Not found: the spawn says so.
+        try:
+            command = _locate(command, env, cwd)
+        except (LandwrapError, OSError, ValueError, TypeError):
+            pass
     rs, prof = build_ruleset(profile, command=os.fsdecode(os.fspath(command))
                              if command is not None else None, **allow)
     if python or (python is None and not shell and _is_running_python(command, env, cwd)):

@@ -61,9 +61,10 @@ def claim_fd(fd: int, plan: object) -> None:
 
 
 def fd_is_ours(fd: int, plan: object) -> bool:
-    """Whether descriptor *fd* is still the ruleset *plan* built."""
+    """Whether descriptor *fd* is still the ruleset *plan* built (*plan*:
+    the Plan, or its id as the table holds it)."""
     entry = _OWNERS.get(fd)
-    if entry is None or entry[0] != id(plan):
+    if entry is None or entry[0] != (plan if type(plan) is int else id(plan)):
         return False
     import fcntl  # (see claim_fd)
 
@@ -73,6 +74,21 @@ def fd_is_ours(fd: int, plan: object) -> bool:
     except OSError:
         return False
     return (st.st_dev, st.st_ino) == entry[1] and flags == entry[2]
+
+
+def ruleset_among(fds: Iterable[int]) -> int | None:
+    """The first of *fds* that is one of landwrap's kernel rulesets (as
+    built, :func:`claim_fd`), or None.  A program given such a descriptor
+    can add rules to that ruleset (landlock_add_rule needs no privilege and
+    works from inside a sandbox), and every later spawn that reuses it
+    enforces them: a spawn must never hand one over.  Only numbers in the
+    table are checked (a dict look-up each), with the fstat and flags of
+    :func:`fd_is_ours` (a number whose ruleset was closed may hold any file now)."""
+    for fd in fds:
+        entry = _OWNERS.get(fd)
+        if entry is not None and fd_is_ours(fd, entry[0]):
+            return fd
+    return None
 
 
 class KernelRuleset:

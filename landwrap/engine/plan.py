@@ -59,14 +59,18 @@ class ProtectedStateError(PathError):
 
 def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None = None,
             kernel_abi: int | None = None, bind: bool = True,
-            track_dirs: bool = True) -> "Plan":
+            track_dirs: bool = True, pinned: frozenset[str] = frozenset()) -> "Plan":
     """:meth:`Ruleset.resolve <landwrap.engine.ruleset.Ruleset.resolve>`:
     *request* fitted to the kernel (through ``compat``), its paths resolved
     and merged.  *bind* False: a plan only to be looked at (`landwrap
     status`), so no kernel ruleset is made while resolving (ruleset_fd()
     would make it all).  *track_dirs* False: a plan used for one spawn
     (`landwrap run`), which records nothing for :meth:`Plan.replaced`
-    (the directories' identities cost a stat and a file handle each)."""
+    (the directories' identities cost a stat and a file handle each).
+    *pinned*: paths that were directories, no symlink on the way, when an
+    earlier plan of the same request was built (a rebuild, see
+    Ruleset.plan): one that now leads elsewhere is treated as a symlink the
+    sandbox can change (refused in strict mode, left out in best-effort)."""
     mode = compat_mode or request.compat
     if mode not in compat.MODES:
         raise UsageError(f"unknown compatibility mode {mode!r} "
@@ -79,6 +83,7 @@ def resolve(request: Ruleset, *, compat_mode: str | None = None, abi: int | None
         kernel_abi = _binding.kernel_abi()
     plan = Plan(request, mode, kernel_abi)
     plan.track_dirs = track_dirs
+    plan.pinned = pinned
     want = {
         "fs": compat.FS_ALL if request.fs else 0,
         "net": compat.NET_ALL if request.net else 0,
@@ -150,20 +155,29 @@ def _describe_by_kind(lost: Iterable[tuple[str, int, str]]) -> list[str]:
     return [compat.describe(_TABLES[key], bits) for key, bits in merged.items()]
 
 
-def _symlink_on_way(path: str, can_change: Callable[[str, os.stat_result], str | None]
-                    ) -> tuple[str, str] | None:
+#: Who changed a path that no longer leads where it led when it was resolved.
+CHANGED = "the sandbox or another process (it changed while it was being resolved)"
+
+
+def _symlink_on_way(path: str, can_change: Callable[[str, os.stat_result], str | None],
+                    real: str | None = None) -> tuple[str, str] | None:
     """``(symlink, who)`` for the first symlink on *path* (absolute,
     lexical) that *can_change* says can be re-pointed (it returns who
-    could: "the sandbox", "another user"), or None."""
+    could: "the sandbox", "another user"), or None.  With *real*, the real
+    path *path* had when it was resolved: ``(path, CHANGED)`` when the
+    walk does not end there (the path was swapped in between, say a
+    symlink the sandbox made replaced by a directory again, until after
+    this walk: its target must not be allowed for that)."""
     parts = path.strip("/").split("/")
     cur = ""
+    changed = None if real is None else (path, CHANGED)
     for part in parts:
         parent = cur or "/"
         cur = f"{cur}/{part}"
         try:
             st = os.lstat(cur)
         except OSError:
-            return None
+            return changed
         if stat.S_ISLNK(st.st_mode):
             who = can_change(parent, st)
             if who:
@@ -171,8 +185,8 @@ def _symlink_on_way(path: str, can_change: Callable[[str, os.stat_result], str |
             try:
                 cur = os.path.realpath(cur)
             except OSError:
-                return None
-    return None
+                return changed
+    return changed if real is not None and cur != real else None
 
 
 class Rule:
@@ -304,6 +318,9 @@ class Plan(KernelRuleset, Presentation):
         #: (none unless track_dirs)
         self._dirs: list[tuple[str, int, int, int]] = []
         self.track_dirs = True
+        #: see resolve(): lexical paths that were directories when an earlier
+        #: plan of the request was built
+        self.pinned: frozenset[str] = frozenset()
         self._todo: set[str] | None = None  # real paths whose rules are still to add (None: all)
         self._complete = False
 
@@ -669,20 +686,31 @@ class Plan(KernelRuleset, Presentation):
             return None
 
         for r, lex, real, access in moved:
-            found = _symlink_on_way(lex, can_change)
-            if found is None:
-                continue
-            link, who = found
-            msg = (f"{printable(r.origin)}: {printable(r.path)} goes through the symlink "
-                   f"{printable(link)}, which {who} can change: the rule could be "
-                   "re-pointed")
+            if lex in self.pinned:
+                # (a directory when the sandbox was first built: whatever
+                # replaced it, another sandbox may have made)
+                why = "was a directory when this sandbox was first built"
+                msg = (f"{printable(r.origin)}: {printable(r.path)} {why} and now leads to "
+                       f"{printable(real)}: a sandbox may have re-pointed it (refresh() "
+                       "the Ruleset if the change is wanted)")
+                why = f"{why}, now leads to {real}"
+            else:
+                found = _symlink_on_way(lex, can_change, real)
+                if found is None:
+                    continue
+                link, who = found
+                msg = (f"{printable(r.origin)}: {printable(r.path)} goes through the symlink "
+                       f"{printable(link)}, which {who} can change: the rule could be "
+                       "re-pointed")
+                why = f"through the symlink {link}, which {who} could re-point"
             if self.mode == STRICT:
-                raise PathError(msg, f"name the real path ({printable(real)}) instead")
+                raise PathError(msg, "call refresh() on the Ruleset to accept the change"
+                                if lex in self.pinned else
+                                f"name the real path ({printable(real)}) instead")
             entry = merged.get(real)
             if entry is not None:
                 entry.access &= ~access
-            self.skipped.append((r.path, r.origin, f"through the symlink {link}, which "
-                                 f"{who} could re-point"))
+            self.skipped.append((r.path, r.origin, why))
 
     def _resolve_ports(self, ports: list[tuple[int, int, int, str]], handled: int) -> None:
         """One kernel rule per port (Landlock has no ranges), computed by

@@ -344,9 +344,15 @@ class Ruleset:
                self.compat, self.abi, tuple(self.hidden), tuple(self.protected),
                self.unhandled_fs)
         cached: tuple[tuple[object, ...], Plan] | None = getattr(self, "_plan", None)
-        if cached is not None and cached[0] == key and not cached[1].replaced():
-            return cached[1]
-        plan = self.resolve()
+        pinned: frozenset[str] = frozenset()
+        if cached is not None and cached[0] == key:
+            old = cached[1]
+            if not old.replaced():
+                return old
+            # A directory of the old plan replaced by a symlink (or moved
+            # under one) is not followed: another sandbox may have made it.
+            pinned = old.pinned.union([d[0] for d in old._dirs])
+        plan = _plan.resolve(self, pinned=pinned) if pinned else self.resolve()
         self._plan = (key, plan)
         return plan
 
@@ -355,7 +361,9 @@ class Ruleset:
         the next use resolves every path again.  :meth:`plan` already does
         this by itself when a directory it allowed was replaced (deleted
         and re-created, or renamed over); call it after replacing an
-        allowed *file*, which is not checked."""
+        allowed *file*, which is not checked, or to accept an allowed
+        directory that has become a symlink (which that rebuild does not
+        follow: another sandbox may have made it)."""
         self._plan = None
         return self
 

@@ -15,7 +15,8 @@ import os
 from . import _binding, compat
 from .companion import Companion, bounding, cap_last
 from .errors import (CommandNotExecutable, CommandNotFound, EnforcementError, SpawnError,
-                     EXIT_CANNOT_EXEC)
+                     UsageError, EXIT_CANNOT_EXEC)
+from .kernel_ruleset import ruleset_among
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -184,6 +185,13 @@ def start(plan: Plan | None, path: str, argv: Iterable[Arg], env: Mapping[str, s
     cflags, ckw = companion_flags(companion)
     bpath, benv = os.fsencode(path), encode_env(env) if env is not None else None
     for retry in (False, True):
+        leaked = ruleset_among([*keep_fds, *stdio]) if keep_fds or stdio != (-1, -1, -1) \
+            else None
+        if leaked is not None:
+            whose = "the sandbox's own" if leaked == rfd else "a sandbox's"
+            raise UsageError(f"descriptor {leaked} is {whose} Landlock ruleset: the program "
+                             "could add rules to it, widening every later sandbox "
+                             "built from it", "pass another descriptor")
         args = _binding.SpawnArgs(
             bpath, bargv, benv, cwd=bcwd, stdio=stdio, keep_fds=keep_fds, ruleset_fd=rfd,
             ruleset_id=rid, restrict_flags=plan.flags if plan is not None else 0,

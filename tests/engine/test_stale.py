@@ -242,3 +242,92 @@ def test_the_probe_polls_the_mount_table_only_through_its_own_descriptor(tmp_pat
         subprocess.run(["umount", str(tmp_path / "m")], check=True)
     st = os.lstat("/")
     assert lst.probe(-1, 0, 0) == [0, 0, 1, st.st_dev, st.st_ino, st.st_ctime_ns, st.st_mtime_ns]
+
+
+@pytest.mark.parametrize("compat", ["strict", "best-effort"])
+def test_a_symlink_swapped_back_while_resolving_grants_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compat: str) -> None:
+    """A sandboxed child with rw on W turns W/sub (allowed rox) into a
+    symlink to a directory it may not read; the next spawn of the reused
+    Ruleset sees W/sub replaced and resolves again.  If the child swaps the
+    directory back in the window between csrc/paths.c resolving the
+    symlink (its target becomes the rule's real path) and
+    Plan._check_moved walking the path, the walk finds no symlink: the
+    target must not be granted for that.  The swap, a real rename, is put
+    in that window here (a child can only hit it by chance).  Resolved
+    afresh (refresh()): a rebuild refuses W/sub sooner (next test)."""
+    from landwrap.engine import plan as plan_mod
+
+    secret, w = tmp_path / "secret", tmp_path / "w"
+    secret.mkdir()
+    (secret / "f").write_text("secret\n")
+    (w / "sub").mkdir(parents=True)
+    rs = landwrap.Ruleset.from_profile("default").allow(w, "rw").allow(w / "sub", "rox")
+    rs.compat = compat
+
+    def cat() -> int | str:
+        try:
+            return landwrap.run(["cat", str(secret / "f")], ruleset=rs,
+                                capture_output=True).returncode
+        except landwrap.PathError as e:
+            return f"refused: {e}"
+
+    assert cat() == 1
+    child = f'mv "$1/sub" "$1/old" && ln -s "$2" "$1/sub"'
+    assert landwrap.run(["sh", "-c", child, "sh", str(w), str(secret)],
+                        ruleset=rs).returncode == 0
+    rs.refresh()  # a first resolution: no earlier plan pins W/sub (see the next test)
+    real_check = plan_mod.Plan._check_moved
+
+    def swapped_back(self: plan_mod.Plan, merged: dict[str, plan_mod.Rule],
+                     moved: list[tuple[object, str, str, int]]) -> None:
+        if any(lex == str(w / "sub") for _, lex, _, _ in moved):
+            os.rename(w / "sub", w / "link")
+            os.rename(w / "old", w / "sub")
+        real_check(self, merged, moved)
+
+    monkeypatch.setattr(plan_mod.Plan, "_check_moved", swapped_back)
+    got = cat()
+    monkeypatch.undo()
+    if compat == "strict":
+        assert isinstance(got, str) and "changed while" in got, got
+    else:
+        assert got == 1
+    assert cat() == 1  # and the spawns after it
+
+
+@pytest.mark.parametrize("compat", ["strict", "best-effort"])
+def test_a_directory_another_sandbox_made_a_symlink_is_not_followed_on_rebuild(
+        tmp_path: Path, compat: str) -> None:
+    """Two Rulesets in one program: a child of WRITER (rw on W) replaces
+    W/in, which READER allows, by a symlink to a directory neither may
+    read.  The symlink is this user's, in a directory READER cannot
+    change, so a first resolution would trust it; but READER was built when
+    W/in was a directory, and its automatic rebuild must not follow what
+    replaced it (Ruleset.refresh() accepts a wanted change)."""
+    secret, w = tmp_path / "secret", tmp_path / "w"
+    secret.mkdir()
+    (secret / "f").write_text("secret\n")
+    (w / "in").mkdir(parents=True)
+    (w / "in" / "data").write_text("data\n")
+    writer = landwrap.Ruleset.from_profile("default").allow(w, "rw")
+    reader = landwrap.Ruleset.from_profile("default").allow(w / "in", "rox")
+    reader.compat = compat
+
+    def read(path: Path) -> int | str:
+        try:
+            return landwrap.run(["cat", str(path)], ruleset=reader,
+                                capture_output=True).returncode
+        except landwrap.PathError as e:
+            return f"refused: {e}"
+
+    assert (read(w / "in" / "data"), read(secret / "f")) == (0, 1)
+    swap = f'mv "$1/in" "$1/old" && ln -s "$2" "$1/in"'
+    assert landwrap.run(["sh", "-c", swap, "sh", str(w), str(secret)],
+                        ruleset=writer).returncode == 0
+    for _ in range(2):
+        got = read(secret / "f")
+        if compat == "strict":
+            assert isinstance(got, str) and "was a directory" in got, got
+        else:
+            assert got == 1

@@ -395,6 +395,93 @@ def test_pass_fds_and_close_fds(rs):
         os.close(r)
 
 
+#: A sandboxed program that adds a rule granting every filesystem right beneath /
+#: to each Landlock ruleset among its descriptors (landlock_add_rule needs no privilege).
+ADD_RULE = textwrap.dedent("""
+    import ctypes, os, struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    root = os.open("/", os.O_PATH)
+    for fd in range(64):
+        for bit in range(64):
+            attr = struct.pack("=Qi", 1 << bit, root)
+            if libc.syscall(445, fd, 1, attr, 0) == 0:   # landlock_add_rule
+                print("widened", fd)
+""")
+
+
+@needs_landlock
+def test_ruleset_descriptor_never_given_to_the_sandbox(tmp_path):
+    """A reused Ruleset's kernel ruleset is shared by its spawns: a program
+    given its descriptor (pass_fds, a standard stream, or a closed number
+    the ruleset then takes) could add rules that every later spawn
+    enforces.  Refused before anything runs; the next spawn stays narrow."""
+    secret = tmp_path / "secret"
+    secret.write_text("secret")
+    rs = landwrap.Ruleset.from_profile("default").allow_paths(PY, "rox", origin="test")
+    adder = [sys.executable, "-S", "-c", ADD_RULE]
+
+    def cat():
+        return landwrap.run(["cat", str(secret)], ruleset=rs, capture_output=True)
+
+    assert cat().returncode == 1
+    fd = rs.plan().ruleset_fd()
+    for how in ({"pass_fds": [fd]}, {"stdin": fd}, {"stdout": fd}):
+        with pytest.raises(landwrap.UsageError, match=f"descriptor {fd} is the sandbox.s own"):
+            landwrap.run(adder, ruleset=rs, **how)
+        assert cat().returncode == 1, how
+    # a number not open yet, which a new ruleset takes when it is built
+    fresh = landwrap.Ruleset.from_profile("default").allow_paths(PY, "rox", origin="test")
+    free = os.dup(0)
+    os.close(free)
+    with pytest.raises(landwrap.UsageError, match=f"descriptor {free} is the sandbox.s own"):
+        landwrap.run(adder, ruleset=fresh, pass_fds=[free])
+    # another plan's ruleset is refused too (it would widen that plan's spawns)
+    with pytest.raises(landwrap.UsageError, match=f"descriptor {fd} is a sandbox.s"):
+        landwrap.run(adder, ruleset=fresh, pass_fds=[fd])
+    assert cat().returncode == 1
+    assert landwrap.run(["cat", str(secret)], ruleset=fresh,
+                        capture_output=True).returncode == 1
+    # an ordinary descriptor still passes
+    assert landwrap.run(adder, ruleset=rs, pass_fds=[0]).returncode == 0
+
+
+@needs_landlock
+def test_profile_is_chosen_for_the_program_that_runs(tmp_path):
+    """profile=None picks the profile named after the command only for
+    the program it is for: the program that will run, found on *env*'s
+    PATH (and relative to *cwd*), not the one this process's PATH finds.
+    Here a file named ``tool`` on env's PATH (head, standing for any other
+    program) must not get the profile made for the real ``tool`` (cat)."""
+    real, evil, secret = tmp_path / "real", tmp_path / "evil", tmp_path / "secret"
+    for d in (real, evil, secret, tmp_path / "profiles"):
+        d.mkdir()
+    (secret / "f").write_text("secret\n")
+    os.symlink("/usr/bin/cat", real / "tool")
+    os.symlink("/usr/bin/head", evil / "tool")
+    (tmp_path / "profiles" / "tool.toml").write_text(
+        f'extends = ["default"]\nprograms = ["{real / "tool"}"]\n'
+        f'[filesystem]\nro = ["{secret}"]\n')
+    script = textwrap.dedent(f"""
+        import landwrap
+        def run(path, **kw):
+            env = {{"PATH": path + ":/usr/bin:/bin"}}
+            r = landwrap.run(["tool", "{secret / 'f'}"], env=env, capture_output=True, **kw)
+            return r.returncode
+        print(run("{real}"), run("{evil}"))
+        print(run("{evil}", cwd="{evil}"))
+        r = landwrap.run(["./tool", "{secret / 'f'}"], cwd="{evil}", capture_output=True)
+        print(r.returncode)
+    """)
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+               LANDWRAP_PROFILE_PATH=str(tmp_path / "profiles"),
+               PATH=f"{real}:/usr/bin:/bin")
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=real,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    # cat (the tool) reads the secret; head named tool does not, by PATH or by cwd
+    assert out.stdout.split() == ["0", "1", "1", "1"]
+
+
 @needs_landlock
 def test_popen_surface(rs):
     with landwrap.Popen(["cat"], ruleset=rs, stdin=subprocess.PIPE,
