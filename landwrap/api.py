@@ -364,12 +364,29 @@ def _multiprocessing_dirs(rs: Ruleset) -> str:
 
 def _use_tmpdir(tmp: str) -> None:
     import atexit
-    import shutil
     import tempfile
 
     tempfile.tempdir = tmp
     os.environ["TMPDIR"] = tmp
-    atexit.register(shutil.rmtree, tmp, True)
+    atexit.register(_remove_tmpdir, tmp, os.getpid())
+
+
+def _remove_tmpdir(tmp: str, owner: int) -> None:
+    """At exit, remove the private temporary directory *tmp* (inside the
+    sandbox, so nothing it could not remove anyway; shutil.rmtree works
+    through directory descriptors and never follows a symlink).  Only in
+    the process that made it: a fork inherits the atexit handler, and its
+    exit must not take the directory from its parent."""
+    if os.getpid() != owner:
+        return
+    import shutil
+
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+    except RecursionError:  # the program left a tree deeper than the recursion limit
+        pass
+    if os.path.lexists(tmp):
+        sys.stderr.write(f"landwrap: could not remove the private temporary directory {tmp}\n")
 
 
 def live_children() -> list[tuple[int, str]]:

@@ -131,6 +131,42 @@ def test_multiprocessing_pools_after_restrict(method, tmp_path):
     assert "PermissionError" in r.stdout + r.stderr
 
 
+def test_multiprocessing_tmpdir_removal_survives_what_the_sandbox_leaves(tmp_path):
+    """The private directory's removal at exit runs inside the sandbox, on
+    a tree the sandboxed program made: a tree deeper than the recursion
+    limit gives one line, never a traceback; a fork of the program that
+    exits normally does not remove the directory its parent still uses."""
+    r = py("""
+        import json, os, sys, tempfile, landwrap
+        landwrap.restrict(multiprocessing=True)
+        tmp = tempfile.gettempdir()
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)  # runs the atexit handlers it inherited
+        os.waitpid(pid, 0)
+        kept = os.path.isdir(tmp)
+        if not kept:
+            print(json.dumps({"tmp": tmp, "kept": kept}))
+            sys.exit(0)
+        fd = os.open(tmp, os.O_RDONLY)
+        for i in range(sys.getrecursionlimit() + 200):
+            os.mkdir("d", dir_fd=fd)
+            nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        print(json.dumps({"tmp": tmp, "kept": kept}))
+    """, check=False)
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    try:
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr, r.stderr
+        assert out["kept"] is True
+        (line,) = r.stderr.splitlines()
+        assert line == f"landwrap: could not remove the private temporary directory {out['tmp']}"
+    finally:
+        subprocess.run(["rm", "-rf", out["tmp"]], check=True)
+
+
 # children started before restrict() ------------------------------------------------
 
 POOL_FIRST = """
