@@ -268,7 +268,10 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     processes; with *strict_children* it raises :class:`EnforcementError`
     (``children``: ``[(pid, name)]``) before restricting anything.  Start
     pools after ``restrict``, or pass ``scope=["abstract_unix_socket"]``
-    to keep signals open.
+    to keep signals open.  A child that another thread starts while
+    ``restrict`` runs, before that thread is restricted, is outside too:
+    it is named afterwards the same way (with *strict_children*, the
+    error's ``restricted`` is True: this process is sandboxed).
 
     What the kernel does, and what to expect:
 
@@ -431,12 +434,14 @@ def _stat_fields(pid: int) -> list[str]:
     return data[data.rfind(b")") + 2:].decode().split()
 
 
-def _check_children(plan: Plan, strict: bool) -> None:
+def _check_children(plan: Plan, strict: bool) -> set[int] | None:
+    """Warn about (or, *strict*, refuse) live children; their pids, or
+    None when the signal scope is off (children are not checked)."""
     if not plan.scoped & _compat.SCOPES["signal"][0]:
-        return
+        return None
     kids = live_children()
     if not kids:
-        return
+        return set()
     who = ", ".join(f"{pid} ({name})" for pid, name in kids[:8])
     if len(kids) > 8:
         who += f" and {len(kids) - 8} more"
@@ -446,6 +451,44 @@ def _check_children(plan: Plan, strict: bool) -> None:
            "scope=['abstract_unix_socket'] to leave signals open")
     if strict:
         raise EnforcementError(cause=what, hint=fix, children=kids)
+    import warnings
+
+    warnings.warn(f"{what} ({fix})", SandboxWarning, stacklevel=_caller_level())
+    return {pid for pid, _ in kids}
+
+
+def _no_new_privs(pid: int | str) -> int | None:
+    """The NoNewPrivs flag of process *pid* (or "self"); None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"NoNewPrivs:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_late_children(before: set[int], strict: bool) -> None:
+    """After every thread is restricted: children started *while* restrict()
+    ran, by a thread not restricted yet, are outside the sandbox and were
+    not in the check before.  Each thread sets no_new_privs as it
+    restricts itself, so a new child without it was forked unrestricted
+    (called only when this process had no_new_privs off before)."""
+    late = [(pid, name) for pid, name in live_children()
+            if pid not in before and _no_new_privs(pid) == 0]
+    if not late:
+        return
+    who = ", ".join(f"{pid} ({name})" for pid, name in late[:8])
+    if len(late) > 8:
+        who += f" and {len(late) - 8} more"
+    what = (f"child processes started by another thread while restrict() ran are "
+            f"outside the sandbox: {who}")
+    fix = "start child processes only after restrict() has returned"
+    if strict:
+        raise EnforcementError(
+            f"{what}; every thread of this process is restricted", fix,
+            restricted=True, children=late)
     import warnings
 
     warnings.warn(f"{what} ({fix})", SandboxWarning, stacklevel=_caller_level())
@@ -475,7 +518,9 @@ def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
     if not plan.enforces_anything:
         return Enforcement(plan, None)
     comp = _companion.for_plan(plan)   # strict: raises before anything is done
-    _check_children(plan, strict_children)
+    before = _check_children(plan, strict_children)
+    if before is not None and _no_new_privs("self") != 0:
+        before = None  # children cannot be told apart by no_new_privs
     fd = _ready(plan).ruleset_fd()
     result = threads.restrict_process(fd, plan.flags, plan.abi)
     if comp.filter:
@@ -487,6 +532,8 @@ def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
                 f"could not be installed: {e.strerror}"
                 + (f" (thread {e.filename})" if e.filename else "")
                 + "; the process is partly sandboxed and should exit") from None
+    if before is not None:
+        _check_late_children(before, strict_children)
     return Enforcement(plan, result)
 
 

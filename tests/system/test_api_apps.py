@@ -255,6 +255,73 @@ def test_signals_to_children_from_before_are_denied_which_is_why_it_warns(tmp_pa
     assert out == {"before": "EPERM", "after": "ok"}
 
 
+LATE_CHILD = """
+    import json, os, sys, threading, warnings, landwrap
+    strict, secret, out = sys.argv[1] == "1", sys.argv[2], sys.argv[3]
+    child = (f"import time\\ntime.sleep(0.5)\\ntry:\\n open({secret!r}).read(); r = 'read'\\n"
+             f"except OSError as e: r = e.strerror\\nopen({out!r}, 'w').write(r)\\n")
+    go, spawned, pids = threading.Event(), threading.Event(), []
+
+    def spawner():
+        go.wait()
+        pids.append(os.posix_spawn(sys.executable, [sys.executable, "-c", child], os.environ))
+        spawned.set()
+
+    def hook(frame, event, arg):
+        # restrict() is past its check of the children and about to
+        # restrict the threads: the spawner, not restricted yet, starts one
+        if event == "call" and frame.f_code.co_name == "restrict_process":
+            go.set()
+            spawned.wait()
+
+    t = threading.Thread(target=spawner)
+    t.start()
+    res = {}
+    sys.setprofile(hook)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            landwrap.restrict(rw=[os.path.dirname(out)], python=True, strict_children=strict)
+            res["restricted"] = True
+        except landwrap.EnforcementError as e:
+            res.update(error=str(e), restricted=e.restricted, children=e.children)
+    sys.setprofile(None)
+    t.join()
+    res["pid"] = pids[0]
+    res["warnings"] = [str(w.message) for w in caught]
+    os.waitpid(pids[0], 0)
+    print(json.dumps(res))
+"""
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_child_started_by_another_thread_during_restrict_is_reported(strict, tmp_path):
+    """A thread that is not restricted yet may start a child while
+    restrict() runs: the child is outside the sandbox (it reads what the
+    sandbox denies) and was not there for the check before.  strict_children
+    raises (the process itself is restricted); otherwise a warning names it."""
+    (tmp_path / "app").mkdir()  # the script's directory is on sys.path: readable
+    script = tmp_path / "app" / "late.py"
+    script.write_text(textwrap.dedent(LATE_CHILD))
+    secret, out, box = tmp_path / "secret", tmp_path / "box" / "out", tmp_path / "box"
+    secret.write_text("x")
+    box.mkdir()
+    r = subprocess.run([sys.executable, str(script), "1" if strict else "0", secret, out],
+                       capture_output=True, text=True, timeout=60, cwd=box)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out.read_text() == "read"  # what makes it worth reporting
+    pid = res["pid"]
+    if strict:
+        assert res["restricted"] is True
+        assert [p for p, _ in res["children"]] == [pid]
+        assert f"{pid} (python" in res["error"] and "outside the sandbox" in res["error"]
+    else:
+        assert res["restricted"] is True
+        (w,) = res["warnings"]
+        assert f"{pid} (python" in w and "while restrict() ran" in w
+
+
 # running the interpreter --------------------------------------------------------------
 
 def test_run_sys_executable_with_the_default_profile(tmp_path):
