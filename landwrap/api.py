@@ -291,7 +291,11 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
       nothing was restricted or the process is now partly sandboxed (then
       exit rather than go on).  Threads blocked in system calls get the
       signal too; their calls resume (SA_RESTART) or fail with EINTR, which
-      Python retries.
+      Python retries.  Each such thread enters its own copy of the sandbox
+      (a sibling domain): with the signal and abstract-socket scopes on,
+      a thread running before this call cannot signal the children of
+      another such thread, nor connect to its abstract unix sockets
+      (EPERM).  Threads started afterwards share their creator's domain.
     - Children started from now on inherit the sandbox; processes already
       running do not.
     - Files and sockets already open keep the access they were opened with.
@@ -892,7 +896,10 @@ class Popen(subprocess.Popen[AnyStr]):
     signal (PR_SET_PDEATHSIG) follows the *thread* that spawned the child:
     a child started from a thread that then exits -- a pool worker retired
     by its pool -- is killed at that moment.  Spawn such children from a
-    long-lived thread (the main thread, or an event loop's).
+    long-lived thread (the main thread, or an event loop's).  It is the
+    child's own setting, not a containment: processes the child starts do
+    not inherit it and the program can clear it (prctl), so a hostile
+    program outlives this process, still in its sandbox.
 
     The child is started by landwrap's own fork/exec in C, which sets
     no_new_privs and enforces the sandbox between fork and exec; this

@@ -322,6 +322,62 @@ def test_a_child_started_by_another_thread_during_restrict_is_reported(strict, t
         assert f"{pid} (python" in w and "while restrict() ran" in w
 
 
+def test_threads_running_before_restrict_get_sibling_domains_below_tsync():
+    """Without TSYNC each running thread restricts itself: the kernel gives
+    each its own domain, and the scopes then separate them.  The main
+    thread cannot connect to an abstract socket of a thread that was
+    running before restrict(), nor signal its child; a thread started
+    after shares the main thread's domain."""
+    out = py("""
+        import json, os, socket, subprocess, threading, landwrap
+        def serve(go, res):
+            go.wait()
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(b"\\0lw-sibling-%d-%d" % (os.getpid(), threading.get_native_id()))
+            s.listen(1)
+            res["addr"] = s.getsockname()
+            res["child"] = subprocess.Popen(["sleep", "30"], stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
+            res["sock"] = s
+            res["ready"].set()
+        def probe(res):
+            c = socket.socket(socket.AF_UNIX)
+            try:
+                c.connect(res["addr"])
+                got = ["ok"]
+            except PermissionError:
+                got = ["EPERM"]
+            try:
+                res["child"].kill()
+                got.append("ok")
+            except PermissionError:
+                got.append("EPERM")
+            return got
+        before = {"ready": threading.Event()}
+        go = threading.Event()
+        t = threading.Thread(target=serve, args=(go, before))
+        t.start()
+        e = landwrap.restrict(rox=["/usr/bin", "/bin"])
+        go.set(); t.join()
+        after = {"ready": threading.Event()}
+        go2 = threading.Event()
+        go2.set()
+        t2 = threading.Thread(target=serve, args=(go2, after))
+        t2.start(); t2.join()
+        res = {"method": e.method, "before": probe(before), "after": probe(after),
+               "pid": before["child"].pid}
+        after["child"].wait()
+        print(json.dumps(res))
+        os._exit(0)  # the first child cannot be reaped from here: the test kills it
+    """)
+    os.kill(out.pop("pid"), signal.SIGKILL)
+    if out["method"] == "signal":
+        assert out["before"] == ["EPERM", "EPERM"]
+    else:  # TSYNC: one domain for every thread
+        assert out["before"] == ["ok", "ok"]
+    assert out["after"] == ["ok", "ok"]
+
+
 # running the interpreter --------------------------------------------------------------
 
 def test_run_sys_executable_with_the_default_profile(tmp_path):
