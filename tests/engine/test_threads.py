@@ -8,6 +8,7 @@ modes (a thread that blocks signals, every signal in use, the 16-layer
 limit), and that nothing is left behind (the borrowed signal)."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -467,3 +468,60 @@ def _kernel_abi():
     from landwrap.engine import _binding
 
     return _binding.kernel_abi()
+
+
+def test_a_fork_during_restrict_can_restrict_itself(files):
+    """A thread forks while restrict() runs (here: during the signal round,
+    the thread keeping the signal blocked so that it is not reached yet).
+    The child inherits the round's state mid-flight -- the Python lock held
+    by a thread it does not have, the C round marked busy -- and must still
+    be able to restrict itself: not hang, not fail."""
+    if compat.has_tsync(compat.effective_abi(_kernel_abi())):
+        pytest.skip("TSYNC kernels do not run the signal round")
+    out = child("""
+        go, blocked, kid = threading.Event(), threading.Event(), []
+        r, w = os.pipe()
+
+        def forker():
+            go.wait()
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            blocked.set()
+            time.sleep(0.3)  # the round is running now
+            pid = os.fork()
+            if pid == 0:
+                null = os.open(os.devnull, os.O_WRONLY)  # a hung child must not hold
+                os.dup2(null, 1); os.dup2(null, 2)       # the test's pipes
+                try:
+                    e = sandbox()
+                    res = {"method": e.method, "threads": e.threads, "probe": probe()}
+                except Exception as e:
+                    res = {"error": repr(e)}
+                os.write(w, json.dumps(res).encode())
+                os._exit(0)
+            kid.append(pid)
+
+        def hook(frame, event, arg):
+            if event == "call" and frame.f_code.co_name == "_restrict_caller":
+                go.set(); blocked.wait()
+
+        t = threading.Thread(target=forker)
+        t.start()
+        sys.setprofile(hook)
+        try:
+            sandbox()
+            err = None
+        except landwrap.EnforcementError as e:
+            err = str(e)
+        sys.setprofile(None)
+        t.join()
+        os.close(w)
+        import select
+        ready = select.select([r], [], [], 20)[0]
+        got = os.read(r, 65536).decode() if ready else ""
+        print(json.dumps({"parent": err, "child": json.loads(got) if got else "hung",
+                          "pid": kid[0]}))
+    """, files)
+    if out["child"] == "hung":  # outside this sandbox: the test kills it
+        os.kill(out["pid"], 9)
+    assert out["parent"] is None  # the forker exits after the fork: the round ends well
+    assert out["child"] == {"method": "signal", "threads": 1, "probe": ["ok", "EACCES"]}
