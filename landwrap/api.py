@@ -535,7 +535,8 @@ def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
                 "the Landlock sandbox is enforced but the seccomp companion filter "
                 f"could not be installed: {e.strerror}"
                 + (f" (thread {e.filename})" if e.filename else "")
-                + "; the process is partly sandboxed and should exit") from None
+                + "; the process is partly sandboxed and should exit",
+                restricted=True) from None
     if before is not None:
         _check_late_children(before, strict_children)
     return Enforcement(plan, result)

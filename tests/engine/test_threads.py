@@ -525,3 +525,35 @@ def test_a_fork_during_restrict_can_restrict_itself(files):
         os.kill(out["pid"], 9)
     assert out["parent"] is None  # the forker exits after the fork: the round ends well
     assert out["child"] == {"method": "signal", "threads": 1, "probe": ["ok", "EACCES"]}
+
+
+def test_companion_filter_refused_by_a_thread_says_the_process_is_restricted(files):
+    """A thread that installed its own seccomp filter makes the companion's
+    TSYNC install fail after Landlock is enforced on every thread: the
+    error must say the process is restricted (exit rather than go on)."""
+    out = child("""
+        import ctypes, struct
+        libc = ctypes.CDLL(None, use_errno=True)
+        done, go = threading.Event(), threading.Event()
+
+        def own_filter():
+            libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+            insn = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0x7fff0000))
+            prog = ctypes.create_string_buffer(struct.pack("HxxxxxxQ", 1, ctypes.addressof(insn)))
+            assert libc.syscall(317, 1, 0, prog) == 0  # seccomp(SET_MODE_FILTER): allow all
+            done.set(); go.wait()
+
+        t = threading.Thread(target=own_filter)
+        t.start(); done.wait()
+        try:
+            sandbox()
+            res = {"error": None}
+        except landwrap.EnforcementError as e:
+            res = {"error": str(e), "restricted": e.restricted}
+        res["probe"] = probe()
+        go.set(); t.join()
+        print(json.dumps(res))
+    """, files)
+    assert "seccomp companion filter could not be installed" in out["error"]
+    assert out["probe"] == ["ok", "EACCES"]  # Landlock is on...
+    assert out["restricted"] is True       # ...and the error says so
