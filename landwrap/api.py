@@ -260,6 +260,9 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     becomes ``tempfile.tempdir`` and ``$TMPDIR`` (the forkserver's socket,
     ``tempfile`` files of the program), and the interpreter as for
     *python*.  The pool's workers are children, so they are sandboxed too.
+    A forkserver already running is stopped (it is outside the sandbox,
+    and so would be every worker it forks); the next pool starts a new
+    one inside.
 
     Children started *before* this call are outside the sandbox: with the
     signal scope on (the default) this process can no longer signal them
@@ -317,6 +320,7 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     tmp = None
     if multiprocessing:
         tmp = _multiprocessing_dirs(rs)
+        _stop_forkserver()
     try:
         enforcement = enforce(rs.resolve(), strict_children=strict_children)
     except BaseException:
@@ -367,6 +371,19 @@ def _multiprocessing_dirs(rs: Ruleset) -> str:
     if old and os.path.isdir(old):
         rs.allow(old, "rw", origin="multiprocessing=True")
     return tmp
+
+
+def _stop_forkserver() -> None:
+    """Stop multiprocessing's forkserver if one runs: started before
+    restrict(), it is outside the sandbox, and so would be every worker it
+    forks afterwards.  The next pool starts a new one, inside."""
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(forkserver, "_forkserver", None)
+    if getattr(server, "_forkserver_pid", None) is not None:
+        try:
+            getattr(server, "_stop")()
+        except OSError:  # a fork's copy of its parent's forkserver: not ours to stop
+            pass
 
 
 def _use_tmpdir(tmp: str) -> None:

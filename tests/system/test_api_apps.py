@@ -167,6 +167,48 @@ def test_multiprocessing_tmpdir_removal_survives_what_the_sandbox_leaves(tmp_pat
         subprocess.run(["rm", "-rf", out["tmp"]], check=True)
 
 
+FORKSERVER_FIRST = """
+    import json, multiprocessing as mp, sys, warnings, landwrap
+    secret = sys.argv[1]
+
+    def work(_):
+        try:
+            open(secret).read()
+            return "read"
+        except OSError as e:
+            return e.strerror
+
+    if __name__ == "__main__":
+        ctx = mp.get_context("forkserver")
+        pool = ctx.Pool(1)
+        assert pool.map(work, [0]) == ["read"]  # the forkserver runs from now on
+        pool.close(); pool.join()
+        warnings.simplefilter("ignore")  # the resource tracker is a child from before
+        landwrap.restrict(multiprocessing=True)
+        pool = ctx.Pool(2)
+        out = {"workers": pool.map(work, [0, 1])}
+        pool.close(); pool.join()
+        print(json.dumps(out))
+"""
+
+
+def test_a_forkserver_started_before_restrict_forks_no_unsandboxed_worker(tmp_path):
+    """multiprocessing's forkserver, started before restrict(), is outside
+    the sandbox: every worker it forks afterwards would be too (and read
+    what the sandbox denies).  restrict(multiprocessing=True) stops it, so
+    the next pool starts a new one inside the sandbox."""
+    (tmp_path / "app").mkdir()  # the script's directory is on sys.path: readable
+    script = tmp_path / "app" / "fsfirst.py"
+    script.write_text(textwrap.dedent(FORKSERVER_FIRST))
+    secret = tmp_path / "secret"
+    secret.write_text("x")
+    r = subprocess.run([sys.executable, str(script), str(secret)], capture_output=True,
+                       text=True, timeout=90, cwd=tmp_path / "app")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["workers"] == ["Permission denied", "Permission denied"]
+
+
 # children started before restrict() ------------------------------------------------
 
 POOL_FIRST = """
