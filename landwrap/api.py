@@ -467,7 +467,9 @@ def _check_children(plan: Plan, strict: bool) -> set[int] | None:
     if len(kids) > 8:
         who += f" and {len(kids) - 8} more"
     what = (f"this process has child processes started before restrict(): {who}; "
-            "with the signal scope on it cannot signal them afterwards")
+            "they are outside the sandbox (what they do for this process, as a "
+            "multiprocessing manager does, is not sandboxed), and with the signal "
+            "scope on it cannot signal them afterwards")
     fix = ("start them after restrict(), stop them first, or pass "
            "scope=['abstract_unix_socket'] to leave signals open")
     if strict:
