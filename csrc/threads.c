@@ -398,6 +398,14 @@ int lw_restrict_threads(int ruleset_fd, uint32_t flags, int sig,
     struct sigaction sa, old;
     int result, n;
 
+    /* A child forked while its parent ran a round inherits the round
+     * marked busy (and threads counted inside the handler) that it does
+     * not have: start afresh. */
+    if (LOAD(&busy) && r_pid != getpid()) {
+        STORE(&active, 0);
+        STORE(&inside, 0);
+        STORE(&busy, 0);
+    }
     if (__atomic_exchange_n(&busy, 1, __ATOMIC_SEQ_CST)) {
         errno = EALREADY;
         return -1;

@@ -260,6 +260,9 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     becomes ``tempfile.tempdir`` and ``$TMPDIR`` (the forkserver's socket,
     ``tempfile`` files of the program), and the interpreter as for
     *python*.  The pool's workers are children, so they are sandboxed too.
+    A forkserver already running is stopped (it is outside the sandbox,
+    and so would be every worker it forks); the next pool starts a new
+    one inside.
 
     Children started *before* this call are outside the sandbox: with the
     signal scope on (the default) this process can no longer signal them
@@ -268,7 +271,10 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     processes; with *strict_children* it raises :class:`EnforcementError`
     (``children``: ``[(pid, name)]``) before restricting anything.  Start
     pools after ``restrict``, or pass ``scope=["abstract_unix_socket"]``
-    to keep signals open.
+    to keep signals open.  A child that another thread starts while
+    ``restrict`` runs, before that thread is restricted, is outside too:
+    it is named afterwards the same way (with *strict_children*, the
+    error's ``restricted`` is True: this process is sandboxed).
 
     What the kernel does, and what to expect:
 
@@ -288,7 +294,11 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
       nothing was restricted or the process is now partly sandboxed (then
       exit rather than go on).  Threads blocked in system calls get the
       signal too; their calls resume (SA_RESTART) or fail with EINTR, which
-      Python retries.
+      Python retries.  Each such thread enters its own copy of the sandbox
+      (a sibling domain): with the signal and abstract-socket scopes on,
+      a thread running before this call cannot signal the children of
+      another such thread, nor connect to its abstract unix sockets
+      (EPERM).  Threads started afterwards share their creator's domain.
     - Children started from now on inherit the sandbox; processes already
       running do not.
     - Files and sockets already open keep the access they were opened with.
@@ -310,6 +320,7 @@ def restrict(profile: ProfileSpec = None, *, ro: Paths = (), rox: Paths = (),
     tmp = None
     if multiprocessing:
         tmp = _multiprocessing_dirs(rs)
+        _stop_forkserver()
     try:
         enforcement = enforce(rs.resolve(), strict_children=strict_children)
     except BaseException:
@@ -362,14 +373,44 @@ def _multiprocessing_dirs(rs: Ruleset) -> str:
     return tmp
 
 
+def _stop_forkserver() -> None:
+    """Stop multiprocessing's forkserver if one runs: started before
+    restrict(), it is outside the sandbox, and so would be every worker it
+    forks afterwards.  The next pool starts a new one, inside."""
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(forkserver, "_forkserver", None)
+    if getattr(server, "_forkserver_pid", None) is not None:
+        try:
+            getattr(server, "_stop")()
+        except OSError:  # a fork's copy of its parent's forkserver: not ours to stop
+            pass
+
+
 def _use_tmpdir(tmp: str) -> None:
     import atexit
-    import shutil
     import tempfile
 
     tempfile.tempdir = tmp
     os.environ["TMPDIR"] = tmp
-    atexit.register(shutil.rmtree, tmp, True)
+    atexit.register(_remove_tmpdir, tmp, os.getpid())
+
+
+def _remove_tmpdir(tmp: str, owner: int) -> None:
+    """At exit, remove the private temporary directory *tmp* (inside the
+    sandbox, so nothing it could not remove anyway; shutil.rmtree works
+    through directory descriptors and never follows a symlink).  Only in
+    the process that made it: a fork inherits the atexit handler, and its
+    exit must not take the directory from its parent."""
+    if os.getpid() != owner:
+        return
+    import shutil
+
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+    except RecursionError:  # the program left a tree deeper than the recursion limit
+        pass
+    if os.path.lexists(tmp):
+        sys.stderr.write(f"landwrap: could not remove the private temporary directory {tmp}\n")
 
 
 def live_children() -> list[tuple[int, str]]:
@@ -414,21 +455,63 @@ def _stat_fields(pid: int) -> list[str]:
     return data[data.rfind(b")") + 2:].decode().split()
 
 
-def _check_children(plan: Plan, strict: bool) -> None:
+def _check_children(plan: Plan, strict: bool) -> set[int] | None:
+    """Warn about (or, *strict*, refuse) live children; their pids, or
+    None when the signal scope is off (children are not checked)."""
     if not plan.scoped & _compat.SCOPES["signal"][0]:
-        return
+        return None
     kids = live_children()
     if not kids:
-        return
+        return set()
     who = ", ".join(f"{pid} ({name})" for pid, name in kids[:8])
     if len(kids) > 8:
         who += f" and {len(kids) - 8} more"
     what = (f"this process has child processes started before restrict(): {who}; "
-            "with the signal scope on it cannot signal them afterwards")
+            "they are outside the sandbox (what they do for this process, as a "
+            "multiprocessing manager does, is not sandboxed), and with the signal "
+            "scope on it cannot signal them afterwards")
     fix = ("start them after restrict(), stop them first, or pass "
            "scope=['abstract_unix_socket'] to leave signals open")
     if strict:
         raise EnforcementError(cause=what, hint=fix, children=kids)
+    import warnings
+
+    warnings.warn(f"{what} ({fix})", SandboxWarning, stacklevel=_caller_level())
+    return {pid for pid, _ in kids}
+
+
+def _no_new_privs(pid: int | str) -> int | None:
+    """The NoNewPrivs flag of process *pid* (or "self"); None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"NoNewPrivs:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_late_children(before: set[int], strict: bool) -> None:
+    """After every thread is restricted: children started *while* restrict()
+    ran, by a thread not restricted yet, are outside the sandbox and were
+    not in the check before.  Each thread sets no_new_privs as it
+    restricts itself, so a new child without it was forked unrestricted
+    (called only when this process had no_new_privs off before)."""
+    late = [(pid, name) for pid, name in live_children()
+            if pid not in before and _no_new_privs(pid) == 0]
+    if not late:
+        return
+    who = ", ".join(f"{pid} ({name})" for pid, name in late[:8])
+    if len(late) > 8:
+        who += f" and {len(late) - 8} more"
+    what = (f"child processes started by another thread while restrict() ran are "
+            f"outside the sandbox: {who}")
+    fix = "start child processes only after restrict() has returned"
+    if strict:
+        raise EnforcementError(
+            f"{what}; every thread of this process is restricted", fix,
+            restricted=True, children=late)
     import warnings
 
     warnings.warn(f"{what} ({fix})", SandboxWarning, stacklevel=_caller_level())
@@ -458,7 +541,9 @@ def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
     if not plan.enforces_anything:
         return Enforcement(plan, None)
     comp = _companion.for_plan(plan)   # strict: raises before anything is done
-    _check_children(plan, strict_children)
+    before = _check_children(plan, strict_children)
+    if before is not None and _no_new_privs("self") != 0:
+        before = None  # children cannot be told apart by no_new_privs
     fd = _ready(plan).ruleset_fd()
     result = threads.restrict_process(fd, plan.flags, plan.abi)
     if comp.filter:
@@ -469,7 +554,10 @@ def enforce(plan: Plan, *, strict_children: bool = False) -> Enforcement:
                 "the Landlock sandbox is enforced but the seccomp companion filter "
                 f"could not be installed: {e.strerror}"
                 + (f" (thread {e.filename})" if e.filename else "")
-                + "; the process is partly sandboxed and should exit") from None
+                + "; the process is partly sandboxed and should exit",
+                restricted=True) from None
+    if before is not None:
+        _check_late_children(before, strict_children)
     return Enforcement(plan, result)
 
 
@@ -828,7 +916,10 @@ class Popen(subprocess.Popen[AnyStr]):
     signal (PR_SET_PDEATHSIG) follows the *thread* that spawned the child:
     a child started from a thread that then exits -- a pool worker retired
     by its pool -- is killed at that moment.  Spawn such children from a
-    long-lived thread (the main thread, or an event loop's).
+    long-lived thread (the main thread, or an event loop's).  It is the
+    child's own setting, not a containment: processes the child starts do
+    not inherit it and the program can clear it (prctl), so a hostile
+    program outlives this process, still in its sandbox.
 
     The child is started by landwrap's own fork/exec in C, which sets
     no_new_privs and enforces the sandbox between fork and exec; this

@@ -70,6 +70,17 @@ _lock = threading.RLock()
 _busy = False
 
 
+def _after_fork() -> None:
+    """In a child forked (by another thread) while restrict() ran: the lock
+    belongs to a thread the child does not have; start afresh (the C
+    round's state is reset by lw_restrict_threads itself)."""
+    global _lock, _busy
+    _lock, _busy = threading.RLock(), False
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 class ThreadsResult:
     """How the threads were restricted: ``method`` is ``"tsync"`` (the
     kernel did it) or ``"signal"``; ``threads`` counts the threads

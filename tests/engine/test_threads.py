@@ -8,6 +8,7 @@ modes (a thread that blocks signals, every signal in use, the 16-layer
 limit), and that nothing is left behind (the borrowed signal)."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -467,3 +468,92 @@ def _kernel_abi():
     from landwrap.engine import _binding
 
     return _binding.kernel_abi()
+
+
+def test_a_fork_during_restrict_can_restrict_itself(files):
+    """A thread forks while restrict() runs (here: during the signal round,
+    the thread keeping the signal blocked so that it is not reached yet).
+    The child inherits the round's state mid-flight -- the Python lock held
+    by a thread it does not have, the C round marked busy -- and must still
+    be able to restrict itself: not hang, not fail."""
+    if compat.has_tsync(compat.effective_abi(_kernel_abi())):
+        pytest.skip("TSYNC kernels do not run the signal round")
+    out = child("""
+        go, blocked, kid = threading.Event(), threading.Event(), []
+        r, w = os.pipe()
+
+        def forker():
+            go.wait()
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            blocked.set()
+            time.sleep(0.3)  # the round is running now
+            pid = os.fork()
+            if pid == 0:
+                null = os.open(os.devnull, os.O_WRONLY)  # a hung child must not hold
+                os.dup2(null, 1); os.dup2(null, 2)       # the test's pipes
+                try:
+                    e = sandbox()
+                    res = {"method": e.method, "threads": e.threads, "probe": probe()}
+                except Exception as e:
+                    res = {"error": repr(e)}
+                os.write(w, json.dumps(res).encode())
+                os._exit(0)
+            kid.append(pid)
+
+        def hook(frame, event, arg):
+            if event == "call" and frame.f_code.co_name == "_restrict_caller":
+                go.set(); blocked.wait()
+
+        t = threading.Thread(target=forker)
+        t.start()
+        sys.setprofile(hook)
+        try:
+            sandbox()
+            err = None
+        except landwrap.EnforcementError as e:
+            err = str(e)
+        sys.setprofile(None)
+        t.join()
+        os.close(w)
+        import select
+        ready = select.select([r], [], [], 20)[0]
+        got = os.read(r, 65536).decode() if ready else ""
+        print(json.dumps({"parent": err, "child": json.loads(got) if got else "hung",
+                          "pid": kid[0]}))
+    """, files)
+    if out["child"] == "hung":  # outside this sandbox: the test kills it
+        os.kill(out["pid"], 9)
+    assert out["parent"] is None  # the forker exits after the fork: the round ends well
+    assert out["child"] == {"method": "signal", "threads": 1, "probe": ["ok", "EACCES"]}
+
+
+def test_companion_filter_refused_by_a_thread_says_the_process_is_restricted(files):
+    """A thread that installed its own seccomp filter makes the companion's
+    TSYNC install fail after Landlock is enforced on every thread: the
+    error must say the process is restricted (exit rather than go on)."""
+    out = child("""
+        import ctypes, struct
+        libc = ctypes.CDLL(None, use_errno=True)
+        done, go = threading.Event(), threading.Event()
+
+        def own_filter():
+            libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+            insn = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0x7fff0000))
+            prog = ctypes.create_string_buffer(struct.pack("HxxxxxxQ", 1, ctypes.addressof(insn)))
+            assert libc.syscall(317, 1, 0, prog) == 0  # seccomp(SET_MODE_FILTER): allow all
+            done.set(); go.wait()
+
+        t = threading.Thread(target=own_filter)
+        t.start(); done.wait()
+        try:
+            sandbox()
+            res = {"error": None}
+        except landwrap.EnforcementError as e:
+            res = {"error": str(e), "restricted": e.restricted}
+        res["probe"] = probe()
+        go.set(); t.join()
+        print(json.dumps(res))
+    """, files)
+    assert "seccomp companion filter could not be installed" in out["error"]
+    assert out["probe"] == ["ok", "EACCES"]  # Landlock is on...
+    assert out["restricted"] is True       # ...and the error says so

@@ -131,6 +131,84 @@ def test_multiprocessing_pools_after_restrict(method, tmp_path):
     assert "PermissionError" in r.stdout + r.stderr
 
 
+def test_multiprocessing_tmpdir_removal_survives_what_the_sandbox_leaves(tmp_path):
+    """The private directory's removal at exit runs inside the sandbox, on
+    a tree the sandboxed program made: a tree deeper than the recursion
+    limit gives one line, never a traceback; a fork of the program that
+    exits normally does not remove the directory its parent still uses."""
+    r = py("""
+        import json, os, sys, tempfile, landwrap
+        landwrap.restrict(multiprocessing=True)
+        tmp = tempfile.gettempdir()
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)  # runs the atexit handlers it inherited
+        os.waitpid(pid, 0)
+        kept = os.path.isdir(tmp)
+        if not kept:
+            print(json.dumps({"tmp": tmp, "kept": kept}))
+            sys.exit(0)
+        fd = os.open(tmp, os.O_RDONLY)
+        for i in range(sys.getrecursionlimit() + 200):
+            os.mkdir("d", dir_fd=fd)
+            nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        print(json.dumps({"tmp": tmp, "kept": kept}))
+    """, check=False)
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    try:
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr, r.stderr
+        assert out["kept"] is True
+        (line,) = r.stderr.splitlines()
+        assert line == f"landwrap: could not remove the private temporary directory {out['tmp']}"
+    finally:
+        subprocess.run(["rm", "-rf", out["tmp"]], check=True)
+
+
+FORKSERVER_FIRST = """
+    import json, multiprocessing as mp, sys, warnings, landwrap
+    secret = sys.argv[1]
+
+    def work(_):
+        try:
+            open(secret).read()
+            return "read"
+        except OSError as e:
+            return e.strerror
+
+    if __name__ == "__main__":
+        ctx = mp.get_context("forkserver")
+        pool = ctx.Pool(1)
+        assert pool.map(work, [0]) == ["read"]  # the forkserver runs from now on
+        pool.close(); pool.join()
+        warnings.simplefilter("ignore")  # the resource tracker is a child from before
+        landwrap.restrict(multiprocessing=True)
+        pool = ctx.Pool(2)
+        out = {"workers": pool.map(work, [0, 1])}
+        pool.close(); pool.join()
+        print(json.dumps(out))
+"""
+
+
+def test_a_forkserver_started_before_restrict_forks_no_unsandboxed_worker(tmp_path):
+    """multiprocessing's forkserver, started before restrict(), is outside
+    the sandbox: every worker it forks afterwards would be too (and read
+    what the sandbox denies).  restrict(multiprocessing=True) stops it, so
+    the next pool starts a new one inside the sandbox."""
+    (tmp_path / "app").mkdir()  # the script's directory is on sys.path: readable
+    script = tmp_path / "app" / "fsfirst.py"
+    script.write_text(textwrap.dedent(FORKSERVER_FIRST))
+    secret = tmp_path / "secret"
+    secret.write_text("x")
+    r = subprocess.run([sys.executable, str(script), str(secret)], capture_output=True,
+                       text=True, timeout=90, cwd=tmp_path / "app")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["workers"] == ["Permission denied", "Permission denied"]
+
+
 # children started before restrict() ------------------------------------------------
 
 POOL_FIRST = """
@@ -191,7 +269,7 @@ def test_live_children_are_named_in_a_warning(tmp_path):
     (w,) = out["warnings"]
     for pid in out["pids"]:
         assert str(pid) in w
-    assert "cannot signal them" in w
+    assert "cannot signal them" in w and "outside the sandbox" in w
 
 
 def test_signals_to_children_from_before_are_denied_which_is_why_it_warns(tmp_path):
@@ -217,6 +295,129 @@ def test_signals_to_children_from_before_are_denied_which_is_why_it_warns(tmp_pa
     """)
     os.kill(out.pop("pid"), signal.SIGKILL)  # the test process can
     assert out == {"before": "EPERM", "after": "ok"}
+
+
+LATE_CHILD = """
+    import json, os, sys, threading, warnings, landwrap
+    strict, secret, out = sys.argv[1] == "1", sys.argv[2], sys.argv[3]
+    child = (f"import time\\ntime.sleep(0.5)\\ntry:\\n open({secret!r}).read(); r = 'read'\\n"
+             f"except OSError as e: r = e.strerror\\nopen({out!r}, 'w').write(r)\\n")
+    go, spawned, pids = threading.Event(), threading.Event(), []
+
+    def spawner():
+        go.wait()
+        pids.append(os.posix_spawn(sys.executable, [sys.executable, "-c", child], os.environ))
+        spawned.set()
+
+    def hook(frame, event, arg):
+        # restrict() is past its check of the children and about to
+        # restrict the threads: the spawner, not restricted yet, starts one
+        if event == "call" and frame.f_code.co_name == "restrict_process":
+            go.set()
+            spawned.wait()
+
+    t = threading.Thread(target=spawner)
+    t.start()
+    res = {}
+    sys.setprofile(hook)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            landwrap.restrict(rw=[os.path.dirname(out)], python=True, strict_children=strict)
+            res["restricted"] = True
+        except landwrap.EnforcementError as e:
+            res.update(error=str(e), restricted=e.restricted, children=e.children)
+    sys.setprofile(None)
+    t.join()
+    res["pid"] = pids[0]
+    res["warnings"] = [str(w.message) for w in caught]
+    os.waitpid(pids[0], 0)
+    print(json.dumps(res))
+"""
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_child_started_by_another_thread_during_restrict_is_reported(strict, tmp_path):
+    """A thread that is not restricted yet may start a child while
+    restrict() runs: the child is outside the sandbox (it reads what the
+    sandbox denies) and was not there for the check before.  strict_children
+    raises (the process itself is restricted); otherwise a warning names it."""
+    (tmp_path / "app").mkdir()  # the script's directory is on sys.path: readable
+    script = tmp_path / "app" / "late.py"
+    script.write_text(textwrap.dedent(LATE_CHILD))
+    secret, out, box = tmp_path / "secret", tmp_path / "box" / "out", tmp_path / "box"
+    secret.write_text("x")
+    box.mkdir()
+    r = subprocess.run([sys.executable, str(script), "1" if strict else "0", secret, out],
+                       capture_output=True, text=True, timeout=60, cwd=box)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out.read_text() == "read"  # what makes it worth reporting
+    pid = res["pid"]
+    if strict:
+        assert res["restricted"] is True
+        assert [p for p, _ in res["children"]] == [pid]
+        assert f"{pid} (python" in res["error"] and "outside the sandbox" in res["error"]
+    else:
+        assert res["restricted"] is True
+        (w,) = res["warnings"]
+        assert f"{pid} (python" in w and "while restrict() ran" in w
+
+
+def test_threads_running_before_restrict_get_sibling_domains_below_tsync():
+    """Without TSYNC each running thread restricts itself: the kernel gives
+    each its own domain, and the scopes then separate them.  The main
+    thread cannot connect to an abstract socket of a thread that was
+    running before restrict(), nor signal its child; a thread started
+    after shares the main thread's domain."""
+    out = py("""
+        import json, os, socket, subprocess, threading, landwrap
+        def serve(go, res):
+            go.wait()
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(b"\\0lw-sibling-%d-%d" % (os.getpid(), threading.get_native_id()))
+            s.listen(1)
+            res["addr"] = s.getsockname()
+            res["child"] = subprocess.Popen(["sleep", "30"], stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
+            res["sock"] = s
+            res["ready"].set()
+        def probe(res):
+            c = socket.socket(socket.AF_UNIX)
+            try:
+                c.connect(res["addr"])
+                got = ["ok"]
+            except PermissionError:
+                got = ["EPERM"]
+            try:
+                res["child"].kill()
+                got.append("ok")
+            except PermissionError:
+                got.append("EPERM")
+            return got
+        before = {"ready": threading.Event()}
+        go = threading.Event()
+        t = threading.Thread(target=serve, args=(go, before))
+        t.start()
+        e = landwrap.restrict(rox=["/usr/bin", "/bin"])
+        go.set(); t.join()
+        after = {"ready": threading.Event()}
+        go2 = threading.Event()
+        go2.set()
+        t2 = threading.Thread(target=serve, args=(go2, after))
+        t2.start(); t2.join()
+        res = {"method": e.method, "before": probe(before), "after": probe(after),
+               "pid": before["child"].pid}
+        after["child"].wait()
+        print(json.dumps(res))
+        os._exit(0)  # the first child cannot be reaped from here: the test kills it
+    """)
+    os.kill(out.pop("pid"), signal.SIGKILL)
+    if out["method"] == "signal":
+        assert out["before"] == ["EPERM", "EPERM"]
+    else:  # TSYNC: one domain for every thread
+        assert out["before"] == ["ok", "ok"]
+    assert out["after"] == ["ok", "ok"]
 
 
 # running the interpreter --------------------------------------------------------------
