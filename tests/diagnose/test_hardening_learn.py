@@ -594,3 +594,27 @@ def test_a_learned_file_named_like_a_pattern_grants_only_itself(home, tmp_path, 
     assert r.returncode == 0 and r.stdout == "star\n", r.stderr
     r = lw("run", "-q", "-p", out, "--", "cat", data / "another-secret", env=env, cwd=work)
     assert r.returncode == 1 and "secret" not in r.stdout
+
+
+def test_a_flooded_strace_trace_is_tallied_in_bounded_memory(tmp_path):
+    # The sandbox may write strace's output file (it shares strace's
+    # domain), and a program can fail as many different calls as it likes:
+    # 200,000 lines of it once kept every call as a Denial (210 MB, 80 s of
+    # learning).  What is kept is bounded as with the kernel's records.
+    from landwrap.diagnose.learn.strace import strace_denials
+    from landwrap.profiles import profile
+
+    n = audit.MAX_DISTINCT * 3
+    trace = tmp_path / "trace"
+    with open(trace, "w") as f:
+        for i in range(n):
+            f.write(f'7 openat(AT_FDCWD, "/nonexistent/d{i}/f", O_RDONLY) '
+                    '= -1 EACCES (Permission denied)\n')
+        for _ in range(10):  # the same call again: counted on the first
+            f.write('7 openat(AT_FDCWD, "/nonexistent/d0/f", O_RDONLY) '
+                    '= -1 EACCES (Permission denied)\n')
+    plan = profile.load(["default"]).ruleset.resolve()
+    found = strace_denials(str(trace), plan, "/", "/bin/true")
+    assert len(found) == audit.MAX_DISTINCT
+    assert sum(d.count for d in found) + found.untallied == n + 10
+    assert found[0].path == "/nonexistent/d0/f" and found[0].count == 11

@@ -220,13 +220,13 @@ class Learner:
             failed = e
         if self.session is not None:
             result = self.session.finish()
-            found = result.denials
+            found, untallied = result.denials, result.untallied
         else:
-            found = strace_denials(trace, plan, self.cwd, self.argv[0], env.get("PATH"))
+            traced = strace_denials(trace, plan, self.cwd, self.argv[0], env.get("PATH"))
+            found, untallied = traced, traced.untallied
         self.last_status = status
         added = self._learn_from(found, n)
-        count = sum(getattr(d, "count", 1) for d in found) + \
-            (result.untallied if self.session is not None else 0)
+        count = sum(getattr(d, "count", 1) for d in found) + untallied
         what = f"{count} denial{'s' if count != 1 else ''}"
         self.statuses.append(status)
         tail = f"added: {', '.join(added)}" if added else (
