@@ -618,3 +618,53 @@ def test_a_flooded_strace_trace_is_tallied_in_bounded_memory(tmp_path):
     assert len(found) == audit.MAX_DISTINCT
     assert sum(d.count for d in found) + found.untallied == n + 10
     assert found[0].path == "/nonexistent/d0/f" and found[0].count == 11
+
+
+def test_a_file_that_never_existed_grants_nothing_on_its_directory(home, tmp_path):
+    # strace's output is written in the sandbox, which may write a failed
+    # read of a file that never existed into it: that read once became
+    # read_file on the nearest existing directory -- every file beneath it.
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "secret.txt").write_text("secret\n")
+    lr = _learner(home)
+    _feed(lr, _denial("read_file", data / "nothere"),
+          _denial("write_file", data / "sub" / "gone" / "deeper" / "f"))
+    assert not _granted(lr, data / "secret.txt")
+    assert not _granted(lr, data / "sub" / "x", ("write_file",))
+    assert not lr.cand.grants
+    assert any("not there after the run" in s for s in lr.stuck)
+
+
+def test_a_temporary_file_the_program_made_and_removed_is_still_learned(home, tmp_path):
+    # where the program may create files, a file it wrote and removed
+    # (a journal, a temporary file) still becomes rights on its directory
+    out = tmp_path / "out"
+    out.mkdir()
+    lr = _learner(home)
+    _feed(lr, _denial("make_reg", out))
+    _feed(lr, _denial("write_file", out / "tmp.123"), n=2)
+    assert _granted(lr, out / "tmp.456", ("make_reg", "write_file"))
+
+
+def test_strace_learn_of_a_forged_failed_read_grants_nothing(tmp_path, landlock):
+    # end to end: the program writes one fake failed call into strace's
+    # output (it may: it runs in strace's sandbox) and touches nothing
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "secret.txt").write_text("TOPSECRET\n")
+    code = textwrap.dedent(f"""
+        import os
+        trace = os.path.join(os.path.dirname(os.environ["TMPDIR"]), "trace-1")
+        with open(trace, "a") as f:
+            f.write('4242 openat(AT_FDCWD, "{data}/nothere", O_RDONLY) '
+                    '= -1 EACCES (Permission denied)\\n')
+    """)
+    out = tmp_path / "learned.toml"
+    work = tmp_path / "work"  # (not above data: the default profile reads ${CWD})
+    work.mkdir()
+    r = lw("learn", "-y", "--once", "--via", "strace", "-o", out, "--",
+           "/usr/bin/python3", "-c", code, stdin=subprocess.DEVNULL, cwd=work, timeout=300)
+    assert "not there after the run" in r.stderr, r.stderr
+    r = lw("run", "-p", out, "--", "/bin/cat", data / "secret.txt")
+    assert r.returncode != 0 and "TOPSECRET" not in r.stdout

@@ -29,8 +29,10 @@ How a denial becomes a rule (:meth:`Learner.propose`):
   ``share`` data, ``.git``, ``node_modules``, ``__pycache__``, and a git work
   tree for git itself;
 * files that vanished by the end of the round (temporary files, journals)
-  and files the program created next to a directory it may create in become
-  rights on that directory;
+  and files the program created, in a directory it may create in, become
+  rights on that directory (a vanished file elsewhere grants nothing: the
+  strace fallback's output is written in the sandbox and may name a file
+  that never existed);
 * three or more read-only rules directly in one directory are merged into
   ``ro`` on the directory;
 * never ``/``, ``$HOME``, an ancestor of ``$HOME``, ``~/.config`` or a

@@ -316,6 +316,18 @@ class Learner:
         elif not os.path.lexists(path):
             # creation only where it happened (the nearest existing directory)
             where = _existing_ancestor(path)
+            if rights & FILE_RIGHTS and self.cand.covering(where, {"make_reg"}) is None \
+                    and self.cand.covering(where, {"make_dir"}) is None:
+                # A file the program could not have made there and that is
+                # gone (strace's output, written in the sandbox, may name a
+                # file that never existed): its rights would be on every
+                # file in the directory.
+                self.stuck.append(f"{dn.describe(d)} by {prog}: {path} is not there after "
+                                  "the run, and the program may not create files in "
+                                  f"{where}: no rule is learned from it")
+                rights -= FILE_RIGHTS
+                if not rights:
+                    return []
             self._grant(d, prog, where, True, self._creating(where, rights), False,
                         why.replace(f": {path}", f": {path} (not there after the run)"))
         elif os.path.isdir(path) and not os.path.islink(path):
