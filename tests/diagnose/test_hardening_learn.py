@@ -668,3 +668,55 @@ def test_strace_learn_of_a_forged_failed_read_grants_nothing(tmp_path, landlock)
     assert "not there after the run" in r.stderr, r.stderr
     r = lw("run", "-p", out, "--", "/bin/cat", data / "secret.txt")
     assert r.returncode != 0 and "TOPSECRET" not in r.stdout
+
+
+def test_a_file_named_like_a_deleted_one_grants_only_itself(home, tmp_path):
+    # the kernel writes " (deleted)" after the path of a deleted file; a
+    # file the program names "private (deleted)" once stood for private
+    out = tmp_path / "out"
+    (out / "private").mkdir(parents=True)
+    (out / "private" / "key").write_text("secret\n")
+    named = out / "private (deleted)"
+    named.write_text("")
+    lr = _learner(home)
+    d = _denial("read_file", named)
+    d.ino = str(named.stat().st_ino)
+    assert d.path == str(out / "private") and d.deleted
+    _feed(lr, d)
+    assert not _granted(lr, out / "private" / "key")
+    assert _granted(lr, named)
+    # a deleted file that is not there: nothing on the directory by its name
+    gone = _denial("read_file", out / "private (deleted)")
+    gone.ino = "1"
+    lr = _learner(home)
+    _feed(lr, gone)
+    assert not _granted(lr, out / "private" / "key") and not lr.cand.grants
+
+
+@needs_audit
+def test_audit_learn_of_a_file_named_like_a_deleted_one(tmp_path, landlock):
+    # end to end, with the kernel's records: the program may create files
+    # in out/ but not read them; it names one after the directory private/
+    # next to it and reads it
+    out = tmp_path / "out"
+    (out / "private").mkdir(parents=True)
+    (out / "private" / "key").write_text("TOPSECRET\n")
+    base = tmp_path / "base.toml"
+    base.write_text(f'extends = ["default"]\n[[filesystem.rule]]\npath = "{out}"\n'
+                    'access = ["make_reg", "write_file", "truncate"]\n')
+    code = textwrap.dedent(f"""
+        name = {str(out / "private (deleted)")!r}
+        open(name, "w").close()
+        try:
+            open(name).read()
+        except PermissionError:
+            pass
+    """)
+    learned = tmp_path / "learned.toml"
+    work = tmp_path / "work"
+    work.mkdir()
+    r = lw("learn", "-y", "--once", "--via", "audit", "-p", base, "-o", learned, "--",
+           "/usr/bin/python3", "-c", code, stdin=subprocess.DEVNULL, cwd=work, timeout=300)
+    assert "round 1: 1 denial" in r.stderr, r.stderr
+    r = lw("run", "-p", learned, "--", "/bin/cat", out / "private" / "key")
+    assert r.returncode != 0 and "TOPSECRET" not in r.stdout

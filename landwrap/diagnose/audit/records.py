@@ -189,7 +189,8 @@ class Denial:
     record; ``None`` when the kernel wrote none)."""
 
     __slots__ = ("domain", "blockers", "path", "dev", "ino", "port", "addr",
-                 "opid", "ocomm", "pid", "ppid", "exe", "comm", "syscall", "serial", "count")
+                 "opid", "ocomm", "pid", "ppid", "exe", "comm", "syscall", "serial", "count",
+                 "deleted")
     pid: str | None
     ppid: str | None
     exe: str | None
@@ -202,7 +203,11 @@ class Denial:
         self.blockers = blockers
         self.serial = serial
         self.path = fields.get("path")
-        if self.path and self.path.endswith(" (deleted)"):
+        #: The kernel named the object as deleted (`` (deleted)`` after the
+        #: path) -- or so a file named like that says: ``ino`` tells them
+        #: apart from the file now at ``path``.
+        self.deleted = bool(self.path and self.path.endswith(" (deleted)"))
+        if self.path and self.deleted:
             self.path = self.path[:-10]
         self.dev = fields.get("dev")
         self.ino = fields.get("ino")
