@@ -720,3 +720,13 @@ def test_audit_learn_of_a_file_named_like_a_deleted_one(tmp_path, landlock):
     assert "round 1: 1 denial" in r.stderr, r.stderr
     r = lw("run", "-p", learned, "--", "/bin/cat", out / "private" / "key")
     assert r.returncode != 0 and "TOPSECRET" not in r.stdout
+
+
+def test_log_denials_suggests_nothing_for_a_file_named_like_a_deleted_one(tmp_path):
+    from landwrap.diagnose import denials
+
+    d = _denial("read_file", tmp_path / "private (deleted)")
+    assert denials.suggest(d) is None
+    assert denials.describe(d) == f"read_file '{tmp_path}/private (deleted)'"
+    report = denials.format_report(type("R", (), {"denials": [d], "kernel_count": None})())
+    assert "--ro" not in report and "deleted (or so named)" in report

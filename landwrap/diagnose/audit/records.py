@@ -222,8 +222,8 @@ class Denial:
     def key(self) -> DenialKey:
         """What makes two denials the same for a report: access, object and
         program (not the pid)."""
-        return (self.blockers, self.path, self.port, self.addr, self.opid, self.ocomm,
-                self.exe, self.comm, self.syscall)
+        return (self.blockers, self.path, self.deleted, self.port, self.addr, self.opid,
+                self.ocomm, self.exe, self.comm, self.syscall)
 
     @property
     def kinds(self) -> set[str]:
