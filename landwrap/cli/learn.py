@@ -13,6 +13,7 @@ from . import report
 from ..diagnose.learn import DEFAULT_ROUNDS, Learner, show_command
 from ..engine.errors import LandwrapError, UsageError
 from ..engine.safetext import printable
+from ..engine.trust import untrusted_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -83,6 +84,12 @@ def main(argv: list[str], *, output: str | None = None, base: Sequence[str] = ()
             out_dir = os.path.dirname(os.path.abspath(output))
             if not os.path.isdir(out_dir):
                 raise UsageError(f"-o {output}: no such directory {out_dir}")
+            why = untrusted_dirs(os.path.realpath(out_dir), (0, os.getuid()))
+            if why is not None:
+                # `landwrap run -p` would refuse the profile there: whoever
+                # can change the directory can swap the file
+                raise UsageError(f"-o {printable(output)}: landwrap run would not trust a "
+                                 f"profile there: {printable(why)}")
         if not once:
             report.warn(f"learn runs `{cmd}` up to {rounds} times, sandboxed; each round re-runs "
                         "it with its side effects: whatever it does (files it writes, requests "

@@ -730,3 +730,17 @@ def test_log_denials_suggests_nothing_for_a_file_named_like_a_deleted_one(tmp_pa
     assert denials.describe(d) == f"read_file '{tmp_path}/private (deleted)'"
     report = denials.format_report(type("R", (), {"denials": [d], "kernel_count": None})())
     assert "--ro" not in report and "deleted (or so named)" in report
+
+
+def test_learn_refuses_an_output_directory_another_user_controls(tmp_path):
+    # landwrap run -p would refuse the profile there (its owner can swap
+    # it): learn says so before running anything, not after N rounds
+    other = tmp_path / "other"
+    other.mkdir()
+    os.chown(other, 65534, 65534)
+    ran = tmp_path / "ran"
+    r = lw("learn", "-y", "--once", "-o", other / "p.toml", "--", "/bin/sh", "-c",
+           f"echo > {ran}", stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert r.returncode == 125 and r.stderr.count("\n") == 1, r.stderr
+    assert "owned by uid 65534" in r.stderr and "Traceback" not in r.stderr
+    assert not (other / "p.toml").exists() and not ran.exists()
