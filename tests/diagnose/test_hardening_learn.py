@@ -744,3 +744,44 @@ def test_learn_refuses_an_output_directory_another_user_controls(tmp_path):
     assert r.returncode == 125 and r.stderr.count("\n") == 1, r.stderr
     assert "owned by uid 65534" in r.stderr and "Traceback" not in r.stderr
     assert not (other / "p.toml").exists() and not ran.exists()
+
+
+def test_another_users_domain_named_after_a_reused_pid_is_not_ours():
+    # another user's sandbox made by a process whose pid our command now
+    # has (pids are reused; pid_max is 32768 here) left a child that makes
+    # the domain's first denial while our command runs: it was reported
+    # (and learned) as the command's own
+    def records(uid):
+        t = audit.Tally(os.getpid())
+        t.watch(4242, 0)
+        for r in (f'type=1424 audit(1.0:1): domain=abc status=allocated mode=enforcing '
+                  f'pid=4242 uid={uid} exe="/usr/bin/python3.11" comm="python3"',
+                  'type=1423 audit(1.0:1): domain=abc blockers=fs.read_file '
+                  'path="/etc/hostname" dev="vda" ino=7',
+                  'type=1300 audit(1.0:1): arch=c000003e syscall=257 success=no exit=-13 '
+                  'ppid=1 pid=5151 uid=65534 comm="python3" exe="/usr/bin/python3.11"',
+                  "type=1320 audit(1.0:1): "):
+            t.add(audit.parse_line(r))
+        return t.result()
+
+    theirs = records(65534)
+    assert not theirs.denials and theirs.ignored == 1
+    assert len(records(0).denials) == 1
+
+
+def test_the_watched_uid_is_the_childs_own(tmp_path):
+    from landwrap.diagnose.audit import session
+
+    p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          "sleep", "5"])
+    try:
+        for _ in range(200):  # until setpriv has switched (it then execs sleep)
+            if session._child_uid(p.pid) == 65534:
+                break
+            import time
+            time.sleep(0.01)
+        assert session._child_uid(p.pid) == 65534
+        assert session._child_uid(1) is None  # not our child
+    finally:
+        p.kill()
+        p.wait()
