@@ -785,3 +785,25 @@ def test_the_watched_uid_is_the_childs_own(tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+def test_a_sandbox_cannot_write_the_audit_switch_state(tmp_path, landlock):
+    # /run/landwrap holds the note that landwrap switched auditing on: a
+    # sandbox that planted it (--rw /run) made `run --log-denials` switch
+    # an administrator's auditing off when the command ended
+    from landwrap.diagnose.audit.switch import LOCK_DIR
+    from landwrap.profiles import lookup
+
+    assert LOCK_DIR in lookup.state_dirs()
+    planted = os.path.join(LOCK_DIR, f"planted-{os.getpid()}")
+    try:
+        r = lw("run", "-q", "--rw", "/run", "--", "/bin/sh", "-c",
+               f"echo 0 > {planted}", cwd=tmp_path)
+        assert r.returncode == 125 and "landwrap's own directory" in r.stderr, r.stderr
+        assert not os.path.exists(planted)
+        r = lw("run", "-q", "--best-effort", "--rw", "/run", "--", "/bin/sh", "-c",
+               f"mkdir -p {LOCK_DIR}; echo 0 > {planted}", cwd=tmp_path)
+        assert r.returncode != 0 and not os.path.exists(planted), r.stderr
+    finally:
+        if os.path.exists(planted):
+            os.unlink(planted)
