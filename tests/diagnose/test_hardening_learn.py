@@ -807,3 +807,54 @@ def test_a_sandbox_cannot_write_the_audit_switch_state(tmp_path, landlock):
     finally:
         if os.path.exists(planted):
             os.unlink(planted)
+
+
+def test_a_symlink_put_on_a_denied_path_after_the_kernel_named_it_grants_nothing(home, tmp_path):
+    # the kernel's records name the object through real directories; the
+    # program, denied writing out/build/passwd (a file it made), renamed
+    # build away and put a symlink to another directory in its place:
+    # learn granted writing victim/passwd
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    (out / "old").mkdir(parents=True)
+    victim.mkdir()
+    (victim / "passwd").write_text("root:x:0:0\n")
+    (out / "old" / "passwd").write_text("")
+    (out / "build").symlink_to(victim)
+    d = _denial("write_file", out / "build" / "passwd")
+    d.ino = str((out / "old" / "passwd").stat().st_ino)  # (a kernel record)
+    lr = _learner(home)
+    _feed(lr, d)
+    assert not _granted(lr, victim / "passwd", ("write_file",))
+    assert not lr.cand.grants
+    assert any("symlink" in s for s in lr.stuck)
+
+
+@needs_audit
+def test_audit_learn_of_a_path_swapped_for_a_symlink(tmp_path, landlock):
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    out.mkdir()
+    victim.mkdir()
+    (victim / "passwd").write_text("root:x:0:0\n")
+    base = tmp_path / "base.toml"
+    base.write_text(f'extends = ["default"]\n[[filesystem.rule]]\npath = "{out}"\n'
+                    'access = ["make_reg", "make_dir", "make_sym", "remove_dir", '
+                    '"remove_file", "read_dir"]\n')
+    code = textwrap.dedent(f"""
+        import os, stat
+        os.mkdir("{out}/build")
+        os.mknod("{out}/build/passwd", stat.S_IFREG | 0o644)
+        try:
+            open("{out}/build/passwd", "w")
+        except PermissionError:
+            pass
+        os.rename("{out}/build", "{out}/old")
+        os.symlink("{victim}", "{out}/build")
+    """)
+    learned = tmp_path / "learned.toml"
+    work = tmp_path / "work"
+    work.mkdir()
+    r = lw("learn", "-y", "--once", "--via", "audit", "-p", base, "-o", learned, "--",
+           "/usr/bin/python3", "-c", code, stdin=subprocess.DEVNULL, cwd=work, timeout=300)
+    assert "round 1: 1 denial" in r.stderr, r.stderr
+    r = lw("run", "-p", learned, "--", "/bin/sh", "-c", f"echo x >> {victim}/passwd")
+    assert r.returncode != 0 and (victim / "passwd").read_text() == "root:x:0:0\n"

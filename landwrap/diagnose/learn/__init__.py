@@ -15,7 +15,9 @@ How a denial becomes a rule (:meth:`Learner.propose`):
 
 * every path is taken as the real path (symlinks resolved: what strace
   reports is the path as the program wrote it); a symlink on the way is
-  named in the rule's comment;
+  named in the rule's comment; a kernel record's path is resolved
+  already, and a symlink on it after the run was made since: it grants
+  nothing;
 * reads become ``ro``, execution ``rox`` (on the program's installation
   prefix or ``bin`` directory), writing a file ``rw`` on that file;
   creating or removing entries in a directory an exact

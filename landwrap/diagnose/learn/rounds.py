@@ -315,6 +315,15 @@ class Learner:
                 written, path = named, os.path.realpath(named)
             else:
                 gone = True
+        if d.ino is not None and path != written:
+            # The kernel names the object through the real directories (its
+            # records carry the inode; strace's do not): a symlink on the
+            # path now was put there after the denial, by the program
+            # itself, and leads anywhere.
+            self.stuck.append(f"{dn.describe(d)} by {prog}: {written} now leads to {path} "
+                              "through a symlink made after the denial: no rule is learned "
+                              "from it")
+            return []
         why = f"{','.join(d.rights)} by {prog}: {path} (round {n})"
         links = symlinks_on(written)
         if links:
