@@ -693,6 +693,18 @@ def test_a_file_named_like_a_deleted_one_grants_only_itself(home, tmp_path):
     assert not _granted(lr, out / "private" / "key") and not lr.cand.grants
 
 
+def _learn_once_with_audit(tmp_path, base, code):
+    """`learn --once --via audit -p BASE` of Python *code* (run from a
+    directory of its own: the default profile reads ${CWD}); the profile."""
+    learned = tmp_path / "learned.toml"
+    work = tmp_path / "work"
+    work.mkdir()
+    r = lw("learn", "-y", "--once", "--via", "audit", "-p", base, "-o", learned, "--",
+           "/usr/bin/python3", "-c", code, stdin=subprocess.DEVNULL, cwd=work, timeout=300)
+    assert "round 1: 1 denial" in r.stderr, r.stderr
+    return learned
+
+
 @needs_audit
 def test_audit_learn_of_a_file_named_like_a_deleted_one(tmp_path, landlock):
     # end to end, with the kernel's records: the program may create files
@@ -712,12 +724,7 @@ def test_audit_learn_of_a_file_named_like_a_deleted_one(tmp_path, landlock):
         except PermissionError:
             pass
     """)
-    learned = tmp_path / "learned.toml"
-    work = tmp_path / "work"
-    work.mkdir()
-    r = lw("learn", "-y", "--once", "--via", "audit", "-p", base, "-o", learned, "--",
-           "/usr/bin/python3", "-c", code, stdin=subprocess.DEVNULL, cwd=work, timeout=300)
-    assert "round 1: 1 denial" in r.stderr, r.stderr
+    learned = _learn_once_with_audit(tmp_path, base, code)
     r = lw("run", "-p", learned, "--", "/bin/cat", out / "private" / "key")
     assert r.returncode != 0 and "TOPSECRET" not in r.stdout
 
@@ -850,11 +857,6 @@ def test_audit_learn_of_a_path_swapped_for_a_symlink(tmp_path, landlock):
         os.rename("{out}/build", "{out}/old")
         os.symlink("{victim}", "{out}/build")
     """)
-    learned = tmp_path / "learned.toml"
-    work = tmp_path / "work"
-    work.mkdir()
-    r = lw("learn", "-y", "--once", "--via", "audit", "-p", base, "-o", learned, "--",
-           "/usr/bin/python3", "-c", code, stdin=subprocess.DEVNULL, cwd=work, timeout=300)
-    assert "round 1: 1 denial" in r.stderr, r.stderr
+    learned = _learn_once_with_audit(tmp_path, base, code)
     r = lw("run", "-p", learned, "--", "/bin/sh", "-c", f"echo x >> {victim}/passwd")
     assert r.returncode != 0 and (victim / "passwd").read_text() == "root:x:0:0\n"
