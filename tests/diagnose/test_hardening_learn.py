@@ -860,3 +860,22 @@ def test_audit_learn_of_a_path_swapped_for_a_symlink(tmp_path, landlock):
     learned = _learn_once_with_audit(tmp_path, base, code)
     r = lw("run", "-p", learned, "--", "/bin/sh", "-c", f"echo x >> {victim}/passwd")
     assert r.returncode != 0 and (victim / "passwd").read_text() == "root:x:0:0\n"
+
+
+def test_learn_output_is_not_written_where_a_symlink_put_in_its_way_leads(tmp_path, landlock):
+    # the command (allowed to make and remove directories and symlinks in
+    # its working directory) moved the -o directory away and put a symlink
+    # to another directory in its place: root's profile was written there
+    work, victim = tmp_path / "work", tmp_path / "victim"
+    (work / "sub").mkdir(parents=True)
+    victim.mkdir()
+    base = tmp_path / "base.toml"
+    base.write_text(f'extends = ["default"]\n[[filesystem.rule]]\npath = "{work}"\n'
+                    'access = ["make_dir", "make_sym", "remove_dir", "read_dir"]\n')
+    code = (f"import os; os.rename('{work}/sub', '{work}/sub.old'); "
+            f"os.symlink('{victim}', '{work}/sub')")
+    r = lw("learn", "-y", "--once", "-p", base, "-o", work / "sub" / "p.toml", "--",
+           "/usr/bin/python3", "-c", code, stdin=subprocess.DEVNULL, cwd=work, timeout=300)
+    assert os.path.islink(work / "sub"), r.stderr  # (the command did its part)
+    assert not os.listdir(victim) and not os.listdir(work / "sub.old")
+    assert r.returncode == 125 and "not the directory it was" in r.stderr, r.stderr
