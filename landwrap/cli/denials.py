@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 class _Traced:
     """What ``format_report`` needs, from a strace run."""
 
-    def __init__(self, denials: list[Denial]) -> None:
+    def __init__(self, denials: list[Denial], untallied: int = 0) -> None:
         self.denials = denials
-        self.untallied = 0
+        self.untallied = untallied
         self.kernel_count: int | None = None
         self.lost = 0
 
@@ -67,7 +67,7 @@ def run_traced(plan: Plan, argv: list[str], env: dict[str, str], **kw: Any) -> i
         found = strace_denials(trace, plan, os.getcwd(), argv[0], env.get("PATH"))
         if failed is not None:
             report.error(failed)
-        sys.stderr.write(format_report(_Traced(found), STRACE))
+        sys.stderr.write(format_report(_Traced(found, found.untallied), STRACE))
         sys.stderr.flush()
         return status
     finally:

@@ -5,6 +5,7 @@ the summary and writing the profile file.  The rounds themselves are
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import sys
@@ -13,25 +14,39 @@ from . import report
 from ..diagnose.learn import DEFAULT_ROUNDS, Learner, show_command
 from ..engine.errors import LandwrapError, UsageError
 from ..engine.safetext import printable
+from ..engine.trust import untrusted_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-def write_output(output: str, text: str) -> None:
+def write_output(output: str, text: str, dir_fd: int | None = None) -> None:
     """Write *text* to *output* atomically: a new temporary file next to
     it (random name, ``O_CREAT|O_EXCL|O_NOFOLLOW``: never a file or symlink
     someone planted there), then ``rename`` over *output* (which replaces
-    a symlink at that name instead of writing through it)."""
+    a symlink at that name instead of writing through it).  *dir_fd*: the
+    output's directory, opened before the command ran (a directory on the
+    way that the command replaced with a symlink then leads nowhere)."""
     d = os.path.dirname(os.path.abspath(output))
     base = os.path.basename(output)
+    if dir_fd is None:
+        dir_fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            return write_output(output, text, dir_fd)
+        finally:
+            os.close(dir_fd)
+    now = os.stat(d)  # (OSError when it is gone)
+    was = os.fstat(dir_fd)
+    if (now.st_dev, now.st_ino) != (was.st_dev, was.st_ino):
+        raise OSError(errno.ESTALE, f"{d} is not the directory it was when learning began "
+                      "(moved, or replaced by a symlink, while the command ran)")
     data = text.encode("utf-8")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _ in range(100):
-        tmp = os.path.join(d, f".{base}.{secrets.token_hex(8)}.tmp")
+        tmp = f".{base}.{secrets.token_hex(8)}.tmp"
         try:
-            fd = os.open(tmp, flags, 0o666)
+            fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
             break
         except FileExistsError:
             continue
@@ -45,10 +60,10 @@ def write_output(output: str, text: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, output)
+        os.rename(tmp, base, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
         raise
@@ -78,11 +93,22 @@ def main(argv: list[str], *, output: str | None = None, base: Sequence[str] = ()
         answer = sys.stdin.readline().strip().lower()
         return answer in ("y", "yes")
 
+    out_fd: int | None = None  # the output's directory, as it is now
     try:
         if output is not None:
             out_dir = os.path.dirname(os.path.abspath(output))
             if not os.path.isdir(out_dir):
                 raise UsageError(f"-o {output}: no such directory {out_dir}")
+            why = untrusted_dirs(os.path.realpath(out_dir), (0, os.getuid()))
+            if why is not None:
+                # `landwrap run -p` would refuse the profile there: whoever
+                # can change the directory can swap the file
+                raise UsageError(f"-o {printable(output)}: landwrap run would not trust a "
+                                 f"profile there: {printable(why)}")
+            try:
+                out_fd = os.open(out_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                raise UsageError(f"-o {printable(output)}: {e.strerror or e}") from None
         if not once:
             report.warn(f"learn runs `{cmd}` up to {rounds} times, sandboxed; each round re-runs "
                         "it with its side effects: whatever it does (files it writes, requests "
@@ -99,10 +125,25 @@ def main(argv: list[str], *, output: str | None = None, base: Sequence[str] = ()
         learner.run()
     except LandwrapError as e:
         report.error(e)
-        return 125
+        return _closed(out_fd, 125)
     except KeyboardInterrupt:
         report.info("interrupted")
-        return 125
+        return _closed(out_fd, 125)
+    try:
+        return _finish(learner, output, out_fd, cmd, once, expect_exit)
+    finally:
+        _closed(out_fd, 0)
+
+
+def _closed(fd: int | None, status: int) -> int:
+    if fd is not None:
+        os.close(fd)
+    return status
+
+
+def _finish(learner: Learner, output: str | None, out_fd: int | None, cmd: str,
+            once: bool, expect_exit: int) -> int:
+    """Write the profile and the summary; the exit status."""
     text = learner.profile_text()
     assert learner.cand is not None  # run() made the candidate
     for w in learner.cand.warnings:
@@ -114,7 +155,7 @@ def main(argv: list[str], *, output: str | None = None, base: Sequence[str] = ()
         sys.stdout.flush()
     else:
         try:
-            write_output(output, text)
+            write_output(output, text, out_fd)
         except OSError as e:
             report.error(f"-o {printable(output)}: cannot write it: {e.strerror or e}")
             return 125

@@ -119,6 +119,8 @@ def suggest(d: Denial) -> str | None:
     would allow denial *d*, or None when no rule can allow it."""
     kinds = d.kinds
     if kinds == {"fs"}:
+        if getattr(d, "deleted", False):
+            return None  # (not the file at the name without " (deleted)")
         return fs_option(d.rights, d.path)
     if kinds == {"net"} and d.port is not None:
         opts = []
@@ -141,9 +143,11 @@ def describe(d: Denial) -> str:
     'make_reg in /tmp/out', 'connect_tcp 127.0.0.1:443'."""
     what = ",".join(d.rights)
     if d.path:
+        # as the kernel named it: a deleted object, or a file named so
+        path = d.path + " (deleted)" if getattr(d, "deleted", False) else d.path
         if set(d.rights) <= DIR_ENTRY_RIGHTS:
-            return f"{what} in {quote(d.path)}"
-        return f"{what} {quote(d.path)}"
+            return f"{what} in {quote(path)}"
+        return f"{what} {quote(path)}"
     if d.port is not None:
         addr = d.addr or "?"
         if ":" in addr:
@@ -177,7 +181,7 @@ def summarize(denials: Iterable[Denial],
     seen: dict[tuple[object, ...], list[Any]] = {}
     for d in denials:
         prog = program_of(d, launcher_exe)
-        key = (d.blockers, d.path, d.port, d.addr, d.opid, prog)
+        key = (d.blockers, d.path, getattr(d, "deleted", False), d.port, d.addr, d.opid, prog)
         n = getattr(d, "count", 1)
         if key in seen:
             seen[key][0] += n
@@ -206,7 +210,9 @@ def format_report(result: Report, launcher_exe: str | None = None) -> str:
             times = f"{count}x " if count > 1 else ""
             fix = suggest(d)
             line = f"  {times}{describe(d)}  by {prog}"
-            line += f"  -> allow with {fix}" if fix else "  -> no rule can allow this"
+            line += f"  -> allow with {fix}" if fix else (
+                "  -> deleted (or so named): no rule is suggested"
+                if getattr(d, "deleted", False) else "  -> no rule can allow this")
             out.append(printable(line))
         if untallied:
             out.append(f"  and {untallied} more, not itemized (too many different denials)")

@@ -589,8 +589,8 @@ class Plan(KernelRuleset, Presentation):
                     raise ProtectedStateError(
                         f"{printable(', '.join(rule.origins))}: {printable(rule.path)} would "
                         f"let the sandbox write in landwrap's own directory "
-                        f"{printable(d)} (profiles, configuration or cache decide the "
-                        "next sandbox)",
+                        f"{printable(d)} (profiles, configuration, cache or audit notes "
+                        "decide the next sandbox)",
                         "grant a narrower directory, or read-only access"
                         + (" (--best-effort hides the directory from a grant above it)"
                            if above else ""),

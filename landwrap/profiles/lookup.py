@@ -141,16 +141,24 @@ def config_dir(environ: Environ | None = None) -> str:
         env.get("HOME") or os.path.expanduser("~"), ".config"), "landwrap")
 
 
+#: Where `run --log-denials` and `learn` note that they switched the
+#: kernel's auditing on (``diagnose.audit.switch``): a note planted there
+#: made the last session switch an administrator's auditing off.
+AUDIT_STATE_DIR = "/run/landwrap"
+
+
 def state_dirs(environ: Environ | None = None) -> list[str]:
     """landwrap's own state for the user of *environ*: every profile
-    directory, the configuration and the cache.  No sandbox may be granted
-    write access to (or above, or in) any of them: what is there decides
-    the next sandbox."""
+    directory, the configuration, the cache and the audit switch's notes.
+    No sandbox may be granted write access to (or above, or in) any of
+    them: what is there decides the next sandbox (or the next audit
+    session)."""
     out = [d for d in search_path(environ) if d and d != _CHECKOUT_PROFILES]
     out.append(config_dir(environ))
     cache = cache_dir(environ)
     if cache:
         out.append(cache)
+    out.append(AUDIT_STATE_DIR)
     seen = []
     for d in out:
         d = os.path.abspath(d)

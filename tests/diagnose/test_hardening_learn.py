@@ -594,3 +594,288 @@ def test_a_learned_file_named_like_a_pattern_grants_only_itself(home, tmp_path, 
     assert r.returncode == 0 and r.stdout == "star\n", r.stderr
     r = lw("run", "-q", "-p", out, "--", "cat", data / "another-secret", env=env, cwd=work)
     assert r.returncode == 1 and "secret" not in r.stdout
+
+
+def test_a_flooded_strace_trace_is_tallied_in_bounded_memory(tmp_path):
+    # The sandbox may write strace's output file (it shares strace's
+    # domain), and a program can fail as many different calls as it likes:
+    # 200,000 lines of it once kept every call as a Denial (210 MB, 80 s of
+    # learning).  What is kept is bounded as with the kernel's records.
+    from landwrap.diagnose.learn.strace import strace_denials
+    from landwrap.profiles import profile
+
+    n = audit.MAX_DISTINCT * 3
+    trace = tmp_path / "trace"
+    with open(trace, "w") as f:
+        for i in range(n):
+            f.write(f'7 openat(AT_FDCWD, "/nonexistent/d{i}/f", O_RDONLY) '
+                    '= -1 EACCES (Permission denied)\n')
+        for _ in range(10):  # the same call again: counted on the first
+            f.write('7 openat(AT_FDCWD, "/nonexistent/d0/f", O_RDONLY) '
+                    '= -1 EACCES (Permission denied)\n')
+    plan = profile.load(["default"]).ruleset.resolve()
+    found = strace_denials(str(trace), plan, "/", "/bin/true")
+    assert len(found) == audit.MAX_DISTINCT
+    assert sum(d.count for d in found) + found.untallied == n + 10
+    assert found[0].path == "/nonexistent/d0/f" and found[0].count == 11
+
+
+def test_a_file_that_never_existed_grants_nothing_on_its_directory(home, tmp_path):
+    # strace's output is written in the sandbox, which may write a failed
+    # read of a file that never existed into it: that read once became
+    # read_file on the nearest existing directory -- every file beneath it.
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "secret.txt").write_text("secret\n")
+    lr = _learner(home)
+    _feed(lr, _denial("read_file", data / "nothere"),
+          _denial("write_file", data / "sub" / "gone" / "deeper" / "f"))
+    assert not _granted(lr, data / "secret.txt")
+    assert not _granted(lr, data / "sub" / "x", ("write_file",))
+    assert not lr.cand.grants
+    assert any("not there after the run" in s for s in lr.stuck)
+
+
+def test_a_temporary_file_the_program_made_and_removed_is_still_learned(home, tmp_path):
+    # where the program may create files, a file it wrote and removed
+    # (a journal, a temporary file) still becomes rights on its directory
+    out = tmp_path / "out"
+    out.mkdir()
+    lr = _learner(home)
+    _feed(lr, _denial("make_reg", out))
+    _feed(lr, _denial("write_file", out / "tmp.123"), n=2)
+    assert _granted(lr, out / "tmp.456", ("make_reg", "write_file"))
+
+
+def test_strace_learn_of_a_forged_failed_read_grants_nothing(tmp_path, landlock):
+    # end to end: the program writes one fake failed call into strace's
+    # output (it may: it runs in strace's sandbox) and touches nothing
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "secret.txt").write_text("TOPSECRET\n")
+    code = textwrap.dedent(f"""
+        import os
+        trace = os.path.join(os.path.dirname(os.environ["TMPDIR"]), "trace-1")
+        with open(trace, "a") as f:
+            f.write('4242 openat(AT_FDCWD, "{data}/nothere", O_RDONLY) '
+                    '= -1 EACCES (Permission denied)\\n')
+    """)
+    out = tmp_path / "learned.toml"
+    work = tmp_path / "work"  # (not above data: the default profile reads ${CWD})
+    work.mkdir()
+    r = lw("learn", "-y", "--once", "--via", "strace", "-o", out, "--",
+           "/usr/bin/python3", "-c", code, stdin=subprocess.DEVNULL, cwd=work, timeout=300)
+    assert "not there after the run" in r.stderr, r.stderr
+    r = lw("run", "-p", out, "--", "/bin/cat", data / "secret.txt")
+    assert r.returncode != 0 and "TOPSECRET" not in r.stdout
+
+
+def test_a_file_named_like_a_deleted_one_grants_only_itself(home, tmp_path):
+    # the kernel writes " (deleted)" after the path of a deleted file; a
+    # file the program names "private (deleted)" once stood for private
+    out = tmp_path / "out"
+    (out / "private").mkdir(parents=True)
+    (out / "private" / "key").write_text("secret\n")
+    named = out / "private (deleted)"
+    named.write_text("")
+    lr = _learner(home)
+    d = _denial("read_file", named)
+    d.ino = str(named.stat().st_ino)
+    assert d.path == str(out / "private") and d.deleted
+    _feed(lr, d)
+    assert not _granted(lr, out / "private" / "key")
+    assert _granted(lr, named)
+    # a deleted file that is not there: nothing on the directory by its name
+    gone = _denial("read_file", out / "private (deleted)")
+    gone.ino = "1"
+    lr = _learner(home)
+    _feed(lr, gone)
+    assert not _granted(lr, out / "private" / "key") and not lr.cand.grants
+
+
+def _learn_once_with_audit(tmp_path, base, code):
+    """`learn --once --via audit -p BASE` of Python *code* (run from a
+    directory of its own: the default profile reads ${CWD}); the profile."""
+    learned = tmp_path / "learned.toml"
+    work = tmp_path / "work"
+    work.mkdir()
+    r = lw("learn", "-y", "--once", "--via", "audit", "-p", base, "-o", learned, "--",
+           "/usr/bin/python3", "-c", code, stdin=subprocess.DEVNULL, cwd=work, timeout=300)
+    assert "round 1: 1 denial" in r.stderr, r.stderr
+    return learned
+
+
+@needs_audit
+def test_audit_learn_of_a_file_named_like_a_deleted_one(tmp_path, landlock):
+    # end to end, with the kernel's records: the program may create files
+    # in out/ but not read them; it names one after the directory private/
+    # next to it and reads it
+    out = tmp_path / "out"
+    (out / "private").mkdir(parents=True)
+    (out / "private" / "key").write_text("TOPSECRET\n")
+    base = tmp_path / "base.toml"
+    base.write_text(f'extends = ["default"]\n[[filesystem.rule]]\npath = "{out}"\n'
+                    'access = ["make_reg", "write_file", "truncate"]\n')
+    code = textwrap.dedent(f"""
+        name = {str(out / "private (deleted)")!r}
+        open(name, "w").close()
+        try:
+            open(name).read()
+        except PermissionError:
+            pass
+    """)
+    learned = _learn_once_with_audit(tmp_path, base, code)
+    r = lw("run", "-p", learned, "--", "/bin/cat", out / "private" / "key")
+    assert r.returncode != 0 and "TOPSECRET" not in r.stdout
+
+
+def test_log_denials_suggests_nothing_for_a_file_named_like_a_deleted_one(tmp_path):
+    from landwrap.diagnose import denials
+
+    d = _denial("read_file", tmp_path / "private (deleted)")
+    assert denials.suggest(d) is None
+    assert denials.describe(d) == f"read_file '{tmp_path}/private (deleted)'"
+    report = denials.format_report(type("R", (), {"denials": [d], "kernel_count": None})())
+    assert "--ro" not in report and "deleted (or so named)" in report
+
+
+def test_learn_refuses_an_output_directory_another_user_controls(tmp_path):
+    # landwrap run -p would refuse the profile there (its owner can swap
+    # it): learn says so before running anything, not after N rounds
+    other = tmp_path / "other"
+    other.mkdir()
+    os.chown(other, 65534, 65534)
+    ran = tmp_path / "ran"
+    r = lw("learn", "-y", "--once", "-o", other / "p.toml", "--", "/bin/sh", "-c",
+           f"echo > {ran}", stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert r.returncode == 125 and r.stderr.count("\n") == 1, r.stderr
+    assert "owned by uid 65534" in r.stderr and "Traceback" not in r.stderr
+    assert not (other / "p.toml").exists() and not ran.exists()
+
+
+def test_another_users_domain_named_after_a_reused_pid_is_not_ours():
+    # another user's sandbox made by a process whose pid our command now
+    # has (pids are reused; pid_max is 32768 here) left a child that makes
+    # the domain's first denial while our command runs: it was reported
+    # (and learned) as the command's own
+    def records(uid):
+        t = audit.Tally(os.getpid())
+        t.watch(4242, 0)
+        for r in (f'type=1424 audit(1.0:1): domain=abc status=allocated mode=enforcing '
+                  f'pid=4242 uid={uid} exe="/usr/bin/python3.11" comm="python3"',
+                  'type=1423 audit(1.0:1): domain=abc blockers=fs.read_file '
+                  'path="/etc/hostname" dev="vda" ino=7',
+                  'type=1300 audit(1.0:1): arch=c000003e syscall=257 success=no exit=-13 '
+                  'ppid=1 pid=5151 uid=65534 comm="python3" exe="/usr/bin/python3.11"',
+                  "type=1320 audit(1.0:1): "):
+            t.add(audit.parse_line(r))
+        return t.result()
+
+    theirs = records(65534)
+    assert not theirs.denials and theirs.ignored == 1
+    assert len(records(0).denials) == 1
+
+
+def test_the_watched_uid_is_the_childs_own(tmp_path):
+    from landwrap.diagnose.audit import session
+
+    p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          "sleep", "5"])
+    try:
+        for _ in range(200):  # until setpriv has switched (it then execs sleep)
+            if session._child_uid(p.pid) == 65534:
+                break
+            import time
+            time.sleep(0.01)
+        assert session._child_uid(p.pid) == 65534
+        assert session._child_uid(1) is None  # not our child
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_a_sandbox_cannot_write_the_audit_switch_state(tmp_path, landlock):
+    # /run/landwrap holds the note that landwrap switched auditing on: a
+    # sandbox that planted it (--rw /run) made `run --log-denials` switch
+    # an administrator's auditing off when the command ended
+    from landwrap.diagnose.audit.switch import LOCK_DIR
+    from landwrap.profiles import lookup
+
+    assert LOCK_DIR in lookup.state_dirs()
+    planted = os.path.join(LOCK_DIR, f"planted-{os.getpid()}")
+    try:
+        r = lw("run", "-q", "--rw", "/run", "--", "/bin/sh", "-c",
+               f"echo 0 > {planted}", cwd=tmp_path)
+        assert r.returncode == 125 and "landwrap's own directory" in r.stderr, r.stderr
+        assert not os.path.exists(planted)
+        r = lw("run", "-q", "--best-effort", "--rw", "/run", "--", "/bin/sh", "-c",
+               f"mkdir -p {LOCK_DIR}; echo 0 > {planted}", cwd=tmp_path)
+        assert r.returncode != 0 and not os.path.exists(planted), r.stderr
+    finally:
+        if os.path.exists(planted):
+            os.unlink(planted)
+
+
+def test_a_symlink_put_on_a_denied_path_after_the_kernel_named_it_grants_nothing(home, tmp_path):
+    # the kernel's records name the object through real directories; the
+    # program, denied writing out/build/passwd (a file it made), renamed
+    # build away and put a symlink to another directory in its place:
+    # learn granted writing victim/passwd
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    (out / "old").mkdir(parents=True)
+    victim.mkdir()
+    (victim / "passwd").write_text("root:x:0:0\n")
+    (out / "old" / "passwd").write_text("")
+    (out / "build").symlink_to(victim)
+    d = _denial("write_file", out / "build" / "passwd")
+    d.ino = str((out / "old" / "passwd").stat().st_ino)  # (a kernel record)
+    lr = _learner(home)
+    _feed(lr, d)
+    assert not _granted(lr, victim / "passwd", ("write_file",))
+    assert not lr.cand.grants
+    assert any("symlink" in s for s in lr.stuck)
+
+
+@needs_audit
+def test_audit_learn_of_a_path_swapped_for_a_symlink(tmp_path, landlock):
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    out.mkdir()
+    victim.mkdir()
+    (victim / "passwd").write_text("root:x:0:0\n")
+    base = tmp_path / "base.toml"
+    base.write_text(f'extends = ["default"]\n[[filesystem.rule]]\npath = "{out}"\n'
+                    'access = ["make_reg", "make_dir", "make_sym", "remove_dir", '
+                    '"remove_file", "read_dir"]\n')
+    code = textwrap.dedent(f"""
+        import os, stat
+        os.mkdir("{out}/build")
+        os.mknod("{out}/build/passwd", stat.S_IFREG | 0o644)
+        try:
+            open("{out}/build/passwd", "w")
+        except PermissionError:
+            pass
+        os.rename("{out}/build", "{out}/old")
+        os.symlink("{victim}", "{out}/build")
+    """)
+    learned = _learn_once_with_audit(tmp_path, base, code)
+    r = lw("run", "-p", learned, "--", "/bin/sh", "-c", f"echo x >> {victim}/passwd")
+    assert r.returncode != 0 and (victim / "passwd").read_text() == "root:x:0:0\n"
+
+
+def test_learn_output_is_not_written_where_a_symlink_put_in_its_way_leads(tmp_path, landlock):
+    # the command (allowed to make and remove directories and symlinks in
+    # its working directory) moved the -o directory away and put a symlink
+    # to another directory in its place: root's profile was written there
+    work, victim = tmp_path / "work", tmp_path / "victim"
+    (work / "sub").mkdir(parents=True)
+    victim.mkdir()
+    base = tmp_path / "base.toml"
+    base.write_text(f'extends = ["default"]\n[[filesystem.rule]]\npath = "{work}"\n'
+                    'access = ["make_dir", "make_sym", "remove_dir", "read_dir"]\n')
+    code = (f"import os; os.rename('{work}/sub', '{work}/sub.old'); "
+            f"os.symlink('{victim}', '{work}/sub')")
+    r = lw("learn", "-y", "--once", "-p", base, "-o", work / "sub" / "p.toml", "--",
+           "/usr/bin/python3", "-c", code, stdin=subprocess.DEVNULL, cwd=work, timeout=300)
+    assert os.path.islink(work / "sub"), r.stderr  # (the command did its part)
+    assert not os.listdir(victim) and not os.listdir(work / "sub.old")
+    assert r.returncode == 125 and "not the directory it was" in r.stderr, r.stderr

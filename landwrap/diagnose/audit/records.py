@@ -189,7 +189,8 @@ class Denial:
     record; ``None`` when the kernel wrote none)."""
 
     __slots__ = ("domain", "blockers", "path", "dev", "ino", "port", "addr",
-                 "opid", "ocomm", "pid", "ppid", "exe", "comm", "syscall", "serial", "count")
+                 "opid", "ocomm", "pid", "ppid", "exe", "comm", "syscall", "serial", "count",
+                 "deleted")
     pid: str | None
     ppid: str | None
     exe: str | None
@@ -202,7 +203,11 @@ class Denial:
         self.blockers = blockers
         self.serial = serial
         self.path = fields.get("path")
-        if self.path and self.path.endswith(" (deleted)"):
+        #: The kernel named the object as deleted (`` (deleted)`` after the
+        #: path) -- or so a file named like that says: ``ino`` tells them
+        #: apart from the file now at ``path``.
+        self.deleted = bool(self.path and self.path.endswith(" (deleted)"))
+        if self.path and self.deleted:
             self.path = self.path[:-10]
         self.dev = fields.get("dev")
         self.ino = fields.get("ino")
@@ -217,8 +222,8 @@ class Denial:
     def key(self) -> DenialKey:
         """What makes two denials the same for a report: access, object and
         program (not the pid)."""
-        return (self.blockers, self.path, self.port, self.addr, self.opid, self.ocomm,
-                self.exe, self.comm, self.syscall)
+        return (self.blockers, self.path, self.deleted, self.port, self.addr, self.opid,
+                self.ocomm, self.exe, self.comm, self.syscall)
 
     @property
     def kinds(self) -> set[str]:
@@ -301,6 +306,7 @@ class Tally:
     def __init__(self, parent_pid: int | None = None):
         self.parent = str(parent_pid) if parent_pid is not None else None
         self.pids: set[str] = set()
+        self.uids: set[str] = set()   # the watched processes' real uids, when known
         self.children: set[str | None] = set()
         self.creators: dict[str | None, dict[str, str]] = {}   # domain -> allocated-record fields
         self.counted: dict[str | None, int] = {}
@@ -313,8 +319,15 @@ class Tally:
         self.received = 0
 
     # feeding -------------------------------------------------------------
-    def watch(self, pid: int | str) -> None:
+    def watch(self, pid: int | str, uid: int | str | None = None) -> None:
+        """*pid* (and, when known, its real *uid*) made the sandbox: the
+        domains it (or a child of ours) creates are ours.  With a uid, a
+        domain whose creator had another uid is not, whatever its pid: pids
+        are reused, and another user's sandbox made before ours started
+        can name a pid that is now our command's."""
         self.pids.add(str(pid))
+        if uid is not None:
+            self.uids.add(str(uid))
         self._promote()
 
     def add(self, r: Record) -> None:
@@ -343,7 +356,7 @@ class Tally:
                     if old not in self.own_domains:
                         del self.creators[old]
                         self.counted.pop(old, None)
-            self.creators[dom] = {k: f[k] for k in ("pid", "exe", "comm") if k in f}
+            self.creators[dom] = {k: f[k] for k in ("pid", "uid", "exe", "comm") if k in f}
             self._promote()
         elif status == "deallocated" and dom in self.creators and \
                 f.get("denials", "").isdigit():
@@ -351,7 +364,9 @@ class Tally:
 
     def _is_own(self, dom: str | None) -> bool:
         c = self.creators.get(dom)
-        return c is not None and (c.get("pid") in self.pids or c.get("pid") in self.children)
+        if c is None or (self.uids and c.get("uid") not in self.uids):
+            return False
+        return c.get("pid") in self.pids or c.get("pid") in self.children
 
     def _promote(self) -> None:
         for dom in list(self.undecided) + list(self.spill):

@@ -288,8 +288,9 @@ class Session:
         """The sandbox's first process (the launcher's ``on_start`` hook).
         Restarts the reader thread that the previous :meth:`finish` stopped
         (``learn`` runs several commands in one session)."""
+        uid = _child_uid(pid)
         with self._tally_lock:
-            self.tally.watch(pid)
+            self.tally.watch(pid, uid)
         if self._thread is None and self.sock is not None:
             self._start_reader()
 
@@ -382,3 +383,16 @@ class Session:
         self._reset_collection()
         self.lost = 0
         return result
+
+
+def _child_uid(pid: int) -> int | None:
+    """The real uid of *pid* when it is a child of this process (the
+    sandbox's first process, exited or not: it is reaped later), else None."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            fields = dict(line.split(b":", 1) for line in f.read().splitlines() if b":" in line)
+        if int(fields[b"PPid"]) != os.getpid():
+            return None
+        return int(fields[b"Uid"].split()[0])
+    except (OSError, KeyError, ValueError, IndexError):
+        return None

@@ -14,9 +14,11 @@ from __future__ import annotations
 import fcntl
 import os
 
+from ...profiles.lookup import AUDIT_STATE_DIR
 from .netlink import Control
 
-LOCK_DIR = "/run/landwrap"
+#: (a state directory: no sandbox is let write there, see profiles.lookup)
+LOCK_DIR = AUDIT_STATE_DIR
 
 
 class Switch:

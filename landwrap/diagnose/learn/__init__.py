@@ -15,7 +15,9 @@ How a denial becomes a rule (:meth:`Learner.propose`):
 
 * every path is taken as the real path (symlinks resolved: what strace
   reports is the path as the program wrote it); a symlink on the way is
-  named in the rule's comment;
+  named in the rule's comment; a kernel record's path is resolved
+  already, and a symlink on it after the run was made since: it grants
+  nothing;
 * reads become ``ro``, execution ``rox`` (on the program's installation
   prefix or ``bin`` directory), writing a file ``rw`` on that file;
   creating or removing entries in a directory an exact
@@ -29,8 +31,10 @@ How a denial becomes a rule (:meth:`Learner.propose`):
   ``share`` data, ``.git``, ``node_modules``, ``__pycache__``, and a git work
   tree for git itself;
 * files that vanished by the end of the round (temporary files, journals)
-  and files the program created next to a directory it may create in become
-  rights on that directory;
+  and files the program created, in a directory it may create in, become
+  rights on that directory (a vanished file elsewhere grants nothing: the
+  strace fallback's output is written in the sandbox and may name a file
+  that never existed);
 * three or more read-only rules directly in one directory are merged into
   ``ro`` on the directory;
 * never ``/``, ``$HOME``, an ancestor of ``$HOME``, ``~/.config`` or a

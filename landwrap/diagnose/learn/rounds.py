@@ -25,6 +25,7 @@ from .strace import STRACE, allow_strace, strace_argv, strace_denials
 
 if TYPE_CHECKING:
     from ..audit import Denial
+    from ...engine.plan import Plan
 
 DEFAULT_ROUNDS = 8
 
@@ -84,6 +85,7 @@ class Learner:
         self._touched: list[str] = []
         self._before: dict[str, set[str]] = {}
         self._listing: dict[str, set[str]] = {}  # directory -> entries when make_reg was learned
+        self._plan: Plan | None = None  # the last round's sandbox
         self.cwd = os.getcwd()
 
     # set-up -----------------------------------------------------------------
@@ -220,13 +222,14 @@ class Learner:
             failed = e
         if self.session is not None:
             result = self.session.finish()
-            found = result.denials
+            found, untallied = result.denials, result.untallied
         else:
-            found = strace_denials(trace, plan, self.cwd, self.argv[0], env.get("PATH"))
+            traced = strace_denials(trace, plan, self.cwd, self.argv[0], env.get("PATH"))
+            found, untallied = traced, traced.untallied
         self.last_status = status
+        self._plan = plan
         added = self._learn_from(found, n)
-        count = sum(getattr(d, "count", 1) for d in found) + \
-            (result.untallied if self.session is not None else 0)
+        count = sum(getattr(d, "count", 1) for d in found) + untallied
         what = f"{count} denial{'s' if count != 1 else ''}"
         self.statuses.append(status)
         tail = f"added: {', '.join(added)}" if added else (
@@ -302,6 +305,25 @@ class Learner:
         # The real path: what strace reports is the path as the program
         # wrote it, and a symlink it planted there could point anywhere.
         path = os.path.realpath(written)
+        gone = False
+        if getattr(d, "deleted", False) and not _same_inode(path, d.ino):
+            # The kernel wrote " (deleted)" after the path -- or the file
+            # is named so: the object denied is never the file now at the
+            # name without it (a file named "x (deleted)" stood for x).
+            named = written + " (deleted)"
+            if _same_inode(os.path.realpath(named), d.ino):
+                written, path = named, os.path.realpath(named)
+            else:
+                gone = True
+        if d.ino is not None and path != written:
+            # The kernel names the object through the real directories (its
+            # records carry the inode; strace's do not): a symlink on the
+            # path now was put there after the denial, by the program
+            # itself, and leads anywhere.
+            self.stuck.append(f"{dn.describe(d)} by {prog}: {written} now leads to {path} "
+                              "through a symlink made after the denial: no rule is learned "
+                              "from it")
+            return []
         why = f"{','.join(d.rights)} by {prog}: {path} (round {n})"
         links = symlinks_on(written)
         if links:
@@ -313,9 +335,22 @@ class Learner:
             if add & (dn.WRITE_RIGHTS | dn.DIR_ENTRY_RIGHTS):
                 add |= READ_RIGHTS
             self._grant(d, prog, target, True, add | {"read_dir"}, True, why, label)
-        elif not os.path.lexists(path):
+        elif gone or not os.path.lexists(path):
+            # (a deleted object is not the file now at its name: a file
+            # named "x (deleted)" would otherwise stand for x)
             # creation only where it happened (the nearest existing directory)
             where = _existing_ancestor(path)
+            if rights & FILE_RIGHTS and not self._may_create(where):
+                # A file the program could not have made there and that is
+                # gone (strace's output, written in the sandbox, may name a
+                # file that never existed): its rights would be on every
+                # file in the directory.
+                self.stuck.append(f"{dn.describe(d)} by {prog}: {path} is not there after "
+                                  "the run, and the program may not create files in "
+                                  f"{where}: no rule is learned from it")
+                rights -= FILE_RIGHTS
+                if not rights:
+                    return []
             self._grant(d, prog, where, True, self._creating(where, rights), False,
                         why.replace(f": {path}", f": {path} (not there after the run)"))
         elif os.path.isdir(path) and not os.path.islink(path):
@@ -337,6 +372,14 @@ class Learner:
                     add.add("read_file")
                 self._grant(d, prog, path, False, add, True, why)
         return []
+
+    def _may_create(self, where: str) -> bool:
+        """Whether the program may create files or directories in *where*
+        (the round's sandbox, or what this round has learned so far)."""
+        if any(self.cand.covering(where, {r}) is not None for r in ("make_reg", "make_dir")):
+            return True
+        bits = compat.FS_RIGHTS["make_reg"][0] | compat.FS_RIGHTS["make_dir"][0]
+        return self._plan is not None and bool(self._plan.allows(where, bits))
 
     def _creating(self, where: str, rights: Iterable[str]) -> set[str]:
         """*rights* for creating in directory *where*; in the working
@@ -475,6 +518,14 @@ def _describe_grant(g: Grant) -> str:
     if s:
         return f"{s} {g.path}"
     return f"{','.join(g.access_list())} {g.path}"
+
+
+def _same_inode(path: str, ino: str | None) -> bool:
+    """Whether *path* is the inode numbered *ino* (a record's ``ino``)."""
+    try:
+        return ino is not None and os.lstat(path).st_ino == int(ino)
+    except (OSError, ValueError):
+        return False
 
 
 def _is_path(spec: str) -> bool:

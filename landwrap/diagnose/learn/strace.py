@@ -7,9 +7,10 @@ never runs anything.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Tuple
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Tuple
 
 from .. import audit
+from ..audit.records import MAX_DISTINCT
 from ...engine import compat, spawn
 from ...engine.errors import LandwrapError
 
@@ -114,14 +115,23 @@ def _resolve(base: str | None, cwd: str, p: str) -> str:
     return os.path.normpath(os.path.join(base or cwd, p))
 
 
+Call = Tuple[str, "str | None", str, "list[Need]"]
+
+
 def parse_strace(lines: Iterable[str], cwd: str,
-                 first_exe: str | None = None) -> list[tuple[str, str | None, str, list[Need]]]:
+                 first_exe: str | None = None) -> list[Call]:
     """[(pid, exe, syscall, [(right, path)] | ("net", right, port, addr))]
     for the failed (EACCES/EPERM) calls in strace ``-f -yy`` output, with
     the rights each would have needed (before checking the sandbox)."""
+    return list(iter_strace(lines, cwd, first_exe))
+
+
+def iter_strace(lines: Iterable[str], cwd: str,
+                first_exe: str | None = None) -> Iterator[Call]:
+    """:func:`parse_strace`, one call at a time: the trace is written in
+    the sandbox, which may make it as long as it likes."""
     pending: dict[str, str] = {}
     exes: dict[str, str] = {}
-    out = []
     for raw in lines:
         line = raw.rstrip("\n")
         pid_s, _, rest = line.partition(" ")
@@ -159,8 +169,7 @@ def parse_strace(lines: Iterable[str], cwd: str,
             continue
         needs = _needs(name, args, cwd)
         if needs:
-            out.append((pid_s, exes.get(pid_s, first_exe), name, needs))
-    return out
+            yield (pid_s, exes.get(pid_s, first_exe), name, needs)
 
 
 def _at(args: list[str], i_fd: int | None, i_path: int, cwd: str) -> str | None:
@@ -260,42 +269,62 @@ def _needs(name: str, args: list[str], cwd: str) -> list[Need]:
     return []
 
 
+class TracedDenials(List["audit.Denial"]):
+    """The denials :func:`strace_denials` found, identical ones counted
+    once (``Denial.count``), at most :data:`audit.MAX_DISTINCT` different
+    ones; ``untallied`` counts the rest."""
+
+    untallied = 0
+
+
 def strace_denials(trace: str | None, plan: Plan, cwd: str, program: str,
-                   path_env: str | None = None) -> list[audit.Denial]:
+                   path_env: str | None = None) -> TracedDenials:
     """Denials (``audit.Denial`` objects) reconstructed from a strace
     output file: failed calls whose rights the sandbox *plan* does not
-    grant.  Calls that fail for other reasons (file modes) are dropped."""
+    grant.  Calls that fail for other reasons (file modes) are dropped.
+
+    The sandboxed program can make the trace as long as it likes (it may
+    even write to it): what is kept does not grow with it, as with the
+    kernel's records (``audit.Tally``)."""
+    out = TracedDenials()
     if not trace or not os.path.exists(trace):
-        return []
+        return out
     try:
         first = os.path.realpath(spawn.find_program(program, path_env))
     except LandwrapError:
         first = None
-    with open(trace, encoding="utf-8", errors="surrogateescape") as f:
-        calls = parse_strace(f, cwd, first)
-    out = []
-    for pid, exe, syscall, needs in calls:
-        if needs and needs[0][0] == "net":
-            _, right, port, host = needs[0]
-            bit = compat.NET_RIGHTS[right][0]
-            if not plan.net & bit or any(p == port and b & bit for p, b, _ in plan.ports):
-                continue
-            d = audit.Denial("strace", (f"net.{right}",), {"dest": str(port), "daddr": host})
+    kept: dict[tuple[object, ...], audit.Denial] = {}
+
+    def keep(d: audit.Denial) -> None:
+        have = kept.get(d.key())
+        if have is not None:
+            have.count += 1
+        elif len(kept) < MAX_DISTINCT:
+            kept[d.key()] = d
         else:
+            out.untallied += 1
+
+    with open(trace, encoding="utf-8", errors="surrogateescape") as f:
+        for pid, exe, syscall, needs in iter_strace(f, cwd, first):
+            if needs and needs[0][0] == "net":
+                _, right, port, host = needs[0]
+                bit = compat.NET_RIGHTS[right][0]
+                if not plan.net & bit or any(p == port and b & bit for p, b, _ in plan.ports):
+                    continue
+                d = audit.Denial("strace", (f"net.{right}",), {"dest": str(port), "daddr": host})
+                d.pid, d.exe, d.syscall = pid, exe, syscall
+                d.comm = os.path.basename(exe) if exe else None
+                keep(d)
+                continue
             by_path: dict[str, list[str]] = {}
             for right, p in needs:
                 bit = compat.FS_RIGHTS[right][0]
                 if plan.allows(p, bit) != bit:
                     by_path.setdefault(p, []).append(right)
-            if not by_path:
-                continue
             for p, rights in by_path.items():
                 d = audit.Denial("strace", tuple(f"fs.{r}" for r in rights), {"path": p})
                 d.pid, d.exe, d.syscall = pid, exe, syscall
                 d.comm = os.path.basename(exe) if exe else None
-                out.append(d)
-            continue
-        d.pid, d.exe, d.syscall = pid, exe, syscall
-        d.comm = os.path.basename(exe) if exe else None
-        out.append(d)
+                keep(d)
+    out.extend(kept.values())
     return out
