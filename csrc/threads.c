@@ -68,7 +68,7 @@ static int hold_mode;     /* handlers hold after acting */
 static int epoch;         /* held threads wait while it is unchanged */
 static int progress;      /* bumped by each answer and each hold */
 static int inside;        /* handlers currently running */
-static int busy;          /* one round at a time */
+static int busy;          /* one round at a time: the pid running it, or 0 */
 static int r_fd;
 static uint32_t r_flags;
 static pid_t r_pid;
@@ -397,16 +397,20 @@ int lw_restrict_threads(int ruleset_fd, uint32_t flags, int sig,
 {
     struct sigaction sa, old;
     int result, n;
+    int me = (int)getpid(), owner = LOAD(&busy), idle = 0;
 
     /* A child forked while its parent ran a round inherits the round
      * marked busy (and threads counted inside the handler) that it does
-     * not have: start afresh. */
-    if (LOAD(&busy) && r_pid != getpid()) {
+     * not have: start afresh.  (busy holds the pid that took it, from the
+     * moment it is taken: a round of this very process is never reset.) */
+    if (owner && owner != me) {
         STORE(&active, 0);
         STORE(&inside, 0);
-        STORE(&busy, 0);
+        __atomic_compare_exchange_n(&busy, &owner, 0, 0, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_SEQ_CST);
     }
-    if (__atomic_exchange_n(&busy, 1, __ATOMIC_SEQ_CST)) {
+    if (!__atomic_compare_exchange_n(&busy, &idle, me, 0, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_SEQ_CST)) {
         errno = EALREADY;
         return -1;
     }
