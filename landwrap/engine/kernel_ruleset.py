@@ -61,11 +61,13 @@ def claim_fd(fd: int, plan: object) -> None:
 
 
 def fd_is_ours(fd: int, plan: object) -> bool:
-    """Whether descriptor *fd* is still the ruleset *plan* built (*plan*:
-    the Plan, or its id as the table holds it)."""
+    """Whether descriptor *fd* is still the ruleset *plan* built."""
     entry = _OWNERS.get(fd)
-    if entry is None or entry[0] != (plan if type(plan) is int else id(plan)):
-        return False
+    return entry is not None and entry[0] == id(plan) and _still_claimed(fd, entry)
+
+
+def _still_claimed(fd: int, entry: tuple[int, tuple[int, int], int]) -> bool:
+    """Whether *fd* is still the open file its :data:`_OWNERS` *entry* records."""
     import fcntl  # (see claim_fd)
 
     try:
@@ -86,7 +88,7 @@ def ruleset_among(fds: Iterable[int]) -> int | None:
     :func:`fd_is_ours` (a number whose ruleset was closed may hold any file now)."""
     for fd in fds:
         entry = _OWNERS.get(fd)
-        if entry is not None and fd_is_ours(fd, entry[0]):
+        if entry is not None and _still_claimed(fd, entry):
             return fd
     return None
 

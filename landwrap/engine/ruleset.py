@@ -352,7 +352,7 @@ class Ruleset:
             # A directory of the old plan replaced by a symlink (or moved
             # under one) is not followed: another sandbox may have made it.
             pinned = old.pinned.union([d[0] for d in old._dirs])
-        plan = _plan.resolve(self, pinned=pinned) if pinned else self.resolve()
+        plan = _plan.resolve(self, pinned=pinned)
         self._plan = (key, plan)
         return plan
 
