@@ -592,6 +592,25 @@ int lw_lstat_same(int watch_fd, uint64_t watch_dev, uint64_t watch_ino,
     return r;
 }
 
+int lw_fd_state(int fd, int mark, uint64_t *out)
+{
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0)
+        return -1;
+    if (mark && (fl & mark) != mark) {
+        if (fcntl(fd, F_SETFL, fl | mark) < 0 || (fl = fcntl(fd, F_GETFL)) < 0)
+            return -1;
+    }
+    if (lw_fstat(fd, &st) < 0)
+        return -1;
+    out[0] = (uint64_t)st.st_dev;
+    out[1] = (uint64_t)st.st_ino;
+    out[2] = (uint64_t)(unsigned)fl;
+    return 0;
+}
+
 /* ---- child side ------------------------------------------------------ */
 
 static void __attribute__((noreturn)) child_fail(const struct lw_spawn *s,
@@ -914,10 +933,12 @@ int lw_spawn(struct lw_spawn *s)
     }
     if (s->ruleset_fd >= 0 && s->ruleset_fl >= 0) {
         /* Still the ruleset the caller built?  Code may have closed it and
-         * let another file (or another ruleset: they all share one inode,
-         * hence the status flags the caller marked it with) take its
-         * number.  Checked here, in the call that spawns, at no cost of
-         * its own to the caller. */
+         * let another file take its number.  Every ruleset shares one
+         * anonymous inode, so the status flags the caller marked it with
+         * tell apart a ruleset other code made; another ruleset the caller
+         * marked the same way passes (its owner table, in Python, catches
+         * that one when it happens between two spawns).  Checked here, in
+         * the call that spawns, at no cost of its own to the caller. */
         struct stat st;
         int fl = fcntl(s->ruleset_fd, F_GETFL);
 

@@ -121,6 +121,11 @@ int lw_lstat_ids(int watch_fd, uint64_t watch_dev, uint64_t watch_ino,
 int lw_lstat_same(int watch_fd, uint64_t watch_dev, uint64_t watch_ino,
                   char *const *paths, int n, const uint64_t *expect);
 
+/* The state the ruleset owner table records of descriptor fd: out[0]
+ * st_dev, out[1] st_ino, out[2] its status flags (F_GETFL), after or-ing
+ * *mark* into them when it is not 0 (F_SETFL).  0, or -1 with errno set. */
+int lw_fd_state(int fd, int mark, uint64_t *out);
+
 /* ---- the seccomp companion filter --------------------------------------
  * A classic-BPF program closing what Landlock's hooks leave open (see the
  * comment block in landwrap.c).  Parts: */

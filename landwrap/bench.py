@@ -10,8 +10,10 @@ targets of issue 14:
 1. ``landwrap run -q -- /bin/true`` <= 1.2x ``python -c pass`` of the same
    interpreter (``python -I -S -c pass`` shown too: what an interpreter
    start costs without site; and the floor of any `landwrap run` in Python:
-   sh + ``python -I -S`` + the C extension + spawning /bin/true, with the
-   steps of a run timed inside one process);
+   sh + ``python -I -S`` + the C extension + spawning /bin/true, the same
+   with the sandbox's system calls made from C, and the same with
+   landwrap's modules imported, with the steps of a run timed inside one
+   process);
 2. a 10,000-path profile, cached, resolved and enforced <= 1.3x the kernel
    floor: the same paths given to a C loop of open(O_PATH) +
    landlock_add_rule + close (csrc/floor.c), with each phase;
@@ -259,6 +261,66 @@ def run_floor_argv(modules: Sequence[str] = ()) -> list[str]:
     return ["/bin/sh", "-c", 'exec "$0" -I -S -c "$1"', sys.executable, code]
 
 
+#: :data:`RUN_FLOOR` plus the kernel work of the sandbox `landwrap run`
+#: builds for /bin/true, made from C (csrc/floor.c): a ruleset handling
+#: the same rights, the same paths each opened (O_PATH), added with the
+#: same rights and closed, the same port rules, and the child's
+#: no_new_privs, capability drop (as root), Landlock domain and companion
+#: filter.  No policy at all: the rules are given, not derived, and no
+#: supervisor thread serves the filter.
+SYSCALLS_FLOOR = "floor + the sandbox's system calls from C"
+
+_SYSCALLS_FLOOR_CODE = r"""
+import os, sys
+a = sys.argv
+sys.path += a[1].split(os.pathsep)
+from landwrap._lwcffi import ffi, lib
+fs, net, scoped, size, parts, drop, last = map(int, a[2:9])
+rfd = lib.lw_create_ruleset(fs, net, scoped, size)
+ok = rfd >= 0
+for group in a[9:]:
+    head, _, rest = group.partition("\n")
+    if head.startswith("port "):
+        ok = ok and lib.lw_add_net_rule(rfd, int(rest), int(head[5:])) == 0
+    else:
+        names = rest.split("\n")
+        blob = "\0".join(names).encode() + b"\0"
+        ok = ok and lib.lw_floor_path_rules(rfd, blob, len(names), int(head)) == len(names)
+true = ffi.new("char[]", b"/bin/true")
+pid = lib.lw_floor_spawn(true, ffi.new("char *[]", [true, ffi.NULL]), rfd, parts, drop, last)
+ok = ok and pid > 0 and os.waitpid(pid, 0)[1] == 0
+os._exit(0 if ok else 1)
+"""
+
+
+def syscalls_floor_argv() -> list[str]:
+    """The command :data:`SYSCALLS_FLOOR` names: the rules of the plan
+    `landwrap run -q -- /bin/true` resolves here, handed to a process
+    started as :data:`RUN_FLOOR`'s is."""
+    from landwrap.cli import options, run
+    from landwrap.engine import companion, compat
+
+    opts = options.parse_run(["-q", "--", "/bin/true"])
+    assert opts is not None  # (None: the arguments need click's parser)
+    plan = run.build_profile(opts).ruleset.resolve()
+    try:
+        comp = companion.for_plan(plan, cap_add=(), supervised=True)
+        size = (compat.ATTR_SIZE_SCOPED if plan.scoped else
+                compat.ATTR_SIZE_NET if plan.net else compat.ATTR_SIZE_FS)
+        by_access: dict[int, list[str]] = {}
+        for rule in plan.rules:
+            if "\n" not in rule.path:  # (argv's separator; none in the default sandbox)
+                by_access.setdefault(rule.access, []).append(rule.path)
+        groups = [f"{access}\n" + "\n".join(paths) for access, paths in by_access.items()]
+        groups += [f"port {port}\n{bits}" for port, bits, _ in plan.ports]
+        nums = (plan.fs, plan.net, plan.scoped, size, comp.parts(), int(comp.drop_caps),
+                companion.cap_last())
+    finally:
+        plan.close()
+    return ["/bin/sh", "-c", 'exec "$0" -I -S -c "$@"', sys.executable,
+            _SYSCALLS_FLOOR_CODE, os.pathsep.join(_import_dirs()), *map(str, nums), *groups]
+
+
 #: :data:`RUN_FLOOR` plus importing every module `landwrap run` imports,
 #: doing nothing with them: what the Python implementation costs before
 #: any of its work.
@@ -342,12 +404,14 @@ def bench_startup(n: int) -> dict[str, Any]:
             pip_script, "run", "-q", "--", "/bin/true"]
     cmds["/bin/true"] = ["/bin/true"]
     cmds[RUN_FLOOR] = run_floor_argv()
+    cmds[SYSCALLS_FLOOR] = syscalls_floor_argv()
     modules = run_modules()
     cmds[IMPORT_FLOOR] = run_floor_argv(modules)
     med = interleaved(cmds, n)
     py = med["python -c pass"]
     out = {"medians_ms": med, "launcher": " ".join(lw),
            "run floor / python -c pass": med[RUN_FLOOR] / py,
+           "syscalls floor / python -c pass": med[SYSCALLS_FLOOR] / py,
            "import floor / python -c pass": med[IMPORT_FLOOR] / py,
            "run modules": len(modules),
            "target": target("landwrap run -q -- /bin/true", med["landwrap run -q -- /bin/true"],
@@ -829,6 +893,9 @@ def format_report(res: dict[str, Any]) -> str:
             f"{s['run floor / python -c pass']:.2f}x python -c pass; landwrap run is "
             f"+{s['medians_ms']['landwrap run -q -- /bin/true'] - s['medians_ms'][RUN_FLOOR]:.2f}"
             " ms above it",
+            f"Start-up {SYSCALLS_FLOOR}: {s['medians_ms'][SYSCALLS_FLOOR]:.2f} ms = "
+            f"{s['syscalls floor / python -c pass']:.2f}x python -c pass: the same "
+            "ruleset, domain, filter and capability drop, with no policy",
             f"Start-up {IMPORT_FLOOR}: {s['medians_ms'][IMPORT_FLOOR]:.2f} ms = "
             f"{s['import floor / python -c pass']:.2f}x python -c pass ({s['run modules']} "
             "modules): what a launcher written in Python costs before doing anything",

@@ -131,6 +131,16 @@ def open_add_paths(ruleset_fd: int, paths: list[str], group_end: list[int],
             ffi.buffer(flags)[:])
 
 
+def fd_state(fd: int, mark: int = 0) -> tuple[int, int, int]:
+    """``(st_dev, st_ino, status flags)`` of descriptor *fd*, after adding
+    the status flags *mark* (F_SETFL) when it is not 0: one call for
+    kernel_ruleset's owner table, and no ``fcntl`` module to import."""
+    out = ffi.new(_U64S, 3)
+    if lib.lw_fd_state(fd, mark, out) < 0:
+        raise _oserror()
+    return out[0], out[1], out[2]
+
+
 def path_ids(paths: Sequence[str]) -> list[tuple[int, int, int] | None]:
     """``(st_dev, st_ino, handle digest)`` of each path (stat follows
     symlinks), or None where stat fails; the digest as open_add_paths

@@ -10,17 +10,14 @@ never decides what to allow (plan.py does) and never prints.
 from __future__ import annotations
 
 import os
-TYPE_CHECKING = False   # (typing costs start-up time: only for type checkers)
-if TYPE_CHECKING:
-    from typing import Any
 
 from . import compat
 from .errors import RulesetError
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False   # (typing costs start-up time: only for type checkers)
 if TYPE_CHECKING:
     from _thread import RLock
-    from typing import Iterable
+    from typing import Any, Iterable
 
     from .plan import Rule
     from .stale import DirCheck
@@ -53,11 +50,10 @@ os.register_at_fork(after_in_child=_after_fork)
 
 
 def claim_fd(fd: int, plan: object) -> None:
-    import fcntl  # (compiled: not imported by `landwrap status`, which makes no ruleset)
+    from . import _binding  # (loaded: the ruleset was just made through it)
 
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | _MARK)
-    st = os.fstat(fd)
-    _OWNERS[fd] = (id(plan), (st.st_dev, st.st_ino), fcntl.fcntl(fd, fcntl.F_GETFL))
+    dev, ino, flags = _binding.fd_state(fd, _MARK)
+    _OWNERS[fd] = (id(plan), (dev, ino), flags)
 
 
 def fd_is_ours(fd: int, plan: object) -> bool:
@@ -68,14 +64,13 @@ def fd_is_ours(fd: int, plan: object) -> bool:
 
 def _still_claimed(fd: int, entry: tuple[int, tuple[int, int], int]) -> bool:
     """Whether *fd* is still the open file its :data:`_OWNERS` *entry* records."""
-    import fcntl  # (see claim_fd)
+    from . import _binding  # (loaded: a ruleset was made through it)
 
     try:
-        st = os.fstat(fd)
-        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        dev, ino, flags = _binding.fd_state(fd)
     except OSError:
         return False
-    return (st.st_dev, st.st_ino) == entry[1] and flags == entry[2]
+    return (dev, ino) == entry[1] and flags == entry[2]
 
 
 def ruleset_among(fds: Iterable[int]) -> int | None:

@@ -286,6 +286,33 @@ def test_a_ruleset_descriptor_taken_by_another_file_is_caught_by_the_spawn(
     assert subprocess.run(cat, capture_output=True).stdout == b"k"
 
 
+def test_fd_state_is_what_fstat_and_fcntl_say_and_marks_once(tmp_path) -> None:
+    """The owner table's one C call (``_binding.fd_state``): the same
+    st_dev, st_ino and status flags as os.fstat and fcntl, the mark or-ed
+    in only when asked, and EBADF for a closed number."""
+    import errno
+    import fcntl
+
+    path = tmp_path / "f"
+    path.write_text("")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        assert not flags & os.O_APPEND
+        assert _binding.fd_state(fd) == (st.st_dev, st.st_ino, flags)
+        assert fcntl.fcntl(fd, fcntl.F_GETFL) == flags  # looked at, not changed
+        marked = _binding.fd_state(fd, os.O_APPEND)
+        assert marked == (st.st_dev, st.st_ino, flags | os.O_APPEND)
+        assert fcntl.fcntl(fd, fcntl.F_GETFL) == flags | os.O_APPEND
+        assert _binding.fd_state(fd, os.O_APPEND) == marked
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError) as e:
+        _binding.fd_state(fd)
+    assert e.value.errno == errno.EBADF
+
+
 def test_threads_that_find_the_ruleset_gone_build_it_once(landlock, monkeypatch) -> None:
     """Two threads spawning with the same plan, after code closed its
     ruleset's descriptor: the rebuild happens once (no second ruleset
