@@ -28,7 +28,8 @@ targets of issue 14:
    execute, and the seccomp companion filter beside it;
 5. ``--log-denials`` <= +15 ms; with 1,000 denials, the time and the
    launcher's peak memory;
-6. ``landwrap status`` <= 1.5x ``python -c pass``; ``profile list`` and
+6. ``landwrap status`` <= 1.5x ``python -c pass``, with its floor: the
+   start-up floor with every module status imports; ``profile list`` and
    ``profile check`` of every shipped profile reported;
 7. peak memory of ``landwrap run -- /bin/true`` <= 1.3x ``python -c pass``.
 
@@ -326,24 +327,33 @@ def syscalls_floor_argv() -> list[str]:
 #: any of its work.
 IMPORT_FLOOR = "floor + landwrap run's own modules imported (no work)"
 
-_RUN_MODULES = r"""
+_MODULES_OF = r"""
 import os, sys
 before = set(sys.modules)
 sys.path += sys.argv[1].split(os.pathsep)
-sys.argv = ["landwrap", "run", "-q", "--", "/bin/true"]
+sys.argv = ["landwrap", *sys.argv[2:]]
+out = os.dup(1)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)   # (what the command prints)
 from landwrap.__main__ import main
 try:
     main()
 except SystemExit:
     pass
-print(" ".join(sorted(m for m in set(sys.modules) - before if m != "__main__")))
+sys.stdout.flush()
+os.write(out, " ".join(sorted(m for m in set(sys.modules) - before
+                              if m != "__main__")).encode())
 """
 
+#: The commands whose modules :func:`modules_of` finds.
+RUN_ARGS = ("run", "-q", "--", "/bin/true")
+STATUS_ARGS = ("status",)
 
-def run_modules() -> list[str]:
+
+def modules_of(args: Sequence[str] = RUN_ARGS) -> list[str]:
     """The modules (landwrap's, cffi's backend, the standard library's) that
-    `landwrap run -q -- /bin/true` imports, as the launcher starts it."""
-    argv = [sys.executable, "-I", "-S", "-c", _RUN_MODULES, os.pathsep.join(_import_dirs())]
+    `landwrap ARGS` imports, as the launcher starts it."""
+    argv = [sys.executable, "-I", "-S", "-c", _MODULES_OF, os.pathsep.join(_import_dirs()),
+            *args]
     for _ in range(2):   # the second, with the parse cache filled as the timed runs have it
         r = subprocess.run(argv, capture_output=True, text=True, check=True)
     return r.stdout.split()
@@ -405,7 +415,7 @@ def bench_startup(n: int) -> dict[str, Any]:
     cmds["/bin/true"] = ["/bin/true"]
     cmds[RUN_FLOOR] = run_floor_argv()
     cmds[SYSCALLS_FLOOR] = syscalls_floor_argv()
-    modules = run_modules()
+    modules = modules_of(RUN_ARGS)
     cmds[IMPORT_FLOOR] = run_floor_argv(modules)
     med = interleaved(cmds, n)
     py = med["python -c pass"]
@@ -749,14 +759,24 @@ def bench_commands(n: int) -> dict[str, Any]:
 
     lw = landwrap_cmd()
     shipped = sorted(_shipped(lookup))
+    modules = modules_of(STATUS_ARGS)
     med = interleaved({"python -c pass": [sys.executable, "-c", "pass"],
                        "landwrap status": lw + ["status"],
+                       STATUS_IMPORT_FLOOR: run_floor_argv(modules),
                        "landwrap profile list": lw + ["profile", "list"],
                        f"landwrap profile check (all {len(shipped)} shipped)":
                            lw + ["profile", "check", *shipped]}, n)
+    py = med["python -c pass"]
     return {"medians_ms": med, "shipped profiles": len(shipped),
-            "target": target("landwrap status", med["landwrap status"], med["python -c pass"],
+            "status modules": len(modules),
+            "status import floor / python -c pass": med[STATUS_IMPORT_FLOOR] / py,
+            "target": target("landwrap status", med["landwrap status"], py,
                              1.5, floor_name="python -c pass")}
+
+
+#: :data:`RUN_FLOOR` (which spawns /bin/true too) plus importing every
+#: module `landwrap status` imports, doing nothing with them.
+STATUS_IMPORT_FLOOR = "floor + landwrap status's own modules imported (no work)"
 
 
 def _shipped(lookup: ModuleType) -> list[str]:
@@ -938,6 +958,10 @@ def format_report(res: dict[str, Any]) -> str:
                        f"{k['denials reported']} denials reported{lost}")
     cm = res["6 commands"]
     out.append("Commands (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in cm["medians_ms"].items()))
+    out.append(f"Status {STATUS_IMPORT_FLOOR}: "
+               f"{cm['status import floor / python -c pass']:.2f}x python -c pass "
+               f"({cm['status modules']} modules); landwrap status is "
+               f"{cm['target']['ratio']:.2f}x")
     sc = res["scale"]
     out += ["", "| profile paths | landwrap run (ms) | x python -c pass |", "|---|---|---|"]
     out += [f"| {r['paths']:,} | {r['ms']:.1f} | {r['ratio']:.2f}x |" for r in sc["profile size"]]

@@ -69,11 +69,14 @@ def test_bench_smoke_json_reports_every_figure(tmp_path, landlock):
     s = res["1 startup"]
     assert {"python -c pass", "python -I -S -c pass",
             "landwrap run -q -- /bin/true"} <= set(s["medians_ms"])
-    from landwrap.bench import IMPORT_FLOOR, RUN_FLOOR
+    from landwrap.bench import IMPORT_FLOOR, RUN_FLOOR, STATUS_IMPORT_FLOOR, SYSCALLS_FLOOR
 
     assert s["medians_ms"][RUN_FLOOR] > 0 and s["run floor / python -c pass"] > 0
+    assert s["medians_ms"][SYSCALLS_FLOOR] > 0 and s["syscalls floor / python -c pass"] > 0
     # the import floor imports what run imports: the engine and the profiles
     assert s["medians_ms"][IMPORT_FLOOR] > 0 and s["run modules"] > 10
+    cm = res["6 commands"]
+    assert cm["medians_ms"][STATUS_IMPORT_FLOOR] > 0 and cm["status modules"] > 10
     from landwrap.bench import PHASES
 
     assert list(s["phases_ms"]) == list(PHASES) and all(v > 0 for v in s["phases_ms"].values())
@@ -88,6 +91,30 @@ def test_bench_prints_the_table(tmp_path, landlock):
     assert "Start-up floor: sh + python -I -S + landwrap._lwcffi + spawn /bin/true: " \
         in r.stdout
     assert "Start-up steps inside the process (ms): imports (os, landwrap, cffi) " in r.stdout
+
+
+def test_the_syscalls_floor_is_given_every_rule_of_the_run_it_stands_for(tmp_path, landlock):
+    """Target 1's kernel floor hands the C loop every path rule and port
+    rule of the plan `landwrap run -q -- /bin/true` resolves (grouped by
+    their rights), and succeeds only when the kernel took each rule and
+    /bin/true ran in the domain: a floor that silently did less would
+    flatter landwrap."""
+    from landwrap import bench
+    from landwrap.cli import options, run
+
+    argv = bench.syscalls_floor_argv()
+    opts = options.parse_run(["-q", "--", "/bin/true"])
+    assert opts is not None
+    plan = run.build_profile(opts).ruleset.resolve()
+    plan.close()
+    groups = argv[13:]
+    paths = [p for g in groups if not g.startswith("port ") for p in g.split("\n")[1:]]
+    assert sorted(paths) == sorted(r.path for r in plan.rules)
+    assert len([g for g in groups if g.startswith("port ")]) == len(plan.ports)
+    assert subprocess.run(argv, timeout=60).returncode == 0
+    # a rule the kernel refuses (rights it does not handle) fails the floor
+    bad = argv[:13] + [f"{1 << 62}\n/usr"]
+    assert subprocess.run(bad, timeout=60).returncode == 1
 
 
 def test_bench_is_outside_the_import_graph():
