@@ -676,9 +676,12 @@ def bench_files(count: int, chunk: int, rounds: int) -> dict[str, Any]:
         with open(worker, "w", encoding="utf-8") as f:
             f.write(WORKER)
         plain = [sys.executable, "-I", "-S", worker, listing]
+        # (-p default: left to choose, landwrap picks the python profile
+        # for an interpreter it is for, e.g. /usr/bin/python3.11)
         cmds = {"outside": plain,
                 "landwrap default sandbox":
-                    landwrap_cmd() + ["run", "-q", *python_rox(), "--ro", d, "--"] + plain}
+                    landwrap_cmd() + ["run", "-q", "-p", "default", *python_rox(), "--ro", d,
+                                      "--"] + plain}
         for name, mode in FILES_FLOORS.items():
             cmds[name] = plain + [mode] + _import_dirs()
         xs = _lockstep(cmds, count, chunk, rounds, d)
