@@ -252,13 +252,18 @@ def importtime_top(argv: list[str], n: int = 10) -> list[list[Any]]:
 RUN_FLOOR = "floor: sh + python -I -S + landwrap._lwcffi + spawn /bin/true"
 
 
-def run_floor_argv(modules: Sequence[str] = ()) -> list[str]:
+def run_floor_argv(modules: Sequence[str] = (), *, spawn: bool = True) -> list[str]:
     """The command :data:`RUN_FLOOR` names; with *modules*, importing
-    those too (:data:`IMPORT_FLOOR`)."""
+    those too (:data:`IMPORT_FLOOR`); *spawn* False: without spawning
+    /bin/true (:data:`STATUS_IMPORT_FLOOR`)."""
     imports = "".join(f"import {m}\n" for m in modules)
-    code = (f"import os, sys\nsys.path += {_import_dirs()!r}\nimport landwrap._lwcffi\n"
+    # (without the garbage collector, as the launcher starts `run` and
+    # `status`: its passes over what importing creates are not the imports')
+    code = ("import gc\ngc.disable()\n"
+            f"import os, sys\nsys.path += {_import_dirs()!r}\nimport landwrap._lwcffi\n"
             f"{imports}"
-            "os.waitpid(os.posix_spawn('/bin/true', ['/bin/true'], {}), 0)\nos._exit(0)\n")
+            + ("os.waitpid(os.posix_spawn('/bin/true', ['/bin/true'], {}), 0)\n" if spawn else "")
+            + "os._exit(0)\n")
     return ["/bin/sh", "-c", 'exec "$0" -I -S -c "$1"', sys.executable, code]
 
 
@@ -272,6 +277,8 @@ def run_floor_argv(modules: Sequence[str] = ()) -> list[str]:
 SYSCALLS_FLOOR = "floor + the sandbox's system calls from C"
 
 _SYSCALLS_FLOOR_CODE = r"""
+import gc
+gc.disable()
 import os, sys
 a = sys.argv
 sys.path += a[1].split(os.pathsep)
@@ -765,7 +772,7 @@ def bench_commands(n: int) -> dict[str, Any]:
     modules = modules_of(STATUS_ARGS)
     med = interleaved({"python -c pass": [sys.executable, "-c", "pass"],
                        "landwrap status": lw + ["status"],
-                       STATUS_IMPORT_FLOOR: run_floor_argv(modules),
+                       STATUS_IMPORT_FLOOR: run_floor_argv(modules, spawn=False),
                        "landwrap profile list": lw + ["profile", "list"],
                        f"landwrap profile check (all {len(shipped)} shipped)":
                            lw + ["profile", "check", *shipped]}, n)
@@ -777,9 +784,10 @@ def bench_commands(n: int) -> dict[str, Any]:
                              1.5, floor_name="python -c pass")}
 
 
-#: :data:`RUN_FLOOR` (which spawns /bin/true too) plus importing every
-#: module `landwrap status` imports, doing nothing with them.
-STATUS_IMPORT_FLOOR = "floor + landwrap status's own modules imported (no work)"
+#: `sh` + ``python -I -S`` + the C extension, as :data:`RUN_FLOOR` without
+#: the spawn, plus importing every module `landwrap status` imports, doing
+#: nothing with them.
+STATUS_IMPORT_FLOOR = "sh + python -I -S + landwrap status's own modules imported (no work)"
 
 
 def _shipped(lookup: ModuleType) -> list[str]:
@@ -961,7 +969,7 @@ def format_report(res: dict[str, Any]) -> str:
                        f"{k['denials reported']} denials reported{lost}")
     cm = res["6 commands"]
     out.append("Commands (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in cm["medians_ms"].items()))
-    out.append(f"Status {STATUS_IMPORT_FLOOR}: "
+    out.append(f"Status floor, {STATUS_IMPORT_FLOOR}: "
                f"{cm['status import floor / python -c pass']:.2f}x python -c pass "
                f"({cm['status modules']} modules); landwrap status is "
                f"{cm['target']['ratio']:.2f}x")
