@@ -20,8 +20,9 @@ def status(abi: int | None = None) -> dict[str, Any]:
     profile would be enforced here (or why it is refused)."""
     out = kernel_status(abi)
     try:
-        # (bind=False: no kernel ruleset, only the plan is looked at)
-        plan = resolve(for_command((), None).ruleset, abi=abi, bind=False)
+        # (bind=False: no kernel ruleset, only the plan is looked at;
+        # track_dirs=False: nor will it be reused)
+        plan = resolve(for_command((), None).ruleset, abi=abi, bind=False, track_dirs=False)
         out["default"] = {"status": plan.status, "dropped": plan.dropped,
                           "unenforceable": plan.unenforceable,
                           "rules": len(plan.rules),
